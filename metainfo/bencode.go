@@ -155,8 +155,11 @@ func (d *decoder) value(dst reflect.Value, depth int) error {
 func (d *decoder) integer() (int64, error) {
 	d.pos++ // 'i'
 	start := d.pos
-	end := bytes.IndexByte(d.data[start:], 'e')
+	end := bytes.IndexByte(d.data[start:min(len(d.data), start+maxIntDigits+2)], 'e')
 	if end < 0 {
+		if len(d.data)-start > maxIntDigits+1 {
+			return 0, d.errf("integer too long")
+		}
 		return 0, d.errf("unterminated integer")
 	}
 	digits := d.data[start : start+end]
@@ -203,6 +206,10 @@ func (d *decoder) str() ([]byte, error) {
 			return nil, d.errf("bad string length %q", lenb)
 		}
 		n = n*10 + int(b-'0')
+		if n > len(d.data) {
+			// Checked per digit so that n can never overflow.
+			return nil, d.errf("string of %s bytes runs past end of input", lenb)
+		}
 	}
 	body := start + colon + 1
 	if n > len(d.data)-body {

@@ -1,0 +1,338 @@
+package cache
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/crc32"
+	"io"
+	"os"
+	"path/filepath"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/swarmfs/swarmfs/metainfo"
+)
+
+// The state file records which pieces are verified and on disk:
+//
+//	magic "SWFSSTAT" | version u32 | flags u32 | info hash [20] |
+//	piece count u32 | piece length u64 | data file size u64 |
+//	data mtime ns i64 | data ctime ns i64 | bitmap ceil(count/8) |
+//	CRC-32C u32 of everything before it
+//
+// All integers are big-endian; bitmap bit 7 of byte 0 is piece 0. Flag bit 0
+// (clean) says the store was closed cleanly and mtime/ctime are the data
+// file's at that moment; a clean state whose times no longer match means the
+// data file was changed behind our back.
+const (
+	stateMagic     = "SWFSSTAT"
+	stateVersion   = 1
+	stateHeaderLen = 8 + 4 + 4 + metainfo.HashSize + 4 + 8 + 8 + 8 + 8
+	flagClean      = 1
+	// maxStatePieces bounds the bitmap a state file may declare.
+	maxStatePieces = 1 << 26
+)
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+type state struct {
+	infoHash    metainfo.Hash
+	clean       bool
+	pieceLength int64
+	dataSize    int64
+	mtime       int64
+	ctime       int64
+	present     []bool
+}
+
+func (st *state) matches(h metainfo.Hash, info *metainfo.Info) bool {
+	return st.infoHash == h && len(st.present) == info.NumPieces() &&
+		st.pieceLength == info.PieceLength && st.dataSize == info.TotalLength
+}
+
+func encodeState(st *state) []byte {
+	n := len(st.present)
+	b := make([]byte, 0, stateHeaderLen+(n+7)/8+4)
+	b = append(b, stateMagic...)
+	b = binary.BigEndian.AppendUint32(b, stateVersion)
+	var flags uint32
+	if st.clean {
+		flags |= flagClean
+	}
+	b = binary.BigEndian.AppendUint32(b, flags)
+	b = append(b, st.infoHash[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(n))
+	b = binary.BigEndian.AppendUint64(b, uint64(st.pieceLength))
+	b = binary.BigEndian.AppendUint64(b, uint64(st.dataSize))
+	b = binary.BigEndian.AppendUint64(b, uint64(st.mtime))
+	b = binary.BigEndian.AppendUint64(b, uint64(st.ctime))
+	bm := make([]byte, (n+7)/8)
+	for i, ok := range st.present {
+		if ok {
+			bm[i/8] |= 0x80 >> (i % 8)
+		}
+	}
+	b = append(b, bm...)
+	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
+}
+
+func decodeState(b []byte) (*state, error) {
+	if len(b) < stateHeaderLen+4 {
+		return nil, fmt.Errorf("%w: %d bytes is too short", ErrBadState, len(b))
+	}
+	if !bytes.Equal(b[:8], []byte(stateMagic)) {
+		return nil, fmt.Errorf("%w: bad magic", ErrBadState)
+	}
+	body, sum := b[:len(b)-4], binary.BigEndian.Uint32(b[len(b)-4:])
+	if crc32.Checksum(body, castagnoli) != sum {
+		return nil, fmt.Errorf("%w: checksum mismatch", ErrBadState)
+	}
+	if v := binary.BigEndian.Uint32(b[8:]); v != stateVersion {
+		return nil, fmt.Errorf("%w: version %d", ErrBadState, v)
+	}
+	st := &state{}
+	flags := binary.BigEndian.Uint32(b[12:])
+	if flags&^flagClean != 0 {
+		return nil, fmt.Errorf("%w: unknown flags %#x", ErrBadState, flags)
+	}
+	st.clean = flags&flagClean != 0
+	copy(st.infoHash[:], b[16:36])
+	n := binary.BigEndian.Uint32(b[36:])
+	st.pieceLength = int64(binary.BigEndian.Uint64(b[40:]))
+	st.dataSize = int64(binary.BigEndian.Uint64(b[48:]))
+	st.mtime = int64(binary.BigEndian.Uint64(b[56:]))
+	st.ctime = int64(binary.BigEndian.Uint64(b[64:]))
+	if n > maxStatePieces {
+		return nil, fmt.Errorf("%w: %d pieces", ErrBadState, n)
+	}
+	bm := body[stateHeaderLen:]
+	if len(bm) != (int(n)+7)/8 {
+		return nil, fmt.Errorf("%w: bitmap of %d bytes for %d pieces", ErrBadState, len(bm), n)
+	}
+	if st.pieceLength <= 0 || st.dataSize < 0 {
+		return nil, fmt.Errorf("%w: bad geometry", ErrBadState)
+	}
+	st.present = make([]bool, n)
+	for i := range st.present {
+		st.present[i] = bm[i/8]&(0x80>>(i%8)) != 0
+	}
+	if n%8 != 0 && bm[len(bm)-1]&(0xff>>(n%8)) != 0 {
+		return nil, fmt.Errorf("%w: spare bits set", ErrBadState)
+	}
+	return st, nil
+}
+
+func readState(dir string) (*state, error) {
+	f, err := os.Open(filepath.Join(dir, stateName))
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, stateHeaderLen+maxStatePieces/8+8))
+	if err != nil {
+		return nil, err
+	}
+	return decodeState(b)
+}
+
+// writeState replaces the state file atomically: temp file, fsync, rename,
+// fsync of the directory.
+func writeState(dir string, st *state) error {
+	tmp := filepath.Join(dir, stateName+".tmp")
+	err := func() error {
+		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+		if err != nil {
+			return err
+		}
+		_, err = f.Write(encodeState(st))
+		if err == nil {
+			err = f.Sync()
+		}
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		if err := os.Rename(tmp, filepath.Join(dir, stateName)); err != nil {
+			os.Remove(tmp)
+			return err
+		}
+		d, err := os.Open(dir)
+		if err != nil {
+			return err
+		}
+		err = d.Sync()
+		d.Close()
+		return err
+	}()
+	if err != nil {
+		return fmt.Errorf("cache: write state: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) stateFor(present []bool, clean bool, fst *unix.Stat_t) *state {
+	st := &state{infoHash: s.infoHash, clean: clean, pieceLength: s.info.PieceLength,
+		dataSize: s.info.TotalLength, present: present}
+	if fst != nil {
+		st.mtime, st.ctime = fst.Mtim.Nano(), fst.Ctim.Nano()
+	}
+	return st
+}
+
+// persistLoop writes the state file in the background, at most every
+// SyncInterval, earlier once SyncPieces pieces changed.
+func (s *Store) persistLoop() {
+	defer s.bg.Done()
+	var last time.Time
+	for {
+		select {
+		case <-s.dirtyCh:
+		case <-s.closeCh:
+			return
+		}
+		if d := s.syncInterval - time.Since(last); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-t.C:
+			case <-s.fullCh:
+			case <-s.closeCh:
+				t.Stop()
+				return
+			}
+			t.Stop()
+		}
+		if err := s.persist(); err != nil {
+			s.log.Warn("cache: persist failed; will retry", "dir", s.dir, "err", err)
+			select { // retry at the next interval
+			case s.dirtyCh <- struct{}{}:
+			default:
+			}
+		}
+		last = time.Now()
+	}
+}
+
+// persist makes the data file durable, then writes a state claiming the
+// pieces that were present before that, then punches the holes of pieces
+// evicted before the snapshot (the new state no longer claims them).
+func (s *Store) persist() error {
+	s.persisting.Lock()
+	defer s.persisting.Unlock()
+	type punchRef struct {
+		p   int
+		gen uint32
+	}
+	s.mu.Lock()
+	present := make([]bool, len(s.pieces))
+	for i := range s.pieces {
+		present[i] = s.pieces[i].present
+	}
+	n, count := s.dirtyN, s.nPresent
+	s.dirtyN = 0
+	var punches []punchRef
+	for _, p := range s.punchQueue {
+		if st := &s.pieces[p]; st.pendingPunch {
+			punches = append(punches, punchRef{p, st.evictGen})
+		}
+	}
+	s.punchQueue = s.punchQueue[:0]
+	s.mu.Unlock()
+
+	err := unix.Fdatasync(s.fd)
+	if err != nil {
+		err = fmt.Errorf("cache: sync data file: %w", err)
+	} else {
+		err = writeState(s.dir, s.stateFor(present, false, nil))
+	}
+	s.mu.Lock()
+	if err != nil {
+		s.dirtyN += n
+		for _, r := range punches {
+			s.punchQueue = append(s.punchQueue, r.p)
+		}
+		s.mu.Unlock()
+		return err
+	}
+	s.persisted = count
+	todo := punches[:0]
+	for _, r := range punches {
+		if st := &s.pieces[r.p]; st.pendingPunch && st.evictGen == r.gen && !st.present {
+			st.pendingPunch = false
+			st.punching = true
+			todo = append(todo, r)
+		}
+	}
+	s.mu.Unlock()
+	if len(todo) == 0 {
+		return nil
+	}
+	for _, r := range todo {
+		if err := s.punch(r.p); err != nil {
+			s.log.Warn("cache: cannot return evicted space", "err", err)
+		}
+	}
+	s.mu.Lock()
+	for _, r := range todo {
+		s.pieces[r.p].punching = false
+	}
+	s.wakeBusyLocked()
+	s.mu.Unlock()
+	return nil
+}
+
+// persistClean runs at Close when nothing else uses the store: it persists,
+// punches pending holes, and records the data file's times in a clean state.
+func (s *Store) persistClean() error {
+	s.mu.Lock()
+	skip := s.cleanOnDisk && s.dirtyN == 0 && len(s.punchQueue) == 0
+	s.mu.Unlock()
+	if skip {
+		return nil
+	}
+	if err := s.persist(); err != nil {
+		return err
+	}
+	if err := unix.Fdatasync(s.fd); err != nil {
+		return fmt.Errorf("cache: sync data file: %w", err)
+	}
+	var fst unix.Stat_t
+	if err := unix.Fstat(s.fd, &fst); err != nil {
+		return fmt.Errorf("cache: stat data file: %w", err)
+	}
+	s.mu.Lock()
+	present := make([]bool, len(s.pieces))
+	for i := range s.pieces {
+		present[i] = s.pieces[i].present
+	}
+	s.mu.Unlock()
+	return writeState(s.dir, s.stateFor(present, true, &fst))
+}
+
+// Sync persists the present set now and returns the space of evicted pieces
+// to the filesystem, instead of waiting for the background persister.
+func (s *Store) Sync() error {
+	s.mu.Lock()
+	if err := s.beginLocked(); err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.mu.Unlock()
+	defer s.ops.Done()
+	return s.persist()
+}
+
+// Verifying reports whether background re-verification is still running.
+func (s *Store) Verifying() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.verifying
+}
+
+// VerifyDone returns a channel closed when background re-verification has
+// finished (at once when none was needed, or when the store closes).
+func (s *Store) VerifyDone() <-chan struct{} { return s.verifyDone }

@@ -1,0 +1,239 @@
+package cache
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+// ReadAt reads verified bytes at torrent offset off (pad bytes included), at
+// any offset and length, across piece and file boundaries. When the range
+// reaches a piece that is not present it returns the bytes before that piece
+// and an error wrapping ErrNotPresent. Reading at or past the end returns
+// io.EOF, as does a read cut short by the end. Pieces being read are
+// protected from eviction and count as just used.
+func (s *Store) ReadAt(p []byte, off int64) (int, error) {
+	total := s.info.TotalLength
+	if off < 0 {
+		return 0, fmt.Errorf("%w: negative offset %d", ErrRange, off)
+	}
+	if off >= total {
+		return 0, io.EOF
+	}
+	n := int64(len(p))
+	eof := false
+	if off+n > total {
+		n, eof = total-off, true
+	}
+	if n == 0 {
+		return 0, nil
+	}
+	first, end := s.info.PieceSpan(off, n)
+	last, err := s.holdRange(first, end)
+	if err != nil {
+		return 0, err
+	}
+	if last == first {
+		return 0, fmt.Errorf("%w: piece %d", ErrNotPresent, first)
+	}
+	upto := min(off+n, s.info.PieceOffset(last))
+	m, rerr := s.f.ReadAt(p[:upto-off], off)
+	s.releaseRange(first, last)
+	switch {
+	case rerr != nil && !(rerr == io.EOF && int64(m) == upto-off):
+		return m, fmt.Errorf("cache: read at %d: %w", off, rerr)
+	case last < end:
+		return m, fmt.Errorf("%w: piece %d", ErrNotPresent, last)
+	case eof:
+		return m, io.EOF
+	}
+	return m, nil
+}
+
+// holdRange marks the leading run of present pieces in [first, end) as
+// being read and returns where the run stops.
+func (s *Store) holdRange(first, end int) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return first, ErrClosed
+	}
+	k := first
+	for k < end && s.pieces[k].present {
+		s.pieces[k].readers++
+		k++
+	}
+	if k > first {
+		s.ops.Add(1)
+		if s.budget != nil {
+			s.budget.touch(s, first, k)
+		}
+	}
+	return k, nil
+}
+
+func (s *Store) releaseRange(first, end int) {
+	s.mu.Lock()
+	for k := first; k < end; k++ {
+		s.pieces[k].readers--
+	}
+	s.mu.Unlock()
+	s.ops.Done()
+}
+
+// ReadBlock fills p with the verified bytes of piece starting at begin, for
+// serving a peer's request. It fails with an error wrapping ErrNotPresent
+// when the piece is not present, and with ErrRange when the block does not
+// fit inside the piece. The piece is protected from eviction while it is
+// read and counts as just used.
+func (s *Store) ReadBlock(piece, begin int, p []byte) error {
+	if err := s.checkPiece(piece); err != nil {
+		return err
+	}
+	size := s.info.PieceSize(piece)
+	if begin < 0 || int64(begin)+int64(len(p)) > size {
+		return fmt.Errorf("%w: block [%d, %d) of piece %d (%d bytes)", ErrRange, begin, begin+len(p), piece, size)
+	}
+	last, err := s.holdRange(piece, piece+1)
+	if err != nil {
+		return err
+	}
+	if last == piece {
+		return fmt.Errorf("%w: piece %d", ErrNotPresent, piece)
+	}
+	_, rerr := s.f.ReadAt(p, s.info.PieceOffset(piece)+int64(begin))
+	s.releaseRange(piece, last)
+	if rerr != nil {
+		return fmt.Errorf("cache: read piece %d at %d: %w", piece, begin, rerr)
+	}
+	return nil
+}
+
+// ReadPiece reads the whole verified piece into p, which must hold at least
+// PieceSize(piece) bytes, and returns its length. Errors are as for
+// ReadBlock, plus io.ErrShortBuffer for a short p.
+func (s *Store) ReadPiece(piece int, p []byte) (int, error) {
+	if err := s.checkPiece(piece); err != nil {
+		return 0, err
+	}
+	size := int(s.info.PieceSize(piece))
+	if len(p) < size {
+		return 0, io.ErrShortBuffer
+	}
+	if err := s.ReadBlock(piece, 0, p[:size]); err != nil {
+		return 0, err
+	}
+	return size, nil
+}
+
+// Has reports whether piece is present (verified and not evicted).
+func (s *Store) Has(piece int) bool {
+	if s.checkPiece(piece) != nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pieces[piece].present
+}
+
+// Bitfield returns a snapshot of the present pieces.
+func (s *Store) Bitfield() []bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	bf := make([]bool, len(s.pieces))
+	for i := range s.pieces {
+		bf[i] = s.pieces[i].present
+	}
+	return bf
+}
+
+// Present returns the number of present pieces and their total size.
+func (s *Store) Present() (pieces int, bytes int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.nPresent, s.bytesPresent
+}
+
+// Wait blocks until piece is present (nil), ctx ends (ctx.Err()) or the
+// store closes (ErrClosed). Any number of goroutines may wait on one piece;
+// all wake when it arrives.
+func (s *Store) Wait(ctx context.Context, piece int) error {
+	if err := s.checkPiece(piece); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return ErrClosed
+	}
+	if s.pieces[piece].present {
+		s.mu.Unlock()
+		return nil
+	}
+	ch, ok := s.waiters[piece]
+	if !ok {
+		ch = make(chan struct{})
+		s.waiters[piece] = ch
+	}
+	s.mu.Unlock()
+	select {
+	case <-ch:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-s.closeCh:
+		return ErrClosed
+	}
+}
+
+// Pin protects piece from eviction until a matching Unpin. Pins are
+// counted; a piece may be pinned before it is present. Invalid indexes are
+// ignored.
+func (s *Store) Pin(piece int) {
+	if s.checkPiece(piece) != nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := &s.pieces[piece]
+	st.pins++
+	if st.pins == 1 && st.present && s.budget != nil {
+		s.budget.setHeld(s, piece, true)
+	}
+}
+
+// Unpin releases one Pin. When the budget is over its cap, eviction runs
+// before Unpin returns.
+func (s *Store) Unpin(piece int) {
+	if s.checkPiece(piece) != nil {
+		return
+	}
+	s.mu.Lock()
+	st := &s.pieces[piece]
+	if st.pins > 0 {
+		st.pins--
+		if st.pins == 0 && st.present && s.budget != nil {
+			s.budget.setHeld(s, piece, false)
+		}
+	}
+	closed := s.closed
+	s.mu.Unlock()
+	if !closed && s.budget != nil && s.budget.over() {
+		s.budget.enforce()
+	}
+}
+
+// Evictions returns a channel that receives a value (coalesced, capacity
+// one) after pieces were evicted; call TakeEvicted to learn which.
+func (s *Store) Evictions() <-chan struct{} { return s.evictCh }
+
+// TakeEvicted returns the pieces evicted since the last call, in eviction
+// order. A piece may appear more than once if it was evicted, downloaded
+// again and evicted again.
+func (s *Store) TakeEvicted() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ev := s.evicted
+	s.evicted = nil
+	return ev
+}

@@ -1,0 +1,409 @@
+package cache
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/swarmfs/swarmfs/metainfo"
+)
+
+// BlockSize is the granularity at which WriteBlock tracks staged data: every
+// block starts at a multiple of BlockSize inside its piece and is a multiple
+// of BlockSize long, except a block that ends at the end of its piece.
+const BlockSize = 16 << 10
+
+const (
+	dataName  = "data"
+	stateName = "state"
+
+	defaultSyncInterval = 500 * time.Millisecond
+	defaultSyncPieces   = 64
+)
+
+// Config configures a Store. The zero value is valid.
+type Config struct {
+	// Budget caps the verified bytes kept by all stores sharing it.
+	// nil means no cap and no eviction.
+	Budget *Budget
+	// Logger receives warnings about persist and I/O failures and
+	// verification progress. nil means silent.
+	Logger *slog.Logger
+	// SyncInterval is the longest time a newly verified piece waits before
+	// the present set is persisted. 0 means 500 ms.
+	SyncInterval time.Duration
+	// SyncPieces persists the present set early once this many pieces
+	// changed since the last persist. 0 means 64.
+	SyncPieces int
+}
+
+// Store is the verified piece store of one torrent. All methods are safe for
+// concurrent use by many goroutines.
+type Store struct {
+	info         *metainfo.Info
+	infoHash     metainfo.Hash
+	dir          string
+	f            *os.File
+	fd           int
+	budget       *Budget
+	log          *slog.Logger
+	syncInterval time.Duration
+	syncPieces   int
+
+	closeCh    chan struct{} // closed by Close
+	dirtyCh    chan struct{} // cap 1: something to persist
+	fullCh     chan struct{} // cap 1: persist now, SyncPieces reached
+	evictCh    chan struct{} // cap 1: pieces were evicted
+	verifyDone chan struct{} // closed when background verification ends
+	bg         sync.WaitGroup
+	ops        sync.WaitGroup // file I/O in flight; Add only under mu while open
+	closeOnce  sync.Once
+	closeErr   error
+
+	// persisting serializes state writes; it is never held together with
+	// mu across disk I/O.
+	persisting sync.Mutex
+
+	mu           sync.Mutex
+	closed       bool
+	pieces       []pieceState
+	nPresent     int
+	bytesPresent int64
+	waiters      map[int]chan struct{}
+	busyCh       chan struct{}
+	busyWaiting  bool
+	evicted      []int
+	punchQueue   []int
+	dirtyN       int
+	cleanOnDisk  bool // the state file on disk is a clean one matching the data file
+	verifying    bool
+	persisted    int // present pieces in the last state written
+}
+
+type pieceState struct {
+	present      bool
+	finishing    bool // being hashed or written whole; block writes wait
+	punching     bool // hole being punched; writes wait
+	pendingPunch bool // evicted; hole punched after the next state write
+	evictGen     uint32
+	writers      int32 // WriteBlock calls in flight
+	readers      int32 // reads in flight
+	pins         int32
+	stagedN      int
+	staged       []uint64 // bitset of staged blocks; nil when none
+}
+
+// DefaultDir returns the default cache directory: $XDG_CACHE_HOME/swarmfs,
+// else ~/.cache/swarmfs, else a directory under os.TempDir.
+func DefaultDir() string {
+	if d, err := os.UserCacheDir(); err == nil {
+		return filepath.Join(d, "swarmfs")
+	}
+	return filepath.Join(os.TempDir(), "swarmfs-cache")
+}
+
+// Remove deletes the store of infoHash under root. The store must not be
+// open. Removing a store that does not exist is not an error.
+func Remove(root string, infoHash metainfo.Hash) error {
+	if err := os.RemoveAll(filepath.Join(root, infoHash.String())); err != nil {
+		return fmt.Errorf("cache: remove store %s: %w", infoHash, err)
+	}
+	return nil
+}
+
+func checkInfo(info *metainfo.Info) error {
+	if info == nil {
+		return errors.New("cache: nil info")
+	}
+	if info.PieceLength <= 0 || info.TotalLength < 0 {
+		return fmt.Errorf("cache: bad geometry: piece length %d, total %d", info.PieceLength, info.TotalLength)
+	}
+	want := (info.TotalLength + info.PieceLength - 1) / info.PieceLength
+	if int64(len(info.Pieces)) != want {
+		return fmt.Errorf("cache: bad geometry: %d pieces of %d bytes for %d bytes", len(info.Pieces), info.PieceLength, info.TotalLength)
+	}
+	return nil
+}
+
+// Open creates or reopens the store of one torrent in root/<40-hex
+// infoHash>/. A state file that matches info and the data file is trusted at
+// once, without re-hashing. Otherwise (state missing or corrupt, data file
+// truncated or modified since the last clean Close) no piece is trusted and
+// the existing data is re-verified in the background: see Verifying.
+// Open fails with ErrLocked when the store is already open.
+func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) (*Store, error) {
+	if err := checkInfo(info); err != nil {
+		return nil, err
+	}
+	dir := filepath.Join(root, infoHash.String())
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("cache: open store: %w", err)
+	}
+	dataPath := filepath.Join(dir, dataName)
+	_, statErr := os.Stat(dataPath)
+	existed := statErr == nil
+	f, err := os.OpenFile(dataPath, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cache: open store: %w", err)
+	}
+	fd := int(f.Fd())
+	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("cache: lock %s: %w", dataPath, err)
+	}
+	s := &Store{
+		info:         info,
+		infoHash:     infoHash,
+		dir:          dir,
+		f:            f,
+		fd:           fd,
+		budget:       cfg.Budget,
+		log:          cfg.Logger,
+		syncInterval: cfg.SyncInterval,
+		syncPieces:   cfg.SyncPieces,
+		closeCh:      make(chan struct{}),
+		dirtyCh:      make(chan struct{}, 1),
+		fullCh:       make(chan struct{}, 1),
+		evictCh:      make(chan struct{}, 1),
+		verifyDone:   make(chan struct{}),
+		pieces:       make([]pieceState, info.NumPieces()),
+		waiters:      make(map[int]chan struct{}),
+		busyCh:       make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.syncInterval <= 0 {
+		s.syncInterval = defaultSyncInterval
+	}
+	if s.syncPieces <= 0 {
+		s.syncPieces = defaultSyncPieces
+	}
+	if err := s.load(existed); err != nil {
+		unix.Flock(fd, unix.LOCK_UN)
+		f.Close()
+		return nil, err
+	}
+	s.bg.Add(1)
+	go s.persistLoop()
+	s.budget.enforce()
+	return s, nil
+}
+
+// load decides what to trust and, when needed, starts re-verification.
+func (s *Store) load(existed bool) error {
+	var fst unix.Stat_t
+	if err := unix.Fstat(s.fd, &fst); err != nil {
+		return fmt.Errorf("cache: stat data file: %w", err)
+	}
+	st, stErr := readState(s.dir)
+	trusted := false
+	reason := ""
+	switch {
+	case stErr != nil:
+		reason = stErr.Error()
+	case !st.matches(s.infoHash, s.info):
+		reason = "state does not match the torrent"
+	case fst.Size != s.info.TotalLength || st.dataSize != fst.Size:
+		reason = fmt.Sprintf("data file size %d, want %d", fst.Size, s.info.TotalLength)
+	case st.clean && (st.mtime != fst.Mtim.Nano() || st.ctime != fst.Ctim.Nano()):
+		reason = "data file modified since the store was closed"
+	default:
+		trusted = true
+	}
+	if fst.Size != s.info.TotalLength {
+		if err := s.f.Truncate(s.info.TotalLength); err != nil {
+			return fmt.Errorf("cache: size data file: %w", err)
+		}
+	}
+	if trusted {
+		for p, ok := range st.present {
+			if ok {
+				s.markPresentLocked(p)
+			}
+		}
+		s.dirtyN = 0
+		select {
+		case <-s.dirtyCh:
+		default:
+		}
+		select {
+		case <-s.fullCh:
+		default:
+		}
+		s.persisted = s.nPresent
+		if st.clean {
+			// From now on the data file may change: a clean state would
+			// make the next Open after a crash distrust everything.
+			st.clean = false
+			if err := writeState(s.dir, st); err != nil {
+				return err
+			}
+		}
+		close(s.verifyDone)
+		return nil
+	}
+	// Nothing is trusted. Replace the old state first so that a crash
+	// during re-verification cannot bring its claims back.
+	if err := writeState(s.dir, s.stateFor(make([]bool, len(s.pieces)), false, nil)); err != nil {
+		return err
+	}
+	if !existed || s.info.TotalLength == 0 {
+		close(s.verifyDone)
+		return nil
+	}
+	s.log.Info("cache: re-verifying store", "dir", s.dir, "reason", reason)
+	s.verifying = true
+	s.bg.Add(1)
+	go s.verifyAll()
+	return nil
+}
+
+// Info returns the torrent geometry the store was opened with.
+func (s *Store) Info() *metainfo.Info { return s.info }
+
+// Dir returns the store's directory.
+func (s *Store) Dir() string { return s.dir }
+
+// Close persists the present set, marks the state clean, and releases the
+// store. Blocked Wait calls return ErrClosed. Close is idempotent; later
+// calls return the first call's result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		close(s.closeCh)
+		s.mu.Unlock()
+		s.bg.Wait()
+		s.ops.Wait()
+		err := s.persistClean()
+		if s.budget != nil {
+			s.budget.removeStore(s)
+		}
+		unix.Flock(s.fd, unix.LOCK_UN)
+		if cerr := s.f.Close(); err == nil && cerr != nil {
+			err = fmt.Errorf("cache: close data file: %w", cerr)
+		}
+		s.closeErr = err
+	})
+	return s.closeErr
+}
+
+// beginLocked registers an I/O operation; Close waits for it to end.
+func (s *Store) beginLocked() error {
+	if s.closed {
+		return ErrClosed
+	}
+	s.ops.Add(1)
+	return nil
+}
+
+// waitBusyLocked releases mu until a piece's finishing, punching or writer
+// state changes or the store closes, and returns with mu held. Such waits
+// last at most one piece's disk I/O.
+func (s *Store) waitBusyLocked() {
+	ch := s.busyCh
+	s.busyWaiting = true
+	s.mu.Unlock()
+	select {
+	case <-ch:
+	case <-s.closeCh:
+	}
+	s.mu.Lock()
+}
+
+func (s *Store) wakeBusyLocked() {
+	if s.busyWaiting {
+		close(s.busyCh)
+		s.busyCh = make(chan struct{})
+		s.busyWaiting = false
+	}
+}
+
+func (s *Store) markDirtyLocked() {
+	s.dirtyN++
+	s.cleanOnDisk = false
+	select {
+	case s.dirtyCh <- struct{}{}:
+	default:
+	}
+	if s.dirtyN >= s.syncPieces {
+		select {
+		case s.fullCh <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// markPresentLocked records a verified piece and wakes its waiters.
+func (s *Store) markPresentLocked(p int) {
+	st := &s.pieces[p]
+	size := s.info.PieceSize(p)
+	st.present = true
+	st.staged = nil
+	st.stagedN = 0
+	st.pendingPunch = false
+	s.nPresent++
+	s.bytesPresent += size
+	if ch, ok := s.waiters[p]; ok {
+		close(ch)
+		delete(s.waiters, p)
+	}
+	s.markDirtyLocked()
+	if s.budget != nil {
+		s.budget.add(s, p, size, st.pins > 0)
+	}
+}
+
+// evictPiece is called by the Budget with no lock held. It drops piece p
+// unless it is pinned or being read, in which case it is charged again as
+// most recently used.
+func (s *Store) evictPiece(p int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || p < 0 || p >= len(s.pieces) {
+		return
+	}
+	st := &s.pieces[p]
+	if !st.present {
+		return
+	}
+	if st.pins > 0 || st.readers > 0 {
+		s.budget.add(s, p, s.info.PieceSize(p), st.pins > 0)
+		return
+	}
+	st.present = false
+	s.nPresent--
+	s.bytesPresent -= s.info.PieceSize(p)
+	st.pendingPunch = true
+	st.evictGen++
+	s.punchQueue = append(s.punchQueue, p)
+	s.evicted = append(s.evicted, p)
+	select {
+	case s.evictCh <- struct{}{}:
+	default:
+	}
+	s.markDirtyLocked()
+}
+
+// punch returns piece p's disk space to the filesystem.
+func (s *Store) punch(p int) error {
+	size := s.info.PieceSize(p)
+	if size == 0 {
+		return nil
+	}
+	err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, s.info.PieceOffset(p), size)
+	if err != nil {
+		return fmt.Errorf("cache: punch hole for piece %d: %w", p, err)
+	}
+	return nil
+}

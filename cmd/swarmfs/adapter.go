@@ -1,0 +1,48 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine"
+	"github.com/swarmfs/swarmfs/fs"
+	"github.com/swarmfs/swarmfs/metainfo"
+)
+
+// fsTorrent adapts an engine torrent to what the mount needs.
+type fsTorrent struct{ t *engine.Torrent }
+
+var _ fs.Torrent = fsTorrent{}
+
+func (a fsTorrent) Name() string               { return a.t.Name() }
+func (a fsTorrent) InfoHash() metainfo.Hash    { return a.t.InfoHash() }
+func (a fsTorrent) Info() *metainfo.Info       { return a.t.Info() }
+func (a fsTorrent) InfoReady() <-chan struct{} { return a.t.InfoReady() }
+
+func (a fsTorrent) CreationDate() time.Time {
+	if mi := a.t.MetaInfo(); mi != nil {
+		return mi.CreationDate
+	}
+	return time.Time{}
+}
+
+func (a fsTorrent) OpenFile(_ context.Context, file int) (fs.FileReader, error) {
+	r, err := a.t.NewReader(file)
+	if err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+func (a fsTorrent) Status() fs.Status {
+	st := a.t.Stats()
+	s := fs.Status{Verified: st.BytesHave, Text: st.State}
+	if info := a.t.Info(); info != nil {
+		s.Total = info.TotalLength
+		s.Pieces = a.t.Bitfield()
+	} else {
+		s.Text = fmt.Sprintf("%s (%d peers)", st.State, st.Peers)
+	}
+	return s
+}

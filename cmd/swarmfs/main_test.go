@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"os"
+	"strings"
+	"testing"
+)
+
+// TestMain lets tests run the swarmfs command itself as a child process:
+// with SWARMFS_TEST_MAIN=1 the test binary behaves as swarmfs.
+func TestMain(m *testing.M) {
+	if os.Getenv("SWARMFS_TEST_MAIN") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// runCmd runs one command line in-process and returns exit code and output.
+func runCmd(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := run(context.Background(), &env{stdout: &out, stderr: &errb}, args)
+	return code, out.String(), errb.String()
+}
+
+func TestHelpForEveryCommand(t *testing.T) {
+	code, out, _ := runCmd(t, "help")
+	if code != 0 {
+		t.Fatalf("help exit %d", code)
+	}
+	for name, c := range commands {
+		if !strings.Contains(out, name) {
+			t.Errorf("help does not list %s", name)
+		}
+		code, h, _ := runCmd(t, "help", name)
+		if code != 0 || !strings.Contains(h, "Usage: swarmfs "+name) {
+			t.Errorf("help %s: exit %d, %q", name, code, h)
+		}
+		if len(c.examples) == 0 || !strings.Contains(h, "Examples:") {
+			t.Errorf("help %s has no examples", name)
+		}
+		if c.flagSet != nil {
+			fs := c.flagSet()
+			fs.VisitAll(func(f *flag.Flag) {
+				if !strings.Contains(h, "-"+f.Name) {
+					t.Errorf("help %s does not document -%s", name, f.Name)
+				}
+			})
+		}
+	}
+}
+
+func TestBadCommandLines(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		msg  string
+	}{
+		{[]string{"frobnicate"}, 2, "unknown command"},
+		{[]string{"mount", "only-one-arg"}, 2, "want at least one source"},
+		{[]string{"mount", "--cache-size", "lots", "a.torrent", "/mnt"}, 2, "bad size"},
+		{[]string{"mount", "--read-timeout", "-1s", "a.torrent", "/mnt"}, 2, "must be positive"},
+		{[]string{"mount", "--port", "70000", "testdata-missing.torrent", t.TempDir()}, 1, "testdata-missing.torrent"},
+		{[]string{"mount", "/nonexistent.torrent", "/nonexistent-mountpoint"}, 1, "does not exist"},
+		{[]string{"get"}, 2, "exactly one"},
+		{[]string{"get", "magnet:?xt=urn:btih:zzz"}, 1, "magnet"},
+		{[]string{"seed", "x.torrent"}, 2, "directory"},
+		{[]string{"unmount"}, 2, "one mountpoint"},
+		{[]string{"demo", "--seeders", "0"}, 2, "--seeders"},
+		{[]string{"version", "extra"}, 2, "no arguments"},
+	}
+	for _, tt := range tests {
+		code, _, errOut := runCmd(t, tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.msg) {
+			t.Errorf("%v: exit %d, stderr %q; want exit %d mentioning %q", tt.args, code, errOut, tt.code, tt.msg)
+		}
+		if strings.Contains(errOut, "panic") || strings.Count(strings.TrimSpace(errOut), "\n") > 2 {
+			t.Errorf("%v: error is not a short message: %q", tt.args, errOut)
+		}
+	}
+}

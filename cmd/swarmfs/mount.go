@@ -1,0 +1,166 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine"
+	"github.com/swarmfs/swarmfs/fs"
+)
+
+type mountFlags struct {
+	engineFlags
+	readTimeout time.Duration
+	prefetch    bool
+	allowOther  bool
+}
+
+func (m *mountFlags) flagSet() *flag.FlagSet {
+	f := newFlagSet("mount")
+	m.register(f)
+	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after this long (the download goes on)")
+	f.BoolVar(&m.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
+	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root)")
+	return f
+}
+
+func init() {
+	commands["mount"] = &command{
+		summary: "mount torrents as a read-only filesystem and stream their files on demand",
+		usage:   "[flags] SOURCE... MOUNTPOINT  (SOURCE: FILE.torrent, MAGNET, or a directory of .torrent files)",
+		examples: []string{
+			"swarmfs mount ubuntu.iso.torrent ~/t",
+			"swarmfs mount --prefetch --cache-size 20GiB ~/torrents/ ~/t",
+			"swarmfs mount 'magnet:?xt=urn:btih:...&dn=movie' ~/t && mpv ~/t/movie/movie.mkv",
+		},
+		flagSet: func() *flag.FlagSet { return new(mountFlags).flagSet() },
+		run:     runMount,
+	}
+	commands["unmount"] = &command{
+		summary:  "unmount a swarmfs mount (from another shell)",
+		usage:    "MOUNTPOINT",
+		examples: []string{"swarmfs unmount ~/t"},
+		run: func(_ context.Context, e *env, args []string) error {
+			if len(args) != 1 {
+				return usageError("want exactly one mountpoint")
+			}
+			if err := fs.Unmount(args[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(e.stdout, "unmounted %s\n", args[0])
+			return nil
+		},
+	}
+}
+
+func runMount(ctx context.Context, e *env, args []string) error {
+	var m mountFlags
+	pos, err := parseFlags(m.flagSet(), args)
+	if err != nil {
+		return err
+	}
+	if len(pos) < 2 {
+		return usageError("want at least one source and a mountpoint")
+	}
+	if m.readTimeout <= 0 {
+		return usageError("--read-timeout must be positive")
+	}
+	mountpoint := pos[len(pos)-1]
+	if err := checkMountpoint(mountpoint); err != nil {
+		return err
+	}
+	srcs, err := loadSources(pos[:len(pos)-1])
+	if err != nil {
+		return err
+	}
+	cfg, err := m.config(e.stderr)
+	if err != nil {
+		return err
+	}
+	peers, err := m.startPeers()
+	if err != nil {
+		return err
+	}
+	c, err := engine.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	var torrents []*engine.Torrent
+	for _, s := range srcs {
+		t, err := s.add(c, engine.AddOptions{Peers: peers, Prefetch: m.prefetch})
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.arg, err)
+		}
+		torrents = append(torrents, t)
+	}
+	srv, err := mountTorrents(mountpoint, torrents, fs.Options{
+		ReadTimeout: m.readTimeout, AllowOther: m.allowOther, Logger: cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	if srv.StaleReplaced() {
+		fmt.Fprintf(e.stderr, "note: %s was a dead swarmfs mount left by a crash; replaced it\n", mountpoint)
+	}
+	fmt.Fprintf(e.stdout, "mounted %d torrent(s) at %s (peers on %s); Ctrl-C or 'swarmfs unmount %s' to stop\n",
+		len(torrents), srv.Mountpoint(), c.Addr(), mountpoint)
+	return serveStatus(ctx, e, srv, torrents)
+}
+
+// mountTorrents mounts the engine's torrents through the fs adapter.
+func mountTorrents(mountpoint string, torrents []*engine.Torrent, opts fs.Options) (*fs.Server, error) {
+	list := make([]fs.Torrent, len(torrents))
+	for i, t := range torrents {
+		list[i] = fsTorrent{t}
+	}
+	return fs.Mount(mountpoint, list, opts)
+}
+
+// serveStatus prints status lines until ctx ends or the mount goes away,
+// then unmounts.
+func serveStatus(ctx context.Context, e *env, srv *fs.Server, torrents []*engine.Torrent) error {
+	p := &statusPrinter{w: e.stderr, tty: e.tty, interval: 10 * time.Second}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		lines := make([]string, len(torrents))
+		for i, t := range torrents {
+			lines[i] = statusLine(t.Name(), t.Stats())
+		}
+		p.print(time.Now(), lines, false)
+		select {
+		case <-ctx.Done():
+			p.done()
+			if err := srv.Unmount(); err != nil {
+				return fmt.Errorf("unmount: %w", err)
+			}
+			fmt.Fprintf(e.stdout, "unmounted %s\n", srv.Mountpoint())
+			return nil
+		case <-srv.Done():
+			p.done()
+			fmt.Fprintf(e.stdout, "%s was unmounted\n", srv.Mountpoint())
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// checkMountpoint gives a clear error for a missing or non-directory
+// mountpoint (a dead mount left by a crash is handled by fs.Mount).
+func checkMountpoint(mp string) error {
+	fi, err := os.Stat(mp)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		return fmt.Errorf("mountpoint %s does not exist (create it with mkdir)", mp)
+	case err != nil:
+		return nil // e.g. ENOTCONN: a dead mount that fs.Mount replaces
+	case !fi.IsDir():
+		return fmt.Errorf("mountpoint %s is not a directory", mp)
+	}
+	return nil
+}

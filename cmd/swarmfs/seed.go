@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+
+	"github.com/swarmfs/swarmfs/engine"
+)
+
+func init() {
+	commands["seed"] = &command{
+		summary: "verify existing data of a torrent and seed it",
+		usage:   "[flags] FILE.torrent DIR",
+		examples: []string{
+			"swarmfs seed ubuntu.iso.torrent ~/Downloads",
+			"swarmfs seed --port 6881 album.torrent /srv/music",
+		},
+		flagSet: func() *flag.FlagSet {
+			fs := newFlagSet("seed")
+			new(engineFlags).register(fs)
+			return fs
+		},
+		run: runSeed,
+	}
+}
+
+func runSeed(ctx context.Context, e *env, args []string) error {
+	var f engineFlags
+	fs := newFlagSet("seed")
+	f.register(fs)
+	pos, err := parseFlags(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 2 {
+		return usageError("want a torrent file and the directory holding its data")
+	}
+	srcs, err := loadSources(pos[:1])
+	if err != nil {
+		return err
+	}
+	if srcs[0].meta == nil {
+		return usageError("seed needs a .torrent file, not a magnet URI")
+	}
+	if fi, err := os.Stat(pos[1]); err != nil {
+		return err
+	} else if !fi.IsDir() {
+		return usageError("%s is not a directory", pos[1])
+	}
+	cfg, err := f.config(e.stderr)
+	if err != nil {
+		return err
+	}
+	peers, err := f.startPeers()
+	if err != nil {
+		return err
+	}
+	c, err := engine.New(cfg)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	t, err := c.AddTorrent(srcs[0].meta, engine.AddOptions{Peers: peers, Import: pos[1]})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "verifying %s in %s\n", t.Name(), pos[1])
+	if err := waitWithStatus(ctx, e, t, t.Complete()); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "seeding %s on %s; Ctrl-C to stop\n", t.Name(), c.Addr())
+	return waitWithStatus(ctx, e, t, nil)
+}

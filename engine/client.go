@@ -1,0 +1,394 @@
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/swarmfs/swarmfs/cache"
+	"github.com/swarmfs/swarmfs/engine/internal/tracker"
+	"github.com/swarmfs/swarmfs/metainfo"
+)
+
+// Config configures a Client. The zero value is valid.
+type Config struct {
+	// ListenAddr is the TCP listen address; "" means ":0" (any port).
+	ListenAddr string
+	// CacheDir is the root of the piece cache; "" means cache.DefaultDir().
+	CacheDir string
+	// CacheSize caps the bytes kept in the cache for all torrents; 0 means
+	// unlimited.
+	CacheSize int64
+	// MaxPeers is the number of connected peers per torrent; 0 means 50.
+	MaxPeers int
+	// MaxConns is the number of connections for the whole client; 0 means 200.
+	MaxConns int
+	// UploadSlots is the number of unchoked peers per torrent; 0 means 4.
+	UploadSlots int
+	// MaxReadahead caps each reader's window in bytes; 0 means 64 MiB.
+	MaxReadahead int64
+	// NoDHT turns the DHT node off.
+	NoDHT bool
+	// DHTBootstrap lists "host:port" DHT routers; nil means the well-known
+	// public routers.
+	DHTBootstrap []string
+	// DHTAddr is the UDP address of the DHT node; "" means the same port as
+	// the TCP listener.
+	DHTAddr string
+	// Logger receives debug and error logs; nil means silent.
+	Logger *slog.Logger
+}
+
+// Defaults used when a Config field is zero.
+const (
+	DefaultMaxPeers     = 50
+	DefaultMaxConns     = 200
+	DefaultUploadSlots  = 4
+	DefaultMaxReadahead = 64 << 20
+)
+
+// Errors returned by the engine.
+var (
+	// ErrClosed is returned by operations on a closed Client or a removed Torrent.
+	ErrClosed = errors.New("engine: closed")
+	// ErrExists is returned when adding a torrent that is already added.
+	ErrExists = errors.New("engine: torrent already added")
+	// ErrNoInfo is returned by operations that need metadata a magnet
+	// torrent does not have yet.
+	ErrNoInfo = errors.New("engine: metadata not known yet")
+)
+
+// peerIDPrefix is the Azureus-style client prefix of our peer id.
+const peerIDPrefix = "-SF0001-"
+
+// Client is a BitTorrent client: one listen socket, a peer id, and any number
+// of torrents. Its methods are safe for concurrent use.
+type Client struct {
+	cfg    Config
+	log    *slog.Logger
+	peerID [20]byte
+	ln     net.Listener
+	addr   netip.AddrPort
+	budget *cache.Budget
+	dht    dhtNode
+
+	trackers *tracker.Client
+	localIP  netip.Addr // the listen IP when bound to one; outgoing connections leave from it
+
+	// connSem bounds the number of open peer connections of the client.
+	connSem chan struct{}
+	closed  chan struct{}
+	wg      sync.WaitGroup
+
+	mu        sync.Mutex
+	torrents  map[metainfo.Hash]*Torrent
+	isClosed  bool
+	closeOnce sync.Once
+}
+
+// New starts a Client listening on cfg.ListenAddr.
+func New(cfg Config) (*Client, error) {
+	if cfg.ListenAddr == "" {
+		cfg.ListenAddr = ":0"
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = cache.DefaultDir()
+	}
+	if cfg.MaxPeers <= 0 {
+		cfg.MaxPeers = DefaultMaxPeers
+	}
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	if cfg.UploadSlots <= 0 {
+		cfg.UploadSlots = DefaultUploadSlots
+	}
+	if cfg.MaxReadahead <= 0 {
+		cfg.MaxReadahead = DefaultMaxReadahead
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(discardHandler{})
+	}
+	c := &Client{
+		cfg:      cfg,
+		log:      log,
+		connSem:  make(chan struct{}, cfg.MaxConns),
+		closed:   make(chan struct{}),
+		torrents: make(map[metainfo.Hash]*Torrent),
+	}
+	if cfg.CacheSize > 0 {
+		c.budget = cache.NewBudget(cfg.CacheSize)
+	}
+	copy(c.peerID[:], peerIDPrefix)
+	if _, err := rand.Read(c.peerID[len(peerIDPrefix):]); err != nil {
+		return nil, fmt.Errorf("engine: peer id: %w", err)
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("engine: listen: %w", err)
+	}
+	c.ln = ln
+	c.addr = ln.Addr().(*net.TCPAddr).AddrPort()
+	c.addr = netip.AddrPortFrom(c.addr.Addr().Unmap(), c.addr.Port())
+	tcfg := tracker.Config{Logger: log}
+	if ip := c.addr.Addr(); !ip.IsUnspecified() {
+		// Bound to one address: leave from it too, so that trackers and
+		// peers see the address we listen on.
+		c.localIP = ip
+		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip.AsSlice()}, Timeout: dialTimeout}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.DialContext = d.DialContext
+		tcfg.HTTPClient = &http.Client{Transport: tr}
+		tcfg.UDPListenAddr = netip.AddrPortFrom(ip, 0).String()
+	}
+	c.trackers = tracker.NewClient(tcfg)
+	if !cfg.NoDHT {
+		d, err := startDHT(c)
+		if err != nil {
+			ln.Close()
+			c.trackers.Close()
+			return nil, err
+		}
+		c.dht = d
+	}
+	c.wg.Add(1)
+	go c.acceptLoop()
+	c.log.Debug("client started", "addr", c.addr, "peer_id", string(c.peerID[:8]))
+	return c, nil
+}
+
+// Addr returns the TCP address the client listens on.
+func (c *Client) Addr() netip.AddrPort { return c.addr }
+
+// PeerID returns the client's 20-byte peer id.
+func (c *Client) PeerID() [20]byte { return c.peerID }
+
+// Close removes every torrent, stops the listener and the DHT node, and
+// waits for all goroutines of the client to end.
+func (c *Client) Close() error {
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.isClosed = true
+		ts := make([]*Torrent, 0, len(c.torrents))
+		for _, t := range c.torrents {
+			ts = append(ts, t)
+		}
+		c.mu.Unlock()
+		close(c.closed)
+		c.ln.Close()
+		for _, t := range ts {
+			t.Remove()
+		}
+		if c.dht != nil {
+			c.dht.Close()
+		}
+		c.wg.Wait()
+		c.trackers.Close()
+	})
+	return nil
+}
+
+// Torrents returns the torrents of the client.
+func (c *Client) Torrents() []*Torrent {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ts := make([]*Torrent, 0, len(c.torrents))
+	for _, t := range c.torrents {
+		ts = append(ts, t)
+	}
+	return ts
+}
+
+// Torrent returns the torrent with the info hash h, if added.
+func (c *Client) Torrent(h metainfo.Hash) (*Torrent, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	t, ok := c.torrents[h]
+	return t, ok
+}
+
+// AddOptions are per-torrent options of AddTorrent and AddMagnet.
+type AddOptions struct {
+	// Peers are dialed at once, beside those from trackers and the DHT.
+	Peers []netip.AddrPort
+	// Prefetch downloads the whole torrent in the background, below readers
+	// in priority. Without it only what readers ask for is fetched.
+	Prefetch bool
+	// Import is a directory holding existing data laid out as the torrent
+	// says (DIR/NAME for a single file, DIR/NAME/PATH... for several). Its
+	// pieces are verified into the cache so that they can be seeded.
+	Import string
+}
+
+// AddTorrent adds a torrent whose metainfo is known and starts it.
+func (c *Client) AddTorrent(mi *metainfo.MetaInfo, opt AddOptions) (*Torrent, error) {
+	if mi == nil || mi.Info == nil {
+		return nil, fmt.Errorf("engine: add torrent: %w", ErrNoInfo)
+	}
+	var trackers [][]string
+	for _, tier := range mi.Trackers() {
+		trackers = append(trackers, append([]string(nil), tier...))
+	}
+	return c.add(mi.InfoHash, mi.Info.Name, mi, trackers, opt)
+}
+
+// AddMagnet adds a torrent known by its info hash. Metadata is fetched from
+// peers (BEP 9), or read from the cache directory when fetched before;
+// InfoReady is closed when it is known.
+func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error) {
+	if m == nil {
+		return nil, fmt.Errorf("engine: add magnet: nil magnet")
+	}
+	opt.Peers = append(opt.Peers, parseAddrs(m.Peers)...)
+	var trackers [][]string
+	for _, tr := range m.Trackers {
+		// BEP 12 semantics for magnets: each tr is its own tier.
+		trackers = append(trackers, []string{tr})
+	}
+	name := m.Name
+	if name == "" {
+		name = m.InfoHash.String()
+	}
+	var mi *metainfo.MetaInfo
+	if b, err := loadMetadata(c.cfg.CacheDir, m.InfoHash); err == nil {
+		if info, err := metainfo.ParseInfo(b); err == nil {
+			mi = &metainfo.MetaInfo{Info: info, InfoBytes: b, InfoHash: m.InfoHash, AnnounceList: trackers}
+			name = info.Name
+		}
+	}
+	return c.add(m.InfoHash, name, mi, trackers, opt)
+}
+
+func (c *Client) add(ih metainfo.Hash, name string, mi *metainfo.MetaInfo, trackers [][]string, opt AddOptions) (*Torrent, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.isClosed {
+		return nil, ErrClosed
+	}
+	if _, ok := c.torrents[ih]; ok {
+		return nil, fmt.Errorf("%w: %s", ErrExists, ih)
+	}
+	t, err := newTorrent(c, ih, name, mi, trackers, opt)
+	if err != nil {
+		return nil, err
+	}
+	c.torrents[ih] = t
+	t.start()
+	return t, nil
+}
+
+// forget drops a removed torrent from the client's table.
+func (c *Client) forget(t *Torrent) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.torrents[t.infoHash] == t {
+		delete(c.torrents, t.infoHash)
+	}
+}
+
+// acquireConn reserves one connection slot of the client; it never blocks.
+func (c *Client) acquireConn() bool {
+	select {
+	case c.connSem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+func (c *Client) releaseConn() { <-c.connSem }
+
+// acceptLoop accepts incoming connections until the listener closes.
+func (c *Client) acceptLoop() {
+	defer c.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := c.ln.Accept()
+		if err != nil {
+			select {
+			case <-c.closed:
+				return
+			default:
+			}
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary failure (e.g. EMFILE): back off and retry.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			select {
+			case <-time.After(delay):
+				continue
+			case <-c.closed:
+				return
+			}
+		}
+		delay = 0
+		if !c.acquireConn() {
+			conn.Close()
+			continue
+		}
+		c.wg.Add(1)
+		go func() {
+			defer c.wg.Done()
+			c.handleIncoming(conn)
+		}()
+	}
+}
+
+// handleIncoming reads the handshake of an incoming connection up to the
+// info hash, finds the torrent and hands the connection to it.
+func (c *Client) handleIncoming(conn net.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
+	hs, err := acceptHandshake(conn, c.peerID, c.dht != nil, func(ih metainfo.Hash) bool {
+		t, ok := c.Torrent(ih)
+		return ok && t.acceptsIncoming()
+	})
+	if err != nil {
+		c.log.Debug("incoming handshake failed", "remote", conn.RemoteAddr(), "err", err)
+		conn.Close()
+		c.releaseConn()
+		return
+	}
+	t, ok := c.Torrent(hs.infoHash)
+	if !ok {
+		conn.Close()
+		c.releaseConn()
+		return
+	}
+	if !t.handOver(conn, hs, false) {
+		conn.Close()
+		c.releaseConn()
+	}
+}
+
+// parseAddrs parses "host:port" strings, skipping those that do not parse
+// as literal addresses.
+func parseAddrs(ss []string) []netip.AddrPort {
+	var out []netip.AddrPort
+	for _, s := range ss {
+		if ap, err := netip.ParseAddrPort(s); err == nil {
+			out = append(out, ap)
+		}
+	}
+	return out
+}
+
+// discardHandler is a slog.Handler that drops everything.
+type discardHandler struct{}
+
+func (discardHandler) Enabled(context.Context, slog.Level) bool  { return false }
+func (discardHandler) Handle(context.Context, slog.Record) error { return nil }
+func (d discardHandler) WithAttrs([]slog.Attr) slog.Handler      { return d }
+func (d discardHandler) WithGroup(string) slog.Handler           { return d }

@@ -1,0 +1,363 @@
+// Package enginetest starts real BitTorrent software for tests: libtorrent
+// seeders and leechers (through /usr/bin/python3), opentracker and aria2.
+// Every process is started by the test, killed in t.Cleanup, and every wait
+// on it is bounded. A helper skips the test only when its tool is missing,
+// naming the Debian package to install.
+package enginetest
+
+import (
+	"bufio"
+	"context"
+	_ "embed"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Python is the interpreter that has the libtorrent module on this machine.
+const Python = "/usr/bin/python3"
+
+//go:embed lt.py
+var ltScript []byte
+
+var (
+	ltOnce sync.Once
+	ltErr  error
+)
+
+// RequireLibtorrent skips t unless /usr/bin/python3 can import libtorrent.
+func RequireLibtorrent(t testing.TB) {
+	t.Helper()
+	ltOnce.Do(func() {
+		out, err := exec.Command(Python, "-c", "import libtorrent").CombinedOutput()
+		if err != nil {
+			ltErr = fmt.Errorf("%v: %s", err, out)
+		}
+	})
+	if ltErr != nil {
+		t.Skipf("libtorrent not available (apt-get install python3-libtorrent): %v", ltErr)
+	}
+}
+
+// RequireTool skips t unless the named executable is on PATH.
+func RequireTool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		t.Skipf("%s not found (apt-get install %s)", name, debianPackage)
+	}
+	return p
+}
+
+// Proc is an external process started by a test. Lines it prints on stdout
+// arrive on Lines; stderr is kept for failure messages.
+type Proc struct {
+	Name  string
+	cmd   *exec.Cmd
+	lines chan string
+	mu    sync.Mutex
+	log   []string // every stdout and stderr line, for diagnostics
+	done  chan struct{}
+}
+
+// Start runs name with args, kills it in t.Cleanup and returns its handle.
+func Start(t testing.TB, name string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &Proc{Name: filepath.Base(name), cmd: cmd, lines: make(chan string, 4096), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", name, err)
+	}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); p.pump(stdout, true) }()
+	go func() { defer wg.Done(); p.pump(stderr, false) }()
+	go func() {
+		wg.Wait()
+		_ = cmd.Wait()
+		close(p.lines)
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Kill()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, cmd.Process.Pid)
+		}
+	})
+	return p
+}
+
+func (p *Proc) pump(r io.Reader, toLines bool) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	for sc.Scan() {
+		line := sc.Text()
+		p.mu.Lock()
+		if len(p.log) < 2000 {
+			p.log = append(p.log, line)
+		}
+		p.mu.Unlock()
+		if toLines {
+			select {
+			case p.lines <- line:
+			default: // nobody is reading progress; keep going
+			}
+		}
+	}
+}
+
+// PID returns the process id.
+func (p *Proc) PID() int { return p.cmd.Process.Pid }
+
+// Kill sends SIGKILL to the process group it leads (the PID we started).
+func (p *Proc) Kill() {
+	if p.cmd.Process != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	}
+}
+
+// Exited is closed when the process has exited and its output is drained.
+func (p *Proc) Exited() <-chan struct{} { return p.done }
+
+// Output returns what the process printed so far (stdout and stderr).
+func (p *Proc) Output() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.log, "\n")
+}
+
+// WaitLine waits until the process prints a line starting with prefix and
+// returns the rest of that line. It fails the test at the deadline or if the
+// process exits first.
+func (p *Proc) WaitLine(t testing.TB, prefix string, timeout time.Duration) string {
+	t.Helper()
+	s, err := p.AwaitLine(prefix, timeout)
+	if err != nil {
+		t.Fatalf("%s: %v\noutput:\n%s", p.Name, err, p.Output())
+	}
+	return s
+}
+
+// AwaitLine is WaitLine returning an error instead of failing the test.
+func (p *Proc) AwaitLine(prefix string, timeout time.Duration) (string, error) {
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	for {
+		select {
+		case line, ok := <-p.lines:
+			if !ok {
+				return "", fmt.Errorf("exited before printing %q", prefix)
+			}
+			if strings.HasPrefix(line, prefix) {
+				return strings.TrimSpace(strings.TrimPrefix(line, prefix)), nil
+			}
+			if strings.HasPrefix(line, "error ") {
+				return "", fmt.Errorf("reported %s", line)
+			}
+		case <-timer.C:
+			return "", fmt.Errorf("no %q line within %v", prefix, timeout)
+		}
+	}
+}
+
+// LTOptions configures a libtorrent session started by StartLibtorrent.
+type LTOptions struct {
+	IP       string   // loopback address to bind and leave from, e.g. "127.0.7.2"
+	Port     int      // 0 picks one
+	Torrent  string   // .torrent path (or Magnet)
+	Magnet   string   // magnet URI when Torrent is empty
+	SavePath string   // data directory
+	Peers    []string // "host:port" peers to connect to at start
+	DHT      bool
+	// DHTBootstrap is a comma-separated host:port list for libtorrent's DHT.
+	DHTBootstrap string
+	// SeedMode skips libtorrent's check of existing data (faster, trusts it).
+	SeedMode bool
+	// Progress makes the driver print progress lines every 50 ms.
+	Progress bool
+	// ExitWhenDone makes the driver exit once the download finished.
+	ExitWhenDone bool
+	Timeout      time.Duration // driver's own lifetime cap; 0 = 10 minutes
+}
+
+// LT is a running libtorrent session.
+type LT struct {
+	*Proc
+	// Addr is the session's listen address "ip:port".
+	Addr string
+}
+
+// StartLibtorrent starts a libtorrent session and waits until it listens.
+func StartLibtorrent(t testing.TB, o LTOptions) *LT {
+	t.Helper()
+	RequireLibtorrent(t)
+	script := filepath.Join(t.TempDir(), "lt.py")
+	if err := os.WriteFile(script, ltScript, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 10 * time.Minute
+	}
+	cfg := map[string]any{
+		"ip": o.IP, "port": o.Port, "torrent": o.Torrent, "magnet": o.Magnet,
+		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
+		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
+		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
+		"timeout": o.Timeout.Seconds(),
+	}
+	js, _ := json.Marshal(cfg)
+	p := Start(t, Python, script, string(js))
+	port := p.WaitLine(t, "listening ", 30*time.Second)
+	if _, err := strconv.Atoi(port); err != nil {
+		t.Fatalf("libtorrent printed a bad port %q", port)
+	}
+	return &LT{Proc: p, Addr: net.JoinHostPort(o.IP, port)}
+}
+
+// StartSeeder starts a libtorrent seeder for torrent over the data in dir
+// and waits (up to two minutes) until libtorrent has checked the data and
+// is seeding.
+func StartSeeder(t testing.TB, ip, torrent, dir string) *LT {
+	t.Helper()
+	lt := StartLibtorrent(t, LTOptions{IP: ip, Torrent: torrent, SavePath: dir})
+	lt.WaitSeeding(t, 2*time.Minute)
+	return lt
+}
+
+// WaitSeeding waits until the session reports the seeding state.
+func (l *LT) WaitSeeding(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		st := l.WaitLine(t, "state ", time.Until(deadline))
+		if st == "seeding" {
+			return
+		}
+	}
+}
+
+// WaitDone waits until the session finished downloading and returns the
+// seconds it took and its average rate in bytes per second.
+func (l *LT) WaitDone(ctx context.Context) (seconds, rate float64, err error) {
+	timeout := 10 * time.Minute
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
+	}
+	s, err := l.AwaitLine("done ", timeout)
+	if err != nil {
+		return 0, 0, fmt.Errorf("libtorrent: %w\n%s", err, l.Output())
+	}
+	_, err = fmt.Sscanf(s, "%f %f", &seconds, &rate)
+	return seconds, rate, err
+}
+
+// FreePort returns a TCP and UDP port that is free on ip right now.
+func FreePort(t testing.TB, ip string) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		l.Close()
+		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
+		if err != nil {
+			continue
+		}
+		u.Close()
+		return port
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// WaitPort waits until a TCP connect to addr succeeds.
+func WaitPort(t testing.TB, addr string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing listens on %s after %v: %v", addr, timeout, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Tracker is a running opentracker.
+type Tracker struct {
+	*Proc
+	HTTP string // announce URL over HTTP
+	UDP  string // announce URL over UDP
+}
+
+// StartOpentracker starts opentracker on ip, serving the given info hashes
+// (hex; Debian's build only serves whitelisted hashes).
+func StartOpentracker(t testing.TB, ip string, infoHashes ...string) *Tracker {
+	t.Helper()
+	bin := RequireTool(t, "opentracker", "opentracker")
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "wl.txt"), []byte(strings.Join(infoHashes, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := FreePort(t, ip)
+	ps := strconv.Itoa(port)
+	p := Start(t, bin, "-i", ip, "-p", ps, "-P", ps, "-d", dir, "-w", "/wl.txt")
+	addr := net.JoinHostPort(ip, ps)
+	WaitPort(t, addr, 10*time.Second)
+	return &Tracker{Proc: p, HTTP: "http://" + addr + "/announce", UDP: "udp://" + addr}
+}
+
+// Aria2Options configures an aria2c download.
+type Aria2Options struct {
+	IP      string // address to listen on and leave from
+	Torrent string
+	Dir     string
+	// SeedTime is how long aria2 seeds after finishing; 0 exits when done.
+	// aria2 learns peers only from the torrent's trackers, so the torrent
+	// needs an announce URL (see StartOpentracker).
+	SeedTime time.Duration
+}
+
+// StartAria2 runs aria2c on a .torrent into Dir. It finds peers through the
+// torrent's trackers. Wait for it with Exited().
+func StartAria2(t testing.TB, o Aria2Options) *Proc {
+	t.Helper()
+	bin := RequireTool(t, "aria2c", "aria2")
+	port := FreePort(t, o.IP)
+	args := []string{
+		"--dir=" + o.Dir, "--enable-dht=false", "--enable-dht6=false", "--bt-enable-lpd=false",
+		"--enable-peer-exchange=false", "--listen-port=" + strconv.Itoa(port),
+		"--interface=" + o.IP, "--seed-time=" + strconv.Itoa(int(o.SeedTime.Seconds())),
+		"--check-integrity=true", "--bt-stop-timeout=300", "--summary-interval=0",
+		"--console-log-level=warn", "--file-allocation=none", "--bt-tracker-interval=2",
+		o.Torrent,
+	}
+	return Start(t, bin, args...)
+}

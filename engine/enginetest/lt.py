@@ -1,0 +1,73 @@
+# Lab driver for libtorrent, started by engine/enginetest from Go tests.
+# One JSON argument describes the session; progress goes to stdout as lines:
+#   listening PORT | state NAME | progress FRACTION RATE | done SECONDS RATE | error TEXT
+import json, sys, time
+import libtorrent as lt
+
+cfg = json.loads(sys.argv[1])
+ip = cfg["ip"]
+settings = {
+    "listen_interfaces": "%s:%d" % (ip, cfg.get("port", 0)),
+    "outgoing_interfaces": ip,
+    "announce_ip": ip,
+    "enable_dht": bool(cfg.get("dht", False)),
+    "enable_lsd": False,
+    "enable_upnp": False,
+    "enable_natpmp": False,
+    "enable_incoming_utp": False,
+    "enable_outgoing_utp": False,
+    "allow_multiple_connections_per_ip": True,
+    "unchoke_slots_limit": -1,
+    "upload_rate_limit": 0,
+    "download_rate_limit": 0,
+    "send_buffer_watermark": 8 * 1024 * 1024,
+    "connections_limit": 400,
+    "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+}
+if cfg.get("dht"):
+    settings.update({
+        "dht_bootstrap_nodes": cfg.get("dht_bootstrap", ""),
+        "dht_restrict_routing_ips": False,
+        "dht_restrict_search_ips": False,
+        "dht_prefer_verified_node_ids": False,
+        "dht_ignore_dark_internet": False,
+        "dht_enforce_node_id": False,
+    })
+ses = lt.session(settings)
+params = {"save_path": cfg["save_path"]}
+if cfg.get("torrent"):
+    params["ti"] = lt.torrent_info(cfg["torrent"])
+else:
+    atp = lt.parse_magnet_uri(cfg["magnet"])
+    atp.save_path = cfg["save_path"]
+    params = atp
+if cfg.get("seed_mode"):
+    params["flags"] = lt.torrent_flags.seed_mode
+h = ses.add_torrent(params)
+for p in cfg.get("peers") or []:
+    host, port = p.rsplit(":", 1)
+    h.connect_peer((host.strip("[]"), int(port)))
+
+port = ses.listen_port()
+print("listening", port, flush=True)
+start = time.time()
+last_state = None
+done_reported = False
+deadline = start + float(cfg.get("timeout", 600))
+while time.time() < deadline:
+    s = h.status()
+    st = str(s.state)
+    if st != last_state:
+        print("state", st, flush=True)
+        last_state = st
+    if s.errc.value() != 0:
+        print("error", s.errc.message(), flush=True)
+    if cfg.get("progress"):
+        print("progress %.4f %d" % (s.progress, s.download_rate), flush=True)
+    if not done_reported and st in ("seeding", "finished") and s.total_wanted_done == s.total_wanted:
+        el = time.time() - start
+        print("done %.3f %.0f" % (el, s.total_done / max(el, 1e-9)), flush=True)
+        done_reported = True
+        if cfg.get("exit_when_done"):
+            break
+    time.sleep(0.05 if not done_reported else 0.5)

@@ -1,0 +1,186 @@
+package picker
+
+import (
+	"cmp"
+	"slices"
+)
+
+// removeReq forgets that block b of piece i is outstanding at ps, returning
+// the block to the pool when no other peer has it outstanding. It reports
+// whether the request was outstanding.
+func (p *Picker) removeReq(ps *peerState, i, b int) bool {
+	id := p.blockID(i, b)
+	if _, ok := ps.reqs[id]; !ok {
+		return false
+	}
+	delete(ps.reqs, id)
+	d := p.dl[i]
+	if d == nil {
+		return true
+	}
+	blk := &d.blocks[b]
+	if k := slices.Index(blk.reqs, ps.id); k >= 0 {
+		blk.reqs = slices.Delete(blk.reqs, k, k+1)
+	}
+	if !blk.recv && len(blk.reqs) == 0 {
+		p.adjustFree(i, +1)
+		if d.nfree == len(d.blocks) {
+			// Nothing requested or received: forget the piece's blocks so
+			// that active only holds pieces in progress.
+			p.dropDownload(i)
+		}
+	}
+	return true
+}
+
+// addReq records that block b of piece i is outstanding at ps.
+func (p *Picker) addReq(ps *peerState, i, b int) {
+	d := p.startDownload(i)
+	blk := &d.blocks[b]
+	if len(blk.reqs) == 0 {
+		p.adjustFree(i, -1)
+	}
+	blk.reqs = append(blk.reqs, ps.id)
+	ps.reqs[p.blockID(i, b)] = struct{}{}
+}
+
+// dropRequests returns every outstanding request of ps to the pool.
+func (p *Picker) dropRequests(ps *peerState) []Request {
+	out := p.requestsOf(ps)
+	for _, r := range out {
+		p.removeReq(ps, r.Piece, r.Begin/p.blockSize)
+	}
+	return out
+}
+
+// Received records that peer delivered the block r. See Receipt. Requests
+// that do not match the block geometry give the zero Receipt.
+func (p *Picker) Received(peer PeerID, r Request) Receipt {
+	i, b, ok := p.blockOf(r)
+	if !ok {
+		return Receipt{}
+	}
+	var rc Receipt
+	if ps := p.peers[peer]; ps != nil {
+		rc.Expected = p.removeReq(ps, i, b)
+	}
+	if p.have[i] {
+		return rc
+	}
+	d := p.startDownload(i)
+	blk := &d.blocks[b]
+	if blk.recv {
+		return rc
+	}
+	if len(blk.reqs) == 0 {
+		p.adjustFree(i, -1)
+	}
+	for _, q := range blk.reqs {
+		if qs := p.peers[q]; qs != nil {
+			delete(qs.reqs, p.blockID(i, b))
+		}
+		rc.Cancels = append(rc.Cancels, PeerRequest{q, r})
+	}
+	blk.reqs = nil
+	blk.recv, blk.from = true, peer
+	d.nrecv++
+	rc.New = true
+	rc.PieceReady = d.nrecv == len(d.blocks)
+	return rc
+}
+
+// Rejected returns the request r of peer to the pool (BEP 6 Reject). It
+// reports whether r was outstanding at that peer.
+func (p *Picker) Rejected(peer PeerID, r Request) bool {
+	i, b, ok := p.blockOf(r)
+	ps := p.peers[peer]
+	if !ok || ps == nil {
+		return false
+	}
+	return p.removeReq(ps, i, b)
+}
+
+// TimedOut returns the request r of peer to the pool so that other peers may
+// get it; if the block still arrives from that peer, Received accepts it. It
+// reports whether r was outstanding at that peer.
+func (p *Picker) TimedOut(peer PeerID, r Request) bool {
+	return p.Rejected(peer, r)
+}
+
+// Choked returns every outstanding request of peer to the pool (a peer
+// without the fast extension discards our requests when it chokes us) and
+// returns them.
+func (p *Picker) Choked(peer PeerID) []Request {
+	ps := p.peers[peer]
+	if ps == nil {
+		return nil
+	}
+	return p.dropRequests(ps)
+}
+
+// PieceComplete records that piece i passed its hash check: we have it. It
+// is SetHave(i, true).
+func (p *Picker) PieceComplete(i int) { p.SetHave(i, true) }
+
+// PieceFailed records that piece i failed its hash check: all its blocks are
+// missing again. It returns the peers that delivered blocks of the piece,
+// each once, in the order of their first block, so the engine can blame
+// them.
+func (p *Picker) PieceFailed(i int) []PeerID {
+	if i < 0 || i >= p.numPieces || p.have[i] || p.dl[i] == nil {
+		return nil
+	}
+	d := p.dl[i]
+	p.detach(i, false)
+	var blame []PeerID
+	pending := false
+	d.nfree, d.nrecv = 0, 0
+	for b := range d.blocks {
+		blk := &d.blocks[b]
+		if blk.recv && !slices.Contains(blame, blk.from) {
+			blame = append(blame, blk.from)
+		}
+		blk.recv, blk.from = false, 0
+		if len(blk.reqs) == 0 {
+			d.nfree++
+		} else {
+			pending = true
+		}
+	}
+	if !pending {
+		p.dropDownload(i)
+	}
+	p.attach(i, false)
+	return blame
+}
+
+// CancelUnwanted removes and returns the outstanding requests for pieces
+// that are no longer wanted (priority None, or a piece we now have), so the
+// engine can send Cancel for them. They are sorted by peer, piece and
+// offset.
+func (p *Picker) CancelUnwanted() []PeerRequest {
+	out := p.pendingCancel
+	p.pendingCancel = nil
+	var unwanted []int
+	for _, i := range p.active {
+		if p.prio[i] == None {
+			unwanted = append(unwanted, i)
+		}
+	}
+	for _, i := range unwanted {
+		// removeReq may drop the piece's state; d stays readable.
+		d := p.dl[i]
+		for b := range d.blocks {
+			for _, q := range slices.Clone(d.blocks[b].reqs) {
+				if ps := p.peers[q]; ps != nil && p.removeReq(ps, i, b) {
+					out = append(out, PeerRequest{q, p.request(i, b)})
+				}
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b PeerRequest) int {
+		return cmp.Or(cmp.Compare(a.Peer, b.Peer), cmp.Compare(a.Piece, b.Piece),
+			cmp.Compare(a.Begin, b.Begin))
+	})
+	return out
+}

@@ -1,0 +1,55 @@
+// Package picker decides which blocks to request from which peer.
+//
+// A Picker owns the download state of one torrent at block granularity:
+// which pieces we have, which blocks are requested from which peer, which
+// blocks arrived (and from whom), how many peers have each piece, and the
+// priority of every piece. The torrent goroutine feeds it events (peer
+// bitfields and haves, received, rejected and timed-out blocks, hash
+// results, reader windows) and asks it for requests with Pick.
+//
+// # Priorities
+//
+// Every piece has an effective Priority: the maximum of the default priority
+// (SetDefault) and of every owner's ranges (SetRanges; an owner is typically
+// one open reader). Classes are None < Normal < HeadTail < Readahead < Now.
+// Pieces at None are never requested. Pick serves the highest class first:
+//   - Now and Readahead pieces go strictly in streaming order: by ascending
+//     distance from the start of the range that gave them their priority
+//     (so two readers progress together), then by piece index. With one
+//     reader this is ascending piece index.
+//   - HeadTail and Normal pieces go rarest first with a random tie-break,
+//     pieces already started first (to keep few pieces half done), and in
+//     random order while we have fewer than 4 pieces.
+//
+// Changing priorities is cheap (proportional to the pieces whose priority
+// changes) and takes effect at the next Pick. After priorities drop, or after
+// SetHave(piece, true), CancelUnwanted lists the outstanding requests that are
+// no longer useful so the engine can send Cancel.
+//
+// # Requests and endgame
+//
+// Outside endgame a block is outstanding at one peer at most. Endgame starts
+// when every missing block of every wanted piece is requested; Pick may then
+// request a block already outstanding at other peers, up to MaxDuplicates
+// peers per block. When a block arrives, Received returns the duplicate
+// requests held by other peers so the engine can cancel them.
+//
+// A piece whose blocks have all arrived waits for its hash check (Receipt
+// PieceReady); the engine then calls PieceComplete or PieceFailed. Blocks are
+// remembered with the peer that delivered them, so PieceFailed can name the
+// peers to blame.
+//
+// # Concurrency
+//
+// A Picker is not safe for concurrent use. It is meant to be owned by a
+// single goroutine (the torrent goroutine). It starts no goroutines, does no
+// I/O and never reads the clock.
+//
+// # Errors
+//
+// The picker returns no errors. Piece indices and requests that come from a
+// remote peer (PeerHave, Received, Rejected, TimedOut) are checked: out of
+// range values and requests that do not match the block geometry are
+// ignored. The engine should still validate them itself to drop peers that
+// break the protocol.
+package picker

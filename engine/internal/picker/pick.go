@@ -1,0 +1,158 @@
+package picker
+
+import (
+	"cmp"
+	"slices"
+)
+
+// Pick returns up to max new requests for peer, recording them as
+// outstanding at that peer. The highest priority class goes first; see the
+// package documentation for the order inside a class and for endgame. It
+// returns nil when the peer has nothing we want that may be requested.
+// Pick does not check whether the peer chokes us; the caller does.
+func (p *Picker) Pick(peer PeerID, max int) []Request {
+	ps := p.peers[peer]
+	if ps == nil || max <= 0 || p.wanted == 0 {
+		return nil
+	}
+	if p.freeWanted == 0 {
+		return p.pickEndgame(ps, max)
+	}
+	var out []Request
+	p.refreshStream()
+	for _, i := range p.stream {
+		if len(out) >= max {
+			return out
+		}
+		out = p.take(ps, i, out, max)
+	}
+	for c := HeadTail; c >= Normal && len(out) < max; c-- {
+		// Pieces already started first, to keep few pieces half done.
+		for k := 0; k < len(p.active) && len(out) < max; k++ {
+			if i := p.active[k]; p.prio[i] == c {
+				out = p.take(ps, i, out, max)
+			}
+		}
+		if len(out) < max {
+			out = p.scanClass(ps, c, out, max)
+		}
+	}
+	return out
+}
+
+// take appends requests for the free blocks of piece i, in block order, if
+// the peer has the piece and it is wanted and missing.
+func (p *Picker) take(ps *peerState, i int, out []Request, max int) []Request {
+	if !p.wantedP(i) || p.free(i) == 0 || !(ps.seed || hasBit(ps.has, i)) {
+		return out
+	}
+	d := p.startDownload(i)
+	for b := range d.blocks {
+		if len(out) >= max || d.nfree == 0 {
+			break
+		}
+		if blk := &d.blocks[b]; !blk.recv && len(blk.reqs) == 0 {
+			p.addReq(ps, i, b)
+			out = append(out, p.request(i, b))
+		}
+	}
+	return out
+}
+
+// scanClass appends requests from the rarest-first index of class c: rarest
+// first with a random start inside each availability bucket, or in random
+// order while we have fewer than randomFirst pieces.
+func (p *Picker) scanClass(ps *peerState, c Priority, out []Request, max int) []Request {
+	cl := &p.cls[c]
+	if cl.n == 0 {
+		return out
+	}
+	// A peer that is not a seed only has pieces of availability >= 1.
+	lo := 0
+	if !ps.seed {
+		lo = 1
+	}
+	if p.haveCount < randomFirst {
+		return p.scanRandom(ps, cl, lo, out, max)
+	}
+	for a := lo; a < len(cl.buckets) && len(out) < max; a++ {
+		bk := cl.buckets[a]
+		if len(bk) == 0 {
+			continue
+		}
+		start := p.rng.IntN(len(bk))
+		for k := 0; k < len(bk) && len(out) < max; k++ {
+			j := start + k
+			if j >= len(bk) {
+				j -= len(bk)
+			}
+			out = p.take(ps, int(bk[j]), out, max)
+		}
+	}
+	return out
+}
+
+// scanRandom visits every piece of the class starting at a random one.
+func (p *Picker) scanRandom(ps *peerState, cl *class, lo int, out []Request, max int) []Request {
+	total := 0
+	for a := lo; a < len(cl.buckets); a++ {
+		total += len(cl.buckets[a])
+	}
+	if total == 0 {
+		return out
+	}
+	skip := p.rng.IntN(total)
+	a := lo
+	for skip >= len(cl.buckets[a]) {
+		skip -= len(cl.buckets[a])
+		a++
+	}
+	for seen := 0; seen < total && len(out) < max; {
+		bk := cl.buckets[a]
+		for j := skip; j < len(bk) && len(out) < max; j++ {
+			out = p.take(ps, int(bk[j]), out, max)
+			seen++
+		}
+		skip = 0
+		if a++; a == len(cl.buckets) {
+			a = lo
+		}
+	}
+	return out
+}
+
+// pickEndgame requests blocks already outstanding at other peers: every
+// missing block of the wanted pieces is requested. Blocks outstanding at
+// the fewest peers go first, then higher priority and lower index.
+func (p *Picker) pickEndgame(ps *peerState, max int) []Request {
+	var cand []int
+	for _, i := range p.active {
+		if p.wantedP(i) && (ps.seed || hasBit(ps.has, i)) && p.dl[i].nrecv < len(p.dl[i].blocks) {
+			cand = append(cand, i)
+		}
+	}
+	if len(cand) == 0 {
+		return nil
+	}
+	slices.SortFunc(cand, func(a, b int) int {
+		return cmp.Or(cmp.Compare(p.prio[b], p.prio[a]), cmp.Compare(a, b))
+	})
+	var out []Request
+	for level := 1; level < MaxDuplicates && len(out) < max; level++ {
+		for _, i := range cand {
+			d := p.dl[i]
+			for b := range d.blocks {
+				if len(out) >= max {
+					return out
+				}
+				blk := &d.blocks[b]
+				if blk.recv || len(blk.reqs) != level || slices.Contains(blk.reqs, ps.id) {
+					continue
+				}
+				p.addReq(ps, i, b)
+				out = append(out, p.request(i, b))
+			}
+		}
+	}
+	return out
+}

@@ -1,0 +1,24 @@
+// Package readahead decides how far ahead of an open file's reads to fetch.
+//
+// A Policy belongs to one open reader. Every read goes through Read, which
+// returns the byte window to prioritize: from the read's offset to the end
+// of the current window of its stream. A stream is a run of sequential
+// reads; reads that land near the stream's furthest point (slightly behind
+// it, as the kernel issues readahead reads concurrently and out of order,
+// or slightly ahead of it) continue the stream and double its window, up
+// to Max bytes and to MaxTime of data at the measured reading rate, never
+// below Min. A read far from every recent stream is a seek: it starts a new
+// stream with a window of Min bytes, and the old streams stop being
+// prioritized (Windows) until a read continues them again, so two streams
+// interleaved on one file (audio and video, say) both keep their windows.
+//
+// # Concurrency
+//
+// A Policy is not safe for concurrent use; the caller serializes calls (the
+// engine's reader does this under its lock or on its torrent goroutine). It
+// never reads the clock: callers pass the time of each read.
+//
+// # Errors
+//
+// The package returns no errors.
+package readahead

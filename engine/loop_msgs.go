@@ -1,0 +1,312 @@
+package engine
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/internal/choker"
+	"github.com/swarmfs/swarmfs/engine/internal/picker"
+	"github.com/swarmfs/swarmfs/engine/internal/wire"
+	"github.com/swarmfs/swarmfs/engine/internal/wire/bitfield"
+)
+
+// handle dispatches one event posted to the loop.
+func (ls *loopState) handle(ev any) {
+	switch ev := ev.(type) {
+	case peerMsg:
+		if !ev.p.removed {
+			ls.onMessage(ev.p, ev.m)
+		}
+	case peerGone:
+		if !ev.p.removed {
+			reason := "connection closed"
+			if ev.p.closeErr != nil {
+				reason = ev.p.closeErr.Error()
+			}
+			ls.removePeer(ev.p, reason)
+		}
+	case peerServeFailed:
+		if !ev.p.removed && ev.p.hs.fast {
+			r := ev.r
+			ev.p.send(wire.Message{ID: wire.Reject, Index: uint32(r.Piece), Begin: uint32(r.Begin), Length: uint32(r.Length)})
+		}
+	case newConnEvent:
+		ls.onNewConn(ev)
+	case dialResult:
+		ls.onDialResult(ev)
+	case blockWritten:
+		ls.onBlockWritten(ev)
+	case pieceHashed:
+		ls.onPieceHashed(ev)
+	case importResult:
+		ls.onImport(ev)
+	case metaWritten:
+		// nothing to do: the file is only an accelerator
+	}
+}
+
+// onMessage handles one message from a peer.
+func (ls *loopState) onMessage(p *peer, m wire.Message) {
+	if ls.info == nil {
+		switch m.ID {
+		case wire.Have, wire.Bitfield, wire.Request, wire.Piece, wire.Cancel,
+			wire.Suggest, wire.Reject, wire.AllowedFast:
+			// Without the info we cannot validate these. Keep the
+			// bitfield; ignore the rest (we never request before info).
+			if m.ID == wire.Bitfield {
+				p.rawBitfield = m.Data
+				p.seenHave = true
+			}
+			if m.ID == wire.Have {
+				p.seenHave = true
+				p.rawHaves = append(p.rawHaves, int(m.Index))
+				if len(p.rawHaves) > 100000 {
+					ls.dropPeer(p, "too many have messages before metadata")
+				}
+			}
+			return
+		case wire.HaveAll, wire.HaveNone:
+			if !p.hs.fast {
+				ls.dropPeer(p, m.ID.String()+" without the fast extension")
+				return
+			}
+			p.seenHave = true
+			p.haveAll = m.ID == wire.HaveAll
+			return
+		}
+	}
+	switch m.ID {
+	case wire.Choke:
+		p.peerChoking = true
+		if !p.hs.fast && ls.pk != nil {
+			ls.pk.Choked(p.id)
+		}
+	case wire.Unchoke:
+		p.peerChoking = false
+		ls.refill[p] = true
+	case wire.Interested:
+		p.peerInterested = true
+		ls.maybeUnchokeNow(p)
+	case wire.NotInterested:
+		p.peerInterested = false
+	case wire.Have:
+		i := int(m.Index)
+		if i >= ls.info.NumPieces() {
+			ls.dropPeer(p, fmt.Sprintf("have for piece %d of %d", i, ls.info.NumPieces()))
+			return
+		}
+		p.seenHave = true
+		if !p.have.Get(i) {
+			p.have.Set(i)
+			ls.pk.PeerHave(p.id, i)
+			ls.updateInterest(p)
+			ls.refill[p] = true
+		}
+	case wire.Bitfield:
+		if err := ls.applyBitfield(p, m.Data); err != nil {
+			ls.dropPeer(p, err.Error())
+		}
+	case wire.HaveAll, wire.HaveNone:
+		if !p.hs.fast {
+			ls.dropPeer(p, m.ID.String()+" without the fast extension")
+			return
+		}
+		ls.applyHaveAllNone(p, m.ID == wire.HaveAll)
+	case wire.Request:
+		ls.onRequest(p, m)
+	case wire.Cancel:
+		p.cancelServe(picker.Request{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)})
+	case wire.Piece:
+		ls.onPiece(p, m)
+	case wire.Reject:
+		if !p.hs.fast {
+			ls.dropPeer(p, "reject without the fast extension")
+			return
+		}
+		r := picker.Request{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
+		if _, ok := p.reqSent[r]; !ok {
+			ls.dropPeer(p, fmt.Sprintf("reject of a block we did not request (piece %d begin %d)", r.Piece, r.Begin))
+			return
+		}
+		delete(p.reqSent, r)
+		ls.pk.Rejected(p.id, r)
+		ls.refillAll = true
+	case wire.AllowedFast:
+		i := int(m.Index)
+		if i >= ls.info.NumPieces() {
+			ls.dropPeer(p, fmt.Sprintf("allowed fast for piece %d of %d", i, ls.info.NumPieces()))
+			return
+		}
+		if len(p.allowedFast) < 64 {
+			p.allowedFast[i] = true
+			ls.refill[p] = true
+		}
+	case wire.Suggest:
+		if int(m.Index) >= ls.info.NumPieces() {
+			ls.dropPeer(p, fmt.Sprintf("suggest for piece %d of %d", m.Index, ls.info.NumPieces()))
+		}
+	case wire.Port:
+		ls.dhtPort(p, m.Port)
+	case wire.Extended:
+		ls.onExtended(p, m)
+	}
+}
+
+// applyBitfield validates and records a peer's bitfield.
+func (ls *loopState) applyBitfield(p *peer, data []byte) error {
+	bf, err := bitfield.Parse(data, ls.info.NumPieces())
+	if err != nil {
+		return fmt.Errorf("bad bitfield: %v", err)
+	}
+	p.have = bf
+	p.seenHave = true
+	p.haveAll = bf.All()
+	ls.pk.PeerBitfield(p.id, bf.Bools())
+	ls.updateInterest(p)
+	ls.refill[p] = true
+	return nil
+}
+
+func (ls *loopState) applyHaveAllNone(p *peer, all bool) {
+	p.seenHave = true
+	if all {
+		p.have = bitfield.Full(ls.info.NumPieces())
+		p.haveAll = true
+		ls.pk.PeerHaveAll(p.id)
+	} else {
+		p.have = bitfield.New(ls.info.NumPieces())
+		ls.pk.PeerHaveNone(p.id)
+	}
+	ls.updateInterest(p)
+	ls.refill[p] = true
+}
+
+// replayHaves applies what a peer told us before the metadata was known.
+func (ls *loopState) replayHaves(p *peer) {
+	p.have = bitfield.New(ls.info.NumPieces())
+	switch {
+	case p.haveAll:
+		ls.pk.PeerHaveAll(p.id)
+		p.have = bitfield.Full(ls.info.NumPieces())
+	case p.rawBitfield != nil:
+		if err := ls.applyBitfield(p, p.rawBitfield); err != nil {
+			ls.dropPeer(p, err.Error())
+			return
+		}
+	}
+	for _, i := range p.rawHaves {
+		if i < 0 || i >= ls.info.NumPieces() {
+			ls.dropPeer(p, fmt.Sprintf("have for piece %d of %d", i, ls.info.NumPieces()))
+			return
+		}
+		p.have.Set(i)
+		ls.pk.PeerHave(p.id, i)
+	}
+	p.rawBitfield, p.rawHaves = nil, nil
+	ls.updateInterest(p)
+	ls.refill[p] = true
+}
+
+// updateInterest sends Interested or NotInterested when it changes.
+func (ls *loopState) updateInterest(p *peer) {
+	if ls.pk == nil || p.removed {
+		return
+	}
+	want := ls.pk.Interesting(p.id)
+	if want == p.amInterested {
+		return
+	}
+	p.amInterested = want
+	if want {
+		p.send(wire.Message{ID: wire.Interested})
+	} else {
+		p.send(wire.Message{ID: wire.NotInterested})
+	}
+}
+
+func (ls *loopState) updateInterestAll() {
+	for p := range ls.peers {
+		ls.updateInterest(p)
+	}
+}
+
+// onRequest queues a peer's block request for the writer, or rejects it.
+func (ls *loopState) onRequest(p *peer, m wire.Message) {
+	r := picker.Request{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
+	if r.Piece >= ls.info.NumPieces() {
+		ls.dropPeer(p, fmt.Sprintf("request for piece %d of %d", r.Piece, ls.info.NumPieces()))
+		return
+	}
+	size := int(ls.info.PieceSize(r.Piece))
+	if r.Length <= 0 || r.Length > wire.MaxBlockSize || r.Begin < 0 || r.Begin+r.Length > size {
+		ls.dropPeer(p, fmt.Sprintf("request outside piece %d: begin %d length %d", r.Piece, r.Begin, r.Length))
+		return
+	}
+	reject := func() {
+		if p.hs.fast {
+			p.send(wire.Message{ID: wire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
+		}
+	}
+	if p.amChoking || !ls.pk.Have(r.Piece) || !ls.store.Has(r.Piece) {
+		reject()
+		return
+	}
+	if !p.queueServe(r) {
+		reject()
+	}
+}
+
+// maybeUnchokeNow gives a newly interested peer a free upload slot at once
+// rather than at the next rechoke.
+func (ls *loopState) maybeUnchokeNow(p *peer) {
+	if !p.amChoking || ls.info == nil || ls.pk.HaveCount() == 0 {
+		return
+	}
+	unchoked := 0
+	for q := range ls.peers {
+		if !q.amChoking {
+			unchoked++
+		}
+	}
+	if unchoked < ls.ch.Config().Slots {
+		p.amChoking = false
+		p.send(wire.Message{ID: wire.Unchoke})
+	}
+}
+
+// rechoke runs the choker and applies its decision.
+func (ls *loopState) rechoke(now time.Time) {
+	if ls.info == nil {
+		return
+	}
+	views := make([]choker.Peer, 0, len(ls.peers))
+	for p := range ls.peers {
+		views = append(views, choker.Peer{
+			ID: int(p.id), Interested: p.peerInterested, Choked: p.amChoking,
+			Snubbed:  p.amInterested && len(p.reqSent) > 0 && now.Sub(p.lastPiece) > time.Minute && now.Sub(p.since) > time.Minute,
+			DownRate: p.downRate, UpRate: p.upRate, Connected: p.since,
+		})
+	}
+	unchoke := ls.ch.Rechoke(now, views, ls.completed)
+	keep := make(map[int]bool, len(unchoke))
+	for _, id := range unchoke {
+		keep[id] = true
+	}
+	for p := range ls.peers {
+		want := !keep[int(p.id)]
+		if want == p.amChoking {
+			continue
+		}
+		p.amChoking = want
+		if want {
+			p.send(wire.Message{ID: wire.Choke})
+			for _, r := range p.clearServe() {
+				if p.hs.fast {
+					p.send(wire.Message{ID: wire.Reject, Index: uint32(r.Piece), Begin: uint32(r.Begin), Length: uint32(r.Length)})
+				}
+			}
+		} else {
+			p.send(wire.Message{ID: wire.Unchoke})
+		}
+	}
+}

@@ -1,0 +1,291 @@
+package engine
+
+import (
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/internal/wire"
+	"github.com/swarmfs/swarmfs/engine/internal/wire/bitfield"
+)
+
+// Events about connections.
+type (
+	newConnEvent struct {
+		conn     net.Conn
+		hs       handshakeResult
+		outgoing bool
+		took     chan bool // cap 1
+	}
+	dialResult struct {
+		addr netip.AddrPort
+		conn net.Conn
+		hs   handshakeResult
+		err  error
+	}
+)
+
+// addCandidates records peer addresses to dial.
+func (ls *loopState) addCandidates(addrs []netip.AddrPort, source string) {
+	self := ls.t.c.addr
+	for _, a := range addrs {
+		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+		if !a.IsValid() || a.Port() == 0 || a.Addr().IsUnspecified() {
+			continue
+		}
+		if a == self {
+			continue
+		}
+		if _, bad := ls.banned[a.Addr()]; bad {
+			continue
+		}
+		if _, ok := ls.known[a]; ok {
+			continue
+		}
+		if len(ls.known) >= maxKnownPeers {
+			break
+		}
+		ls.known[a] = &candidate{}
+		ls.queueDial(a)
+	}
+	ls.t.log.Debug("peers added", "source", source, "n", len(addrs), "known", len(ls.known))
+}
+
+// maxKnownPeers caps the peer addresses a torrent remembers.
+const maxKnownPeers = 2000
+
+func (ls *loopState) queueDial(a netip.AddrPort) {
+	c := ls.known[a]
+	if c == nil || c.queued || c.connected {
+		return
+	}
+	c.queued = true
+	ls.dialQ = append(ls.dialQ, a)
+}
+
+// maybeDial starts outgoing connections while there is room.
+func (ls *loopState) maybeDial() {
+	t := ls.t
+	if ls.paused {
+		return
+	}
+	for len(ls.dialQ) > 0 && ls.halfOpen < maxHalfOpen && len(ls.peers)+ls.halfOpen < t.c.cfg.MaxPeers {
+		if ls.info != nil && ls.completed && len(ls.peers) >= t.c.cfg.MaxPeers/2 {
+			return // a seed waits for leechers to come
+		}
+		a := ls.dialQ[0]
+		ls.dialQ = ls.dialQ[1:]
+		c := ls.known[a]
+		if c == nil {
+			continue
+		}
+		c.queued = false
+		if c.connected || ls.connectedTo(a) {
+			continue
+		}
+		if _, bad := ls.banned[a.Addr()]; bad {
+			continue
+		}
+		if !t.c.acquireConn() {
+			ls.dialQ = append([]netip.AddrPort{a}, ls.dialQ...)
+			c.queued = true
+			return
+		}
+		c.tried = time.Now()
+		ls.halfOpen++
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			conn, hs, err := dialPeer(ls.ctx, t.c.localIP, a, t.infoHash, t.c.peerID, t.c.dht != nil)
+			select {
+			case t.events <- dialResult{addr: a, conn: conn, hs: hs, err: err}:
+			case <-t.closing:
+				if conn != nil {
+					conn.Close()
+				}
+				t.c.releaseConn()
+			}
+		}()
+	}
+}
+
+// connectedTo reports whether a connection to addr exists.
+func (ls *loopState) connectedTo(a netip.AddrPort) bool {
+	for p := range ls.peers {
+		if p.addr == a {
+			return true
+		}
+	}
+	return false
+}
+
+// requeueKnown retries failed addresses with backoff when peers are few.
+func (ls *loopState) requeueKnown(now time.Time) {
+	if len(ls.dialQ) > 0 || len(ls.peers) >= ls.t.c.cfg.MaxPeers/2 || !ls.wantsPeers() {
+		return
+	}
+	for a, c := range ls.known {
+		if c.connected || c.queued || c.fails > 6 {
+			continue
+		}
+		back := time.Duration(1<<min(c.fails, 6)) * 5 * time.Second
+		if now.Sub(c.tried) >= back {
+			ls.queueDial(a)
+		}
+	}
+}
+
+func (ls *loopState) onDialResult(r dialResult) {
+	ls.halfOpen--
+	c := ls.known[r.addr]
+	if r.err != nil {
+		ls.t.c.releaseConn()
+		if c != nil {
+			c.fails++
+			if errors.Is(r.err, errSelf) {
+				c.fails = 100
+			}
+		}
+		ls.t.log.Debug("dial failed", "peer", r.addr, "err", r.err)
+		return
+	}
+	if !ls.acceptConn(r.conn, r.hs, true) {
+		r.conn.Close()
+		ls.t.c.releaseConn()
+	}
+}
+
+func (ls *loopState) onNewConn(ev newConnEvent) {
+	ok := ls.acceptConn(ev.conn, ev.hs, ev.outgoing)
+	ev.took <- ok
+}
+
+// acceptConn turns an established connection into a peer. When it reports
+// false the caller closes conn and releases its slot.
+func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool) bool {
+	t := ls.t
+	ap, err := netip.ParseAddrPort(conn.RemoteAddr().String())
+	if err != nil || ls.paused {
+		return false
+	}
+	if _, bad := ls.banned[ap.Addr().Unmap()]; bad {
+		return false
+	}
+	if len(ls.peers) >= t.c.cfg.MaxPeers {
+		return false
+	}
+	for q := range ls.peers {
+		if q.hs.peerID == hs.peerID {
+			return false // already connected to that client
+		}
+	}
+	ls.nextID++
+	p := newPeer(t, conn, hs, outgoing, ls.nextID)
+	ls.peers[p] = struct{}{}
+	ls.byID[p.id] = p
+	ls.idAddr[p.id] = p.addr.Addr()
+	if outgoing {
+		if c := ls.known[p.addr]; c != nil {
+			c.connected = true
+			c.fails = 0
+		}
+	}
+	if ls.info != nil {
+		p.have = bitfield.New(ls.info.NumPieces())
+	}
+	p.log.Debug("peer connected", "outgoing", outgoing, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]))
+	if hs.ext {
+		p.send(ls.ourExtHandshake(p))
+	}
+	ls.sendHaves(p)
+	p.start()
+	return true
+}
+
+// sendHaves sends our piece set to a new peer.
+func (ls *loopState) sendHaves(p *peer) {
+	if ls.info == nil {
+		if p.hs.fast {
+			p.send(wire.Message{ID: wire.HaveNone})
+		}
+		return
+	}
+	have := ls.store.Bitfield()
+	bf := bitfield.FromBools(have)
+	n := bf.Count()
+	switch {
+	case p.hs.fast && n == ls.info.NumPieces():
+		p.send(wire.Message{ID: wire.HaveAll})
+	case p.hs.fast && n == 0:
+		p.send(wire.Message{ID: wire.HaveNone})
+	case n > 0:
+		p.send(wire.Message{ID: wire.Bitfield, Data: bf.Bytes()})
+	}
+}
+
+// removePeer disconnects p and forgets its state. It is idempotent.
+func (ls *loopState) removePeer(p *peer, reason string) {
+	if p.removed {
+		return
+	}
+	p.removed = true
+	p.close(errors.New(reason))
+	delete(ls.peers, p)
+	delete(ls.byID, p.id)
+	delete(ls.refill, p)
+	if ls.pk != nil {
+		if reqs := ls.pk.PeerGone(p.id); len(reqs) > 0 {
+			ls.refillAll = true
+		}
+	}
+	ls.downBase += p.down.Load()
+	ls.upBase += p.up.Load()
+	if c := ls.known[p.addr]; c != nil {
+		c.connected = false
+		c.tried = time.Now()
+	}
+	ls.t.c.releaseConn()
+	ls.pexDropped(p)
+	ls.metaPeerGone(p)
+	p.log.Debug("peer removed", "reason", reason)
+}
+
+// dropPeer removes a peer that broke the protocol, logging why.
+func (ls *loopState) dropPeer(p *peer, reason string) {
+	if p.removed {
+		return
+	}
+	p.log.Info("dropping peer", "reason", reason)
+	ls.removePeer(p, reason)
+}
+
+// strike counts a bad piece against an IP and bans it after banAfterStrikes.
+func (ls *loopState) strike(p *peer, piece int) {
+	ip := p.addr.Addr()
+	ls.strikes[ip]++
+	p.badPieces++
+	p.log.Info("peer sent a bad piece", "piece", piece, "strikes", ls.strikes[ip])
+	if ls.strikes[ip] < banAfterStrikes {
+		return
+	}
+	ls.banned[ip] = "sent bad data"
+	for q := range ls.peers {
+		if q.addr.Addr() == ip {
+			ls.dropPeer(q, "banned: sent pieces that failed the hash check")
+		}
+	}
+	for a := range ls.known {
+		if a.Addr() == ip {
+			delete(ls.known, a)
+		}
+	}
+}
+
+// isSeed reports whether p has every piece.
+func (ls *loopState) isSeed(p *peer) bool {
+	if ls.info == nil {
+		return p.haveAll
+	}
+	return p.haveAll || (p.have.Len() > 0 && p.have.All())
+}

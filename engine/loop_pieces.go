@@ -1,0 +1,277 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/swarmfs/swarmfs/cache"
+	"github.com/swarmfs/swarmfs/engine/internal/picker"
+	"github.com/swarmfs/swarmfs/engine/internal/wire"
+)
+
+// Events posted by the disk workers.
+type (
+	blockWritten struct {
+		piece int
+		err   error
+	}
+	pieceHashed struct {
+		piece int
+		err   error
+	}
+)
+
+// pipeline returns how many requests to keep outstanding at p: about one
+// second of data at its measured rate, bounded.
+func (ls *loopState) pipeline(p *peer) int {
+	d := int(p.downRate/wire.BlockSize) + minPipeline
+	d = min(max(d, minPipeline), maxPipeline)
+	if p.ext != nil && p.ext.Reqq > 0 {
+		d = min(d, p.ext.Reqq)
+	}
+	return d
+}
+
+// fillRequests tops up the request pipelines of the peers marked for it.
+func (ls *loopState) fillRequests() {
+	if ls.pk == nil || ls.paused {
+		clear(ls.refill)
+		ls.refillAll = false
+		return
+	}
+	if ls.refillAll {
+		for p := range ls.peers {
+			ls.fillPeer(p)
+		}
+	} else {
+		for p := range ls.refill {
+			ls.fillPeer(p)
+		}
+	}
+	clear(ls.refill)
+	ls.refillAll = false
+}
+
+func (ls *loopState) fillPeer(p *peer) {
+	if p.removed || !p.amInterested || p.peerChoking {
+		return
+	}
+	depth := ls.pipeline(p)
+	out := ls.pk.Outstanding(p.id)
+	if out >= depth {
+		return
+	}
+	reqs := ls.pk.Pick(p.id, depth-out)
+	if len(reqs) == 0 {
+		return
+	}
+	now := time.Now()
+	ms := make([]wire.Message, 0, len(reqs))
+	for _, r := range reqs {
+		if len(p.reqSent) == 0 {
+			p.lastPiece = now // the request timeout counts from here
+		}
+		p.reqSent[r] = now
+		ms = append(ms, wire.Message{ID: wire.Request, Index: uint32(r.Piece), Begin: uint32(r.Begin), Length: uint32(r.Length)})
+	}
+	p.send(ms...)
+}
+
+// cancelUnwanted sends Cancel for requests of pieces no longer wanted.
+func (ls *loopState) cancelUnwanted() {
+	if ls.pk == nil {
+		return
+	}
+	for _, pr := range ls.pk.CancelUnwanted() {
+		ls.sendCancel(pr)
+	}
+}
+
+// sendCancel cancels one request at a peer. The request stays in reqSent so
+// that a block already on its way is not a protocol violation.
+func (ls *loopState) sendCancel(pr picker.PeerRequest) {
+	q := ls.byID[pr.Peer]
+	if q == nil || q.removed {
+		return
+	}
+	q.send(wire.Message{ID: wire.Cancel, Index: uint32(pr.Piece), Begin: uint32(pr.Begin), Length: uint32(pr.Length)})
+}
+
+// onPiece validates a received block and hands it to a disk worker.
+func (ls *loopState) onPiece(p *peer, m wire.Message) {
+	r := picker.Request{Piece: int(m.Index), Begin: int(m.Begin), Length: len(m.Data)}
+	if r.Piece >= ls.info.NumPieces() {
+		ls.dropPeer(p, fmt.Sprintf("block for piece %d of %d", r.Piece, ls.info.NumPieces()))
+		return
+	}
+	if _, ok := p.reqSent[r]; !ok {
+		ls.dropPeer(p, fmt.Sprintf("block we did not request (piece %d begin %d length %d)", r.Piece, r.Begin, r.Length))
+		return
+	}
+	delete(p.reqSent, r)
+	p.lastPiece = time.Now()
+	ls.refill[p] = true
+	rc := ls.pk.Received(p.id, r)
+	for _, c := range rc.Cancels {
+		ls.sendCancel(c)
+	}
+	if rc.New {
+		ls.writes[r.Piece]++
+		st, data := ls.store, m.Data
+		t := ls.t
+		t.wg.Add(1)
+		go func() {
+			defer t.wg.Done()
+			err := st.WriteBlock(r.Piece, r.Begin, data)
+			select {
+			case t.events <- blockWritten{piece: r.Piece, err: err}:
+			case <-t.closing:
+			}
+		}()
+	}
+	if rc.PieceReady {
+		ls.ready[r.Piece] = true
+		ls.maybeHash(r.Piece)
+	}
+}
+
+func (ls *loopState) onBlockWritten(ev blockWritten) {
+	ls.writes[ev.piece]--
+	if ls.writes[ev.piece] <= 0 {
+		delete(ls.writes, ev.piece)
+	}
+	if ev.err != nil {
+		ls.t.log.Warn("writing block to the cache", "piece", ev.piece, "err", ev.err)
+		ls.writeFailed(ev.piece)
+	}
+	ls.maybeHash(ev.piece)
+}
+
+// writeFailed remembers a piece whose staged blocks are incomplete.
+func (ls *loopState) writeFailed(piece int) {
+	if ls.failedWrites == nil {
+		ls.failedWrites = make(map[int]bool)
+	}
+	ls.failedWrites[piece] = true
+}
+
+// maybeHash starts verifying a piece once all its blocks are written.
+func (ls *loopState) maybeHash(piece int) {
+	if !ls.ready[piece] || ls.writes[piece] > 0 || ls.hashing[piece] {
+		return
+	}
+	delete(ls.ready, piece)
+	if ls.failedWrites[piece] {
+		delete(ls.failedWrites, piece)
+		ls.pk.PieceFailed(piece) // no blame: the disk failed, not the peers
+		ls.refillAll = true
+		return
+	}
+	ls.hashing[piece] = true
+	st, t := ls.store, ls.t
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		err := st.FinishPiece(piece)
+		select {
+		case t.events <- pieceHashed{piece: piece, err: err}:
+		case <-t.closing:
+		}
+	}()
+}
+
+func (ls *loopState) onPieceHashed(ev pieceHashed) {
+	delete(ls.hashing, ev.piece)
+	i := ev.piece
+	switch {
+	case ev.err == nil:
+		ls.pk.PieceComplete(i)
+		ls.announceHave(i)
+		ls.checkComplete()
+	case errors.Is(ev.err, cache.ErrHashMismatch):
+		for _, id := range ls.pk.PieceFailed(i) {
+			if ip, ok := ls.idAddr[id]; ok {
+				ls.strikeIP(ip, id, i)
+			}
+		}
+		ls.refillAll = true
+	default:
+		ls.t.log.Warn("verifying piece", "piece", i, "err", ev.err)
+		ls.pk.PieceFailed(i)
+		ls.refillAll = true
+	}
+}
+
+// announceHave tells peers about a new piece and updates our interest.
+func (ls *loopState) announceHave(i int) {
+	for p := range ls.peers {
+		if p.have.Len() > 0 && p.have.Get(i) {
+			ls.updateInterest(p)
+			continue
+		}
+		p.send(wire.Message{ID: wire.Have, Index: uint32(i)})
+		ls.updateInterest(p)
+	}
+}
+
+// strikeIP blames the peer with the given id (maybe gone) for piece i.
+func (ls *loopState) strikeIP(ip netip.Addr, id picker.PeerID, piece int) {
+	if p := ls.byID[id]; p != nil {
+		ls.strike(p, piece)
+		return
+	}
+	ls.strikes[ip]++
+	if ls.strikes[ip] >= banAfterStrikes {
+		ls.banned[ip] = "sent bad data"
+		ls.t.log.Info("banned peer address", "ip", ip)
+	}
+}
+
+// checkTimeouts returns requests that a peer sits on to the pool.
+func (ls *loopState) checkTimeouts(p *peer, now time.Time) {
+	if ls.pk == nil {
+		return
+	}
+	if ls.pk.Outstanding(p.id) > 0 && now.Sub(p.lastPiece) > requestTimeout {
+		for _, r := range ls.pk.Requests(p.id) {
+			ls.pk.TimedOut(p.id, r)
+		}
+		ls.refillAll = true
+		p.log.Debug("requests timed out")
+	}
+	for r, at := range p.reqSent {
+		if now.Sub(at) > 3*requestTimeout {
+			delete(p.reqSent, r)
+		}
+	}
+}
+
+// whyMissing explains why piece i is not here yet, for reader errors.
+func (ls *loopState) whyMissing(i int) string {
+	switch {
+	case ls.info == nil:
+		return fmt.Sprintf("metadata not received yet (%d peers)", len(ls.peers))
+	case ls.paused:
+		return "torrent paused"
+	case len(ls.peers) == 0:
+		return fmt.Sprintf("no peers (%d addresses known, %d connecting)", len(ls.known), ls.halfOpen)
+	case i < 0 || i >= ls.info.NumPieces():
+		return fmt.Sprintf("piece %d out of range", i)
+	}
+	n := ls.pk.Availability(i)
+	if n == 0 {
+		return fmt.Sprintf("no connected peer has piece %d (%d peers)", i, len(ls.peers))
+	}
+	unchoked := 0
+	for p := range ls.peers {
+		if p.have.Len() > 0 && p.have.Get(i) && !p.peerChoking {
+			unchoked++
+		}
+	}
+	if unchoked == 0 {
+		return fmt.Sprintf("piece %d: all %d peers that have it choke us", i, n)
+	}
+	return fmt.Sprintf("piece %d still downloading from %d peers", i, unchoked)
+}

@@ -1,0 +1,302 @@
+package engine
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swarmfs/swarmfs/cache"
+	"github.com/swarmfs/swarmfs/engine/internal/picker"
+	"github.com/swarmfs/swarmfs/engine/internal/wire"
+	"github.com/swarmfs/swarmfs/engine/internal/wire/bitfield"
+)
+
+// peer is one connection. The reader and writer goroutines own the socket's
+// two directions; the torrent loop owns the fields marked "loop".
+type peer struct {
+	t        *Torrent
+	conn     net.Conn
+	addr     netip.AddrPort
+	hs       handshakeResult
+	outgoing bool
+	log      *slog.Logger
+	id       picker.PeerID
+	since    time.Time
+
+	closed    chan struct{}
+	closeOnce sync.Once
+	closeErr  error // set before closed is closed
+
+	// down and up count payload bytes; written by the reader, writer and
+	// loop, read by the loop.
+	down, up atomic.Int64
+
+	mu    sync.Mutex // guards queue and serve
+	queue []wire.Message
+	serve []picker.Request // requests of the peer we will answer, in order
+	wake  chan struct{}    // cap 1: the writer has work
+
+	// loop state
+	amChoking, amInterested     bool
+	peerChoking, peerInterested bool
+	have                        bitfield.Bitfield // valid once info is known
+	rawBitfield                 []byte            // bitfield received before info
+	rawHaves                    []int             // haves received before info
+	haveAll                     bool
+	seenHave                    bool // got a bitfield/have all/have none
+	ext                         *wire.ExtHandshake
+	listen                      netip.AddrPort // where the peer accepts connections, if known
+	allowedFast                 map[int]bool   // pieces we may request while choked
+	lastDown, lastUp            int64
+	downRate, upRate            float64
+	lastPiece                   time.Time // last block received
+	reqSent                     map[picker.Request]time.Time
+	badPieces                   int
+	removed                     bool
+}
+
+func newPeer(t *Torrent, conn net.Conn, hs handshakeResult, outgoing bool, id picker.PeerID) *peer {
+	addr, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
+	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	return &peer{
+		t: t, conn: conn, addr: addr, hs: hs, outgoing: outgoing, id: id,
+		log:         t.log.With("peer", addr.String()),
+		since:       time.Now(),
+		closed:      make(chan struct{}),
+		wake:        make(chan struct{}, 1),
+		amChoking:   true,
+		peerChoking: true,
+		reqSent:     make(map[picker.Request]time.Time),
+		allowedFast: make(map[int]bool),
+	}
+}
+
+// start runs the reader and writer goroutines.
+func (p *peer) start() {
+	p.t.wg.Add(2)
+	go func() {
+		defer p.t.wg.Done()
+		p.readLoop()
+	}()
+	go func() {
+		defer p.t.wg.Done()
+		p.writeLoop()
+	}()
+}
+
+// close shuts the connection down once; both goroutines then end.
+func (p *peer) close(err error) {
+	p.closeOnce.Do(func() {
+		p.closeErr = err
+		close(p.closed)
+		p.conn.Close()
+	})
+}
+
+// send queues messages for the writer. It never blocks.
+func (p *peer) send(ms ...wire.Message) {
+	p.mu.Lock()
+	p.queue = append(p.queue, ms...)
+	p.mu.Unlock()
+	p.poke()
+}
+
+func (p *peer) poke() {
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// queueServe queues a block request of the peer for the writer to answer.
+func (p *peer) queueServe(r picker.Request) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.serve) >= maxServeQueue {
+		return false
+	}
+	p.serve = append(p.serve, r)
+	p.poke()
+	return true
+}
+
+// cancelServe drops a queued request of the peer (its Cancel).
+func (p *peer) cancelServe(r picker.Request) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for i, s := range p.serve {
+		if s == r {
+			p.serve = append(p.serve[:i], p.serve[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// clearServe drops every queued request of the peer (we choked it) and
+// returns them.
+func (p *peer) clearServe() []picker.Request {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.serve
+	p.serve = nil
+	return s
+}
+
+// maxServeQueue caps the requests of one peer we hold; more are rejected.
+const maxServeQueue = 512
+
+// Events posted by peer goroutines to the torrent loop.
+type (
+	peerMsg struct {
+		p *peer
+		m wire.Message // Data owned by the event
+	}
+	peerGone struct{ p *peer }
+	// peerServed reports a block the writer could not serve (evicted).
+	peerServeFailed struct {
+		p *peer
+		r picker.Request
+	}
+)
+
+// post delivers an event to the loop unless the peer or torrent is gone.
+func (p *peer) post(ev any) bool {
+	select {
+	case p.t.events <- ev:
+		return true
+	case <-p.closed:
+		return false
+	case <-p.t.closing:
+		return false
+	}
+}
+
+// readLoop reads messages until the connection fails.
+func (p *peer) readLoop() {
+	defer func() {
+		// Tell the loop the peer is gone even when it was closed by the
+		// loop itself; the loop ignores the second notice.
+		select {
+		case p.t.events <- peerGone{p}:
+		case <-p.t.closing:
+		}
+	}()
+	br := bufio.NewReaderSize(p.conn, 64<<10)
+	buf := make([]byte, 32<<10)
+	maxLen := uint32(wire.DefaultMaxMessageLen)
+	for {
+		_ = p.conn.SetReadDeadline(time.Now().Add(idleTimeout))
+		m, err := wire.ReadMessage(br, maxLen, buf)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("connection closed by peer")
+			}
+			p.close(fmt.Errorf("read: %w", err))
+			return
+		}
+		if m.Keepalive {
+			continue
+		}
+		if m.ID == wire.Piece {
+			p.down.Add(int64(len(m.Data)))
+		}
+		if len(m.Data) > 0 {
+			m.Data = append(blockBuf(len(m.Data)), m.Data...)
+		}
+		if !p.post(peerMsg{p, m}) {
+			return
+		}
+	}
+}
+
+// blockBuf returns an empty slice with room for n bytes.
+func blockBuf(n int) []byte { return make([]byte, 0, n) }
+
+// writeLoop writes queued messages and served blocks, and keep-alives when
+// idle.
+func (p *peer) writeLoop() {
+	ka := time.NewTimer(keepAliveEvery)
+	defer ka.Stop()
+	var out []byte
+	block := make([]byte, wire.BlockSize)
+	for {
+		select {
+		case <-p.closed:
+			return
+		case <-p.t.closing:
+			p.close(errors.New("torrent closing"))
+			return
+		case <-ka.C:
+			out = append(out[:0], 0, 0, 0, 0)
+			if err := p.write(out); err != nil {
+				return
+			}
+			ka.Reset(keepAliveEvery)
+			continue
+		case <-p.wake:
+		}
+		for {
+			p.mu.Lock()
+			q := p.queue
+			p.queue = nil
+			var r picker.Request
+			serving := len(q) == 0 && len(p.serve) > 0
+			if serving {
+				r = p.serve[0]
+				p.serve = p.serve[1:]
+			}
+			p.mu.Unlock()
+			if len(q) == 0 && !serving {
+				break
+			}
+			out = out[:0]
+			for _, m := range q {
+				out = wire.AppendMessage(out, m)
+			}
+			if serving {
+				if r.Length > len(block) {
+					block = make([]byte, r.Length)
+				}
+				st := p.t.storeOrNil()
+				ok := st != nil && p.readBlock(st, r, block[:r.Length])
+				if ok {
+					out = wire.AppendMessage(out, wire.Message{ID: wire.Piece, Index: uint32(r.Piece), Begin: uint32(r.Begin), Data: block[:r.Length]})
+				} else if !p.post(peerServeFailed{p, r}) {
+					return
+				}
+			}
+			if len(out) > 0 {
+				if err := p.write(out); err != nil {
+					return
+				}
+				if serving {
+					p.up.Add(int64(r.Length))
+				}
+			}
+			ka.Reset(keepAliveEvery)
+		}
+	}
+}
+
+// readBlock reads a verified block from the cache (which protects the
+// piece from eviction while it reads).
+func (p *peer) readBlock(st *cache.Store, r picker.Request, dst []byte) bool {
+	return st.ReadBlock(r.Piece, r.Begin, dst) == nil
+}
+
+func (p *peer) write(b []byte) error {
+	_ = p.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if _, err := p.conn.Write(b); err != nil {
+		p.close(fmt.Errorf("write: %w", err))
+		return err
+	}
+	return nil
+}

@@ -1,0 +1,230 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/swarmfs/swarmfs/cache"
+	"github.com/swarmfs/swarmfs/engine/internal/picker"
+	"github.com/swarmfs/swarmfs/engine/internal/readahead"
+	"github.com/swarmfs/swarmfs/metainfo"
+)
+
+// Reader reads one file of a torrent, fetching what it reads first and a
+// readahead window after it. Open one per open file and keep it for the
+// file's whole life so the window keeps growing on sequential reads. Its
+// methods are safe for concurrent use.
+type Reader struct {
+	t     *Torrent
+	info  *metainfo.Info
+	store *cache.Store
+	file  metainfo.File
+	owner int
+
+	mu      sync.Mutex // guards the fields below
+	pol     *readahead.Policy
+	active  map[int][2]int // in-flight reads: id -> piece span [first, end)
+	nextID  int
+	sent    []picker.Range
+	seq     uint64 // sequence of the last ranges built
+	closed  bool
+	headEnd int // pieces [head, headEnd) and [tail, tailEnd) are HeadTail
+	tail    int
+}
+
+// ErrReaderClosed is returned by ReadAt after Close.
+var ErrReaderClosed = errors.New("engine: reader closed")
+
+// NewReader opens a reader on file index file of Info().Files. The file's
+// first and last pieces get the HeadTail priority at once.
+func (t *Torrent) NewReader(file int) (*Reader, error) {
+	info := t.Info()
+	if info == nil {
+		return nil, ErrNoInfo
+	}
+	if file < 0 || file >= len(info.Files) {
+		return nil, fmt.Errorf("engine: no file %d (torrent has %d)", file, len(info.Files))
+	}
+	select {
+	case <-t.closing:
+		return nil, ErrClosed
+	default:
+	}
+	f := info.Files[file]
+	r := &Reader{
+		t: t, info: info, store: t.storeOrNil(), file: f,
+		owner:  int(t.nextOwner.Add(1)),
+		pol:    readahead.New(readahead.Config{Max: t.c.cfg.MaxReadahead}),
+		active: make(map[int][2]int),
+	}
+	if f.Length > 0 {
+		first, end := info.FileSpan(f)
+		r.headEnd = first + 1
+		r.tail = end - 1
+		r.mu.Lock()
+		ranges := r.rangesLocked()
+		r.sent = ranges
+		r.seq++
+		r.mu.Unlock()
+		if err := r.push(context.Background(), ranges, 1); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// File returns the file the reader reads.
+func (r *Reader) File() metainfo.File { return r.file }
+
+// Size returns the file's length.
+func (r *Reader) Size() int64 { return r.file.Length }
+
+// ReadAt reads len(p) bytes at offset off of the file. It blocks until the
+// pieces holding them are verified in the cache or ctx ends; then the error
+// wraps ctx.Err() and says why the data is missing. At the end of the file
+// it returns fewer bytes and io.EOF.
+func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("engine: negative offset %d", off)
+	}
+	if off >= r.file.Length {
+		return 0, io.EOF
+	}
+	n := int(min(int64(len(p)), r.file.Length-off))
+	if n == 0 {
+		return 0, nil
+	}
+	toff := r.file.Offset + off
+	first, end := r.info.PieceSpan(toff, int64(n))
+
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return 0, ErrReaderClosed
+	}
+	r.pol.Read(time.Now(), off, int64(n))
+	r.nextID++
+	id := r.nextID
+	r.active[id] = [2]int{first, end}
+	ranges := r.rangesLocked()
+	changed := !slices.Equal(ranges, r.sent)
+	if changed {
+		r.sent = ranges
+		r.seq++
+	}
+	seq := r.seq
+	r.mu.Unlock()
+	defer func() {
+		r.mu.Lock()
+		delete(r.active, id)
+		r.mu.Unlock()
+	}()
+
+	if changed {
+		if err := r.push(ctx, ranges, seq); err != nil {
+			return 0, err
+		}
+	}
+	for i := first; i < end; i++ {
+		r.store.Pin(i)
+		defer r.store.Unpin(i)
+	}
+	for i := first; i < end; i++ {
+		if err := r.store.Wait(ctx, i); err != nil {
+			return 0, r.explain(ctx, i, err)
+		}
+	}
+	k, err := r.store.ReadAt(p[:n], toff)
+	if err != nil {
+		return k, fmt.Errorf("engine: read %s at %d: %w", r.file.DisplayPath(), off, err)
+	}
+	if k < len(p) {
+		return k, io.EOF
+	}
+	return k, nil
+}
+
+// rangesLocked builds the reader's picker ranges: head and tail pieces,
+// the pieces of in-flight reads (Now) and the readahead windows.
+func (r *Reader) rangesLocked() []picker.Range {
+	var rs []picker.Range
+	if r.headEnd > 0 {
+		rs = append(rs, picker.Range{First: r.headEnd - 1, End: r.headEnd, Prio: picker.HeadTail})
+		if r.tail >= r.headEnd {
+			rs = append(rs, picker.Range{First: r.tail, End: r.tail + 1, Prio: picker.HeadTail})
+		}
+	}
+	for _, w := range r.pol.Windows(nil) {
+		end := min(w.End, r.file.Length)
+		if end <= w.Start {
+			continue
+		}
+		f, e := r.info.PieceSpan(r.file.Offset+w.Start, end-w.Start)
+		rs = append(rs, picker.Range{First: f, End: e, Prio: picker.Readahead})
+	}
+	ids := make([]int, 0, len(r.active))
+	for id := range r.active {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		s := r.active[id]
+		rs = append(rs, picker.Range{First: s[0], End: s[1], Prio: picker.Now})
+	}
+	return rs
+}
+
+// push sends the reader's ranges to the torrent loop.
+// Updates pushed concurrently may arrive out of order; the loop keeps the
+// one with the highest seq.
+func (r *Reader) push(ctx context.Context, ranges []picker.Range, seq uint64) error {
+	select {
+	case r.t.prio <- prioOwner{owner: r.owner, ranges: ranges, seq: seq}:
+		return nil
+	case <-r.t.closing:
+		return ErrClosed
+	case <-ctx.Done():
+		return fmt.Errorf("engine: setting read priority: %w", ctx.Err())
+	}
+}
+
+// explain turns a failed wait for piece i into an error that says why.
+func (r *Reader) explain(ctx context.Context, i int, err error) error {
+	if errors.Is(err, cache.ErrClosed) {
+		return fmt.Errorf("engine: read %s: %w", r.file.DisplayPath(), ErrClosed)
+	}
+	if ctx.Err() == nil {
+		return fmt.Errorf("engine: read %s: %w", r.file.DisplayPath(), err)
+	}
+	why := "unknown"
+	qctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if r.t.doCtx(qctx, func() { why = r.t.ls.whyMissing(i) }) != nil {
+		why = "torrent busy or closed"
+	}
+	return fmt.Errorf("engine: read %s: waiting for piece %d: %s: %w", r.file.DisplayPath(), i, why, ctx.Err())
+}
+
+// Close drops the reader's priorities. Reads after Close fail.
+func (r *Reader) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	select {
+	case r.t.prio <- prioOwner{owner: r.owner, clear: true}:
+	case <-r.t.closing:
+	case <-ctx.Done():
+	}
+	return nil
+}

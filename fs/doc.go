@@ -1,0 +1,80 @@
+// Package fs serves torrents as a read-only FUSE filesystem (go-fuse v2).
+//
+// It owns the tree of directories and files, the read path from a kernel
+// read request to a torrent reader, extended attributes, and mounting and
+// unmounting (including replacing a stale mount left by a crash). It does not
+// import the engine: it reads torrents through the small Torrent and
+// FileReader interfaces, which cmd implements over engine.Torrent and tests
+// implement with in-memory fakes.
+//
+// # Layout
+//
+// One torrent whose info is known and that is a single file: the file is at
+// the mount root. Any other single torrent (multi-file, or a magnet whose
+// info is not known yet): the root holds one directory named Torrent.Name
+// with the torrent's files (Info.Files paths) inside. Several torrents: one
+// directory per torrent, named Torrent.Name, cleaned into one path component
+// ("/" becomes "_") and deduplicated with " (2)", " (3)", ...; a single-file
+// torrent's directory holds its one file. A magnet's directory exists (empty)
+// from the start and fills when InfoReady closes; listing it never blocks.
+//
+// Nodes are built once (at mount, or when a magnet's info arrives) and never
+// change. Directories are 0555, files 0444 (0555 when the torrent marks them
+// executable), owned by the mounting user; sizes come from the info and all
+// times are the torrent's creation date (the mount time when unknown).
+// Inode numbers are a hash of the info hash and the path, so they are the
+// same on every mount. Statfs reports the total size of the torrents as
+// used, nothing free, and the mount is "ro". Getattr, Lookup, Readdir and
+// Statfs never call the torrent, so `ls -lR` and `find` never wait on the
+// network.
+//
+// # Reads
+//
+// Open gives each file handle its own FileReader (Torrent.OpenFile), closed
+// on release, so the engine's readahead follows that handle. Read calls
+// FileReader.ReadAt with a context that ends when the kernel interrupts the
+// request (Ctrl-C in the reader), when Options.ReadTimeout passes (default
+// 60 s, lowered below the kernel's fs.fuse request timeouts when set), or
+// when the mount is unmounted. Read fills the whole request or fails: a
+// short reply would make the kernel believe the file ends there. Reads at or
+// past the end return 0 bytes.
+//
+// Files are kept in the page cache (FOPEN_KEEP_CACHE: verified data never
+// changes) and requests are up to 1016 KiB (max_read; the largest that
+// go-fuse can splice through a 1 MiB pipe). After mounting, the mount's
+// /sys/class/bdi/*/read_ahead_kb is raised to Options.ReadAheadKB (default
+// 4096, root only) so the kernel's readahead asks for large windows.
+// Options.DirectIO switches to FOPEN_DIRECT_IO, for measurements.
+//
+// # Extended attributes
+//
+// Every file and directory has, readable with getfattr -d:
+//   - user.swarmfs.infohash: the 40 hex digits of the info hash (the root of
+//     several torrents: all of them, separated by spaces);
+//   - user.swarmfs.progress: "VERIFIED/TOTAL" in bytes; for a file, the
+//     bytes of the file that lie in verified pieces, over its length;
+//   - user.swarmfs.pieces: one character per piece, '#' verified and '.'
+//     missing (for a file, its pieces; for a directory, the torrent's). Above
+//     60000 pieces each character stands for a run of consecutive pieces and
+//     is '#' (all), '.' (none) or '+' (some);
+//   - user.swarmfs.status: Status.Text, e.g. "fetching metadata (3 peers)".
+//
+// # Concurrency
+//
+// Every exported method of Server is safe for concurrent use. The read path
+// takes no lock of this package: nodes are immutable and a handle only holds
+// its reader, which must be safe for concurrent ReadAt calls. Each mount runs
+// go-fuse's server goroutines plus one goroutine per magnet waiting for its
+// info; Unmount ends them all. Torrent methods other than FileReader.ReadAt
+// must not block.
+//
+// # Errors
+//
+// One function, translate, turns errors into errnos: an interrupted request
+// gives EINTR; a read that timed out (cause ErrReadTimeout) or that was
+// released by unmounting (cause ErrUnmounted) gives EIO, logged with the
+// reason the reader gave; a syscall.Errno in the chain is passed on; anything
+// else is EIO. Mount fails with ErrNoTorrents when given none; the package
+// function Unmount returns ErrNotMounted for a path that is not a mountpoint
+// and an error wrapping syscall.EBUSY when open files keep the mount busy.
+package fs

@@ -1,0 +1,168 @@
+package fs
+
+import (
+	"errors"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestInterruptCommand sends SIGINT to cat and to dd iflag=direct blocked
+// on a missing piece: both must exit at once, long before the read timeout.
+func TestInterruptCommand(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args func(path string) []string
+		sync bool // the read reaches the server as the process's own request
+	}{
+		{"cat", func(p string) []string { return []string{"cat", p} }, false},
+		{"dd-direct", func(p string) []string {
+			return []string{"dd", "if=" + p, "of=/dev/null", "bs=64k", "iflag=direct"}
+		}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ft := contentFake(fakeOptions{gated: true})
+			s, dir := mountT(t, []Torrent{ft}, Options{ReadTimeout: time.Minute})
+			args := tc.args(filePath(dir, ft, 0))
+			cmd := exec.Command(args[0], args[1:]...)
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			exited := make(chan error, 1)
+			go func() { exited <- cmd.Wait() }()
+			t.Cleanup(func() {
+				_ = cmd.Process.Kill()
+				<-exited
+			})
+			eventually(t, 10*time.Second, "the read to block", func() bool { return ft.waiting.Load() > 0 })
+			if err := cmd.Process.Signal(os.Interrupt); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case err := <-exited:
+				exited <- err
+				var ee *exec.ExitError
+				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
+					t.Errorf("%s: %v, want death by SIGINT", tc.name, err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatalf("%s did not exit within 10 s of SIGINT", tc.name)
+			}
+			if tc.sync {
+				eventually(t, 10*time.Second, "the request to be interrupted", func() bool { return ft.canceled.Load() > 0 })
+			}
+			_ = s
+		})
+	}
+}
+
+// TestInterruptThread interrupts a blocked O_DIRECT pread with a signal to
+// its thread: the kernel sends FUSE_INTERRUPT and the read fails with EINTR.
+func TestInterruptThread(t *testing.T) {
+	ft := contentFake(fakeOptions{gated: true})
+	_, dir := mountT(t, []Torrent{ft}, Options{ReadTimeout: time.Minute})
+	fd, err := unix.Open(filePath(dir, ft, 0), unix.O_RDONLY|unix.O_DIRECT, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(fd)
+	tids := make(chan int, 1)
+	res := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tids <- unix.Gettid()
+		buf := make([]byte, 64<<10)
+		_, err := unix.Pread(fd, buf, 0)
+		res <- err
+	}()
+	tid := <-tids
+	eventually(t, 10*time.Second, "the read to block", func() bool { return ft.waiting.Load() > 0 })
+	deadline := time.After(10 * time.Second)
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		// SIGURG is harmless to the Go runtime (it uses it for preemption).
+		if err := unix.Tgkill(os.Getpid(), tid, unix.SIGURG); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case err := <-res:
+			if !errors.Is(err, unix.EINTR) {
+				t.Errorf("interrupted pread: %v, want EINTR", err)
+			}
+			if ft.canceled.Load() == 0 {
+				t.Errorf("the reader's context was not cancelled")
+			}
+			return
+		case <-tick.C:
+		case <-deadline:
+			t.Fatal("the interrupted pread did not return within 10 s")
+		}
+	}
+}
+
+// TestUnmountDuringBlockedRead unmounts while a read waits for a missing
+// piece: the read fails, Unmount returns and nothing stays mounted.
+func TestUnmountDuringBlockedRead(t *testing.T) {
+	ft := contentFake(fakeOptions{gated: true})
+	s, dir := mountT(t, []Torrent{ft}, Options{ReadTimeout: time.Minute})
+	f, err := os.Open(filePath(dir, ft, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := make(chan error, 1)
+	go func() {
+		_, err := f.ReadAt(make([]byte, 4096), 0)
+		f.Close()
+		res <- err
+	}()
+	eventually(t, 10*time.Second, "the read to block", func() bool { return ft.waiting.Load() > 0 })
+	within(t, 20*time.Second, "Unmount", func() {
+		if err := s.Unmount(); err != nil {
+			t.Errorf("Unmount: %v", err)
+		}
+	})
+	select {
+	case err := <-res:
+		if err == nil {
+			t.Errorf("blocked read succeeded after unmount")
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("blocked read not released by Unmount")
+	}
+	if isMountpoint(dir) {
+		t.Errorf("still mounted")
+	}
+	select {
+	case <-s.Done():
+	default:
+		t.Errorf("Done not closed after Unmount")
+	}
+	if o, c := ft.opens.Load(), ft.closes.Load(); o != c {
+		t.Errorf("%d readers opened, %d closed", o, c)
+	}
+}
+
+// TestUnmountFromOutside unmounts with the package-level Unmount, as
+// `swarmfs unmount` does from another shell: Done closes.
+func TestUnmountFromOutside(t *testing.T) {
+	ft := contentFake(fakeOptions{})
+	s, dir := mountT(t, []Torrent{ft}, Options{})
+	if err := Unmount(dir); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-s.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("Done not closed after an unmount from outside")
+	}
+	if err := Unmount(dir); !errors.Is(err, ErrNotMounted) {
+		t.Errorf("second Unmount: %v, want ErrNotMounted", err)
+	}
+}

@@ -1,0 +1,265 @@
+package fs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hanwen/go-fuse/v2/fs"
+	"github.com/hanwen/go-fuse/v2/fuse"
+)
+
+// ErrNoTorrents is returned by Mount when it is given no torrent.
+var ErrNoTorrents = errors.New("fs: no torrents to mount")
+
+// unmountWait bounds how long Unmount waits for the kernel connection to
+// end after the mount was detached.
+const unmountWait = 10 * time.Second
+
+// Server is a mounted swarmfs filesystem.
+type Server struct {
+	mountpoint  string
+	opts        Options
+	log         *slog.Logger
+	readTimeout time.Duration
+	mountTime   time.Time
+	stale       bool
+
+	entries []*entry
+	pending []pendingDir // magnets whose directories fill later
+	nodes   atomic.Int64 // files in the tree, for statfs
+
+	inoMu sync.Mutex
+	inos  map[uint64]bool
+
+	server *fuse.Server
+	// ctx ends (with cause ErrUnmounted) when unmounting starts or the
+	// kernel connection ends; reads and watchers derive from it.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+	wg     sync.WaitGroup // watchers of pending directories
+	done   chan struct{}  // closed when the server has stopped
+
+	unmountOnce sync.Once
+	unmountErr  error
+}
+
+// Mount mounts torrents read-only at mountpoint and serves it until
+// Unmount, or until it is unmounted from outside (`swarmfs unmount`,
+// fusermount3 -u). If mountpoint is a dead FUSE mount left by a crashed
+// process, it is detached and mounted again; StaleReplaced then reports true
+// and a warning is logged.
+func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error) {
+	if len(torrents) == 0 {
+		return nil, ErrNoTorrents
+	}
+	mp, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return nil, fmt.Errorf("fs: mountpoint: %w", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("mountpoint", mp)
+	m := &Server{
+		mountpoint:  mp,
+		opts:        opts,
+		log:         logger,
+		readTimeout: readTimeout(opts.ReadTimeout, logger),
+		mountTime:   time.Now(),
+		inos:        map[uint64]bool{1: true},
+		done:        make(chan struct{}),
+	}
+	m.ctx, m.cancel = context.WithCancelCause(context.Background())
+
+	stale, err := replaceStale(mp, logger)
+	if err != nil {
+		return nil, err
+	}
+	m.stale = stale
+
+	m.entries = makeEntries(torrents, m.mountTime)
+	root := &dirNode{m: m}
+	if len(m.entries) == 1 {
+		root.e = m.entries[0]
+	}
+	server, err := m.serve(root)
+	if err != nil {
+		m.cancel(ErrUnmounted)
+		return nil, err
+	}
+	m.server = server
+	m.setReadAhead()
+	for _, p := range m.pending {
+		m.wg.Add(1)
+		go m.watch(p)
+	}
+	return m, nil
+}
+
+func makeEntries(torrents []Torrent, now time.Time) []*entry {
+	used := map[string]bool{}
+	entries := make([]*entry, 0, len(torrents))
+	for _, t := range torrents {
+		hash := t.InfoHash()
+		name := cleanName(t.Name(), hash)
+		for i := 2; used[name]; i++ {
+			name = cleanName(t.Name(), hash) + " (" + strconv.Itoa(i) + ")"
+		}
+		used[name] = true
+		mtime := t.CreationDate()
+		if mtime.IsZero() {
+			mtime = now
+		}
+		entries = append(entries, &entry{t: t, hash: hash, name: name, mtime: mtime})
+	}
+	return entries
+}
+
+// serve mounts the tree and starts the server loop.
+func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
+	entryTimeout := time.Hour // the tree never changes except for magnets filling
+	attrTimeout := time.Hour
+	fsName := m.opts.FSName
+	if fsName == "" {
+		fsName = "swarmfs"
+	}
+	var fuseLog *log.Logger
+	if m.opts.Logger != nil {
+		fuseLog = slog.NewLogLogger(m.opts.Logger.Handler(), slog.LevelDebug)
+	} else {
+		fuseLog = log.New(io.Discard, "", 0)
+	}
+	opts := &fs.Options{
+		MountOptions: fuse.MountOptions{
+			AllowOther:   m.opts.AllowOther,
+			Options:      []string{"ro", "default_permissions"},
+			MaxWrite:     maxRead,
+			MaxReadAhead: maxRead,
+			FsName:       fsName,
+			Name:         "swarmfs",
+			Debug:        m.opts.Debug,
+			Logger:       fuseLog,
+		},
+		EntryTimeout:   &entryTimeout,
+		AttrTimeout:    &attrTimeout,
+		UID:            uint32(os.Getuid()),
+		GID:            uint32(os.Getgid()),
+		Logger:         fuseLog,
+		RootStableAttr: &fs.StableAttr{Ino: 1},
+	}
+	server, err := fuse.NewServer(fs.NewNodeFS(root, opts), m.mountpoint, &opts.MountOptions)
+	if err != nil {
+		return nil, fmt.Errorf("fs: mount %s: %w", m.mountpoint, err)
+	}
+	go func() {
+		server.Serve()
+		m.cancel(ErrUnmounted)
+		m.wg.Wait()
+		close(m.done)
+	}()
+	if err := server.WaitMount(); err != nil {
+		_ = server.Unmount()
+		return nil, fmt.Errorf("fs: mount %s: %w", m.mountpoint, err)
+	}
+	return server, nil
+}
+
+// watch fills a magnet's directory when its info arrives.
+func (m *Server) watch(p pendingDir) {
+	defer m.wg.Done()
+	select {
+	case <-p.e.t.InfoReady():
+	case <-m.ctx.Done():
+		return
+	}
+	info := p.e.t.Info()
+	if info == nil {
+		m.log.Warn("InfoReady closed without info", "torrent", p.e.name)
+		return
+	}
+	m.addFiles(m.ctx, p.dir, p.e, info)
+	m.log.Info("metadata arrived; directory filled", "torrent", p.e.name, "files", len(info.Files))
+}
+
+// Mountpoint returns the absolute path of the mount.
+func (m *Server) Mountpoint() string { return m.mountpoint }
+
+// StaleReplaced reports whether Mount found a dead FUSE mount at the
+// mountpoint and replaced it.
+func (m *Server) StaleReplaced() bool { return m.stale }
+
+// Done returns a channel closed once the filesystem is no longer served:
+// after Unmount, or after an unmount from outside.
+func (m *Server) Done() <-chan struct{} { return m.done }
+
+// Wait blocks until Done is closed.
+func (m *Server) Wait() { <-m.done }
+
+// Unmount releases every blocked read (they fail with EIO), unmounts, and
+// waits for the server to stop. If open files keep the mount busy it is
+// detached lazily (the kernel drops it when they are closed; their reads
+// fail at once), and Unmount waits at most 10 s for that. It is safe to call
+// more than once and from several goroutines.
+func (m *Server) Unmount() error {
+	m.unmountOnce.Do(func() { m.unmountErr = m.unmount() })
+	return m.unmountErr
+}
+
+func (m *Server) unmount() error {
+	m.cancel(ErrUnmounted)
+	select {
+	case <-m.done:
+		return nil // already unmounted from outside
+	default:
+	}
+	if err := m.server.Unmount(); err != nil {
+		m.log.Info("mount busy; detaching it lazily", "err", err)
+		if err := detach(m.mountpoint); err != nil {
+			return fmt.Errorf("fs: unmount %s: %w", m.mountpoint, err)
+		}
+	}
+	t := time.NewTimer(unmountWait)
+	defer t.Stop()
+	select {
+	case <-m.done:
+		return nil
+	case <-t.C:
+		return fmt.Errorf("fs: %s detached, but open files still hold the connection", m.mountpoint)
+	}
+}
+
+// readTimeout picks the per-read timeout: d or the default, kept below the
+// kernel's FUSE request timeouts when an administrator set them.
+func readTimeout(d time.Duration, logger *slog.Logger) time.Duration {
+	if d <= 0 {
+		d = DefaultReadTimeout
+	}
+	for _, name := range []string{"max_request_timeout", "default_request_timeout"} {
+		b, err := os.ReadFile("/proc/sys/fs/fuse/" + name)
+		if err != nil {
+			continue
+		}
+		secs, err := strconv.Atoi(strings.TrimSpace(string(b)))
+		if err != nil || secs <= 0 {
+			continue
+		}
+		kernel := time.Duration(secs) * time.Second
+		if limit := kernel * 3 / 4; d > limit {
+			logger.Warn("read timeout lowered below the kernel's FUSE request timeout", "kernel", kernel, "timeout", limit)
+			d = limit
+		}
+	}
+	return d
+}

@@ -1,0 +1,103 @@
+package fs
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/swarmfs/swarmfs/metainfo"
+)
+
+// Torrent is what the mount needs from one torrent. cmd adapts
+// engine.Torrent to it; tests use an in-memory fake.
+//
+// Every method except FileReader.ReadAt must return promptly: the mount calls
+// Name, InfoHash, Info, CreationDate and InfoReady while building its tree and
+// Status for extended attributes, and `ls -lR` must never wait on the network.
+type Torrent interface {
+	// Name is the torrent's directory name. Before metadata is known (a
+	// magnet) it is the magnet's dn or the hex info hash. The mount cleans
+	// it into a single path component and deduplicates it.
+	Name() string
+	// InfoHash is the v1 info hash.
+	InfoHash() metainfo.Hash
+	// Info returns the validated info dictionary, or nil until metadata is
+	// known. Once non-nil it never changes.
+	Info() *metainfo.Info
+	// InfoReady returns a channel that is closed when Info becomes
+	// non-nil (already closed when it is known from the start).
+	InfoReady() <-chan struct{}
+	// CreationDate is the torrent's creation date; the zero time means
+	// unknown, and the mount then uses the time it was mounted.
+	CreationDate() time.Time
+	// OpenFile returns a reader of file index file of Info().Files. The
+	// mount calls it once per open file handle and closes the reader when
+	// the handle is released.
+	OpenFile(ctx context.Context, file int) (FileReader, error)
+	// Status returns a snapshot of the download progress.
+	Status() Status
+}
+
+// FileReader reads one file of a torrent. ReadAt must be safe for concurrent
+// use: the kernel issues several reads on one handle at once (readahead).
+type FileReader interface {
+	// ReadAt reads len(p) bytes at offset off of the file. It blocks until
+	// the bytes are verified or ctx ends; then it returns an error that
+	// wraps ctx.Err() (and may say why, e.g. "no peers"). At the end of
+	// the file it returns io.EOF with the bytes before it.
+	ReadAt(ctx context.Context, p []byte, off int64) (int, error)
+	// Close releases the reader (and its piece priorities).
+	Close() error
+}
+
+// Status is a snapshot of a torrent's progress.
+type Status struct {
+	// Verified is the number of verified bytes held; Total the torrent's
+	// size (0 while metadata is unknown).
+	Verified, Total int64
+	// Pieces has one entry per piece, true when the piece is verified
+	// (nil while metadata is unknown).
+	Pieces []bool
+	// Text is a short human state, e.g. "downloading" or
+	// "fetching metadata (3 peers)".
+	Text string
+}
+
+// Default values used for zero Options fields.
+const (
+	// DefaultReadTimeout bounds a read waiting for data that does not come.
+	DefaultReadTimeout = 60 * time.Second
+	// DefaultReadAheadKB is the kernel readahead set on the mount's bdi.
+	DefaultReadAheadKB = 4096
+	// maxRead is the largest read request: 1016 KiB, the most that go-fuse
+	// can splice through a 1 MiB pipe together with the reply header.
+	maxRead = 1016 << 10
+)
+
+// Options configures a mount. The zero value is valid.
+type Options struct {
+	// ReadTimeout bounds each read request: a read whose data has not
+	// arrived by then fails with EIO (and the reason is logged) while the
+	// download goes on. Zero means DefaultReadTimeout (60 s). If the
+	// kernel's fs.fuse.max_request_timeout or default_request_timeout is
+	// set, the timeout is lowered below it, since the kernel aborts the
+	// whole mount when a request outlives it.
+	ReadTimeout time.Duration
+	// ReadAheadKB is written to the mount's /sys/class/bdi/*/read_ahead_kb
+	// (root only; failures are logged at debug level). Zero means
+	// DefaultReadAheadKB; negative leaves the kernel's default (128).
+	ReadAheadKB int
+	// DirectIO opens files with FOPEN_DIRECT_IO instead of keeping them in
+	// the page cache. False (the default) uses the page cache with
+	// FOPEN_KEEP_CACHE and kernel readahead; true is for measurements.
+	DirectIO bool
+	// AllowOther lets users other than the mounting one access the mount
+	// (needs user_allow_other in /etc/fuse.conf unless root).
+	AllowOther bool
+	// Debug logs every FUSE request at debug level on Logger.
+	Debug bool
+	// Logger receives diagnostics; nil means silent.
+	Logger *slog.Logger
+	// FSName is the "Filesystem" column of df and mount; "" means "swarmfs".
+	FSName string
+}

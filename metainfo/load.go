@@ -1,0 +1,260 @@
+package metainfo
+
+import (
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Limits applied to torrents and info dictionaries. Anything past them is
+// rejected with an error wrapping ErrInvalid before any large allocation.
+const (
+	// MaxTorrentSize caps the bytes Load reads from a .torrent file.
+	MaxTorrentSize = 64 << 20
+	// MaxPieceLength caps the piece length of a torrent.
+	MaxPieceLength = 256 << 20
+	// MaxFiles caps the number of entries in an info dictionary's file list.
+	MaxFiles = 1 << 20
+	// MaxPathDepth caps the number of components of one file path.
+	MaxPathDepth = 64
+	// MaxComponentLength caps one path component in bytes (NAME_MAX on Linux).
+	MaxComponentLength = 255
+	// maxURLs caps the number of tracker and web seed URLs kept from a torrent.
+	maxURLs = 1000
+)
+
+// rawTorrent is the outer dictionary of a .torrent file. Optional keys are
+// kept raw and parsed leniently: a malformed comment must not make an
+// otherwise good torrent unusable (libtorrent behaves the same way).
+type rawTorrent struct {
+	Info         RawMessage `bencode:"info"`
+	Announce     RawMessage `bencode:"announce"`
+	AnnounceList RawMessage `bencode:"announce-list"`
+	URLList      RawMessage `bencode:"url-list"`
+	HTTPSeeds    RawMessage `bencode:"httpseeds"`
+	Nodes        RawMessage `bencode:"nodes"`
+	Comment      RawMessage `bencode:"comment"`
+	CommentUTF8  RawMessage `bencode:"comment.utf-8"`
+	CreatedBy    RawMessage `bencode:"created by"`
+	CreationDate RawMessage `bencode:"creation date"`
+}
+
+// Load reads a .torrent file (at most MaxTorrentSize bytes) and returns it
+// parsed and validated. Errors wrap ErrInvalid for malformed input and
+// ErrUnsupported for BitTorrent v2-only torrents.
+func Load(r io.Reader) (*MetaInfo, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxTorrentSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("metainfo: reading torrent: %w", err)
+	}
+	if len(data) > MaxTorrentSize {
+		return nil, fmt.Errorf("%w: torrent file larger than %d MiB", ErrInvalid, MaxTorrentSize>>20)
+	}
+	return parseTorrent(data)
+}
+
+// LoadFile reads and parses the .torrent file at path, as Load does.
+func LoadFile(path string) (*MetaInfo, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	mi, err := Load(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return mi, nil
+}
+
+func parseTorrent(data []byte) (*MetaInfo, error) {
+	if len(data) == 0 || data[0] != 'd' {
+		return nil, fmt.Errorf("%w: torrent is not a bencoded dictionary", ErrInvalid)
+	}
+	var raw rawTorrent
+	if err := Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("%w: torrent: %w", ErrInvalid, err)
+	}
+	if len(raw.Info) == 0 {
+		return nil, fmt.Errorf("%w: torrent has no info dictionary", ErrInvalid)
+	}
+	info, hybrid, err := parseInfo(raw.Info)
+	if err != nil {
+		return nil, err
+	}
+	mi := &MetaInfo{
+		Info:      info,
+		InfoBytes: raw.Info, // a sub-slice of data, which only we hold
+		InfoHash:  sha1.Sum(raw.Info),
+		Hybrid:    hybrid,
+	}
+	mi.Announce = rawString(raw.Announce)
+	mi.AnnounceList = rawTiers(raw.AnnounceList)
+	if len(mi.AnnounceList) == 0 && mi.Announce != "" {
+		mi.AnnounceList = [][]string{{mi.Announce}}
+	}
+	mi.WebSeeds = rawStrings(raw.URLList)
+	mi.HTTPSeeds = rawStrings(raw.HTTPSeeds)
+	mi.Nodes = rawNodes(raw.Nodes)
+	mi.Comment = rawString(raw.CommentUTF8)
+	if mi.Comment == "" {
+		mi.Comment = rawString(raw.Comment)
+	}
+	mi.CreatedBy = rawString(raw.CreatedBy)
+	if n, ok := rawInt(raw.CreationDate); ok && n > 0 && n < 1<<40 {
+		mi.CreationDate = time.Unix(n, 0).UTC()
+	}
+	return mi, nil
+}
+
+// rawString returns the string in raw, or "" when raw is absent or not a string.
+func rawString(raw RawMessage) string {
+	var s string
+	if len(raw) == 0 || Unmarshal(raw, &s) != nil {
+		return ""
+	}
+	return s
+}
+
+func rawInt(raw RawMessage) (int64, bool) {
+	var n int64
+	if len(raw) == 0 || Unmarshal(raw, &n) != nil {
+		return 0, false
+	}
+	return n, true
+}
+
+// rawStrings accepts a single string or a list of strings (BEP 19 allows
+// both for url-list); non-string items and empty strings are dropped, as are
+// duplicates.
+func rawStrings(raw RawMessage) []string {
+	if len(raw) == 0 {
+		return nil
+	}
+	if s := rawString(raw); s != "" {
+		return []string{s}
+	}
+	var items []RawMessage
+	if Unmarshal(raw, &items) != nil {
+		return nil
+	}
+	var out []string
+	seen := map[string]bool{}
+	for _, it := range items {
+		s := rawString(it)
+		if s == "" || seen[s] || len(out) >= maxURLs {
+			continue
+		}
+		seen[s] = true
+		out = append(out, s)
+	}
+	return out
+}
+
+// rawTiers parses a BEP 12 announce-list, dropping malformed entries and
+// empty tiers.
+func rawTiers(raw RawMessage) [][]string {
+	var tiers []RawMessage
+	if len(raw) == 0 || Unmarshal(raw, &tiers) != nil {
+		return nil
+	}
+	var out [][]string
+	n := 0
+	for _, t := range tiers {
+		var items []RawMessage
+		if Unmarshal(t, &items) != nil {
+			continue
+		}
+		var tier []string
+		for _, it := range items {
+			if s := rawString(it); s != "" && n < maxURLs {
+				tier = append(tier, s)
+				n++
+			}
+		}
+		if len(tier) > 0 {
+			out = append(out, tier)
+		}
+	}
+	return out
+}
+
+// rawNodes parses the "nodes" list of [host, port] pairs into "host:port".
+func rawNodes(raw RawMessage) []string {
+	var pairs []RawMessage
+	if len(raw) == 0 || Unmarshal(raw, &pairs) != nil {
+		return nil
+	}
+	var out []string
+	for _, p := range pairs {
+		var hp []RawMessage
+		if Unmarshal(p, &hp) != nil || len(hp) != 2 {
+			continue
+		}
+		host := rawString(hp[0])
+		port, ok := rawInt(hp[1])
+		if host == "" || !ok || port <= 0 || port > math.MaxUint16 || len(out) >= maxURLs {
+			continue
+		}
+		addr := net.JoinHostPort(host, strconv.FormatInt(port, 10))
+		if h, _, err := net.SplitHostPort(addr); err != nil || h != host {
+			continue // a host that cannot be written as host:port unambiguously
+		}
+		out = append(out, addr)
+	}
+	return out
+}
+
+// Bytes re-encodes the torrent. The info dictionary is written verbatim, so
+// the result loads with the same info hash.
+func (m *MetaInfo) Bytes() ([]byte, error) {
+	if len(m.InfoBytes) == 0 {
+		return nil, errors.New("metainfo: MetaInfo has no info bytes")
+	}
+	type node [2]any
+	out := struct {
+		Announce     string     `bencode:"announce,omitempty"`
+		AnnounceList [][]string `bencode:"announce-list,omitempty"`
+		Comment      string     `bencode:"comment,omitempty"`
+		CreatedBy    string     `bencode:"created by,omitempty"`
+		CreationDate int64      `bencode:"creation date,omitempty"`
+		HTTPSeeds    []string   `bencode:"httpseeds,omitempty"`
+		Info         RawMessage `bencode:"info"`
+		Nodes        []node     `bencode:"nodes,omitempty"`
+		URLList      []string   `bencode:"url-list,omitempty"`
+	}{
+		Announce:  m.Announce,
+		Comment:   m.Comment,
+		CreatedBy: m.CreatedBy,
+		HTTPSeeds: m.HTTPSeeds,
+		Info:      RawMessage(m.InfoBytes),
+		URLList:   m.WebSeeds,
+	}
+	if out.Announce == "" && len(m.AnnounceList) > 0 {
+		out.Announce = m.AnnounceList[0][0]
+	}
+	if !(len(m.AnnounceList) == 1 && len(m.AnnounceList[0]) == 1 && m.AnnounceList[0][0] == out.Announce) {
+		out.AnnounceList = m.AnnounceList
+	}
+	if !m.CreationDate.IsZero() {
+		out.CreationDate = m.CreationDate.Unix()
+	}
+	for _, n := range m.Nodes {
+		host, port, err := net.SplitHostPort(n)
+		if err != nil {
+			continue
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil {
+			continue
+		}
+		out.Nodes = append(out.Nodes, node{host, p})
+	}
+	return Marshal(out)
+}
