@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"testing"
 	"time"
-
 )
 
 // TestDownloadFromLibtorrent downloads a multi-file torrent from a

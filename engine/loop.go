@@ -39,8 +39,8 @@ type loopState struct {
 	owners  map[int][]picker.Range
 	ownSeq  map[int]uint64
 
-	failedWrites map[int]bool                 // pieces with a failed block write
-	idAddr       map[picker.PeerID]netip.Addr // every peer's IP, for blame after it left
+	failedWrites map[int]bool                // pieces with a failed block write
+	contrib      map[int]map[netip.Addr]bool // piece -> IPs that sent its blocks
 
 	refill    map[*peer]bool // peers whose request pipeline needs topping up
 	refillAll bool
@@ -84,11 +84,10 @@ type prioOwner struct {
 
 // Limits of the loop.
 const (
-	maxHalfOpen     = 8
-	banAfterStrikes = 2
-	requestTimeout  = 30 * time.Second
-	minPipeline     = 4
-	maxPipeline     = 256
+	maxHalfOpen    = 8
+	requestTimeout = 30 * time.Second
+	minPipeline    = 4
+	maxPipeline    = 256
 )
 
 func newLoopState(t *Torrent) *loopState {
@@ -106,7 +105,7 @@ func newLoopState(t *Torrent) *loopState {
 		hashing:  make(map[int]bool),
 		owners:   make(map[int][]picker.Range),
 		ownSeq:   make(map[int]uint64),
-		idAddr:   make(map[picker.PeerID]netip.Addr),
+		contrib:  make(map[int]map[netip.Addr]bool),
 		refill:   make(map[*peer]bool),
 		prefetch: t.opt.Prefetch,
 		ctx:      ctx,
@@ -131,6 +130,7 @@ func (t *Torrent) run() {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	ls.lastTick = time.Now()
+	ls.maybeDial()
 	for {
 		var evicted <-chan struct{}
 		if ls.store != nil {

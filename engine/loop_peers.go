@@ -184,7 +184,6 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	p := newPeer(t, conn, hs, outgoing, ls.nextID)
 	ls.peers[p] = struct{}{}
 	ls.byID[p.id] = p
-	ls.idAddr[p.id] = p.addr.Addr()
 	if outgoing {
 		if c := ls.known[p.addr]; c != nil {
 			c.connected = true
@@ -260,19 +259,50 @@ func (ls *loopState) dropPeer(p *peer, reason string) {
 	ls.removePeer(p, reason)
 }
 
-// strike counts a bad piece against an IP and bans it after banAfterStrikes.
-func (ls *loopState) strike(p *peer, piece int) {
-	ip := p.addr.Addr()
-	ls.strikes[ip]++
-	p.badPieces++
-	p.log.Info("peer sent a bad piece", "piece", piece, "strikes", ls.strikes[ip])
-	if ls.strikes[ip] < banAfterStrikes {
+// Blame for pieces that fail the hash check, per IP: a peer that sent a
+// whole bad piece alone earns strikeSole, one that sent part of it
+// strikeShared; each good piece it helped with takes one point off. An IP
+// at banPoints is banned.
+const (
+	strikeSole   = 2
+	strikeShared = 1
+	banPoints    = 4
+)
+
+// blame records a bad piece against the IPs that sent its blocks.
+func (ls *loopState) blame(piece int, ips map[netip.Addr]bool) {
+	w := strikeShared
+	if len(ips) == 1 {
+		w = strikeSole
+	}
+	for ip := range ips {
+		ls.strikes[ip] += w
+		ls.t.log.Info("peer sent part of a bad piece", "ip", ip, "piece", piece, "points", ls.strikes[ip])
+		if ls.strikes[ip] >= banPoints {
+			ls.ban(ip, "sent pieces that failed the hash check")
+		}
+	}
+}
+
+// credit takes a point off the IPs that helped with a good piece.
+func (ls *loopState) credit(ips map[netip.Addr]bool) {
+	for ip := range ips {
+		if ls.strikes[ip] > 0 {
+			ls.strikes[ip]--
+		}
+	}
+}
+
+// ban drops every connection from ip and never connects to it again.
+func (ls *loopState) ban(ip netip.Addr, reason string) {
+	if _, ok := ls.banned[ip]; ok {
 		return
 	}
-	ls.banned[ip] = "sent bad data"
+	ls.banned[ip] = reason
+	ls.t.log.Info("banned peer", "ip", ip, "reason", reason)
 	for q := range ls.peers {
 		if q.addr.Addr() == ip {
-			ls.dropPeer(q, "banned: sent pieces that failed the hash check")
+			ls.dropPeer(q, "banned: "+reason)
 		}
 	}
 	for a := range ls.known {

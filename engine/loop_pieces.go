@@ -118,6 +118,12 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 		ls.sendCancel(c)
 	}
 	if rc.New {
+		ips := ls.contrib[r.Piece]
+		if ips == nil {
+			ips = make(map[netip.Addr]bool, 1)
+			ls.contrib[r.Piece] = ips
+		}
+		ips[p.addr.Addr()] = true
 		ls.writes[r.Piece]++
 		st, data := ls.store, m.Data
 		t := ls.t
@@ -165,6 +171,7 @@ func (ls *loopState) maybeHash(piece int) {
 	delete(ls.ready, piece)
 	if ls.failedWrites[piece] {
 		delete(ls.failedWrites, piece)
+		delete(ls.contrib, piece)
 		ls.pk.PieceFailed(piece) // no blame: the disk failed, not the peers
 		ls.refillAll = true
 		return
@@ -185,20 +192,19 @@ func (ls *loopState) maybeHash(piece int) {
 func (ls *loopState) onPieceHashed(ev pieceHashed) {
 	delete(ls.hashing, ev.piece)
 	i := ev.piece
+	defer delete(ls.contrib, i)
 	switch {
 	case ev.err == nil:
+		ls.credit(ls.contrib[i])
 		ls.pk.PieceComplete(i)
 		ls.announceHave(i)
 		ls.checkComplete()
 	case errors.Is(ev.err, cache.ErrHashMismatch):
-		for _, id := range ls.pk.PieceFailed(i) {
-			if ip, ok := ls.idAddr[id]; ok {
-				ls.strikeIP(ip, id, i)
-			}
-		}
+		ls.pk.PieceFailed(i)
+		ls.blame(i, ls.contrib[i])
 		ls.refillAll = true
 	default:
-		ls.t.log.Warn("verifying piece", "piece", i, "err", ev.err)
+		ls.t.log.Warn("verifying piece", "piece", i, "err", ev.err) // not the peers' fault
 		ls.pk.PieceFailed(i)
 		ls.refillAll = true
 	}
@@ -213,19 +219,6 @@ func (ls *loopState) announceHave(i int) {
 		}
 		p.send(wire.Message{ID: wire.Have, Index: uint32(i)})
 		ls.updateInterest(p)
-	}
-}
-
-// strikeIP blames the peer with the given id (maybe gone) for piece i.
-func (ls *loopState) strikeIP(ip netip.Addr, id picker.PeerID, piece int) {
-	if p := ls.byID[id]; p != nil {
-		ls.strike(p, piece)
-		return
-	}
-	ls.strikes[ip]++
-	if ls.strikes[ip] >= banAfterStrikes {
-		ls.banned[ip] = "sent bad data"
-		ls.t.log.Info("banned peer address", "ip", ip)
 	}
 }
 

@@ -98,7 +98,7 @@ func (ls *loopState) metaData(p *peer, msg wire.MetadataMsg) {
 		ls.t.log.Info("metadata failed verification", "err", err)
 		if hm.Guilty {
 			for _, q := range hm.Peers {
-				ls.dropPeer(q, "sent metadata that does not match the info hash")
+				ls.ban(q.addr.Addr(), "sent metadata that does not match the info hash")
 				if q == mf.sizeSrc {
 					// Its size may have been the lie: start over.
 					mf.asm, mf.sizeSrc = nil, nil

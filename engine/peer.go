@@ -78,6 +78,9 @@ func newPeer(t *Torrent, conn net.Conn, hs handshakeResult, outgoing bool, id pi
 	}
 }
 
+// String returns the peer's address, for logs.
+func (p *peer) String() string { return p.addr.String() }
+
 // start runs the reader and writer goroutines.
 func (p *peer) start() {
 	p.t.wg.Add(2)

@@ -47,6 +47,7 @@ type fakeTorrent struct {
 	canceled atomic.Int64 // ReadAt calls ended by context.Canceled
 	timedOut atomic.Int64 // ReadAt calls ended by a deadline
 	served   atomic.Int64 // bytes returned by ReadAt
+	calls    atomic.Int64 // ReadAt calls that returned data
 }
 
 type fakeOptions struct {
@@ -222,6 +223,7 @@ func (r *fakeReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	}
 	copy(p, r.t.data[start:start+int64(n)])
 	r.t.served.Add(int64(n))
+	r.t.calls.Add(1)
 	if n < len(p) {
 		return n, io.EOF
 	}

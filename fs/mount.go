@@ -147,10 +147,16 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 			Options:      []string{"ro", "default_permissions"},
 			MaxWrite:     maxRead,
 			MaxReadAhead: maxRead,
-			FsName:       fsName,
-			Name:         "swarmfs",
-			Debug:        m.opts.Debug,
-			Logger:       fuseLog,
+			// Page-cache reads reach us as background requests, at most
+			// MaxBackground at once. Reads blocked on missing pieces (an
+			// abandoned readahead window after a seek) hold their slots
+			// until served or timed out; a larger pool keeps them from
+			// starving the reads at the new position.
+			MaxBackground: maxBackground,
+			FsName:        fsName,
+			Name:          "swarmfs",
+			Debug:         m.opts.Debug,
+			Logger:        fuseLog,
 		},
 		EntryTimeout:   &entryTimeout,
 		AttrTimeout:    &attrTimeout,

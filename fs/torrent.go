@@ -72,6 +72,9 @@ const (
 	// maxRead is the largest read request: 1016 KiB, the most that go-fuse
 	// can splice through a 1 MiB pipe together with the reply header.
 	maxRead = 1016 << 10
+	// maxBackground is the kernel's limit of concurrent background
+	// (readahead) requests; its default is 12.
+	maxBackground = 64
 )
 
 // Options configures a mount. The zero value is valid.

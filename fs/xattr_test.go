@@ -2,11 +2,16 @@ package fs
 
 import (
 	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -151,5 +156,34 @@ func TestPieceMap(t *testing.T) {
 	}
 	if progress(5, 10) != "5/10" || strconv.Itoa(len(pieceMap(nil, 3, 3))) != "0" {
 		t.Errorf("progress/empty map")
+	}
+}
+
+func TestTranslate(t *testing.T) {
+	bg := context.Background()
+	interrupted, cancel := context.WithCancel(bg)
+	cancel()
+	timedOut, cancel2 := context.WithTimeoutCause(bg, 0, ErrReadTimeout)
+	defer cancel2()
+	unmounted, cancel3 := context.WithCancelCause(bg)
+	cancel3(ErrUnmounted)
+	for _, tc := range []struct {
+		ctx  context.Context
+		err  error
+		want syscall.Errno
+	}{
+		{bg, nil, 0},
+		{bg, io.EOF, 0},
+		{bg, fmt.Errorf("engine: piece 3: %w", io.EOF), 0},
+		{interrupted, fmt.Errorf("engine: no peers: %w", context.Canceled), syscall.EINTR},
+		{timedOut, fmt.Errorf("engine: piece 3 unavailable: %w", context.DeadlineExceeded), syscall.EIO},
+		{unmounted, fmt.Errorf("engine: %w", context.Canceled), syscall.EIO},
+		{bg, fmt.Errorf("engine: own deadline: %w", context.DeadlineExceeded), syscall.EIO},
+		{bg, fmt.Errorf("cache: %w", syscall.ENOSPC), syscall.ENOSPC},
+		{bg, errors.New("engine: closed"), syscall.EIO},
+	} {
+		if got := translate(tc.ctx, tc.err); got != tc.want {
+			t.Errorf("translate(%v) = %v, want %v", tc.err, got, tc.want)
+		}
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 )
@@ -81,4 +83,42 @@ func Benchmark100kPieces(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCreate hashes a 32 MiB file with one worker and with all cores,
+// beside SHA-1 of the same bytes from memory on one core (the page cache
+// makes the file reads nearly free after the first run).
+func BenchmarkCreate(b *testing.B) {
+	const size = 32 << 20
+	dir := b.TempDir()
+	data := make([]byte, size)
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(r.Uint32())
+	}
+	p := filepath.Join(dir, "data.bin")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("ref-sha1-memory", func(b *testing.B) {
+		b.SetBytes(size)
+		for b.Loop() {
+			sha1.Sum(data)
+		}
+	})
+	for _, w := range []int{1, 0} {
+		name := "workers=" + strconv.Itoa(w)
+		if w == 0 {
+			name = "workers=all"
+		}
+		b.Run(name, func(b *testing.B) {
+			b.SetBytes(size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Create(p, CreateOptions{PieceLength: 256 << 10, NoDate: true, Workers: w}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

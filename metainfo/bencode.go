@@ -208,7 +208,7 @@ func (d *decoder) str() ([]byte, error) {
 		n = n*10 + int(b-'0')
 		if n > len(d.data) {
 			// Checked per digit so that n can never overflow.
-			return nil, d.errf("string of %s bytes runs past end of input", lenb)
+			return nil, d.errf("string length %q runs past end of input", lenb)
 		}
 	}
 	body := start + colon + 1

@@ -1,6 +1,7 @@
 package metainfo
 
 import (
+	"context"
 	"crypto/sha1"
 	"errors"
 	"fmt"
@@ -75,6 +76,12 @@ type sourceFile struct {
 // appear. Hashing reads piece-sized chunks across file boundaries on
 // opts.Workers goroutines.
 func Create(root string, opts CreateOptions) (*MetaInfo, error) {
+	return CreateContext(context.Background(), root, opts)
+}
+
+// CreateContext is Create that stops hashing and returns an error wrapping
+// ctx.Err() when ctx ends.
+func CreateContext(ctx context.Context, root string, opts CreateOptions) (*MetaInfo, error) {
 	st, err := os.Stat(root)
 	if err != nil {
 		return nil, fmt.Errorf("metainfo: create: %w", err)
@@ -115,7 +122,7 @@ func Create(root string, opts CreateOptions) (*MetaInfo, error) {
 	if pl < MinCreatePieceLength || pl > MaxCreatePieceLength || pl&(pl-1) != 0 {
 		return nil, fmt.Errorf("metainfo: create: piece length %d is not a power of two from 16 KiB to 16 MiB", pl)
 	}
-	pieces, err := hashFiles(files, pl, total, opts.Workers)
+	pieces, err := hashFiles(ctx, files, pl, total, opts.Workers)
 	if err != nil {
 		return nil, err
 	}
@@ -185,7 +192,7 @@ func walkFiles(root string) ([]sourceFile, error) {
 }
 
 // hashFiles computes the piece hashes of the files' concatenated content.
-func hashFiles(files []sourceFile, pl, total int64, workers int) ([]byte, error) {
+func hashFiles(ctx context.Context, files []sourceFile, pl, total int64, workers int) ([]byte, error) {
 	geo := &Info{PieceLength: pl, TotalLength: total}
 	var off int64
 	for _, f := range files {
@@ -215,6 +222,11 @@ func hashFiles(files []sourceFile, pl, total int64, workers int) ([]byte, error)
 			for !failed.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= n {
+					return
+				}
+				if err := ctx.Err(); err != nil {
+					errOnce.Do(func() { firstErr = fmt.Errorf("hashing stopped: %w", err) })
+					failed.Store(true)
 					return
 				}
 				data := buf[:geo.PieceSize(i)]

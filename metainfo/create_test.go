@@ -2,6 +2,8 @@ package metainfo
 
 import (
 	"bytes"
+	"context"
+	"errors"
 	"crypto/sha1"
 	"os"
 	"path/filepath"
@@ -156,5 +158,16 @@ func TestCreateErrors(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("Create(%s, %+v) = %v, want an error containing %q", tt.path, tt.opts, err, tt.want)
 		}
+	}
+}
+
+func TestCreateContextCancelled(t *testing.T) {
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]int{"f": 100000}, 8)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err := CreateContext(ctx, dir, CreateOptions{})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled create: %v", err)
 	}
 }

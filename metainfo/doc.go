@@ -2,11 +2,33 @@
 // bencode codec, .torrent and magnet parsing, the validated Info type with its
 // piece/file geometry, and creating torrents from files.
 //
-// It does no I/O beyond io.Reader/io.Writer (and reading the files given to
-// Create) and imports no other swarmfs package. Parsed values are immutable
-// and safe to share between goroutines.
+// Loading: Load, LoadFile and ParseInfo (for BEP 9 metadata) accept BitTorrent
+// v1 and hybrid v1+v2 torrents: single- and multi-file, BEP 12 announce tiers,
+// BEP 19 url-list (a string or a list) and BEP 17 httpseeds, the BEP 27
+// private flag, BEP 47 pad files and attributes. InfoBytes are kept exactly
+// as found and InfoHash is their SHA-1, so re-encoding with Bytes never
+// changes a torrent's identity. Every file path is validated component by
+// component ("..", ".", empty, NUL, "/" and over-long components are
+// rejected, as are duplicate paths and a file that is also another file's
+// directory), so joining Info.Name and File.Path below a directory can never
+// leave it. Pad files, BEP 47 symlinks and the legacy ".pad/" directory are
+// left out of Info.Files; their bytes still count in offsets. Sizes are capped
+// (MaxTorrentSize, MaxPieceLength, MaxFiles, MaxPathDepth, MaxDepth) before
+// anything a hostile count controls is allocated.
+//
+// Magnets: ParseMagnet reads xt=urn:btih (hex or base32), dn, tr, x.pe, ws
+// and xl; (*Magnet).String writes one back; (*MetaInfo).Magnet makes one.
+//
+// Creating: Create hashes a file or directory on all cores into a v1
+// torrent, with AutoPieceLength choosing the piece size.
+//
+// It does no I/O beyond io.Reader (and reading the files given to LoadFile
+// and Create) and imports no other swarmfs package. Parsed values are
+// immutable and safe to share between goroutines; every function is safe
+// for concurrent use.
 //
 // Errors: malformed input wraps ErrInvalid (bencode syntax errors also wrap
 // ErrBencode and carry a byte offset in *SyntaxError); valid input that
-// swarmfs cannot use (v2-only torrents) wraps ErrUnsupported.
+// swarmfs cannot use (v2-only torrents, v2-only magnets, unknown meta
+// versions) wraps ErrUnsupported. Each error is one line.
 package metainfo

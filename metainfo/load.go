@@ -8,6 +8,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"reflect"
 	"strconv"
 	"time"
 )
@@ -130,6 +131,31 @@ func rawInt(raw RawMessage) (int64, bool) {
 	return n, true
 }
 
+// rawList splits a bencoded list into its raw items without decoding them,
+// stopping after max items (more reports ok=false with the first max items).
+// Decoding a long list of tiny items straight into a slice would let a
+// hostile torrent allocate many times its own size.
+func rawList(raw RawMessage, max int) (items []RawMessage, complete bool, err error) {
+	if len(raw) == 0 || raw[0] != 'l' {
+		return nil, false, &SyntaxError{0, "not a list"}
+	}
+	d := decoder{data: raw, pos: 1}
+	for d.pos < len(raw) && raw[d.pos] != 'e' {
+		if len(items) == max {
+			return items, false, nil
+		}
+		start := d.pos
+		if err := d.value(reflect.Value{}, 1); err != nil {
+			return nil, false, err
+		}
+		items = append(items, raw[start:d.pos:d.pos])
+	}
+	if d.pos != len(raw)-1 {
+		return nil, false, &SyntaxError{d.pos, "malformed list"}
+	}
+	return items, true, nil
+}
+
 // rawStrings accepts a single string or a list of strings (BEP 19 allows
 // both for url-list); non-string items and empty strings are dropped, as are
 // duplicates.
@@ -140,8 +166,8 @@ func rawStrings(raw RawMessage) []string {
 	if s := rawString(raw); s != "" {
 		return []string{s}
 	}
-	var items []RawMessage
-	if Unmarshal(raw, &items) != nil {
+	items, _, err := rawList(raw, maxURLs)
+	if err != nil {
 		return nil
 	}
 	var out []string
@@ -160,15 +186,15 @@ func rawStrings(raw RawMessage) []string {
 // rawTiers parses a BEP 12 announce-list, dropping malformed entries and
 // empty tiers.
 func rawTiers(raw RawMessage) [][]string {
-	var tiers []RawMessage
-	if len(raw) == 0 || Unmarshal(raw, &tiers) != nil {
+	tiers, _, err := rawList(raw, maxURLs)
+	if err != nil {
 		return nil
 	}
 	var out [][]string
 	n := 0
 	for _, t := range tiers {
-		var items []RawMessage
-		if Unmarshal(t, &items) != nil {
+		items, _, err := rawList(t, maxURLs)
+		if err != nil {
 			continue
 		}
 		var tier []string
@@ -187,14 +213,14 @@ func rawTiers(raw RawMessage) [][]string {
 
 // rawNodes parses the "nodes" list of [host, port] pairs into "host:port".
 func rawNodes(raw RawMessage) []string {
-	var pairs []RawMessage
-	if len(raw) == 0 || Unmarshal(raw, &pairs) != nil {
+	pairs, _, err := rawList(raw, maxURLs)
+	if err != nil {
 		return nil
 	}
 	var out []string
 	for _, p := range pairs {
-		var hp []RawMessage
-		if Unmarshal(p, &hp) != nil || len(hp) != 2 {
+		hp, _, err := rawList(p, 2)
+		if err != nil || len(hp) != 2 {
 			continue
 		}
 		host := rawString(hp[0])

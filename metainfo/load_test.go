@@ -144,3 +144,33 @@ func TestLoadFixtureFields(t *testing.T) {
 		t.Errorf("attr xh not applied: %+v", last)
 	}
 }
+
+func TestLoadCapsListAllocations(t *testing.T) {
+	// MaxFiles+1 tiny file entries: rejected before each is decoded.
+	var b bytes.Buffer
+	b.WriteString("d4:infod5:filesl")
+	for range MaxFiles + 1 {
+		b.WriteString("de")
+	}
+	b.WriteString("e4:name1:x12:piece lengthi16384e6:pieces0:ee")
+	_, err := Load(&b)
+	if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "more than") {
+		t.Fatalf("too many files: %v", err)
+	}
+	// A huge announce-list is truncated, not decoded whole.
+	b.Reset()
+	b.WriteString("d13:announce-listl")
+	for range 100000 {
+		b.WriteString("l1:ue")
+	}
+	b.WriteString("e4:info")
+	b.Write(infoBytes(t, 16, rawEntry{"a", 20, ""}))
+	b.WriteString("e")
+	mi, err := Load(&b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(mi.AnnounceList) != maxURLs {
+		t.Fatalf("%d tiers kept, want the cap %d", len(mi.AnnounceList), maxURLs)
+	}
+}

@@ -10,17 +10,17 @@ import (
 // raw so that its length is checked against MaxFiles before each entry is
 // decoded.
 type rawInfo struct {
-	Name        *string      `bencode:"name"`
-	NameUTF8    RawMessage   `bencode:"name.utf-8"`
-	PieceLength *int64       `bencode:"piece length"`
-	Pieces      RawMessage   `bencode:"pieces"`
-	Length      *int64       `bencode:"length"`
-	Files       []RawMessage `bencode:"files"`
-	Attr        RawMessage   `bencode:"attr"`
-	Private     RawMessage   `bencode:"private"`
-	Source      RawMessage   `bencode:"source"`
-	MetaVersion *int64       `bencode:"meta version"`
-	FileTree    RawMessage   `bencode:"file tree"`
+	Name        *string    `bencode:"name"`
+	NameUTF8    RawMessage `bencode:"name.utf-8"`
+	PieceLength *int64     `bencode:"piece length"`
+	Pieces      RawMessage `bencode:"pieces"`
+	Length      *int64     `bencode:"length"`
+	Files       RawMessage `bencode:"files"`
+	Attr        RawMessage `bencode:"attr"`
+	Private     RawMessage `bencode:"private"`
+	Source      RawMessage `bencode:"source"`
+	MetaVersion *int64     `bencode:"meta version"`
+	FileTree    RawMessage `bencode:"file tree"`
 }
 
 type rawFile struct {
@@ -86,7 +86,6 @@ func parseInfo(data []byte) (*Info, bool, error) {
 	in.Private = boolFlag(raw.Private)
 	in.Source = rawString(raw.Source)
 
-	var err error
 	switch {
 	case raw.Length != nil && len(raw.Files) > 0:
 		return nil, false, invalidf("info has both length and files")
@@ -103,7 +102,14 @@ func parseInfo(data []byte) (*Info, bool, error) {
 		setAttr(&f, rawString(raw.Attr))
 		in.Files = []File{f}
 	case len(raw.Files) > 0:
-		if in.TotalLength, in.Files, err = parseFiles(raw.Files); err != nil {
+		list, complete, err := rawList(raw.Files, MaxFiles)
+		switch {
+		case err != nil:
+			return nil, false, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
+		case !complete:
+			return nil, false, invalidf("more than %d files", MaxFiles)
+		}
+		if in.TotalLength, in.Files, err = parseFiles(list); err != nil {
 			return nil, false, err
 		}
 	default:
@@ -162,9 +168,6 @@ func setAttr(f *File, attr string) {
 // total length (pad files included) and the listed files (pad files and
 // BEP 47 symlinks omitted).
 func parseFiles(rawFiles []RawMessage) (int64, []File, error) {
-	if len(rawFiles) > MaxFiles {
-		return 0, nil, invalidf("%d files, more than %d", len(rawFiles), MaxFiles)
-	}
 	var (
 		total int64
 		files = make([]File, 0, len(rawFiles))

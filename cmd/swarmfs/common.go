@@ -33,14 +33,14 @@ type engineFlags struct {
 }
 
 func (f *engineFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&f.cacheDir, "cache-dir", "", "directory for the verified piece cache (default $XDG_CACHE_HOME/swarmfs or ~/.cache/swarmfs)")
-	fs.Var(&f.cacheSize, "cache-size", "cap on the bytes kept in the cache, e.g. 10GiB; least recently used pieces are evicted (default unlimited)")
-	fs.IntVar(&f.port, "port", 0, "TCP port to accept peers on (default: any free port)")
-	fs.IntVar(&f.maxPeers, "max-peers", 0, "most peers connected per torrent (default 50)")
-	fs.Var(&f.readahead, "readahead", "largest readahead window of one open file, e.g. 64MiB (default 64MiB)")
+	fs.StringVar(&f.cacheDir, "cache-dir", "", "`DIR` for the verified piece cache (default $XDG_CACHE_HOME/swarmfs or ~/.cache/swarmfs)")
+	fs.Var(&f.cacheSize, "cache-size", "cap the cache at `SIZE`, e.g. 10GiB; least recently used pieces are evicted (default unlimited)")
+	fs.IntVar(&f.port, "port", 0, "TCP `PORT` to accept peers on (default: any free port)")
+	fs.IntVar(&f.maxPeers, "max-peers", 0, "connect at most `N` peers per torrent (default 50)")
+	fs.Var(&f.readahead, "readahead", "largest readahead window of one open file, `SIZE` such as 64MiB (default 64MiB)")
 	fs.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
-	fs.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "comma-separated host:port DHT bootstrap nodes (default: the well-known public routers)")
-	fs.StringVar(&f.peers, "peer", "", "comma-separated ip:port peers to connect to at start, besides trackers and DHT")
+	fs.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "DHT bootstrap `NODES`, comma-separated host:port (default: the well-known public routers)")
+	fs.StringVar(&f.peers, "peer", "", "`ADDRS` of peers to connect to at start, comma-separated ip:port, besides trackers and DHT")
 	fs.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
 }
 

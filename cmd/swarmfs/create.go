@@ -86,7 +86,7 @@ func newCreateFlags() *createFlags {
 	return c
 }
 
-func runCreate(_ context.Context, e *env, args []string) error {
+func runCreate(ctx context.Context, e *env, args []string) error {
 	c := newCreateFlags()
 	pos, err := parseFlags(c.fs, args)
 	if err != nil {
@@ -117,7 +117,7 @@ func runCreate(_ context.Context, e *env, args []string) error {
 		return usageError("--piece-length %s: want a power of two from 16KiB to 16MiB", humanize.IBytes(uint64(p)))
 	}
 
-	mi, err := metainfo.Create(pos[0], opts)
+	mi, err := metainfo.CreateContext(ctx, pos[0], opts)
 	if err != nil {
 		return err
 	}

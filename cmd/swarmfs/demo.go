@@ -32,11 +32,11 @@ type demoFlags struct {
 
 func (d *demoFlags) flagSet() *flag.FlagSet {
 	f := newFlagSet("demo")
-	f.StringVar(&d.dir, "dir", "", "mountpoint to use (default: a new directory under the system temp dir)")
-	f.IntVar(&d.seeders, "seeders", 3, "number of in-process seeders on loopback")
+	f.StringVar(&d.dir, "dir", "", "mount at `DIR` (default: a new directory under the system temp dir)")
+	f.IntVar(&d.seeders, "seeders", 3, "run `N` in-process seeders on loopback")
 	d.size = 64 << 20
-	f.Var(&d.size, "size", "size of the generated torrent, e.g. 64MiB")
-	f.DurationVar(&d.duration, "duration", 0, "stay mounted this long, then clean up (default: until Ctrl-C)")
+	f.Var(&d.size, "size", "`SIZE` of the generated torrent, e.g. 256MiB")
+	f.DurationVar(&d.duration, "duration", 0, "stay mounted for `DURATION`, then clean up (default: until Ctrl-C)")
 	f.BoolVar(&d.keep, "keep", false, "keep the generated torrent, data and caches instead of deleting them")
 	f.BoolVar(&d.verbose, "v", false, "log debug messages to stderr")
 	return f

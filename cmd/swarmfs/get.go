@@ -24,7 +24,7 @@ type getFlags struct {
 func (g *getFlags) flagSet() *flag.FlagSet {
 	fs := newFlagSet("get")
 	g.register(fs)
-	fs.StringVar(&g.out, "o", ".", "directory to write the torrent's files into")
+	fs.StringVar(&g.out, "o", ".", "`DIR` to write the torrent's files into")
 	fs.BoolVar(&g.seed, "seed", false, "keep seeding after the download completes, until interrupted")
 	return fs
 }

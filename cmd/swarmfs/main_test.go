@@ -83,3 +83,26 @@ func TestBadCommandLines(t *testing.T) {
 		}
 	}
 }
+
+// TestREADMEDocumentsEveryFlag keeps README.md true: every command and every
+// flag of every command must appear in it.
+func TestREADMEDocumentsEveryFlag(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(readme)
+	for name, c := range commands {
+		if !strings.Contains(text, "swarmfs "+name) {
+			t.Errorf("README.md does not show 'swarmfs %s'", name)
+		}
+		if c.flagSet == nil {
+			continue
+		}
+		c.flagSet().VisitAll(func(f *flag.Flag) {
+			if !strings.Contains(text, "-"+f.Name) {
+				t.Errorf("README.md does not document %s -%s", name, f.Name)
+			}
+		})
+	}
+}

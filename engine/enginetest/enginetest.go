@@ -361,3 +361,20 @@ func StartAria2(t testing.TB, o Aria2Options) *Proc {
 	}
 	return Start(t, bin, args...)
 }
+
+// MaxRSS returns the peak resident set size of the exited process in bytes,
+// or 0 while it runs.
+func (p *Proc) MaxRSS() int64 {
+	select {
+	case <-p.done:
+	default:
+		return 0
+	}
+	if p.cmd.ProcessState == nil {
+		return 0
+	}
+	if ru, ok := p.cmd.ProcessState.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss * 1024
+	}
+	return 0
+}

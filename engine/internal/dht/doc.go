@@ -32,16 +32,16 @@
 //
 // # Memory
 //
-// Memory is bounded by configuration, never by what remote nodes send:
-// UDP packets over 8 KiB are dropped unread; a message carries at most 64
-// nodes and 256 peer values (the rest are ignored); the routing table holds
-// at most 160 buckets of 8 nodes plus 8 replacement candidates each, and at
-// most Config.MaxNodes nodes in all; the peer store keeps at most
-// MaxInfoHashes info hashes with at most MaxPeersPerHash peers each, expiring
-// after PeerTTL; a lookup tracks at most 128 candidates and 4096 seen
-// addresses; outstanding transactions are capped at 2048; the rate limiter
-// tracks at most 8192 source addresses; the inbound queue to the loop holds
-// 512 messages and drops the rest.
+// Memory is bounded by configuration, never by what remote nodes send: the
+// rate limits run before any parsing; datagrams over 8 KiB are rejected
+// before decoding; a message carries at most 64 nodes and 256 peer values
+// (the rest are ignored); the routing table holds at most 160 buckets of 8
+// nodes plus 8 replacement candidates each, and at most Config.MaxNodes
+// nodes in all; the peer store keeps at most MaxInfoHashes info hashes with
+// at most MaxPeersPerHash peers each, expiring after PeerTTL; a lookup tracks
+// at most 128 candidates and 4096 seen addresses; outstanding transactions
+// are capped at 2048; the rate limiter tracks at most 8192 source addresses;
+// the inbound queue to the loop holds 512 messages and drops the rest.
 //
 // # Errors
 //

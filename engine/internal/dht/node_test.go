@@ -344,9 +344,9 @@ func TestPeriodicStateSave(t *testing.T) {
 	}
 }
 
-func TestBucketRefreshAndReplacement(t *testing.T) {
-	// A node whose table entries go silent pings them and replaces the
-	// dead ones; refresh runs on the scaled interval.
+func TestRefreshDropsDeadNode(t *testing.T) {
+	// Bucket refresh runs on the scaled interval; its queries find a node
+	// that went silent, which turns bad and leaves the closest sets.
 	cfg := testConfig()
 	cfg.RefreshInterval = 200 * time.Millisecond
 	cfg.QueryTimeout = 100 * time.Millisecond
@@ -533,4 +533,64 @@ func BenchmarkParseMessage(b *testing.B) {
 			}
 		}
 	})
+}
+
+func TestQueryRetryAndDeadline(t *testing.T) {
+	// A socket that never answers.
+	silent, err := net.ListenPacket("udp", testIP+":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	silentAddr := addrPortOf(silent.LocalAddr())
+	cfg := testConfig()
+	cfg.QueryTimeout = 100 * time.Millisecond
+	n := startNode(t, cfg)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if _, err := n.Ping(ctx, silentAddr); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("ping to a silent node: %v", err)
+	}
+	if s := n.Stats(); s.QueriesOut != 2 || s.Timeouts != 2 {
+		t.Fatalf("one retry expected: %d sent, %d timeouts", s.QueriesOut, s.Timeouts)
+	}
+	// A lookup through silent nodes ends at the caller's deadline even
+	// though each query would wait longer.
+	cfg = testConfig()
+	cfg.QueryTimeout = time.Hour
+	cfg.Bootstrap = []string{silentAddr.String()}
+	slow := startNode(t, cfg)
+	lctx, lcancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer lcancel()
+	for range slow.GetPeers(lctx, randHash()) {
+		t.Fatal("peers from a silent node")
+	}
+	if lctx.Err() == nil {
+		t.Fatal("lookup ended before its deadline with a query outstanding")
+	}
+	if _, err := slow.Announce(lctx, randHash(), 1, false); !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("announce after deadline: %v", err)
+	}
+}
+
+func TestReadOnlyQuerierNotAdded(t *testing.T) {
+	srv := startNode(t, testConfig())
+	cli := startNode(t, testConfig())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := cli.query(ctx, srv.Addr(), &message{Q: methodPing, ReadOnly: true}, 1); err != nil {
+		t.Fatal(err)
+	}
+	if s := srv.Stats(); s.Nodes != 0 || s.QueriesIn != 1 {
+		t.Fatalf("read-only querier: %+v", s)
+	}
+	if _, err := cli.Ping(ctx, srv.Addr()); err != nil {
+		t.Fatal(err)
+	}
+	if s := srv.Stats(); s.Nodes != 1 {
+		t.Fatalf("querier not added: %+v", s)
+	}
+	if s := cli.Stats(); s.Nodes != 1 || s.GoodNodes != 1 {
+		t.Fatalf("answering node not good in the querier's table: %+v", s)
+	}
 }

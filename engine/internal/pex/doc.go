@@ -9,8 +9,8 @@
 // told into at most one message per Interval, with at most wire.MaxPexSend
 // added and wire.MaxPexSend dropped entries (the rest wait for the next
 // message), never naming the peer to itself; and a Receiver, which parses
-// incoming messages, refuses them when they come more often than
-// MinReceiveInterval, caps how many addresses one peer may feed us, and
+// incoming messages, refuses them when a peer floods (more than
+// FloodBurst within FloodWindow), caps how many addresses one peer may feed us, and
 // skips private or loopback addresses offered by a public peer.
 //
 // All types are plain values with no locking and no goroutines, owned by

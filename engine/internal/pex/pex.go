@@ -15,16 +15,20 @@ const (
 	// (libtorrent disconnects peers that send more often than once a
 	// minute).
 	Interval = 60 * time.Second
-	// MinReceiveInterval is the least time we accept between two messages
-	// from a peer; it is below Interval to allow for timer jitter.
-	MinReceiveInterval = 45 * time.Second
+	// FloodWindow and FloodBurst define flooding: a message that arrives
+	// when FloodBurst messages from the same peer were already received
+	// within FloodWindow is refused. A burst is allowed because messages
+	// sent a minute apart can arrive back to back after a stall (libtorrent
+	// uses the same rule).
+	FloodWindow = 60 * time.Second
+	FloodBurst  = 6
 	// MaxKnownPerPeer caps the addresses one peer may feed us over the
 	// life of a connection; further ones are ignored.
 	MaxKnownPerPeer = 1000
 )
 
-// ErrTooFrequent is returned by Receive for a message that came sooner than
-// MinReceiveInterval after the previous one.
+// ErrTooFrequent is returned by Receive for a message that breaks the
+// FloodWindow/FloodBurst rule.
 var ErrTooFrequent = errors.New("pex: messages too frequent")
 
 // Swarm is the set of peers we may advertise, with their flags.
@@ -107,10 +111,9 @@ func (s *Sender) Next(now time.Time, swarm *Swarm) (wire.PexMsg, bool) {
 
 // Receiver checks and filters the ut_pex messages of one remote peer.
 type Receiver struct {
-	from  netip.Addr
-	known map[netip.AddrPort]bool
-	last  time.Time
-	got   bool
+	from   netip.Addr
+	known  map[netip.AddrPort]bool
+	recent []time.Time // receive times of the last FloodBurst messages, oldest first
 }
 
 // NewReceiver returns the receiver for messages from the peer at from.
@@ -123,13 +126,16 @@ func NewReceiver(from netip.Addr) *Receiver {
 // private or loopback addresses unless the sender is also one; at most
 // MaxKnownPerPeer over the receiver's life. dropped lists the addresses the
 // sender no longer sees (they can be forgotten for this sender). A message
-// sooner than MinReceiveInterval after the previous gives ErrTooFrequent
-// and nothing else.
+// that breaks the FloodWindow/FloodBurst rule gives ErrTooFrequent and
+// nothing else.
 func (r *Receiver) Receive(now time.Time, payload []byte) (added []wire.PexPeer, dropped []netip.AddrPort, err error) {
-	if r.got && now.Sub(r.last) < MinReceiveInterval {
-		return nil, nil, fmt.Errorf("%w: %s after the previous one", ErrTooFrequent, now.Sub(r.last).Round(time.Second))
+	if len(r.recent) == FloodBurst && now.Sub(r.recent[0]) < FloodWindow {
+		return nil, nil, fmt.Errorf("%w: %d within %s", ErrTooFrequent, FloodBurst+1, now.Sub(r.recent[0]).Round(time.Second))
 	}
-	r.last, r.got = now, true
+	if len(r.recent) == FloodBurst {
+		r.recent = append(r.recent[:0], r.recent[1:]...)
+	}
+	r.recent = append(r.recent, now)
 	m, err := wire.ParsePex(payload)
 	if err != nil {
 		return nil, nil, err

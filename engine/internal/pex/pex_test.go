@@ -92,10 +92,6 @@ func TestReceiver(t *testing.T) {
 	if err != nil || len(added) != 2 || len(dropped) != 0 || added[0].Flags != wire.PexSeed {
 		t.Fatalf("first: %+v %+v %v", added, dropped, err)
 	}
-	// Flooding is refused.
-	if _, _, err := r.Receive(t0.Add(10*time.Second), payload(wire.PexMsg{})); !errors.Is(err, ErrTooFrequent) {
-		t.Fatalf("flood: %v", err)
-	}
 	// Repeats are filtered; drops are reported for known addresses only.
 	added, dropped, err = r.Receive(t0.Add(time.Minute), payload(wire.PexMsg{
 		Added:   []wire.PexPeer{{Addr: ap("127.0.3.6:1")}, {Addr: ap("127.0.3.7:1")}},
@@ -140,5 +136,24 @@ func TestReceiverKnownCap(t *testing.T) {
 	}
 	if total != MaxKnownPerPeer {
 		t.Fatalf("learned %d addresses from one peer, cap %d", total, MaxKnownPerPeer)
+	}
+}
+
+func TestReceiverFlood(t *testing.T) {
+	r := NewReceiver(netip.MustParseAddr("10.0.0.1"))
+	empty := payload(wire.PexMsg{})
+	// A burst of FloodBurst messages (a stalled connection catching up)
+	// is accepted; one more within the window is not.
+	for i := range FloodBurst {
+		if _, _, err := r.Receive(t0.Add(time.Duration(i)*time.Second), empty); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+	}
+	if _, _, err := r.Receive(t0.Add(10*time.Second), empty); !errors.Is(err, ErrTooFrequent) {
+		t.Fatalf("flood: %v", err)
+	}
+	// Once the window has passed, messages are welcome again.
+	if _, _, err := r.Receive(t0.Add(FloodWindow+time.Second), empty); err != nil {
+		t.Fatalf("after the window: %v", err)
 	}
 }

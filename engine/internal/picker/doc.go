@@ -29,10 +29,19 @@
 // # Requests and endgame
 //
 // Outside endgame a block is outstanding at one peer at most. Endgame starts
-// when every missing block of every wanted piece is requested; Pick may then
+// when every missing block of every wanted piece that some peer has is
+// requested (pieces nobody has do not hold it back); Pick may then
 // request a block already outstanding at other peers, up to MaxDuplicates
 // peers per block. When a block arrives, Received returns the duplicate
 // requests held by other peers so the engine can cancel them.
+//
+// PickAllowed is Pick restricted to a peer's BEP 6 allowed-fast pieces,
+// for use while that peer chokes us.
+//
+// Received accepts a block whether or not it was requested from that peer
+// (Receipt.Expected says which): a block that arrives after a Cancel, a
+// Choked or a TimedOut is still stored if we lack it. Deciding whether an
+// unrequested block breaks the protocol is the engine's business.
 //
 // A piece whose blocks have all arrived waits for its hash check (Receipt
 // PieceReady); the engine then calls PieceComplete or PieceFailed. Blocks are
@@ -47,7 +56,8 @@
 //
 // # Errors
 //
-// The picker returns no errors. Piece indices and requests that come from a
+// The picker returns no errors. New panics on inconsistent geometry, which
+// metainfo has already validated. Piece indices and requests that come from a
 // remote peer (PeerHave, Received, Rejected, TimedOut) are checked: out of
 // range values and requests that do not match the block geometry are
 // ignored. The engine should still validate them itself to drop peers that

@@ -102,6 +102,9 @@ func (p *Picker) check() error {
 					}
 				}
 			}
+			if nf == len(d.blocks) {
+				return fmt.Errorf("piece %d active with nothing requested or received", i)
+			}
 			if nf != d.nfree || nr != d.nrecv {
 				return fmt.Errorf("piece %d nfree %d/%d nrecv %d/%d", i, d.nfree, nf, d.nrecv, nr)
 			}

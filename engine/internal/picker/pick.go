@@ -156,3 +156,29 @@ func (p *Picker) pickEndgame(ps *peerState, max int) []Request {
 	}
 	return out
 }
+
+// PickAllowed is Pick restricted to the given pieces, for a peer that chokes
+// us but allows fast requests for them (BEP 6 Allowed Fast). Pieces go by
+// priority, highest first, then in the given order; out of range indices
+// are ignored. It makes no endgame duplicates.
+func (p *Picker) PickAllowed(peer PeerID, max int, allowed []int) []Request {
+	ps := p.peers[peer]
+	if ps == nil || max <= 0 || p.wanted == 0 {
+		return nil
+	}
+	var cand []int
+	for _, i := range allowed {
+		if i >= 0 && i < p.numPieces && p.wantedP(i) && !slices.Contains(cand, i) {
+			cand = append(cand, i)
+		}
+	}
+	slices.SortStableFunc(cand, func(a, b int) int { return cmp.Compare(p.prio[b], p.prio[a]) })
+	var out []Request
+	for _, i := range cand {
+		if len(out) >= max {
+			break
+		}
+		out = p.take(ps, i, out, max)
+	}
+	return out
+}

@@ -261,3 +261,23 @@ func TestPreferStartedPieces(t *testing.T) {
 	}
 	mustCheck(t, p)
 }
+
+func TestPickAllowed(t *testing.T) {
+	p := New(10, 32*kib, 320*kib, 0)
+	p.SetDefault(Normal)
+	p.SetRanges(1, []Range{{7, 8, Now}})
+	p.PeerBitfield(1, only(10, 2, 5, 7))
+	got := p.PickAllowed(1, 10, []int{5, -1, 9, 7, 2, 5, 99})
+	var pieces []int
+	for _, r := range got {
+		pieces = append(pieces, r.Piece)
+	}
+	// 9 is not on the peer; 7 is Now so it goes first.
+	if !slices.Equal(pieces, []int{7, 7, 5, 5, 2, 2}) {
+		t.Fatalf("allowed-fast picks %v", pieces)
+	}
+	if got := p.PickAllowed(1, 10, []int{5}); got != nil {
+		t.Fatalf("re-picked %v", got)
+	}
+	mustCheck(t, p)
+}

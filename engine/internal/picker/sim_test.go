@@ -16,11 +16,11 @@ type sim struct {
 	n     int
 	peers []PeerID
 	next  PeerID
-	bad   PeerID                       // delivers corrupt data
-	out   map[PeerRequest]bool         // model of outstanding requests
-	from  map[int]map[PeerID]bool      // piece -> peers that delivered blocks
-	recv  map[Request]bool             // blocks delivered since the last hash result
-	held  map[PeerID]map[int]bool      // model of peers' pieces (nil = seed)
+	bad   PeerID                  // delivers corrupt data
+	out   map[PeerRequest]bool    // model of outstanding requests
+	from  map[int]map[PeerID]bool // piece -> peers that delivered blocks
+	recv  map[Request]bool        // blocks delivered since the last hash result
+	held  map[PeerID]map[int]bool // model of peers' pieces (nil = seed)
 	steps int
 }
 
@@ -339,9 +339,9 @@ func (s *sim) step(reader int, stream bool) {
 }
 
 func TestRandomized(t *testing.T) {
-	runs := 300
+	runs := 150
 	if testing.Short() {
-		runs = 50
+		runs = 30
 	}
 	for seed := range uint64(runs) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {

@@ -172,17 +172,20 @@ func (p *Policy) newStream() *stream {
 // account adds consumed bytes to the rate sample and folds a finished
 // sample into the smoothed rate.
 func (p *Policy) account(now time.Time, consumed int64) {
+	// A read's bytes count in the sample that it closes or continues, not
+	// in one it opens: they were consumed before the sample's start.
 	if p.sampleStart.IsZero() {
 		p.sampleStart = now
+		return
+	}
+	el := now.Sub(p.sampleStart)
+	if el > idleSample {
+		// Idle: the reader paused. Start a fresh sample at this read.
+		p.sampleStart, p.sampleBytes = now, 0
+		return
 	}
 	p.sampleBytes += consumed
-	el := now.Sub(p.sampleStart)
-	switch {
-	case el < rateSample:
-		return
-	case el > idleSample:
-		// Idle: the reader paused. Start a fresh sample with this read.
-		p.sampleStart, p.sampleBytes = now, consumed
+	if el < rateSample {
 		return
 	}
 	inst := float64(p.sampleBytes) / el.Seconds()

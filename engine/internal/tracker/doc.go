@@ -21,6 +21,19 @@
 //     on Peers(); if the reader is slow, batches are merged into one bounded
 //     pending batch rather than blocking the loop.
 //
+// # Announce schedule
+//
+// After a successful announce the next one is due after the tracker's
+// interval (AnnouncerConfig.DefaultInterval, 30 min, when it gives none),
+// never sooner than the floor max(AnnouncerConfig.MinInterval (30 s), the
+// tracker's "min interval"). NeedPeers and Completed bring the next
+// announce forward to the end of that floor, counted from the start of the
+// last round, or to now if it is already over. A round in which every
+// tracker failed is retried after RetryInterval (1 min), doubling per failed
+// round up to DefaultInterval. Intervals from trackers are clamped to
+// [0, 24 h]. UDP requests are retransmitted after UDPRetryBase*2^n (15 s by
+// default, as in BEP 15), at most UDPMaxRetries (8) times per Announce.
+//
 // # Concurrency
 //
 // Client is safe for concurrent use; Announce may be called from many

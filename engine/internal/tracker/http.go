@@ -1,6 +1,7 @@
 package tracker
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"fmt"
@@ -98,52 +99,81 @@ func escapeBinary(p []byte) string {
 	return b.String()
 }
 
+// httpAnswer holds the raw values of the keys we read from an HTTP
+// tracker's answer. Other keys are skipped without being decoded.
+type httpAnswer struct {
+	Failure     metainfo.RawMessage `bencode:"failure reason"`
+	Warning     metainfo.RawMessage `bencode:"warning message"`
+	Interval    metainfo.RawMessage `bencode:"interval"`
+	MinInterval metainfo.RawMessage `bencode:"min interval"`
+	TrackerID   metainfo.RawMessage `bencode:"tracker id"`
+	Complete    metainfo.RawMessage `bencode:"complete"`
+	Incomplete  metainfo.RawMessage `bencode:"incomplete"`
+	Peers       metainfo.RawMessage `bencode:"peers"`
+	Peers6      metainfo.RawMessage `bencode:"peers6"`
+}
+
 // parseHTTPResponse decodes an HTTP tracker's bencoded answer, keeping at
 // most maxPeers peers (0 = no cap). A "failure reason" gives a
 // *FailureError (with an empty URL); undecodable input wraps
-// ErrBadResponse. Fields of the wrong type are ignored, as are bytes after
-// the dictionary and partial entries at the end of compact peer strings.
+// ErrBadResponse. Values of the wrong type are ignored, as are trailing
+// white space and partial entries at the end of compact peer strings.
+// Memory stays proportional to the body: unknown keys are skipped, and
+// dictionary peer lists are decoded one entry at a time.
 func parseHTTPResponse(body []byte, maxPeers int) (*AnnounceResponse, error) {
-	v, _, err := metainfo.DecodePrefix(body)
-	if err != nil {
+	var a httpAnswer
+	if err := metainfo.Unmarshal(bytes.TrimRight(body, " \t\r\n"), &a); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrBadResponse, err)
 	}
-	d, ok := v.(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%w: not a dictionary", ErrBadResponse)
-	}
-	if reason, ok := d["failure reason"].(string); ok {
+	if reason, ok := rawString(a.Failure); ok {
 		return nil, &FailureError{Reason: reason}
+	}
+	if a.Peers == nil && a.Peers6 == nil && a.Interval == nil {
+		return nil, fmt.Errorf("%w: neither peers nor interval", ErrBadResponse)
 	}
 	if maxPeers <= 0 {
 		maxPeers = int(^uint(0) >> 1)
 	}
 	r := &AnnounceResponse{
-		Interval:    seconds(d["interval"]),
-		MinInterval: seconds(d["min interval"]),
-		Seeders:     count(d["complete"]),
-		Leechers:    count(d["incomplete"]),
+		Interval:    seconds(rawInt(a.Interval)),
+		MinInterval: seconds(rawInt(a.MinInterval)),
+		Seeders:     count(rawInt(a.Complete)),
+		Leechers:    count(rawInt(a.Incomplete)),
 	}
-	r.Warning, _ = d["warning message"].(string)
-	r.TrackerID, _ = d["tracker id"].(string)
+	r.Warning, _ = rawString(a.Warning)
+	r.TrackerID, _ = rawString(a.TrackerID)
 	ps := peerSet{max: maxPeers}
-	_, hasPeers := d["peers"]
-	_, hasPeers6 := d["peers6"]
-	_, hasInterval := d["interval"]
-	if !hasPeers && !hasPeers6 && !hasInterval {
-		return nil, fmt.Errorf("%w: neither peers nor interval", ErrBadResponse)
-	}
-	switch p := d["peers"].(type) {
-	case string:
+	if p, ok := rawString(a.Peers); ok {
 		ps.addCompact([]byte(p), 4)
-	case []any:
-		ps.addDicts(p)
+	} else if len(a.Peers) > 0 && a.Peers[0] == 'l' {
+		ps.addDictList(a.Peers)
 	}
-	if p, ok := d["peers6"].(string); ok {
+	if p, ok := rawString(a.Peers6); ok {
 		ps.addCompact([]byte(p), 16)
 	}
 	r.Peers = ps.list
 	return r, nil
+}
+
+// rawString returns the string in raw, if raw holds one.
+func rawString(raw metainfo.RawMessage) (string, bool) {
+	if len(raw) == 0 || raw[0] < '0' || raw[0] > '9' {
+		return "", false
+	}
+	var s string
+	if metainfo.Unmarshal(raw, &s) != nil {
+		return "", false
+	}
+	return s, true
+}
+
+// rawInt returns the integer in raw, or nil when raw holds none.
+func rawInt(raw metainfo.RawMessage) any {
+	var n int64
+	if len(raw) == 0 || raw[0] != 'i' || metainfo.Unmarshal(raw, &n) != nil {
+		return nil
+	}
+	return n
 }
 
 // seconds turns a bencoded integer of seconds into a Duration clamped to
@@ -206,20 +236,69 @@ func (s *peerSet) addCompact(p []byte, addrLen int) {
 	}
 }
 
-// addDicts adds peers from a BEP 3 list of {"ip", "port"} dictionaries.
-// Entries whose ip is a host name rather than an address are skipped: a
-// tracker answer must not make us resolve names.
-func (s *peerSet) addDicts(list []any) {
-	for _, e := range list {
-		if s.full() {
+// valueLen returns the length of the bencoded value at the start of p, or
+// -1 if p does not start with a complete one. It allocates nothing; p comes
+// from input the decoder already validated, the checks are a safety net.
+func valueLen(p []byte, depth int) int {
+	if len(p) == 0 || depth > metainfo.MaxDepth {
+		return -1
+	}
+	switch c := p[0]; {
+	case c == 'i':
+		if i := bytes.IndexByte(p, 'e'); i > 0 {
+			return i + 1
+		}
+	case c >= '0' && c <= '9':
+		colon := bytes.IndexByte(p, ':')
+		if colon < 0 {
+			return -1
+		}
+		n, err := strconv.Atoi(string(p[:colon]))
+		if err != nil || n < 0 || n > len(p)-colon-1 {
+			return -1
+		}
+		return colon + 1 + n
+	case c == 'l' || c == 'd':
+		pos := 1
+		for pos < len(p) && p[pos] != 'e' {
+			n := valueLen(p[pos:], depth+1)
+			if n <= 0 {
+				return -1
+			}
+			pos += n
+		}
+		if pos < len(p) {
+			return pos + 1
+		}
+	}
+	return -1
+}
+
+// dictPeer is one entry of a BEP 3 dictionary peer list.
+type dictPeer struct {
+	IP   metainfo.RawMessage `bencode:"ip"`
+	Port metainfo.RawMessage `bencode:"port"`
+}
+
+// addDictList adds peers from the bencoded list raw of {"ip", "port"}
+// dictionaries (already validated by the decoder), decoding one entry at a
+// time. Entries whose ip is a host name rather than an address are
+// skipped: a tracker answer must not make us resolve names.
+func (s *peerSet) addDictList(raw metainfo.RawMessage) {
+	p := raw[1:]
+	for len(p) > 0 && p[0] != 'e' && !s.full() {
+		n := valueLen(p, 0)
+		if n <= 0 {
 			return
 		}
-		d, ok := e.(map[string]any)
-		if !ok {
+		e := p[:n]
+		p = p[n:]
+		var d dictPeer
+		if len(e) == 0 || e[0] != 'd' || metainfo.Unmarshal(e, &d) != nil {
 			continue
 		}
-		ipStr, _ := d["ip"].(string)
-		port, ok := d["port"].(int64)
+		ipStr, _ := rawString(d.IP)
+		port, ok := rawInt(d.Port).(int64)
 		if !ok || port <= 0 || port > 65535 {
 			continue
 		}

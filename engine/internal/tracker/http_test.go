@@ -330,3 +330,57 @@ func TestAnnounceBadURLs(t *testing.T) {
 		t.Errorf("after Close: err = %v, want ErrClosed", err)
 	}
 }
+
+func TestHTTPCloseReleasesAnnounce(t *testing.T) {
+	arrived := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		arrived <- struct{}{}
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	c := NewClient(Config{})
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Announce(context.Background(), srv.URL, testRequest())
+		errc <- err
+	}()
+	select {
+	case <-arrived:
+	case <-time.After(10 * time.Second):
+		t.Fatal("request never arrived")
+	}
+	c.Close()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("err = %v, want ErrClosed", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Close did not release a blocked HTTP announce")
+	}
+}
+
+// TestHTTPParseMemoryBounded checks that hostile 2 MiB answers (a million
+// tiny list entries, a huge skipped value) cost about their own size in
+// memory, not tens of times more.
+func TestHTTPParseMemoryBounded(t *testing.T) {
+	n := (2<<20 - 100) / 2
+	bodies := map[string][]byte{
+		"empty dict peers": []byte("d8:intervali60e5:peersl" + strings.Repeat("de", n) + "ee"),
+		"nested lists":     []byte("d8:intervali60e5:peersl" + strings.Repeat("l", 60) + strings.Repeat("le", n-100) + strings.Repeat("e", 60) + "ee"),
+		"unknown key":      []byte("d1:xl" + strings.Repeat("le", n) + "e8:intervali60e5:peers0:e"),
+	}
+	for name, body := range bodies {
+		allocs := testing.Benchmark(func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := parseHTTPResponse(body, 50); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		if per := allocs.AllocedBytesPerOp(); per > int64(len(body)) {
+			t.Errorf("%s: %d bytes allocated for a body of %d", name, per, len(body))
+		}
+	}
+}

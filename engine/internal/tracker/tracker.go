@@ -130,13 +130,14 @@ type Config struct {
 // Client announces to HTTP(S) and UDP trackers. One Client serves all the
 // torrents of an engine; it is safe for concurrent use.
 type Client struct {
-	cfg    Config
-	http   *http.Client
-	log    *slog.Logger
-	closed chan struct{}
-	once   sync.Once
-	life   context.Context // cancelled by Close, ends HTTP announces in flight
-	end    context.CancelFunc
+	cfg     Config
+	http    *http.Client
+	ownHTTP bool // http was made here: Close closes its idle connections
+	log     *slog.Logger
+	closed  chan struct{}
+	once    sync.Once
+	life    context.Context // cancelled by Close, ends HTTP announces in flight
+	end     context.CancelFunc
 
 	udpMu sync.Mutex // guards udp (lazy creation)
 	udp   *udpClient
@@ -178,7 +179,8 @@ func NewClient(cfg Config) *Client {
 		log = slog.New(slog.DiscardHandler)
 	}
 	life, end := context.WithCancel(context.Background())
-	return &Client{cfg: cfg, http: hc, log: log, closed: make(chan struct{}), life: life, end: end}
+	return &Client{cfg: cfg, http: hc, ownHTTP: cfg.HTTPClient == nil, log: log,
+		closed: make(chan struct{}), life: life, end: end}
 }
 
 // Announce sends req to the tracker at rawURL (http, https or udp) and
@@ -214,13 +216,17 @@ func (c *Client) Announce(ctx context.Context, rawURL string, req AnnounceReques
 	return resp, err
 }
 
-// Close releases the UDP socket and makes later Announce calls fail with
+// Close releases the UDP socket (and the idle connections of the HTTP
+// client it made, not of an injected one) and makes later Announce calls fail with
 // ErrClosed; announces in flight return promptly with an error wrapping
 // ErrClosed.
 func (c *Client) Close() error {
 	c.once.Do(func() {
 		close(c.closed)
 		c.end()
+		if c.ownHTTP {
+			c.http.CloseIdleConnections()
+		}
 	})
 	c.udpMu.Lock()
 	uc := c.udp

@@ -378,3 +378,34 @@ func TestUDPIPv6Tracker(t *testing.T) {
 		t.Fatalf("peers %v, want %v", r.Peers, want)
 	}
 }
+
+func TestUDPConcurrentAnnounces(t *testing.T) {
+	f := newFakeUDP(t, "127.0.4.1:0")
+	f.setPeers(v4Peers)
+	c := udpClientFor(t, Config{UDPRetryBase: 5 * time.Second})
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for i := range 32 {
+		wg.Go(func() {
+			req := testRequest()
+			req.InfoHash[0] = byte(i)
+			r, err := c.Announce(ctx, f.url(), req)
+			if err == nil && len(r.Peers) != 2 {
+				err = errors.New("wrong peers")
+			}
+			errs <- err
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.announces.Load(); n != 32 {
+		t.Fatalf("%d announces for 32 calls: retransmits on loopback?", n)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 )
 
@@ -155,7 +156,7 @@ var fixedLen = [...]uint32{
 // The payload is read into buf when it fits (cap(buf) >= length), so that a
 // connection reading into one reusable buffer of a few tens of KiB does not
 // allocate per message; Data then aliases buf and is valid until buf is
-// reused. A longer message gets a fresh allocation of exactly its length.
+// reused. A longer message gets a fresh slice, grown as its bytes arrive.
 //
 // Errors: *ProtocolError (wrapping ErrProtocol) for a message that breaks
 // the protocol; io.EOF only when the stream ends cleanly between messages;
@@ -180,16 +181,36 @@ func ReadMessage(r io.Reader, maxLen uint32, buf []byte) (Message, error) {
 	if n > maxLen {
 		return Message{}, &ProtocolError{Reason: fmt.Sprintf("message length %d over the cap of %d", n, maxLen)}
 	}
-	var p []byte
 	if uint32(cap(buf)) >= n {
-		p = buf[:n]
-	} else {
-		p = make([]byte, n)
+		p := buf[:n]
+		if _, err := io.ReadFull(r, p); err != nil {
+			return Message{}, noEOF(err)
+		}
+		return parsePayload(p)
 	}
-	if _, err := io.ReadFull(r, p); err != nil {
-		return Message{}, noEOF(err)
+	p, err := readGrowing(r, int(n))
+	if err != nil {
+		return Message{}, err
 	}
 	return parsePayload(p)
+}
+
+// readGrowing reads exactly n bytes into a new slice that grows (doubling
+// from 64 KiB) as the bytes arrive, so that a length prefix alone, without
+// the bytes behind it, cannot make us allocate up to the message cap.
+func readGrowing(r io.Reader, n int) ([]byte, error) {
+	p := make([]byte, 0, min(n, 64<<10))
+	for len(p) < n {
+		if len(p) == cap(p) {
+			p = slices.Grow(p, min(n-len(p), cap(p)))
+		}
+		m, err := io.ReadFull(r, p[len(p):min(n, cap(p))])
+		p = p[:len(p)+m]
+		if err != nil {
+			return nil, noEOF(err)
+		}
+	}
+	return p, nil
 }
 
 // ParseMessage decodes one message from its payload p (the bytes after the

@@ -209,3 +209,22 @@ func TestMaxMessageLen(t *testing.T) {
 		t.Errorf("MaxMessageLen(%d) = %d", n, got)
 	}
 }
+
+func TestReadMessageLarge(t *testing.T) {
+	// A bitfield of 300 KiB: read past the 64 KiB first chunk, growing.
+	bits := make([]byte, 300<<10)
+	for i := range bits {
+		bits[i] = byte(i * 7)
+	}
+	stream := AppendMessage(nil, Message{ID: Bitfield, Data: bits})
+	m, err := ReadMessage(bufio.NewReader(bytes.NewReader(stream)), 0, make([]byte, 0, 1024))
+	if err != nil || m.ID != Bitfield || !bytes.Equal(m.Data, bits) {
+		t.Fatalf("large bitfield: %v", err)
+	}
+	// The same message cut anywhere ends with io.ErrUnexpectedEOF.
+	for _, cut := range []int{5, 64 << 10, 64<<10 + 5, 200 << 10, len(stream) - 1} {
+		if _, err := ReadMessage(bytes.NewReader(stream[:cut]), 0, nil); err != io.ErrUnexpectedEOF {
+			t.Errorf("cut at %d: %v", cut, err)
+		}
+	}
+}

@@ -1,0 +1,68 @@
+// Package engine is swarmfs's BitTorrent engine: it downloads the pieces
+// readers ask for from the swarm, verifies them into the cache (package
+// cache), and seeds everything the cache holds.
+//
+// # What it owns
+//
+//   - Client: one TCP listener (incoming handshakes are read up to the info
+//     hash, then handed to that torrent), the peer id ("-SF0001-" and 12
+//     random bytes), a per-client connection limit, the tracker client and
+//     the DHT node shared by all torrents, and the cache Budget.
+//   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable
+//     state in a loopState: peers, picker, choker, known addresses, bans,
+//     statistics, metadata fetching. Exported methods send closures to it
+//     (Torrent.do) and wait, both sides also selecting on the torrent's
+//     closing channel.
+//   - Peer connections: a reader goroutine (messages in, posted to the
+//     loop) and a writer goroutine (a queue filled by the loop without
+//     blocking; it also reads served blocks from the cache) per peer. BEP 3
+//     messages with timeouts on every read and write, keep-alives every two
+//     minutes, peers dropped after three minutes of silence; BEP 6 fast
+//     extension; BEP 10 extension handshake with ut_metadata (BEP 9) and
+//     ut_pex (BEP 11).
+//   - Disk work: blocks are written with cache WriteBlock and pieces
+//     verified with FinishPiece in worker goroutines that post results
+//     back to the loop; the loop never touches the disk on the data path.
+//   - Reader: ReadAt maps a file range to pieces, feeds the readahead
+//     policy, sends Now/Readahead/HeadTail ranges to the loop, pins the
+//     pieces it reads and waits for them with cache Wait.
+//
+// Decisions live in pure subpackages (internal/picker, choker, readahead);
+// the wire codec in internal/wire, metadata assembly in internal/metadata,
+// PEX state in internal/pex, trackers in internal/tracker and the DHT node
+// in internal/dht.
+//
+// # Behaviour
+//
+// Peers that break the protocol (a bad piece index, a block we did not
+// request, a bitfield of the wrong length, fast-extension messages without
+// the fast bit, oversized messages) are dropped with a logged reason.
+// Pieces that fail the hash check cost the IPs that sent their blocks
+// points (more when one IP sent the whole piece); good pieces earn points
+// back; an IP with too many points is banned and never dialed again.
+// Requests are pipelined to each peer about one second deep at its
+// measured rate. Pieces whose priority falls to None (a reader seeked or
+// closed) have their requests cancelled at once. Requests for pieces not in
+// the cache (never had or evicted) are rejected (BEP 6) or ignored.
+//
+// Magnet torrents fetch the info dictionary from several peers with
+// ut_metadata, verify it against the info hash, drop peers that lie, and
+// save it in the cache directory as <infohash>.metadata so that adding the
+// same magnet again is instant, even offline.
+//
+// # Concurrency
+//
+// Client, Torrent and Reader methods are safe for concurrent use. No
+// callback runs under a lock; events leave through channels (InfoReady,
+// Complete, Done). Every goroutine the engine starts ends when its torrent
+// is removed or the client closed; Close waits for all of them.
+//
+// # Errors
+//
+// ErrClosed after Close or Remove, ErrExists for a torrent added twice,
+// ErrNoInfo when an operation needs metadata a magnet does not have yet,
+// ErrReaderClosed for reads after Reader.Close. A ReadAt whose context ends
+// returns an error wrapping ctx.Err() that says why the data is missing
+// (no peers, no connected peer has the piece, all peers choke us, ...).
+// Cache errors come back wrapped.
+package engine
