@@ -227,13 +227,17 @@ func (s *Store) Unpin(piece int) {
 // one) after pieces were evicted; call TakeEvicted to learn which.
 func (s *Store) Evictions() <-chan struct{} { return s.evictCh }
 
-// TakeEvicted returns the pieces evicted since the last call, in eviction
-// order. A piece may appear more than once if it was evicted, downloaded
-// again and evicted again.
+// TakeEvicted returns the pieces evicted since the last call, each once, in
+// the order of their first eviction; the list never holds more entries than
+// the torrent has pieces. A listed piece may have been downloaded again
+// since: check Has before announcing that it is gone.
 func (s *Store) TakeEvicted() []int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	ev := s.evicted
 	s.evicted = nil
+	for _, p := range ev {
+		s.pieces[p].listedEvicted = false
+	}
 	return ev
 }

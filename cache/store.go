@@ -3,6 +3,7 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -91,12 +92,21 @@ type pieceState struct {
 	finishing    bool // being hashed or written whole; block writes wait
 	punching     bool // hole being punched; writes wait
 	pendingPunch bool // evicted; hole punched after the next state write
-	evictGen     uint32
-	writers      int32 // WriteBlock calls in flight
-	readers      int32 // reads in flight
-	pins         int32
-	stagedN      int
-	staged       []uint64 // bitset of staged blocks; nil when none
+	// listedEvicted: in the list TakeEvicted returns next
+	listedEvicted bool
+	evictGen      uint32
+	writers       int32 // WriteBlock calls in flight
+	readers       int32 // reads in flight
+	pins          int32
+	stagedN       int
+	staged        []uint64 // bitset of staged blocks; nil when none
+	// Blocks written in order are hashed as they arrive, so FinishPiece
+	// only reads back what was not: hasher holds SHA-1 of the piece's
+	// first hashed bytes (nil when none), and feeding is the length of
+	// the block a WriteBlock is adding right now.
+	hasher  hash.Hash
+	hashed  int64
+	feeding int64
 }
 
 // DefaultDir returns the default cache directory: $XDG_CACHE_HOME/swarmfs,
@@ -244,9 +254,11 @@ func (s *Store) load(existed bool) error {
 		if st.clean {
 			// From now on the data file may change: a clean state would
 			// make the next Open after a crash distrust everything.
+			// Failing that (disk full) is safe: the worst case is a
+			// re-verification after a crash.
 			st.clean = false
 			if err := writeState(s.dir, st); err != nil {
-				return err
+				s.log.Warn("cache: cannot mark state in use", "dir", s.dir, "err", err)
 			}
 		}
 		close(s.verifyDone)
@@ -351,6 +363,7 @@ func (s *Store) markPresentLocked(p int) {
 	st.present = true
 	st.staged = nil
 	st.stagedN = 0
+	st.hasher, st.hashed = nil, 0
 	st.pendingPunch = false
 	s.nPresent++
 	s.bytesPresent += size
@@ -387,7 +400,10 @@ func (s *Store) evictPiece(p int) {
 	st.pendingPunch = true
 	st.evictGen++
 	s.punchQueue = append(s.punchQueue, p)
-	s.evicted = append(s.evicted, p)
+	if !st.listedEvicted {
+		st.listedEvicted = true
+		s.evicted = append(s.evicted, p)
+	}
 	select {
 	case s.evictCh <- struct{}{}:
 	default:

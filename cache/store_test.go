@@ -367,3 +367,64 @@ func TestConcurrentLoad(t *testing.T) {
 		t.Fatalf("%d of %d pieces present", n, np)
 	}
 }
+
+// TestNoStaleHash checks that a block rewritten after it was hashed on
+// arrival, or while it was being hashed, is verified as it is on disk.
+func TestNoStaleHash(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	tt := genTorrent(rng, 4*BlockSize, 40*4*BlockSize)
+	s := openT(t, t.TempDir(), tt, Config{})
+	bs := blocksOf(tt, 0)
+	bad := bytes.Repeat([]byte{7}, BlockSize)
+	// In order (hashed on arrival), then block 1 overwritten with junk.
+	for _, b := range bs {
+		if err := s.WriteBlock(0, b.begin, b.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.WriteBlock(0, BlockSize, bad); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.FinishPiece(0); !errors.Is(err, ErrHashMismatch) {
+		t.Fatalf("FinishPiece after a junk rewrite = %v, want mismatch", err)
+	}
+	// Junk first, then the right block: the last write wins.
+	if err := s.WriteBlock(0, 0, bad); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bs {
+		if err := s.WriteBlock(0, b.begin, b.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.FinishPiece(0); err != nil {
+		t.Fatalf("FinishPiece: %v", err)
+	}
+	// Racing writers of the same block with different data: whatever
+	// FinishPiece accepts must be the payload.
+	for i := 1; i < tt.info.NumPieces(); i++ {
+		bs := blocksOf(tt, i)
+		var wg sync.WaitGroup
+		for k, b := range bs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if k == 0 {
+					s.WriteBlock(i, 0, bad)
+				}
+				s.WriteBlock(i, b.begin, b.data)
+			}()
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s.WriteBlock(i, 0, bad)
+		}()
+		wg.Wait()
+		err := s.FinishPiece(i)
+		if err != nil && !errors.Is(err, ErrHashMismatch) {
+			t.Fatal(err)
+		}
+	}
+	checkPresentData(t, s, tt)
+}

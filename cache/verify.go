@@ -81,5 +81,5 @@ func (s *Store) verifyPiece(p int, zeroHash map[int64]metainfo.Hash) (bool, erro
 		}
 		return zh == s.info.Pieces[p], nil
 	}
-	return s.hashFromFile(p)
+	return s.hashFromFile(p, nil, 0)
 }

@@ -86,3 +86,42 @@ func TestReaderStreamsWithSeek(t *testing.T) {
 		t.Fatalf("every piece was fetched although only parts were read")
 	}
 }
+
+// TestStreamThroughSmallCache streams a file four times the size of the
+// cache cap: evicted pieces are forgotten and never served, and the reader
+// still gets every byte right.
+func TestStreamThroughSmallCache(t *testing.T) {
+	f := makeFixture(t, "big.bin", 64<<10, nil, 4<<20)
+	seeder := startSeeder(t, "127.0.2.12", f)
+	c := newTestClient(t, "127.0.2.1", Config{CacheSize: 1 << 20, MaxReadahead: 256 << 10})
+	tor, err := c.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{addrPort(t, seeder.Addr)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	got, err := readFile(ctx, tor, 0, 64<<10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, f.fileData(0)) {
+		t.Fatal("streamed content differs")
+	}
+	st := tor.Stats()
+	if st.BytesHave > 1<<20+f.mi.Info.PieceLength {
+		t.Fatalf("cache holds %d bytes over a cap of 1 MiB", st.BytesHave)
+	}
+	// The engine's view (picker) agrees with the cache after evictions.
+	var mismatch []int
+	_ = tor.do(func() {
+		tor.ls.onEvicted() // take evictions not yet signalled to the loop
+		for i, h := range tor.ls.store.Bitfield() {
+			if tor.ls.pk.Have(i) != h {
+				mismatch = append(mismatch, i)
+			}
+		}
+	})
+	if len(mismatch) > 0 {
+		t.Fatalf("picker and cache disagree on pieces %v", mismatch)
+	}
+}

@@ -28,6 +28,9 @@ type (
 
 // addCandidates records peer addresses to dial.
 func (ls *loopState) addCandidates(addrs []netip.AddrPort, source string) {
+	if len(addrs) == 0 {
+		return
+	}
 	self := ls.t.c.addr
 	for _, a := range addrs {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
@@ -49,7 +52,7 @@ func (ls *loopState) addCandidates(addrs []netip.AddrPort, source string) {
 		ls.known[a] = &candidate{}
 		ls.queueDial(a)
 	}
-	ls.t.log.Debug("peers added", "source", source, "n", len(addrs), "known", len(ls.known))
+	ls.t.log.Debug("peers added", "source", source, "n", len(addrs), "known", len(ls.known), "first", addrs[0])
 }
 
 // maxKnownPeers caps the peer addresses a torrent remembers.
@@ -129,7 +132,12 @@ func (ls *loopState) requeueKnown(now time.Time) {
 		if c.connected || c.queued || c.fails > 6 {
 			continue
 		}
-		back := time.Duration(1<<min(c.fails, 6)) * 5 * time.Second
+		// 1 s after the first failure (a peer still starting up), then
+		// 5 s doubling up to about 5 minutes.
+		back := time.Second
+		if c.fails > 1 {
+			back = time.Duration(1<<min(c.fails-2, 6)) * 5 * time.Second
+		}
 		if now.Sub(c.tried) >= back {
 			ls.queueDial(a)
 		}

@@ -123,10 +123,11 @@ func TestUnmountDuringBlockedRead(t *testing.T) {
 		res <- err
 	}()
 	eventually(t, 10*time.Second, "the read to block", func() bool { return ft.waiting.Load() > 0 })
-	within(t, 20*time.Second, "Unmount", func() {
+	within(t, 20*time.Second, "Unmount", func() error {
 		if err := s.Unmount(); err != nil {
 			t.Errorf("Unmount: %v", err)
 		}
+		return nil
 	})
 	select {
 	case err := <-res:
@@ -164,5 +165,40 @@ func TestUnmountFromOutside(t *testing.T) {
 	}
 	if err := Unmount(dir); !errors.Is(err, ErrNotMounted) {
 		t.Errorf("second Unmount: %v, want ErrNotMounted", err)
+	}
+}
+
+// TestUnmountBusy holds a file open: Unmount from outside reports EBUSY,
+// UnmountLazy detaches, and the server stops once the file is closed.
+func TestUnmountBusy(t *testing.T) {
+	ft := contentFake(fakeOptions{})
+	s, dir := mountT(t, []Torrent{ft}, Options{})
+	f, err := os.Open(filePath(dir, ft, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Unmount(dir); !errors.Is(err, syscall.EBUSY) {
+		t.Errorf("Unmount of a busy mount: %v, want EBUSY", err)
+	}
+	if err := UnmountLazy(dir); err != nil {
+		t.Fatal(err)
+	}
+	if isMountpoint(dir) {
+		t.Errorf("still in the namespace after UnmountLazy")
+	}
+	select {
+	case <-s.Done():
+		t.Errorf("server stopped while a file was still open")
+	default:
+	}
+	buf := make([]byte, 100)
+	if _, err := f.ReadAt(buf, 0); err != nil {
+		t.Errorf("read through a detached mount: %v", err)
+	}
+	f.Close()
+	select {
+	case <-s.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("server did not stop after the last file was closed")
 	}
 }

@@ -30,7 +30,7 @@ func multiFake(name string, o fakeOptions) *fakeTorrent {
 func tree(t *testing.T, dir string) []string {
 	t.Helper()
 	var lines []string
-	within(t, 10*time.Second, "walking the mount", func() {
+	within(t, 10*time.Second, "walking the mount", func() error {
 		err := filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 			if err != nil {
 				return err
@@ -46,6 +46,7 @@ func tree(t *testing.T, dir string) []string {
 		if err != nil {
 			t.Errorf("walk: %v", err)
 		}
+		return nil
 	})
 	sort.Strings(lines)
 	return lines
@@ -122,7 +123,7 @@ func TestInodesStable(t *testing.T) {
 	inos := func() map[string]uint64 {
 		s, dir := mountT(t, []Torrent{ft}, Options{})
 		m := map[string]uint64{}
-		within(t, 10*time.Second, "walk", func() {
+		within(t, 10*time.Second, "walk", func() error {
 			_ = filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
 				if err == nil {
 					rel, _ := filepath.Rel(dir, p)
@@ -130,6 +131,7 @@ func TestInodesStable(t *testing.T) {
 				}
 				return err
 			})
+			return nil
 		})
 		if err := s.Unmount(); err != nil {
 			t.Fatal(err)
@@ -159,7 +161,7 @@ func TestLayoutSeveral(t *testing.T) {
 	d := newFake("x/y", []fakeFile{{path: []string{"f"}, data: []byte("f")}}, fakeOptions{gated: true})
 	_, dir := mountT(t, []Torrent{a, b, c, d}, Options{})
 	var names []string
-	within(t, 10*time.Second, "ReadDir", func() {
+	within(t, 10*time.Second, "ReadDir", func() error {
 		ents, err := os.ReadDir(dir)
 		if err != nil {
 			t.Error(err)
@@ -167,6 +169,7 @@ func TestLayoutSeveral(t *testing.T) {
 		for _, e := range ents {
 			names = append(names, e.Name())
 		}
+		return nil
 	})
 	want := "clip.bin same same (2) x_y"
 	if got := strings.Join(names, " "); got != want {

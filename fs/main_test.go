@@ -91,18 +91,19 @@ func mountT(t testing.TB, torrents []Torrent, opts Options) (*Server, string) {
 	return s, dir
 }
 
-// within runs f and fails the test if it does not return within d, so a
+// within runs f and fails the test if it returns an error or does not
+// return within d, so a
 // wedged mount cannot hang the run (Cleanup then detaches the mount, which
 // releases f).
-func within(t testing.TB, d time.Duration, what string, f func()) {
+func within(t testing.TB, d time.Duration, what string, f func() error) {
 	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
 	select {
-	case <-done:
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
 	case <-time.After(d):
 		t.Fatalf("%s did not finish within %v", what, d)
 	}

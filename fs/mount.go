@@ -230,7 +230,7 @@ func (m *Server) unmount() error {
 		return nil // already unmounted from outside
 	default:
 	}
-	if err := m.server.Unmount(); err != nil {
+	if err := m.server.Unmount(); err != nil && isMountpoint(m.mountpoint) {
 		m.log.Info("mount busy; detaching it lazily", "err", err)
 		if err := detach(m.mountpoint); err != nil {
 			return fmt.Errorf("fs: unmount %s: %w", m.mountpoint, err)

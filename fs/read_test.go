@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -39,14 +40,15 @@ func TestReadWholeFiles(t *testing.T) {
 	ft := contentFake(fakeOptions{pieceLength: 256 << 10})
 	_, dir := mountT(t, []Torrent{ft}, Options{})
 	for i := range ft.full.Files {
-		within(t, 20*time.Second, "reading a file", func() {
+		within(t, 20*time.Second, "reading a file", func() error {
 			got, err := os.ReadFile(filePath(dir, ft, i))
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			if sha1.Sum(got) != sha1.Sum(fileData(ft, i)) {
 				t.Errorf("file %d: sha1 through the mount differs (len %d, want %d)", i, len(got), len(fileData(ft, i)))
 			}
+			return nil
 		})
 	}
 	if o, c := ft.opens.Load(), ft.closes.Load(); o != int64(len(ft.full.Files)) {
@@ -58,11 +60,11 @@ func TestRandomPreads(t *testing.T) {
 	ft := contentFake(fakeOptions{pieceLength: 32 << 10})
 	_, dir := mountT(t, []Torrent{ft}, Options{})
 	r := rand.New(rand.NewPCG(1, 2))
-	within(t, 30*time.Second, "random preads", func() {
+	within(t, 30*time.Second, "random preads", func() error {
 		for _, i := range []int{0, 4} {
 			f, err := os.Open(filePath(dir, ft, i))
 			if err != nil {
-				t.Fatal(err)
+				return err
 			}
 			want := fileData(ft, i)
 			for range 300 {
@@ -71,15 +73,16 @@ func TestRandomPreads(t *testing.T) {
 				buf := make([]byte, n)
 				k, err := f.ReadAt(buf, off)
 				if err != nil && !errors.Is(err, io.EOF) {
-					t.Fatalf("pread %d at %d: %v", n, off, err)
+					return fmt.Errorf("pread %d at %d: %v", n, off, err)
 				}
 				exp := want[off:min(off+int64(n), int64(len(want)))]
 				if !bytes.Equal(buf[:k], exp) {
-					t.Fatalf("pread %d at %d: %d bytes differ from the source (want %d)", n, off, k, len(exp))
+					return fmt.Errorf("pread %d at %d: %d bytes differ from the source (want %d)", n, off, k, len(exp))
 				}
 			}
 			f.Close()
 		}
+		return nil
 	})
 }
 
@@ -118,7 +121,7 @@ func TestConcurrentReaders(t *testing.T) {
 			}
 		}()
 	}
-	within(t, 40*time.Second, "concurrent readers", wg.Wait)
+	within(t, 40*time.Second, "concurrent readers", func() error { wg.Wait(); return nil })
 	close(errs)
 	for err := range errs {
 		t.Error(err)
@@ -128,10 +131,10 @@ func TestConcurrentReaders(t *testing.T) {
 func TestReadPastEOF(t *testing.T) {
 	ft := contentFake(fakeOptions{})
 	_, dir := mountT(t, []Torrent{ft}, Options{})
-	within(t, 10*time.Second, "reads at the end", func() {
+	within(t, 10*time.Second, "reads at the end", func() error {
 		f, err := os.Open(filePath(dir, ft, 2))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		defer f.Close()
 		size := int64(len(fileData(ft, 2)))
@@ -147,12 +150,13 @@ func TestReadPastEOF(t *testing.T) {
 		}
 		z, err := os.Open(filePath(dir, ft, 3))
 		if err != nil {
-			t.Fatal(err)
+			return err
 		}
 		defer z.Close()
 		if n, err := z.Read(buf); n != 0 || err != io.EOF {
 			t.Errorf("read of an empty file: %d, %v", n, err)
 		}
+		return nil
 	})
 }
 
@@ -167,20 +171,22 @@ func TestReadTimeout(t *testing.T) {
 	}
 	defer f.Close()
 	buf := make([]byte, 4096)
-	within(t, 20*time.Second, "a read of a missing piece", func() {
+	within(t, 20*time.Second, "a read of a missing piece", func() error {
 		_, err := f.ReadAt(buf, 0)
 		if !errors.Is(err, syscall.EIO) {
 			t.Errorf("read of a missing piece: %v, want EIO", err)
 		}
+		return nil
 	})
 	if ft.timedOut.Load() == 0 {
 		t.Errorf("the reader's context did not time out")
 	}
 	ft.releaseAll()
-	within(t, 20*time.Second, "a read after the piece arrived", func() {
+	within(t, 20*time.Second, "a read after the piece arrived", func() error {
 		n, err := f.ReadAt(buf, 0)
 		if err != nil || !bytes.Equal(buf[:n], fileData(ft, 1)[:n]) || n != len(buf) {
 			t.Errorf("read after release: %d, %v", n, err)
 		}
+		return nil
 	})
 }

@@ -74,10 +74,11 @@ func TestStaleMount(t *testing.T) {
 	if !s.StaleReplaced() {
 		t.Errorf("StaleReplaced is false")
 	}
-	within(t, 10*time.Second, "ReadDir", func() {
+	within(t, 10*time.Second, "ReadDir", func() error {
 		ents, err := os.ReadDir(dir)
 		if err != nil || len(ents) != 1 || ents[0].Name() != "content" {
 			t.Errorf("ReadDir after replacing a stale mount: %v %v", ents, err)
 		}
+		return nil
 	})
 }

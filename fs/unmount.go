@@ -52,6 +52,25 @@ func Unmount(mountpoint string) error {
 	return nil
 }
 
+// UnmountLazy detaches the mount at mountpoint even while open files keep
+// it busy (umount2 with MNT_DETACH as root, fusermount3 -uz otherwise): it
+// disappears from the namespace at once and the kernel drops it when the
+// last file is closed. The serving process's blocked reads are not released
+// by this; its Server's Done channel closes once the kernel lets go.
+func UnmountLazy(mountpoint string) error {
+	mp, err := filepath.Abs(mountpoint)
+	if err != nil {
+		return fmt.Errorf("fs: unmount: %w", err)
+	}
+	if !isDead(mp) && !isMountpoint(mp) {
+		return fmt.Errorf("%w: %s", ErrNotMounted, mp)
+	}
+	if err := detach(mp); err != nil {
+		return fmt.Errorf("fs: unmount %s: %w", mp, err)
+	}
+	return nil
+}
+
 // replaceStale detaches dead FUSE mounts at mp (statfs fails with
 // ENOTCONN, "transport endpoint is not connected"; several may be stacked)
 // and reports whether there was one.

@@ -21,17 +21,18 @@ import (
 func getxattr(t *testing.T, path, name string) string {
 	t.Helper()
 	var v string
-	within(t, 10*time.Second, "getxattr", func() {
+	within(t, 10*time.Second, "getxattr", func() error {
 		n, err := unix.Getxattr(path, name, nil)
 		if err != nil {
-			t.Fatalf("getxattr %s %s: %v", path, name, err)
+			return fmt.Errorf("getxattr %s %s: %v", path, name, err)
 		}
 		buf := make([]byte, n)
 		n, err = unix.Getxattr(path, name, buf)
 		if err != nil {
-			t.Fatalf("getxattr %s %s: %v", path, name, err)
+			return fmt.Errorf("getxattr %s %s: %v", path, name, err)
 		}
 		v = string(buf[:n])
+		return nil
 	})
 	return v
 }
@@ -40,11 +41,12 @@ func TestMagnetFills(t *testing.T) {
 	ft := multiFake("pending", fakeOptions{magnet: true})
 	_, dir := mountT(t, []Torrent{ft}, Options{})
 	var ents []os.DirEntry
-	within(t, 10*time.Second, "ReadDir", func() {
+	within(t, 10*time.Second, "ReadDir", func() error {
 		var err error
 		if ents, err = os.ReadDir(filepath.Join(dir, "pending")); err != nil {
-			t.Fatal(err)
+			return err
 		}
+		return nil
 	})
 	if len(ents) != 0 {
 		t.Fatalf("magnet directory holds %d entries before metadata", len(ents))

@@ -56,6 +56,9 @@ func TestDecodeErrors(t *testing.T) {
 		{"i1ei2e", 3},
 		{"x", 0},
 		{"-1:", 0},
+		{"9999999999999999999:x", 0},            // length would overflow int
+		{"i" + "1234567890123456789012345e", 1}, // too many digits
+		{"l" + "i1234567890123456789012345", 2}, // unterminated, too long
 	}
 	for _, tt := range tests {
 		var v any

@@ -3,8 +3,8 @@ package metainfo
 import (
 	"bytes"
 	"context"
-	"errors"
 	"crypto/sha1"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"

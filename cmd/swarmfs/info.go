@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/dustin/go-humanize"
 
@@ -132,7 +135,7 @@ func size(n int64) string {
 }
 
 func printInfo(w io.Writer, in *infoJSON) {
-	row := func(k, v string) { fmt.Fprintf(w, "%-12s %s\n", k+":", v) }
+	row := func(k, v string) { fmt.Fprintf(w, "%-12s %s\n", k+":", printable(v)) }
 	name := in.Name
 	if name == "" {
 		name = "(unknown until metadata is fetched)"
@@ -170,7 +173,7 @@ func printInfo(w io.Writer, in *infoJSON) {
 	} else {
 		fmt.Fprintln(w, "Trackers:")
 		for i, tier := range in.Trackers {
-			fmt.Fprintf(w, "  tier %d: %s\n", i+1, strings.Join(tier, ", "))
+			fmt.Fprintf(w, "  tier %d: %s\n", i+1, printable(strings.Join(tier, ", ")))
 		}
 	}
 	for _, l := range []struct {
@@ -180,7 +183,7 @@ func printInfo(w io.Writer, in *infoJSON) {
 		if len(l.vs) > 0 {
 			fmt.Fprintf(w, "%s:\n", l.k)
 			for _, v := range l.vs {
-				fmt.Fprintf(w, "  %s\n", v)
+				fmt.Fprintf(w, "  %s\n", printable(v))
 			}
 		}
 	}
@@ -246,11 +249,24 @@ func printTree(w io.Writer, in *infoJSON) {
 	}
 	width := 0
 	for _, l := range lines {
-		width = max(width, 2*l.depth+len(l.label))
+		width = max(width, 2*l.depth+utf8.RuneCountInString(printable(l.label)))
 	}
 	width = min(width, 70)
 	for _, l := range lines {
-		text := strings.Repeat("  ", l.depth) + l.label
+		text := strings.Repeat("  ", l.depth) + printable(l.label)
 		fmt.Fprintf(w, "  %-*s  %10s\n", width, text, humanize.IBytes(uint64(l.size)))
 	}
+}
+
+// printable escapes control characters and invalid UTF-8 in text taken from
+// a torrent, so a hostile name cannot drive the terminal.
+func printable(s string) string {
+	ok := utf8.ValidString(s)
+	for _, r := range s {
+		if !ok || !unicode.IsPrint(r) && r != ' ' {
+			q := strconv.Quote(s)
+			return q[1 : len(q)-1]
+		}
+	}
+	return s
 }

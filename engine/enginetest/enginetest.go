@@ -9,10 +9,13 @@ import (
 	"bufio"
 	"context"
 	_ "embed"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -322,8 +325,17 @@ type Tracker struct {
 func StartOpentracker(t testing.TB, ip string, infoHashes ...string) *Tracker {
 	t.Helper()
 	bin := RequireTool(t, "opentracker", "opentracker")
+	// opentracker chroots to dir and drops to nobody before it reads the
+	// whitelist, so both must be readable by others (t.TempDir is 0700).
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "wl.txt"), []byte(strings.Join(infoHashes, "\n")+"\n"), 0o644); err != nil {
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	wl := filepath.Join(dir, "wl.txt")
+	if err := os.WriteFile(wl, []byte(strings.Join(infoHashes, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(wl, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := FreePort(t, ip)
@@ -331,7 +343,43 @@ func StartOpentracker(t testing.TB, ip string, infoHashes ...string) *Tracker {
 	p := Start(t, bin, "-i", ip, "-p", ps, "-P", ps, "-d", dir, "-w", "/wl.txt")
 	addr := net.JoinHostPort(ip, ps)
 	WaitPort(t, addr, 10*time.Second)
-	return &Tracker{Proc: p, HTTP: "http://" + addr + "/announce", UDP: "udp://" + addr}
+	tr := &Tracker{Proc: p, HTTP: "http://" + addr + "/announce", UDP: "udp://" + addr}
+	if len(infoHashes) > 0 {
+		waitWhitelisted(t, tr.HTTP, infoHashes[0])
+	}
+	return tr
+}
+
+// waitWhitelisted waits until opentracker, which loads its whitelist in the
+// background after it starts listening, accepts an announce of infoHash.
+func waitWhitelisted(t testing.TB, announce, infoHash string) {
+	t.Helper()
+	raw, err := hex.DecodeString(infoHash)
+	if err != nil || len(raw) != 20 {
+		t.Fatalf("bad info hash %q", infoHash)
+	}
+	q := url.Values{}
+	q.Set("info_hash", string(raw))
+	q.Set("peer_id", "-SF0000-whitelistprb")
+	q.Set("port", "1")
+	q.Set("left", "0")
+	q.Set("event", "stopped")
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := client.Get(announce + "?" + q.Encode())
+		if err == nil {
+			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+			resp.Body.Close()
+			if !strings.Contains(string(body), "failure reason") {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("opentracker at %s never accepted %s (whitelist not loaded)", announce, infoHash)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // Aria2Options configures an aria2c download.

@@ -53,10 +53,10 @@ type request[P comparable] struct {
 }
 
 type piece[P comparable] struct {
-	data     []byte       // nil until received
-	from     P            // who sent data
-	requests []request[P] // outstanding, oldest first
-	rejected map[P]bool   // peers that rejected this piece
+	data     []byte          // nil until received
+	from     P               // who sent data
+	requests []request[P]    // outstanding, oldest first
+	rejected map[P]time.Time // peers that rejected this piece, and when
 }
 
 // Assembler collects the pieces of one info dictionary. The zero value is
@@ -67,6 +67,7 @@ type Assembler[P comparable] struct {
 	pieces   []piece[P]
 	have     int
 	done     []byte
+	now      time.Time  // the latest time passed to Next
 	banned   map[P]bool // sent a whole dictionary that did not verify
 
 	// After a mismatch with several contributors, one peer at a time (the
@@ -74,8 +75,8 @@ type Assembler[P comparable] struct {
 	single    bool
 	hasSource bool
 	source    P
-	sourceAt  time.Time  // the source's latest request
-	noSource  map[P]bool // rejected a piece while being the source
+	sourceAt  time.Time       // the source's latest request
+	noSource  map[P]time.Time // rejected a piece while being the source, and when
 
 	// Timeout is how long a request may stay unanswered before its piece
 	// is offered to another peer; zero means DefaultTimeout.
@@ -94,7 +95,7 @@ func New[P comparable](infoHash [20]byte, size int) (*Assembler[P], error) {
 		size:     size,
 		pieces:   make([]piece[P], NumPieces(size)),
 		banned:   map[P]bool{},
-		noSource: map[P]bool{},
+		noSource: map[P]time.Time{},
 	}, nil
 }
 
@@ -140,11 +141,15 @@ func (a *Assembler[P]) timeout() time.Duration {
 // requests older than Timeout count as lost.
 //
 // It prefers pieces nobody is asked for, then pieces whose latest request
-// is older than Timeout (possibly asking the same peer again); it never
-// picks a piece the peer rejected and never picks for a banned peer. After
-// a mismatch with several contributors only one peer at a time gets
-// pieces, until it goes quiet for Timeout, rejects, or leaves.
+// is older than Timeout (possibly asking the same peer again); it does not
+// pick a piece the peer rejected less than Timeout ago and never picks for
+// a banned peer. After a mismatch with several contributors only one peer
+// at a time gets pieces, until it goes quiet for Timeout, rejects, or
+// leaves.
 func (a *Assembler[P]) Next(peer P, now time.Time) (pieceIndex int, ok bool) {
+	if now.After(a.now) {
+		a.now = now
+	}
 	if a.done != nil || a.banned[peer] {
 		return 0, false
 	}
@@ -156,7 +161,7 @@ func (a *Assembler[P]) Next(peer P, now time.Time) (pieceIndex int, ok bool) {
 			a.discard() // the source went quiet: start over with peer
 		}
 		if !a.hasSource {
-			if a.noSource[peer] {
+			if at, ok := a.noSource[peer]; ok && now.Sub(at) < a.timeout() {
 				return 0, false
 			}
 			a.source, a.hasSource = peer, true
@@ -165,7 +170,10 @@ func (a *Assembler[P]) Next(peer P, now time.Time) (pieceIndex int, ok bool) {
 	stale := -1
 	for i := range a.pieces {
 		p := &a.pieces[i]
-		if p.data != nil || p.rejected[peer] {
+		if p.data != nil {
+			continue
+		}
+		if at, ok := p.rejected[peer]; ok && now.Sub(at) < a.timeout() {
 			continue
 		}
 		if len(p.requests) == 0 {
@@ -214,19 +222,22 @@ func (a *Assembler[P]) discard() {
 }
 
 // Reject records that peer rejected its request for piece i: the piece is
-// free for others and never asked of this peer again.
+// free for others and not asked of this peer again for Timeout after the
+// latest Next call (peers reject when busy, so the refusal is not held
+// forever).
 func (a *Assembler[P]) Reject(peer P, i int) {
 	if a.done != nil || i < 0 || i >= len(a.pieces) {
 		return
 	}
+	now := a.now
 	p := &a.pieces[i]
 	p.dropRequest(peer)
 	if p.rejected == nil {
-		p.rejected = map[P]bool{}
+		p.rejected = map[P]time.Time{}
 	}
-	p.rejected[peer] = true
+	p.rejected[peer] = now
 	if a.single && a.hasSource && a.source == peer {
-		a.noSource[peer] = true
+		a.noSource[peer] = now
 		a.discard()
 	}
 }

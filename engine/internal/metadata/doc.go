@@ -6,7 +6,7 @@
 // piece to ask which peer for: several peers are asked for different pieces
 // in parallel, a piece is asked again of another peer after a reject, a
 // timeout or the peer leaving, and a peer is not asked again for a piece it
-// rejected. When every piece is present the bytes are checked against the
+// rejected until Timeout has passed. When every piece is present the bytes are checked against the
 // info hash (SHA-1 of the info dictionary).
 //
 // Assembler is a plain type with no locking and no goroutines: it belongs

@@ -36,6 +36,9 @@ func (p *Picker) SetRanges(owner int, ranges []Range) {
 		}
 	}
 	old := p.owners[owner]
+	if slices.Equal(old, nr) {
+		return // readers often repeat their window; keep the stream order
+	}
 	if len(nr) == 0 {
 		delete(p.owners, owner)
 	} else {

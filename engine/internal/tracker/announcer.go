@@ -146,8 +146,9 @@ func (a *Announcer) NeedPeers() {
 // Completed records that the download finished: the next announce to a
 // tracker that was already told "started" carries "completed", and once one
 // such announce succeeds no other does. It asks for that announce as soon as
-// the min interval allows and never blocks. A torrent that was complete when
-// added should only report Left = 0.
+// the min interval allows and never blocks. When Completed is called before
+// the first "started" went out and that "started" reports Left = 0 (the
+// torrent was complete when added), no "completed" is sent at all.
 func (a *Announcer) Completed() {
 	if !a.complete.CompareAndSwap(completeNo, completePending) {
 		return

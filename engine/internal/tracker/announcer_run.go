@@ -108,8 +108,10 @@ func (a *Announcer) round(ctx context.Context, r *runState) time.Time {
 		if resp.TrackerID != "" {
 			r.trackIDs[u] = resp.TrackerID
 		}
-		if req.Event == EventCompleted {
-			a.complete.Store(completeSent)
+		if req.Event == EventCompleted || (req.Event == EventStarted && req.Left == 0) {
+			// A "started" with nothing left already tells the tracker
+			// we seed; "completed" is for a download that finished.
+			a.complete.CompareAndSwap(completePending, completeSent)
 		}
 		r.failures = 0
 		r.minGap = max(a.cfg.MinInterval, resp.MinInterval)

@@ -215,6 +215,32 @@ func TestAnnouncerCompletedOnce(t *testing.T) {
 	})
 }
 
+func TestAnnouncerCompleteFromTheStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFakeTrackers()
+		f.set("t1", okAnswer(100, 0, ""))
+		c := NewClient(Config{HTTPClient: &http.Client{Transport: f}})
+		defer c.Close()
+		a := NewAnnouncer(c, [][]string{{"http://t1/a"}}, AnnouncerConfig{}, func() (int64, int64, int64) { return 5, 0, 0 })
+		a.Completed() // a seed: complete before Run
+		ctx, cancel := context.WithCancel(t.Context())
+		done := make(chan error, 1)
+		go func() { done <- a.Run(ctx) }()
+		time.Sleep(150 * time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		want := []string{"t1:started", "t1:none", "t1:stopped"}
+		if got := f.events(); !slices.Equal(got, want) {
+			t.Fatalf("events %v, want %v", got, want)
+		}
+		if q := f.requests()[0].q; q.Get("left") != "0" || q.Get("uploaded") != "5" {
+			t.Fatalf("started query %v", q)
+		}
+	})
+}
+
 func TestAnnouncerPeersMergedForSlowReader(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := newFakeTrackers()

@@ -6,6 +6,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"github.com/swarmfs/swarmfs/metainfo"
 )
 
 // checkParsed asserts the invariants of any parsed answer.
@@ -46,6 +48,12 @@ func FuzzParseHTTPResponse(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		r, err := parseHTTPResponse(body, 20)
 		checkParsed(t, r, err, 20)
+		// valueLen, the allocation-free skipper, agrees with the decoder.
+		if _, n, err := metainfo.DecodePrefix(body); err == nil {
+			if got := valueLen(body, 0); got != n {
+				t.Fatalf("valueLen = %d, decoder used %d bytes", got, n)
+			}
+		}
 	})
 }
 

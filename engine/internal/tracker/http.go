@@ -282,11 +282,13 @@ type dictPeer struct {
 
 // addDictList adds peers from the bencoded list raw of {"ip", "port"}
 // dictionaries (already validated by the decoder), decoding one entry at a
-// time. Entries whose ip is a host name rather than an address are
+// time and giving up after 2*max+64 entries, so that a list of junk costs
+// little. Entries whose ip is a host name rather than an address are
 // skipped: a tracker answer must not make us resolve names.
 func (s *peerSet) addDictList(raw metainfo.RawMessage) {
 	p := raw[1:]
-	for len(p) > 0 && p[0] != 'e' && !s.full() {
+	budget := 64 + 2*min(s.max, 1<<20)
+	for ; len(p) > 0 && p[0] != 'e' && !s.full() && budget > 0; budget-- {
 		n := valueLen(p, 0)
 		if n <= 0 {
 			return

@@ -216,6 +216,11 @@ func (uc *udpClient) connect(ctx context.Context, addr netip.AddrPort, tries *in
 	}
 	at = uc.now()
 	uc.mu.Lock()
+	for k, e := range uc.conns { // keep the cache as small as the live ids
+		if at.Sub(e.at) >= connIDLifetime {
+			delete(uc.conns, k)
+		}
+	}
 	uc.conns[addr] = connEntry{id: id, at: at}
 	uc.mu.Unlock()
 	return id, at, true, nil

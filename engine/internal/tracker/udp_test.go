@@ -409,3 +409,32 @@ func TestUDPConcurrentAnnounces(t *testing.T) {
 		t.Fatalf("%d announces for 32 calls: retransmits on loopback?", n)
 	}
 }
+
+func TestUDPConnectionIDExpiresDuringRetransmit(t *testing.T) {
+	f := newFakeUDP(t, "127.0.4.1:0")
+	c := udpClientFor(t, Config{UDPRetryBase: 10 * time.Millisecond, UDPMaxRetries: 5})
+	uc, err := c.udpClient()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var clockMu sync.Mutex
+	now := time.Now()
+	uc.now = func() time.Time { clockMu.Lock(); defer clockMu.Unlock(); return now }
+	var dropped atomic.Bool
+	f.setHook(func(p []byte) ([][]byte, bool) {
+		if binary.BigEndian.Uint32(p[8:]) == actionAnnounce && !dropped.Swap(true) {
+			// Lose the first announce, and let the id age meanwhile.
+			clockMu.Lock()
+			now = now.Add(61 * time.Second)
+			clockMu.Unlock()
+			return nil, true
+		}
+		return nil, false
+	})
+	if _, err := c.Announce(t.Context(), f.url(), testRequest()); err != nil {
+		t.Fatal(err)
+	}
+	if nc, na := f.connects.Load(), f.announces.Load(); nc != 2 || na != 2 {
+		t.Fatalf("connects %d announces %d; want a reconnect before the retransmission (2, 2)", nc, na)
+	}
+}

@@ -1,0 +1,81 @@
+// Package cache owns swarmfs's verified on-disk piece store: one Store per
+// torrent, its resume state, and LRU eviction under a byte cap shared by all
+// stores (Budget). It knows nothing of peers or priorities.
+//
+// # Layout
+//
+// A store lives in root/<40-hex info hash>/ (never a name taken from the
+// torrent) and holds two files:
+//
+//   - data: a sparse file addressed by torrent offset, TotalLength bytes
+//     long, pad bytes included. Absent and evicted pieces are holes.
+//   - state: which pieces are verified and on disk: a header (magic,
+//     version, info hash, piece count and length, data file size, the data
+//     file's mtime and ctime at the last clean Close), a bitmap and a
+//     CRC-32C. It is replaced atomically (temp file, fsync, rename, fsync of
+//     the directory).
+//
+// # Writing and verifying
+//
+// WriteBlock puts a block at its place in the data file, unverified; blocks
+// may come in any order, more than once, from many goroutines. FinishPiece
+// verifies the piece with SHA-1 (blocks that arrived in order were hashed on
+// arrival; the rest are read back) and only then makes it present. A
+// mismatch returns *HashError{Piece} wrapping ErrHashMismatch and discards
+// the blocks (their space is punched out). WritePiece verifies a whole piece
+// in memory and writes it only when it matches. Unverified bytes are never
+// returned by ReadAt, ReadBlock or ReadPiece, and verified bytes are never
+// overwritten: writes to a present piece are ignored.
+//
+// # Resume and crash safety
+//
+// The present set is persisted in the background, at most every
+// Config.SyncInterval (500 ms) or after Config.SyncPieces (64) changes, by
+// Sync, and by Close. The data file is fdatasync'ed before a state that
+// claims its pieces is written, and an evicted piece's hole is punched only
+// after a state that no longer claims it is on disk, so after a kill -9 a
+// reopen trusts exactly pieces that were verified and durable; at most the
+// pieces verified since the last persist are downloaded again.
+//
+// Open trusts a matching state at once, without re-hashing. It distrusts it,
+// and re-verifies the data file in the background (Verifying, VerifyDone),
+// when the state is missing or corrupt, the data file is missing or has the
+// wrong size, or the state was written by a clean Close and the data file's
+// mtime or ctime changed since: the file was modified behind our back. While
+// a store is open its state is marked unclean, so after a crash only the
+// size check guards against outside changes.
+//
+// # Eviction
+//
+// With a Budget, verified pieces of all its stores are kept in one LRU list
+// (reads touch, new pieces are most recent). When usage exceeds the cap, the
+// least recently used pieces that are not pinned (Pin, and pieces being read)
+// are evicted one by one: the bit is cleared at once, the piece is reported
+// through Evictions and TakeEvicted, and its space is returned with
+// fallocate(PUNCH_HOLE) after the next persist. Usage exceeds the cap only by
+// pinned bytes beyond it, or transiently by one piece per concurrent writer
+// (eviction runs right after a piece is added). Staged, unverified blocks are
+// not charged to the budget.
+//
+// # Concurrency
+//
+// Every method of Store and Budget is safe for concurrent use. A Store's
+// mutex guards only in-memory state: reads, writes, hashing, fsync and hole
+// punching run outside it, so readers of other pieces never wait for disk
+// I/O. Per-piece flags serialize the few operations on one piece that must
+// not overlap (a write during a hash or a hole punch waits for it). Lock
+// order: Store before Budget; the Budget never calls a Store while holding
+// its own lock. A Store's persist mutex is taken before its main mutex and
+// is held only by the persister, Sync and Close. Wait selects on the
+// caller's context and on Close; no goroutine outlives Close.
+//
+// # Errors
+//
+// ErrNotPresent (reads of pieces not verified or evicted, wrapped with the
+// piece), ErrClosed, ErrHashMismatch (via *HashError), ErrIncomplete
+// (FinishPiece with blocks missing), ErrRange (bad piece index, block offset
+// or length), ErrLocked (store already open, here or in another process).
+// Disk errors (ENOSPC, EIO) are returned wrapped with the operation and
+// piece, so errors.Is(err, syscall.ENOSPC) works; they never affect pieces
+// already present, and the store stays usable.
+package cache

@@ -1,0 +1,179 @@
+package enginetest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TransmissionOptions configures a transmission-cli session.
+type TransmissionOptions struct {
+	// IP is the address transmission listens on and leaves from. It must
+	// not be in 127.0.0.0/8 (transmission ignores such peers): use an
+	// address of a Netns. Transmission's HTTP announces are not bound to
+	// it; inside a Netns the kernel gives an unbound connection to address
+	// A the source address A, so put transmission on the tracker's address
+	// to make the tracker see transmission's own address.
+	IP string
+	// Port is the peer port; 0 picks a free one.
+	Port int
+	// Torrent is the .torrent file.
+	Torrent string
+	// Dir is the download directory (-w). Data already there is verified
+	// at start and seeded.
+	Dir string
+}
+
+// Transmission is a running transmission-cli.
+type Transmission struct {
+	*Proc
+	// Addr is the peer address "ip:port".
+	Addr string
+}
+
+// StartTransmission runs transmission-cli on a .torrent with a fresh
+// configuration directory: no DHT, LPD, PEX, uTP or port mapping, no speed
+// limits, encryption preferred (transmission's default), and a verification
+// of existing data at start. Its progress lines ("Progress: ...",
+// "Seeding, ...") arrive as lines of the Proc.
+func StartTransmission(t testing.TB, o TransmissionOptions) *Transmission {
+	t.Helper()
+	bin := RequireTool(t, "transmission-cli", "transmission-cli")
+	if ip := net.ParseIP(o.IP); ip == nil || ip.IsLoopback() {
+		t.Fatalf("transmission: IP %q: want a non-127/8 address of a test namespace", o.IP)
+	}
+	if o.Port == 0 {
+		o.Port = FreePort(t, o.IP)
+	}
+	cfgDir := t.TempDir()
+	settings := map[string]any{
+		"bind-address-ipv4":          o.IP,
+		"bind-address-ipv6":          "::1",
+		"peer-port":                  o.Port,
+		"peer-port-random-on-start":  false,
+		"dht-enabled":                false,
+		"lpd-enabled":                false,
+		"pex-enabled":                false,
+		"utp-enabled":                false,
+		"port-forwarding-enabled":    false,
+		"rpc-enabled":                false,
+		"blocklist-enabled":          false,
+		"speed-limit-up-enabled":     false,
+		"speed-limit-down-enabled":   false,
+		"alt-speed-enabled":          false,
+		"ratio-limit-enabled":        false,
+		"idle-seeding-limit-enabled": false,
+		"encryption":                 1,
+		"message-level":              2,
+		"peer-limit-per-torrent":     100,
+		"upload-slots-per-torrent":   50,
+		"download-dir":               o.Dir,
+	}
+	js, err := json.MarshalIndent(settings, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(cfgDir, "settings.json"), js, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	p := startLines(t, bin, "-v", "-g", cfgDir, "-w", o.Dir, "-p", strconv.Itoa(o.Port), "-U", "-D", "-M", o.Torrent)
+	return &Transmission{Proc: p, Addr: net.JoinHostPort(o.IP, strconv.Itoa(o.Port))}
+}
+
+// WaitSeeding waits until transmission reports that it seeds (after its
+// verification of existing data, or after it finished downloading).
+func (tr *Transmission) WaitSeeding(timeout time.Duration) error {
+	if _, err := tr.AwaitLine("Seeding", timeout); err != nil {
+		return fmt.Errorf("transmission: %w\n%s", err, tr.Output())
+	}
+	return nil
+}
+
+// startLines is Start for programs that redraw a status line with carriage
+// returns (transmission-cli): "\r" ends a line too, surrounding blanks are
+// trimmed, and a line equal to the previous one is dropped, so that the
+// kept log shows each change once.
+func startLines(t testing.TB, name string, args ...string) *Proc {
+	t.Helper()
+	cmd := exec.Command(name, args...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	p := &Proc{Name: filepath.Base(name), cmd: cmd, lines: make(chan string, 4096), done: make(chan struct{})}
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		t.Fatalf("start %s: %v", name, err)
+	}
+	pw.Close()
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer pr.Close()
+		p.pumpCR(pr)
+	}()
+	go func() {
+		wg.Wait()
+		_ = cmd.Wait()
+		close(p.lines)
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Kill()
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, cmd.Process.Pid)
+		}
+	})
+	return p
+}
+
+// pumpCR reads r split at "\n" and "\r" into the Proc's log and lines.
+func (p *Proc) pumpCR(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+		if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+			return i + 1, data[:i], nil
+		}
+		if atEOF && len(data) > 0 {
+			return len(data), data, nil
+		}
+		return 0, nil, nil
+	})
+	var prev string
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || line == prev {
+			continue
+		}
+		prev = line
+		p.mu.Lock()
+		if len(p.log) < 2000 {
+			p.log = append(p.log, line)
+		}
+		p.mu.Unlock()
+		select {
+		case p.lines <- line:
+		default:
+		}
+	}
+	_, _ = io.Copy(io.Discard, r)
+}
