@@ -54,8 +54,10 @@
 // through Evictions and TakeEvicted, and its space is returned with
 // fallocate(PUNCH_HOLE) after the next persist. Usage exceeds the cap only by
 // pinned bytes beyond it, or transiently by one piece per concurrent writer
-// (eviction runs right after a piece is added). Staged, unverified blocks are
-// not charged to the budget.
+// (eviction runs right after a piece is added). When everything else is
+// pinned, a new unpinned piece is itself the victim, so callers should pin
+// the pieces they wait for. Staged, unverified blocks are not charged to the
+// budget.
 //
 // # Concurrency
 //

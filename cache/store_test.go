@@ -428,3 +428,28 @@ func TestNoStaleHash(t *testing.T) {
 	}
 	checkPresentData(t, s, tt)
 }
+
+func TestDefaultDirAndEmptyTorrent(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", "/some/where")
+	if d := DefaultDir(); d != "/some/where/swarmfs" {
+		t.Fatalf("DefaultDir() = %q with XDG_CACHE_HOME set", d)
+	}
+	t.Setenv("XDG_CACHE_HOME", "")
+	t.Setenv("HOME", "/home/x")
+	if d := DefaultDir(); d != "/home/x/.cache/swarmfs" {
+		t.Fatalf("DefaultDir() = %q without XDG_CACHE_HOME", d)
+	}
+	tt := torrentOf(nil, BlockSize)
+	s := openT(t, t.TempDir(), tt, Config{})
+	if _, err := s.ReadAt(make([]byte, 1), 0); err != io.EOF {
+		t.Fatalf("ReadAt on an empty torrent = %v, want io.EOF", err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	bad := torrentOf(make([]byte, 100), BlockSize)
+	bad.info.Pieces = append(bad.info.Pieces, bad.info.Pieces[0])
+	if _, err := Open(t.TempDir(), bad.hash, bad.info, Config{}); err == nil {
+		t.Fatal("Open accepted an Info whose piece count does not fit its length")
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -34,25 +36,27 @@ func TestReadTimeoutSaysWhy(t *testing.T) {
 // TestPieceUnavailableSaysWhy reads a piece no connected peer has.
 func TestPieceUnavailableSaysWhy(t *testing.T) {
 	f := makeFixture(t, "partial", 16<<10, nil, 100000)
-	seed := newTestClient(t, "127.0.2.4", Config{})
-	st := seedFixture(t, seed, f)
-	_ = st
-	// A second client that has only what it read: piece 0.
+	// A peer whose data is damaged in piece 5 imports every other piece.
+	damaged := t.TempDir()
+	data := append([]byte(nil), f.fileData(0)...)
+	data[90000] ^= 1
+	if err := os.WriteFile(filepath.Join(damaged, f.name), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	mid := newTestClient(t, "127.0.2.5", Config{})
-	mt, err := mid.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{seed.Addr()}})
+	mt, err := mid.AddTorrent(f.mi, AddOptions{Import: damaged})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	r, err := mt.NewReader(0)
-	if err != nil {
-		t.Fatal(err)
+	for mt.Stats().PiecesHave < f.mi.Info.NumPieces()-1 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("import: %+v", mt.Stats())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
-	if _, err := r.ReadAt(ctx, make([]byte, 10), 0); err != nil {
-		t.Fatal(err)
-	}
-	r.Close()
 	c := newTestClient(t, "127.0.2.1", Config{})
 	tor, err := c.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{mid.Addr()}})
 	if err != nil {

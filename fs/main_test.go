@@ -92,9 +92,8 @@ func mountT(t testing.TB, torrents []Torrent, opts Options) (*Server, string) {
 }
 
 // within runs f and fails the test if it returns an error or does not
-// return within d, so a
-// wedged mount cannot hang the run (Cleanup then detaches the mount, which
-// releases f).
+// return within d, so a wedged mount cannot hang the run (Cleanup then
+// detaches the mount, which releases f).
 func within(t testing.TB, d time.Duration, what string, f func() error) {
 	t.Helper()
 	done := make(chan error, 1)

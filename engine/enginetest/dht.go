@@ -35,7 +35,7 @@ settings = {
     "listen_interfaces": "%s:%d" % (ip, cfg.get("port", 0)),
     "outgoing_interfaces": ip,
     "announce_ip": ip,
-    "enable_dht": True,
+    "enable_dht": not cfg.get("no_dht", False),
     "dht_bootstrap_nodes": ",".join(cfg.get("bootstrap") or []),
     "dht_restrict_routing_ips": False,
     "dht_restrict_search_ips": False,
@@ -55,7 +55,14 @@ settings = {
     "connections_limit": 400,
     "alert_mask": cat.error_notification | cat.status_notification | cat.dht_notification | cat.tracker_notification,
 }
-ses = lt.session(settings)
+if cfg.get("no_pex"):
+    # Without the default plugins (ut_pex, ut_metadata, smart_ban); put back
+    # all but ut_pex.
+    ses = lt.session(settings, lt.session_flags_t.start_default_features)
+    ses.add_extension("ut_metadata")
+    ses.add_extension("smart_ban")
+else:
+    ses = lt.session(settings)
 print("listening", ses.listen_port(), flush=True)
 h = None
 added = time.time()
@@ -132,6 +139,11 @@ type LTNodeOptions struct {
 	// AnnounceEvery, when positive, makes the session announce the torrent
 	// on the DHT that often (libtorrent's own schedule is minutes).
 	AnnounceEvery time.Duration
+	// NoDHT turns the session's DHT off.
+	NoDHT bool
+	// NoPEX leaves libtorrent's ut_pex plugin out: the session neither
+	// sends nor learns peers through PEX.
+	NoPEX bool
 	// Timeout caps the driver's lifetime; 0 means 10 minutes.
 	Timeout time.Duration
 }
@@ -151,7 +163,7 @@ func StartLTNode(t testing.TB, o LTNodeOptions) *LT {
 	js, err := json.Marshal(map[string]any{
 		"ip": o.IP, "port": o.Port, "bootstrap": o.Bootstrap,
 		"torrent": o.Torrent, "magnet": o.Magnet, "save_path": o.SavePath,
-		"peers": o.Peers, "keep_seed_connections": o.KeepSeedConnections,
+		"peers": o.Peers, "no_dht": o.NoDHT, "no_pex": o.NoPEX, "keep_seed_connections": o.KeepSeedConnections,
 		"announce_every": o.AnnounceEvery.Seconds(), "timeout": o.Timeout.Seconds(),
 	})
 	if err != nil {

@@ -197,6 +197,54 @@ func TestSeedToTransmission(t *testing.T) {
 	}
 }
 
+// TestDownloadFromTransmission has transmission seed and our engine
+// download through opentracker. Transmission decides whom to unchoke every
+// 10 seconds, so in TestMixedSwarm's fast swarm it often sends nothing; this
+// test makes it the only source.
+func TestDownloadFromTransmission(t *testing.T) {
+	requireSwarmTools(t, false)
+	enginetest.RequireTool(t, "transmission-cli", "transmission-cli")
+	addrs, inside := enginetest.RunInNetns(t, 2, 120*time.Second)
+	if !inside {
+		return
+	}
+	trackerIP, engineIP := addrs[0], addrs[1]
+	c, sums := makeContent(t, "from-transmission", 32<<10, []enginetest.FileSpec{
+		{Path: "x.bin", Size: 12<<20 + 99},
+		{Path: "y/z.bin", Size: 1 << 20},
+	})
+	tr := enginetest.StartOpentracker(t, trackerIP, c.Meta.InfoHash.String())
+	announceTo(t, c, tr.HTTP)
+	trans := enginetest.StartTransmission(t, enginetest.TransmissionOptions{IP: trackerIP, Torrent: c.Torrent, Dir: c.Dir})
+	if err := trans.WaitSeeding(60 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := waitSeeders(ctx, tr.HTTP, c.Meta.InfoHash, 1); err != nil {
+		t.Fatalf("%v\ntransmission:\n%s", err, tail(trans.Output(), 30))
+	}
+	cl := newClient(t, engineIP)
+	tor, err := cl.AddTorrent(c.Meta, engine.AddOptions{Prefetch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopLog := logStats(t, tor, 5*time.Second)
+	select {
+	case <-tor.Complete():
+	case <-ctx.Done():
+		stopLog()
+		t.Fatalf("download from transmission did not complete: %+v\ntransmission:\n%s", tor.Stats(), tail(trans.Output(), 30))
+	}
+	stopLog()
+	if err := checkEngine(ctx, tor, sums); err != nil {
+		t.Fatal(err)
+	}
+	if st := tor.Stats(); st.Downloaded < c.Meta.Info.TotalLength {
+		t.Fatalf("downloaded %d bytes, want at least %d", st.Downloaded, c.Meta.Info.TotalLength)
+	}
+}
+
 // TestDownloadFromAria2 has aria2c seed and our engine download through
 // opentracker's UDP announce.
 func TestDownloadFromAria2(t *testing.T) {
