@@ -289,13 +289,15 @@ func (s *Store) persist() error {
 // punches pending holes, and records the data file's times in a clean state.
 func (s *Store) persistClean() error {
 	s.mu.Lock()
-	skip := s.cleanOnDisk && s.dirtyN == 0 && len(s.punchQueue) == 0
-	s.mu.Unlock()
-	if skip {
-		return nil
+	punches := false
+	for _, p := range s.punchQueue {
+		punches = punches || s.pieces[p].pendingPunch
 	}
-	if err := s.persist(); err != nil {
-		return err
+	s.mu.Unlock()
+	if punches { // a state not claiming them must be on disk first
+		if err := s.persist(); err != nil {
+			return err
+		}
 	}
 	if err := unix.Fdatasync(s.fd); err != nil {
 		return fmt.Errorf("cache: sync data file: %w", err)

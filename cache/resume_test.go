@@ -220,7 +220,11 @@ func crashRounds(t *testing.T, withBudget bool) {
 	tt := crashTorrent()
 	root := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 3))
-	for round := range 5 {
+	rounds := 5
+	if n, err := strconv.Atoi(os.Getenv("SWARMFS_CRASH_ROUNDS")); err == nil && n > 0 {
+		rounds = n // for longer runs by hand
+	}
+	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
 		cmd.Env = append(os.Environ(), helperEnv+"=1", "SWARMFS_CACHE_DIR="+root,
 			fmt.Sprintf("SWARMFS_CACHE_SEED=%d", rng.Uint64()), fmt.Sprintf("SWARMFS_CACHE_BUDGET=%d", map[bool]int{false: 0, true: 1}[withBudget]))

@@ -82,7 +82,6 @@ type Store struct {
 	evicted      []int
 	punchQueue   []int
 	dirtyN       int
-	cleanOnDisk  bool // the state file on disk is a clean one matching the data file
 	verifying    bool
 	persisted    int // present pieces in the last state written
 }
@@ -100,6 +99,7 @@ type pieceState struct {
 	pins          int32
 	stagedN       int
 	staged        []uint64 // bitset of staged blocks; nil when none
+	inflight      []uint16 // WriteBlock calls in flight per block (with staged)
 	// Blocks written in order are hashed as they arrive, so FinishPiece
 	// only reads back what was not: hasher holds SHA-1 of the piece's
 	// first hashed bytes (nil when none), and feeding is the length of
@@ -343,7 +343,6 @@ func (s *Store) wakeBusyLocked() {
 
 func (s *Store) markDirtyLocked() {
 	s.dirtyN++
-	s.cleanOnDisk = false
 	select {
 	case s.dirtyCh <- struct{}{}:
 	default:
@@ -361,7 +360,7 @@ func (s *Store) markPresentLocked(p int) {
 	st := &s.pieces[p]
 	size := s.info.PieceSize(p)
 	st.present = true
-	st.staged = nil
+	st.staged, st.inflight = nil, nil
 	st.stagedN = 0
 	st.hasher, st.hashed = nil, 0
 	st.pendingPunch = false

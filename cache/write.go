@@ -64,13 +64,28 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 		// This write changes bytes already hashed (or being hashed).
 		st.hasher, st.hashed = nil, 0
 	}
+	if st.staged == nil {
+		nb := s.numBlocks(piece)
+		st.staged, st.inflight = make([]uint64, (nb+63)/64), make([]uint16, nb)
+	}
+	b0, b1 := begin/BlockSize, int((end+BlockSize-1)/BlockSize)
+	busy := false
+	for b := b0; b < b1; b++ {
+		busy = busy || st.inflight[b] > 0
+	}
+	// Hash on arrival when this block continues the hashed prefix and no
+	// other write of the same bytes is in flight (whose data could land
+	// after ours). Later writes that overlap the prefix reset it above.
 	var h hash.Hash
-	if st.writers == 0 && st.feeding == 0 && off == st.hashed {
+	if st.feeding == 0 && off == st.hashed && !busy {
 		if st.hasher == nil {
 			st.hasher = sha1.New()
 		}
 		h = st.hasher
 		st.feeding = int64(len(data))
+	}
+	for b := b0; b < b1; b++ {
+		st.inflight[b]++
 	}
 	st.writers++
 	s.ops.Add(1)
@@ -93,15 +108,11 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 			}
 		}
 	}
-	if err == nil {
-		if st.staged == nil {
-			st.staged = make([]uint64, (s.numBlocks(piece)+63)/64)
-		}
-		for b := begin / BlockSize; int64(b)*BlockSize < end; b++ {
-			if st.staged[b/64]&(1<<(b%64)) == 0 {
-				st.staged[b/64] |= 1 << (b % 64)
-				st.stagedN++
-			}
+	for b := b0; b < b1; b++ {
+		st.inflight[b]--
+		if err == nil && st.staged[b/64]&(1<<(b%64)) == 0 {
+			st.staged[b/64] |= 1 << (b % 64)
+			st.stagedN++
 		}
 	}
 	if st.writers == 0 {
@@ -217,7 +228,7 @@ func (s *Store) discard(piece int) {
 	st := &s.pieces[piece]
 	st.finishing = false
 	st.punching = true
-	st.staged = nil
+	st.staged, st.inflight = nil, nil
 	st.stagedN = 0
 	st.hasher, st.hashed = nil, 0
 	s.mu.Unlock()

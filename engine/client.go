@@ -268,21 +268,44 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 }
 
 func (c *Client) add(ih metainfo.Hash, name string, mi *metainfo.MetaInfo, trackers [][]string, opt AddOptions) (*Torrent, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.isClosed {
-		return nil, ErrClosed
+	if err := c.checkAdd(ih); err != nil {
+		return nil, err
 	}
-	if _, ok := c.torrents[ih]; ok {
-		return nil, fmt.Errorf("%w: %s", ErrExists, ih)
-	}
+	// Opening the cache store does disk I/O: not under c.mu.
 	t, err := newTorrent(c, ih, name, mi, trackers, opt)
 	if err != nil {
+		if cerr := c.checkAdd(ih); cerr != nil {
+			return nil, cerr // added meanwhile (its store is locked)
+		}
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.checkAddLocked(ih); err != nil {
+		if st := t.storeOrNil(); st != nil {
+			st.Close()
+		}
 		return nil, err
 	}
 	c.torrents[ih] = t
 	t.start()
 	return t, nil
+}
+
+func (c *Client) checkAdd(ih metainfo.Hash) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.checkAddLocked(ih)
+}
+
+func (c *Client) checkAddLocked(ih metainfo.Hash) error {
+	if c.isClosed {
+		return ErrClosed
+	}
+	if _, ok := c.torrents[ih]; ok {
+		return fmt.Errorf("%w: %s", ErrExists, ih)
+	}
+	return nil
 }
 
 // forget drops a removed torrent from the client's table.

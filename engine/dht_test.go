@@ -36,3 +36,30 @@ func TestDHTMagnetFromLibtorrent(t *testing.T) {
 	waitClosed(t, ctx, tor.Complete(), "download", tor)
 	checkFiles(t, ctx, tor, f)
 }
+
+// TestDHTLibtorrentFindsUs seeds with swarmfs and lets a libtorrent leecher
+// find us through the DHT: a third libtorrent node is the DHT both sides
+// bootstrap from, and our announce_peer lands there.
+func TestDHTLibtorrentFindsUs(t *testing.T) {
+	f := makeFixture(t, "dht-seeded", 16<<10, nil, 300000)
+	other := makeFixture(t, "dht-other", 16<<10, nil, 20000)
+	nodePort := enginetest.FreePort(t, "127.0.2.81")
+	node := enginetest.StartLibtorrent(t, enginetest.LTOptions{
+		IP: "127.0.2.81", Port: nodePort, Torrent: other.torrent, SavePath: other.dir, Peers: []string{},
+		DHT: true, DHTBootstrap: fmt.Sprintf("127.0.2.82:%d", enginetest.FreePort(t, "127.0.2.82")),
+	})
+	nodeAddr := fmt.Sprintf("127.0.2.81:%d", nodePort)
+	c := newTestClient(t, "127.0.2.1", Config{DHTBootstrap: []string{nodeAddr}})
+	tor := seedFixture(t, c, f)
+	dst := t.TempDir()
+	lt := enginetest.StartLibtorrent(t, enginetest.LTOptions{
+		IP: "127.0.2.83", Torrent: f.torrent, SavePath: dst, Peers: []string{},
+		DHT: true, DHTBootstrap: nodeAddr, ExitWhenDone: true,
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), 45*time.Second)
+	defer cancel()
+	if _, _, err := lt.WaitDone(ctx); err != nil {
+		t.Fatalf("libtorrent leecher: %v; our stats %+v; node:\n%s", err, tor.Stats(), node.Output())
+	}
+	checkDir(t, dst, f)
+}

@@ -34,6 +34,7 @@ type loopState struct {
 	banned   map[netip.Addr]string
 
 	writes  map[int]int  // piece -> block writes in flight
+	writing int          // block writes in flight in all
 	ready   map[int]bool // pieces with every block received, awaiting writes
 	hashing map[int]bool // pieces being verified
 	owners  map[int][]picker.Range
@@ -88,6 +89,10 @@ const (
 	requestTimeout = 30 * time.Second
 	minPipeline    = 4
 	maxPipeline    = 256
+	// maxWriting bounds the received blocks waiting for the disk (16 MiB):
+	// beyond it no new request is sent, so a slow disk slows the download
+	// instead of filling memory.
+	maxWriting = 1024
 )
 
 func newLoopState(t *Torrent) *loopState {
@@ -124,6 +129,7 @@ func (t *Torrent) run() {
 	} else {
 		ls.meta = newMetaFetch()
 	}
+	ls.publishStats() // the first announce needs the real "left"
 	ls.startTrackers()
 	ls.startDHT()
 	ls.addCandidates(t.opt.Peers, "options")

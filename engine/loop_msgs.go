@@ -247,7 +247,7 @@ func (ls *loopState) onRequest(p *peer, m wire.Message) {
 			p.send(wire.Message{ID: wire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
 		}
 	}
-	if p.amChoking || !ls.pk.Have(r.Piece) || !ls.store.Has(r.Piece) {
+	if (p.amChoking && !p.allowedOut[r.Piece]) || !ls.pk.Have(r.Piece) || !ls.store.Has(r.Piece) {
 		reject()
 		return
 	}

@@ -229,6 +229,18 @@ func (ls *loopState) sendHaves(p *peer) {
 	case n > 0:
 		p.send(wire.Message{ID: wire.Bitfield, Data: bf.Bytes()})
 	}
+	if !p.hs.fast || n == 0 {
+		return
+	}
+	// BEP 6 allowed fast set: pieces the peer may request while choked
+	// (only those we have, so that the grant means something).
+	p.allowedOut = make(map[int]bool)
+	for _, i := range wire.AllowedFastSet(p.addr.Addr(), ls.t.infoHash, ls.info.NumPieces(), wire.DefaultAllowedFast) {
+		if int(i) < len(have) && have[i] {
+			p.allowedOut[int(i)] = true
+			p.send(wire.Message{ID: wire.AllowedFast, Index: i})
+		}
+	}
 }
 
 // removePeer disconnects p and forgets its state. It is idempotent.

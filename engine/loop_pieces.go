@@ -41,6 +41,9 @@ func (ls *loopState) fillRequests() {
 		ls.refillAll = false
 		return
 	}
+	if ls.writing >= maxWriting {
+		return // refilled when writes complete
+	}
 	if ls.refillAll {
 		for p := range ls.peers {
 			ls.fillPeer(p)
@@ -125,6 +128,7 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 		}
 		ips[p.addr.Addr()] = true
 		ls.writes[r.Piece]++
+		ls.writing++
 		st, data := ls.store, m.Data
 		t := ls.t
 		t.wg.Add(1)
@@ -144,6 +148,10 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 }
 
 func (ls *loopState) onBlockWritten(ev blockWritten) {
+	if ls.writing == maxWriting {
+		ls.refillAll = true // requests were held back
+	}
+	ls.writing--
 	ls.writes[ev.piece]--
 	if ls.writes[ev.piece] <= 0 {
 		delete(ls.writes, ev.piece)

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/enginetest"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -83,4 +84,21 @@ func TestMagnetLyingPeer(t *testing.T) {
 	waitClosed(t, ctx, tor.InfoReady(), "metadata", tor)
 	waitClosed(t, ctx, tor.Complete(), "download", tor)
 	checkFiles(t, ctx, tor, f)
+}
+
+// TestServeMetadataToLibtorrent lets a libtorrent leecher that only has
+// the magnet fetch the metadata from us (ut_metadata) and then the data.
+func TestServeMetadataToLibtorrent(t *testing.T) {
+	f := makeFixture(t, "served-meta", 16<<10, nil, 400000, 5000)
+	c := newTestClient(t, "127.0.2.1", Config{})
+	tor := seedFixture(t, c, f)
+	dst := t.TempDir()
+	uri := "magnet:?xt=urn:btih:" + f.mi.InfoHash.String()
+	lt := enginetest.StartLibtorrent(t, enginetest.LTOptions{IP: "127.0.2.63", Magnet: uri, SavePath: dst, Peers: []string{c.Addr().String()}, ExitWhenDone: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, _, err := lt.WaitDone(ctx); err != nil {
+		t.Fatalf("libtorrent: %v; our stats %+v", err, tor.Stats())
+	}
+	checkDir(t, dst, f)
 }

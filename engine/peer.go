@@ -54,11 +54,11 @@ type peer struct {
 	ext                         *wire.ExtHandshake
 	listen                      netip.AddrPort // where the peer accepts connections, if known
 	allowedFast                 map[int]bool   // pieces we may request while choked
+	allowedOut                  map[int]bool   // pieces the peer may request while we choke it
 	lastDown, lastUp            int64
 	downRate, upRate            float64
 	lastPiece                   time.Time // last block received
 	reqSent                     map[picker.Request]time.Time
-	badPieces                   int
 	removed                     bool
 }
 

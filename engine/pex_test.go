@@ -49,3 +49,38 @@ func waitState(t *testing.T, lt *enginetest.LT, state string) {
 	for lt.WaitLine(t, "state ", time.Until(deadline)) != state {
 	}
 }
+
+// TestPexBetweenOurClients: B knows only A; A is connected to C too and
+// tells B about C through ut_pex.
+func TestPexBetweenOurClients(t *testing.T) {
+	f := makeFixture(t, "pex-ours", 16<<10, nil, 100000)
+	a := newTestClient(t, "127.0.2.72", Config{})
+	b := newTestClient(t, "127.0.2.73", Config{})
+	cc := newTestClient(t, "127.0.2.74", Config{})
+	if _, err := a.AddTorrent(f.mi, AddOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cc.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{a.Addr()}}); err != nil {
+		t.Fatal(err)
+	}
+	tb, err := b.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{a.Addr()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for {
+		var known bool
+		if err := tb.do(func() { _, known = tb.ls.known[cc.Addr()] }); err != nil {
+			t.Fatal(err)
+		}
+		if known {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("B never learned C (%s) through PEX from A", cc.Addr())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}

@@ -111,3 +111,42 @@ func TestSeedToAria2(t *testing.T) {
 		t.Fatalf("uploaded %d bytes, want at least %d", st.Uploaded, f.mi.Info.TotalLength)
 	}
 }
+
+// TestMixedSwarm: seeders of three different clients (libtorrent, aria2 and
+// ours) found through a tracker; our client and a libtorrent leecher
+// download; everyone finishes with the right data.
+func TestMixedSwarm(t *testing.T) {
+	enginetest.RequireTool(t, "aria2c", "aria2")
+	size := int64(256 << 20)
+	if testing.Short() {
+		size = 32 << 20
+	}
+	f := makeFixture(t, "mixed.bin", 0, nil, size)
+	tr := enginetest.StartOpentracker(t, "127.0.2.100", f.mi.InfoHash.String())
+	f.setTrackers(t, tr.HTTP)
+	startSeeder(t, "127.0.2.101", f)
+	aria := enginetest.StartAria2(t, enginetest.Aria2Options{IP: "127.0.2.102", Torrent: f.torrent, Dir: f.dir, SeedTime: 10 * time.Minute})
+	ourSeed := newTestClient(t, "127.0.2.103", Config{})
+	seedFixture(t, ourSeed, f)
+
+	c := newTestClient(t, "127.0.2.1", Config{})
+	tor, err := c.AddTorrent(f.mi, AddOptions{Prefetch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	dst := t.TempDir()
+	lt := enginetest.StartLibtorrent(t, enginetest.LTOptions{IP: "127.0.2.104", Torrent: f.torrent, SavePath: dst, Peers: []string{}, ExitWhenDone: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	waitClosed(t, ctx, tor.Complete(), "our download", tor)
+	if _, _, err := lt.WaitDone(ctx); err != nil {
+		t.Fatalf("libtorrent leecher: %v", err)
+	}
+	checkFiles(t, ctx, tor, f)
+	checkDir(t, dst, f)
+	select {
+	case <-aria.Exited():
+		t.Fatalf("aria2 seeder exited early:\n%s", aria.Output())
+	default:
+	}
+}

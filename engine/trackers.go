@@ -28,9 +28,8 @@ func (ls *loopState) startTrackers() {
 		}
 		return t.statUp.Load(), t.statDown.Load(), left
 	})
-	if ls.completed {
-		ann.Completed()
-	}
+	// A torrent complete before the announcer started reports Left = 0
+	// rather than a "completed" event.
 	ctx, cancel := context.WithCancel(ls.ctx)
 	ls.ann, ls.annCancel, ls.annPeers = ann, cancel, ann.Peers()
 	t.wg.Add(1)

@@ -43,7 +43,7 @@
 // changes) and requests are up to 1016 KiB (max_read; the largest that
 // go-fuse can splice through a 1 MiB pipe). After mounting, the mount's
 // /sys/class/bdi/*/read_ahead_kb is raised to Options.ReadAheadKB (default
-// 4096, root only) so the kernel's readahead asks for large windows.
+// 1024, root only) so the kernel's readahead asks for large windows.
 // Options.DirectIO switches to FOPEN_DIRECT_IO, for measurements.
 //
 // # Extended attributes

@@ -182,9 +182,7 @@ func (f *fakeTorrent) wait(ctx context.Context, p int) error {
 		return nil
 	default:
 	}
-	if f.delay > 0 && !f.requested[p].Swap(true) {
-		time.AfterFunc(f.delay, func() { f.release(p) })
-	}
+	f.request(p)
 	f.waiting.Add(1)
 	defer f.waiting.Add(-1)
 	select {
@@ -197,6 +195,13 @@ func (f *fakeTorrent) wait(ctx context.Context, p int) error {
 			f.timedOut.Add(1)
 		}
 		return fmt.Errorf("fake: piece %d unavailable (no peers): %w", p, ctx.Err())
+	}
+}
+
+// request starts the slow arrival of piece p, once.
+func (f *fakeTorrent) request(p int) {
+	if f.delay > 0 && !f.requested[p].Swap(true) {
+		time.AfterFunc(f.delay, func() { f.release(p) })
 	}
 }
 
@@ -216,6 +221,9 @@ func (r *fakeReader) ReadAt(ctx context.Context, p []byte, off int64) (int, erro
 	n := int(min(int64(len(p)), r.file.Length-off))
 	start := r.file.Offset + off
 	first, end := r.t.full.PieceSpan(start, int64(n))
+	for piece := first; piece < end; piece++ {
+		r.t.request(piece) // all at once, as an engine fetches a window
+	}
 	for piece := first; piece < end; piece++ {
 		if err := r.t.wait(ctx, piece); err != nil {
 			return 0, err

@@ -37,8 +37,16 @@ func fileData(ft *fakeTorrent, i int) []byte {
 }
 
 func TestReadWholeFiles(t *testing.T) {
+	for _, direct := range []bool{false, true} {
+		t.Run(map[bool]string{false: "pagecache", true: "directio"}[direct], func(t *testing.T) {
+			testReadWholeFiles(t, Options{DirectIO: direct})
+		})
+	}
+}
+
+func testReadWholeFiles(t *testing.T, opts Options) {
 	ft := contentFake(fakeOptions{pieceLength: 256 << 10})
-	_, dir := mountT(t, []Torrent{ft}, Options{})
+	_, dir := mountT(t, []Torrent{ft}, opts)
 	for i := range ft.full.Files {
 		within(t, 20*time.Second, "reading a file", func() error {
 			got, err := os.ReadFile(filePath(dir, ft, i))

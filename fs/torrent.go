@@ -68,7 +68,7 @@ const (
 	// DefaultReadTimeout bounds a read waiting for data that does not come.
 	DefaultReadTimeout = 60 * time.Second
 	// DefaultReadAheadKB is the kernel readahead set on the mount's bdi.
-	DefaultReadAheadKB = 4096
+	DefaultReadAheadKB = 1024
 	// maxRead is the largest read request: 1016 KiB, the most that go-fuse
 	// can splice through a 1 MiB pipe together with the reply header.
 	maxRead = 1016 << 10

@@ -21,9 +21,12 @@ import (
 // argument describes the session; it prints lines:
 //
 //	listening PORT | dht_nodes N | state NAME | peers N |
-//	metadata SECONDS | dht_reply N | done SECONDS RATE | error TEXT
+//	metadata SECONDS | dht_reply N | dht_announce INFOHASH PORT |
+//	done SECONDS RATE | error TEXT
 //
-// SECONDS count from the moment the torrent was added to the session.
+// SECONDS count from the moment the torrent was added to the session;
+// dht_reply reports a finished lookup of ours that found peers (none when
+// it found nobody), dht_announce an announce_peer another node sent us.
 const ltNodeScript = `
 import json, sys, time, warnings
 import libtorrent as lt
@@ -36,7 +39,7 @@ settings = {
     "outgoing_interfaces": ip,
     "announce_ip": ip,
     "enable_dht": not cfg.get("no_dht", False),
-    "dht_bootstrap_nodes": ",".join(cfg.get("bootstrap") or []),
+    "dht_bootstrap_nodes": ",".join(cfg.get("routers") or []),
     "dht_restrict_routing_ips": False,
     "dht_restrict_search_ips": False,
     "dht_prefer_verified_node_ids": False,
@@ -64,6 +67,18 @@ if cfg.get("no_pex"):
 else:
     ses = lt.session(settings)
 print("listening", ses.listen_port(), flush=True)
+# libtorrent never keeps its bootstrap routers (dht_bootstrap_nodes) in its
+# routing table, so on a DHT of a few nodes nobody would know anybody: add
+# the nodes as ordinary nodes instead, again while they have not answered.
+boot = []
+for b in cfg.get("bootstrap") or []:
+    host, port = b.rsplit(":", 1)
+    boot.append((host.strip("[]"), int(port)))
+def add_nodes():
+    for b in boot:
+        ses.add_dht_node(b)
+add_nodes()
+last_add = time.time()
 h = None
 added = time.time()
 if cfg.get("torrent") or cfg.get("magnet"):
@@ -81,10 +96,11 @@ every = float(cfg.get("announce_every", 0))
 deadline = time.time() + float(cfg.get("timeout", 600))
 last_announce = 0.0
 last = {}
-def report(key, value, text=None):
+def report(key, value):
+    # Print a line only when the value changed.
     if last.get(key) != value:
         last[key] = value
-        print(key, value if text is None else text, flush=True)
+        print(key, value, flush=True)
 meta_done = False
 done = False
 while time.time() < deadline:
@@ -95,7 +111,13 @@ while time.time() < deadline:
             print("metadata %.3f" % (time.time() - added), flush=True)
         elif isinstance(a, lt.dht_reply_alert):
             print("dht_reply", a.num_peers, flush=True)
-    report("dht_nodes", ses.status().dht_nodes)
+        elif isinstance(a, lt.dht_announce_alert):
+            print("dht_announce", str(a.info_hash), a.port, flush=True)
+    nodes = ses.status().dht_nodes
+    report("dht_nodes", nodes)
+    if boot and nodes < len(boot) and time.time() - last_add >= 1:
+        last_add = time.time()
+        add_nodes()
     if h is None:
         continue
     s = h.status()
@@ -105,7 +127,7 @@ while time.time() < deadline:
     report("state", str(s.state))
     report("peers", s.num_peers)
     if s.errc.value() != 0:
-        print("error", s.errc.message(), flush=True)
+        report("error", s.errc.message())
     if not done and s.has_metadata and str(s.state) in ("seeding", "finished") and s.total_wanted_done == s.total_wanted:
         el = time.time() - added
         print("done %.3f %.0f" % (el, s.total_done / max(el, 1e-9)), flush=True)
@@ -122,9 +144,15 @@ type LTNodeOptions struct {
 	IP string
 	// Port is its TCP and UDP (DHT) port; 0 picks one.
 	Port int
-	// Bootstrap lists "host:port" DHT nodes to bootstrap from; nil starts
-	// an isolated node that others may bootstrap from.
+	// Bootstrap lists "host:port" DHT nodes to join through; they are
+	// added as ordinary nodes (add_dht_node), retried every second while
+	// the routing table holds fewer nodes than listed. Nil starts an
+	// isolated node that others may join through.
 	Bootstrap []string
+	// Routers lists "host:port" DHT routers, libtorrent's ordinary
+	// bootstrap (dht_bootstrap_nodes): it asks them for nodes but never
+	// keeps them in its routing table.
+	Routers []string
 	// Torrent is a .torrent path, or Magnet a magnet URI; both empty runs a
 	// plain DHT node with no torrent.
 	Torrent, Magnet string
@@ -161,7 +189,7 @@ func StartLTNode(t testing.TB, o LTNodeOptions) *LT {
 		o.Timeout = 10 * time.Minute
 	}
 	js, err := json.Marshal(map[string]any{
-		"ip": o.IP, "port": o.Port, "bootstrap": o.Bootstrap,
+		"ip": o.IP, "port": o.Port, "bootstrap": o.Bootstrap, "routers": o.Routers,
 		"torrent": o.Torrent, "magnet": o.Magnet, "save_path": o.SavePath,
 		"peers": o.Peers, "no_dht": o.NoDHT, "no_pex": o.NoPEX, "keep_seed_connections": o.KeepSeedConnections,
 		"announce_every": o.AnnounceEvery.Seconds(), "timeout": o.Timeout.Seconds(),

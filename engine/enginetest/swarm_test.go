@@ -177,8 +177,13 @@ func TestSeedToTransmission(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := waitSeeders(ctx, tr.HTTP, c.Meta.InfoHash, 1); err != nil {
-		t.Fatalf("swarmfs did not announce as a seeder: %v; stats %+v", err, tor.Stats())
+	// The tracker must know our engine before transmission's only early
+	// announce. (It may count it as a leecher: the engine's "started" goes
+	// out while the import runs, and its "completed" waits for the
+	// tracker's min interval.)
+	known := func(complete, incomplete int) bool { return complete+incomplete >= 1 }
+	if err := waitScrape(ctx, tr.HTTP, c.Meta.InfoHash, "swarmfs", known); err != nil {
+		t.Fatalf("swarmfs did not announce: %v; stats %+v", err, tor.Stats())
 	}
 
 	dst := t.TempDir()
@@ -462,51 +467,58 @@ func startAria2Seeder(t *testing.T, ip, torrent, dir string) *enginetest.Proc {
 // waitSeeders polls the tracker's scrape until it counts at least n
 // complete peers for ih.
 func waitSeeders(ctx context.Context, announce string, ih metainfo.Hash, n int) error {
+	return waitScrape(ctx, announce, ih, fmt.Sprintf("%d seeders", n), func(complete, _ int) bool { return complete >= n })
+}
+
+// waitScrape polls the tracker's scrape for ih until ok accepts its
+// complete and incomplete counts.
+func waitScrape(ctx context.Context, announce string, ih metainfo.Hash, what string, ok func(complete, incomplete int) bool) error {
 	scrape := strings.Replace(announce, "/announce", "/scrape", 1) + "?info_hash=" + url.QueryEscape(string(ih[:]))
 	var last string
 	for {
-		complete, err := scrapeComplete(ctx, scrape, ih)
-		if err == nil && complete >= n {
+		complete, incomplete, err := scrapeCounts(ctx, scrape, ih)
+		if err == nil && ok(complete, incomplete) {
 			return nil
 		}
 		if err != nil {
 			last = err.Error()
 		} else {
-			last = fmt.Sprintf("%d complete", complete)
+			last = fmt.Sprintf("%d complete, %d incomplete", complete, incomplete)
 		}
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("tracker never counted %d seeders (last scrape: %s): %w", n, last, ctx.Err())
+			return fmt.Errorf("tracker never counted %s (last scrape: %s): %w", what, last, ctx.Err())
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
 }
 
-func scrapeComplete(ctx context.Context, u string, ih metainfo.Hash) (int, error) {
+func scrapeCounts(ctx context.Context, u string, ih metainfo.Hash) (complete, incomplete int, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<16))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	v, err := metainfo.Decode(body)
 	if err != nil {
-		return 0, fmt.Errorf("scrape answer %q: %w", body, err)
+		return 0, 0, fmt.Errorf("scrape answer %q: %w", body, err)
 	}
 	files, _ := v.(map[string]any)["files"].(map[string]any)
 	entry, _ := files[string(ih[:])].(map[string]any)
-	complete, ok := entry["complete"].(int64)
-	if !ok {
-		return 0, fmt.Errorf("scrape answer %q has no complete count", body)
+	c, ok1 := entry["complete"].(int64)
+	i, ok2 := entry["incomplete"].(int64)
+	if !ok1 || !ok2 {
+		return 0, 0, fmt.Errorf("scrape answer %q has no complete and incomplete counts", body)
 	}
-	return int(complete), nil
+	return int(c), int(i), nil
 }
 
 // logStats logs tor's stats every interval until the returned stop is called.
