@@ -361,3 +361,36 @@ func TestSeekMovesPriority(t *testing.T) {
 		t.Fatalf("%d pieces of the abandoned window fetched after the seek completed", stale)
 	}
 }
+
+// TestReaderCloseDropsPriority: once the only reader closes, the pieces of
+// its window stop being fetched.
+func TestReaderCloseDropsPriority(t *testing.T) {
+	f := makeFixture(t, "closed.bin", 16<<10, nil, 4<<20)
+	slow := startFakePeer(t, "127.0.2.55", f, false, 0)
+	slow.delay = 20 * time.Millisecond
+	c := newTestClient(t, "127.0.2.1", Config{})
+	tor, err := c.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{slow.addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := tor.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadAt(ctx, make([]byte, 1000), 0); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond) // the window is being fetched
+	r.Close()
+	time.Sleep(200 * time.Millisecond) // blocks on the wire may still land
+	n := len(slow.served())
+	time.Sleep(500 * time.Millisecond)
+	if more := len(slow.served()) - n; more > 2 {
+		t.Fatalf("%d more blocks fetched after the reader closed", more)
+	}
+	if n >= f.mi.Info.NumPieces() {
+		t.Fatal("the whole torrent was fetched")
+	}
+}

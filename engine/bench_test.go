@@ -22,7 +22,9 @@ import (
 // BenchmarkSwarmDownload downloads a torrent (SWARMFS_BENCH_MB, default
 // 256 MiB) from three local libtorrent seeders with swarmfs and, in the same
 // run, with a libtorrent downloader, and reports both rates, their ratio and
-// the peak RSS of this process. Run it with -benchtime=1x.
+// the peak RSS of this process; then it streams the file through a Reader
+// (1 MiB reads, no prefetch) and reports that rate too. Run it with
+// -benchtime=1x.
 func BenchmarkSwarmDownload(b *testing.B) {
 	enginetest.RequireLibtorrent(b)
 	size := int64(256) << 20
@@ -58,7 +60,7 @@ func BenchmarkSwarmDownload(b *testing.B) {
 	}
 	b.SetBytes(size)
 	b.ResetTimer()
-	var ours, theirs float64
+	var ours, theirs, stream float64
 	for i := 0; i < b.N; i++ {
 		b.StartTimer()
 		c, err := New(Config{ListenAddr: "127.0.2.1:0", CacheDir: b.TempDir(), NoDHT: true})
@@ -96,6 +98,33 @@ func BenchmarkSwarmDownload(b *testing.B) {
 		cancel()
 		c.Close()
 
+		// Streaming: no prefetch, a Reader reading 1 MiB at a time from
+		// the start, as the mount would.
+		c, err = New(Config{ListenAddr: "127.0.2.1:0", CacheDir: b.TempDir(), NoDHT: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		tor, err = c.AddTorrent(mi, AddOptions{Peers: seeders})
+		if err != nil {
+			b.Fatal(err)
+		}
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Minute)
+		r, err := tor.NewReader(0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		start = time.Now()
+		buf := make([]byte, 1<<20)
+		for off := int64(0); off < size; off += int64(len(buf)) {
+			if _, err := r.ReadAt(sctx, buf, off); err != nil && err != io.EOF {
+				b.Fatalf("stream at %d: %v", off, err)
+			}
+		}
+		stream = float64(size) / time.Since(start).Seconds()
+		r.Close()
+		scancel()
+		c.Close()
+
 		lt := enginetest.StartLibtorrent(b, enginetest.LTOptions{IP: "127.0.2.99", Torrent: torrent, SavePath: b.TempDir(), Peers: seederAddrs, ExitWhenDone: true})
 		lctx, lcancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		_, rate, err := lt.WaitDone(lctx)
@@ -108,6 +137,7 @@ func BenchmarkSwarmDownload(b *testing.B) {
 	b.ReportMetric(ours/1e6, "swarmfs-MB/s")
 	b.ReportMetric(theirs/1e6, "libtorrent-MB/s")
 	b.ReportMetric(ours/theirs, "ratio")
+	b.ReportMetric(stream/1e6, "stream-MB/s")
 	b.ReportMetric(float64(peakRSS())/(1<<20), "peakRSS-MiB")
 }
 

@@ -16,6 +16,7 @@ import (
 type dhtNode interface {
 	Announce(ctx context.Context, infoHash [20]byte, port int, impliedPort bool) ([]netip.AddrPort, error)
 	AddNode(addr netip.AddrPort)
+	Addr() netip.AddrPort
 	Close() error
 }
 
@@ -26,6 +27,7 @@ func (a dhtAdapter) Announce(ctx context.Context, ih [20]byte, port int, implied
 	return a.n.Announce(ctx, ih, port, implied)
 }
 func (a dhtAdapter) AddNode(addr netip.AddrPort) { a.n.AddNode(addr) }
+func (a dhtAdapter) Addr() netip.AddrPort        { return a.n.Addr() }
 func (a dhtAdapter) Close() error                { return a.n.Close() }
 
 // startDHT starts the client's DHT node.

@@ -47,6 +47,7 @@ type loopState struct {
 	refillAll bool
 
 	prefetch, paused bool
+	verifySynced     bool // the cache's background re-verification was taken into account
 	completed        bool
 	importing        bool
 
@@ -80,7 +81,6 @@ type prioOwner struct {
 	ranges []picker.Range
 	seq    uint64 // ranges older than the owner's last applied seq are dropped
 	clear  bool
-	done   chan struct{} // closed once applied; may be nil
 }
 
 // Limits of the loop.
@@ -138,9 +138,12 @@ func (t *Torrent) run() {
 	ls.lastTick = time.Now()
 	ls.maybeDial()
 	for {
-		var evicted <-chan struct{}
+		var evicted, verified <-chan struct{}
 		if ls.store != nil {
 			evicted = ls.store.Evictions()
+			if !ls.verifySynced {
+				verified = ls.store.VerifyDone()
+			}
 		}
 		select {
 		case f := <-t.cmds:
@@ -161,6 +164,9 @@ func (t *Torrent) run() {
 			ls.applyPrio(u)
 		case <-evicted:
 			ls.onEvicted()
+		case <-verified:
+			ls.verifySynced = true
+			ls.syncWithStore()
 		case addrs := <-ls.annPeers:
 			ls.addCandidates(addrs, "tracker")
 		case addrs := <-ls.dhtT.peers:
@@ -236,14 +242,11 @@ func (ls *loopState) setPaused(on bool) {
 
 // applyPrio applies a reader's new ranges to the picker.
 func (ls *loopState) applyPrio(u prioOwner) {
-	if u.done != nil {
-		defer close(u.done)
-	}
 	if !u.clear && u.seq < ls.ownSeq[u.owner] {
 		return
 	}
 	if u.clear {
-		ls.ownSeq[u.owner] = ^uint64(0) // later updates of a closed reader are stale
+		delete(ls.ownSeq, u.owner)
 		delete(ls.owners, u.owner)
 		if ls.pk != nil {
 			ls.pk.ClearOwner(u.owner)
@@ -394,6 +397,24 @@ func (ls *loopState) onEvicted() {
 	ls.refillAll = true
 }
 
+// syncWithStore makes the picker agree with the cache after the cache
+// re-verified its data in the background (pieces found good or bad).
+func (ls *loopState) syncWithStore() {
+	for i, have := range ls.store.Bitfield() {
+		switch {
+		case have && !ls.pk.Have(i):
+			ls.pk.SetHave(i, true)
+			ls.announceHave(i)
+		case !have && ls.pk.Have(i):
+			ls.pk.SetHave(i, false)
+		}
+	}
+	ls.cancelUnwanted()
+	ls.updateInterestAll()
+	ls.checkComplete()
+	ls.refillAll = true
+}
+
 // shutdown ends everything the loop started and waits for it.
 func (ls *loopState) shutdown() {
 	t := ls.t
@@ -406,6 +427,25 @@ func (ls *loopState) shutdown() {
 	ls.cancel()
 	// Goroutines that post events select on t.closing, which is closed.
 	t.wg.Wait()
+	// A select may have picked the send over t.closing: undo what the
+	// events still queued hold.
+	for {
+		select {
+		case ev := <-t.events:
+			switch ev := ev.(type) {
+			case dialResult:
+				if ev.conn != nil {
+					ev.conn.Close()
+				}
+				t.c.releaseConn()
+			case newConnEvent:
+				ev.took <- false
+			}
+			continue
+		default:
+		}
+		break
+	}
 	if ls.store != nil {
 		if err := ls.store.Close(); err != nil {
 			t.log.Warn("closing cache store", "err", err)

@@ -206,6 +206,10 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 		p.send(ls.ourExtHandshake(p))
 	}
 	ls.sendHaves(p)
+	if d := t.c.dht; d != nil && hs.dht && !ls.private() {
+		// BEP 5: tell DHT-capable peers where our node listens.
+		p.send(wire.Message{ID: wire.Port, Port: d.Addr().Port()})
+	}
 	p.start()
 	return true
 }

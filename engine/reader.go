@@ -129,6 +129,14 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		if err := r.push(ctx, ranges, seq); err != nil {
 			return 0, err
 		}
+		r.mu.Lock()
+		closed := r.closed
+		r.mu.Unlock()
+		if closed {
+			// Close ran while we pushed: make sure its clear comes last.
+			r.pushClear()
+			return 0, ErrReaderClosed
+		}
 	}
 	for i := first; i < end; i++ {
 		r.store.Pin(i)
@@ -219,6 +227,12 @@ func (r *Reader) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	r.pushClear()
+	return nil
+}
+
+// pushClear tells the loop to drop the reader's ranges.
+func (r *Reader) pushClear() {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	select {
@@ -226,5 +240,4 @@ func (r *Reader) Close() error {
 	case <-r.t.closing:
 	case <-ctx.Done():
 	}
-	return nil
 }

@@ -60,7 +60,8 @@ type Stats struct {
 	PiecesHave, PiecesTotal int
 	// BytesHave is the size of the verified pieces.
 	BytesHave int64
-	// State is "fetching metadata", "paused", "downloading", "seeding" or "idle".
+	// State is "fetching metadata", "paused", "downloading", "seeding", "idle"
+	// (nothing wanted is missing, not complete) or "removed".
 	State string
 	// HalfOpen is the number of outgoing connection attempts in flight and
 	// Known the number of peer addresses known but not connected.

@@ -43,8 +43,22 @@
 // changes) and requests are up to 1016 KiB (max_read; the largest that
 // go-fuse can splice through a 1 MiB pipe). After mounting, the mount's
 // /sys/class/bdi/*/read_ahead_kb is raised to Options.ReadAheadKB (default
-// 1024, root only) so the kernel's readahead asks for large windows.
-// Options.DirectIO switches to FOPEN_DIRECT_IO, for measurements.
+// 2048, root only) so the kernel's readahead asks for large windows.
+// Options.DirectIO switches to FOPEN_DIRECT_IO, for measurements. Page-cache
+// reads reach the server as background requests, at most 32 at once; reads
+// blocked on missing pieces hold their slot until served, timed out or
+// unmounted, so more than 32 blocked reads make the others wait too.
+//
+// # Mounting and unmounting
+//
+// Mount returns a *Server. Server.Unmount first fails every blocked read
+// (EIO), then unmounts, detaching lazily if open files keep the mount busy.
+// Server.Done closes when the kernel connection ends, including after an
+// unmount from outside: the package functions Unmount (fusermount3 -u, then
+// umount(2) as root) and UnmountLazy (MNT_DETACH / fusermount3 -uz) serve
+// `swarmfs unmount` in another shell. A mountpoint whose statfs fails with
+// ENOTCONN is a mount whose process died: Mount detaches it, mounts again,
+// logs a warning and reports it through Server.StaleReplaced.
 //
 // # Extended attributes
 //
@@ -74,7 +88,8 @@
 // gives EINTR; a read that timed out (cause ErrReadTimeout) or that was
 // released by unmounting (cause ErrUnmounted) gives EIO, logged with the
 // reason the reader gave; a syscall.Errno in the chain is passed on; anything
-// else is EIO. Mount fails with ErrNoTorrents when given none; the package
+// else is EIO. Mount fails with ErrNoTorrents when given none and with
+// ErrMounted when a live swarmfs mount is already at the mountpoint; the package
 // function Unmount returns ErrNotMounted for a path that is not a mountpoint
 // and an error wrapping syscall.EBUSY when open files keep the mount busy.
 package fs

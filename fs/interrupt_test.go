@@ -202,3 +202,14 @@ func TestUnmountBusy(t *testing.T) {
 		t.Fatal("server did not stop after the last file was closed")
 	}
 }
+
+func TestMountTwice(t *testing.T) {
+	ft := contentFake(fakeOptions{})
+	_, dir := mountT(t, []Torrent{ft}, Options{})
+	if s, err := Mount(dir, []Torrent{ft}, Options{}); !errors.Is(err, ErrMounted) {
+		if s != nil {
+			_ = s.Unmount()
+		}
+		t.Errorf("second Mount on a live mount: %v, want ErrMounted", err)
+	}
+}

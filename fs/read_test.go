@@ -198,3 +198,55 @@ func TestReadTimeout(t *testing.T) {
 		return nil
 	})
 }
+
+// TestBlockedReadsDoNotStarve blocks more page-cache reads on missing pieces
+// than the kernel's default limit of background requests (12), as readers
+// that seeked away leave behind, and then reads present data elsewhere: it
+// must not wait for the blocked ones.
+func TestBlockedReadsDoNotStarve(t *testing.T) {
+	const mib = 1 << 20
+	ft := newFake("big", []fakeFile{{path: []string{"big.bin"}, data: randomBytes(31, 16*mib)}},
+		fakeOptions{pieceLength: 64 << 10, gated: true})
+	_, dir := mountT(t, []Torrent{ft}, Options{ReadTimeout: 30 * time.Second})
+	path := filepath.Join(dir, "big", "big.bin")
+	const blocked = 20
+	var wg sync.WaitGroup
+	defer func() {
+		ft.releaseAll()
+		within(t, 20*time.Second, "blocked readers to finish", func() error { wg.Wait(); return nil })
+	}()
+	for i := range blocked {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f, err := os.Open(path)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer f.Close()
+			_, _ = f.ReadAt(make([]byte, 4096), int64(i)*mib/2)
+		}()
+	}
+	eventually(t, 10*time.Second, "20 reads to block", func() bool { return ft.waiting.Load() >= blocked })
+	var present []int
+	for p := 15 * mib / (64 << 10); p < len(ft.released); p++ {
+		present = append(present, p)
+	}
+	ft.release(present...)
+	within(t, 10*time.Second, "a read of present data beside blocked reads", func() error {
+		f, err := os.Open(path)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		buf := make([]byte, 4096)
+		if _, err := f.ReadAt(buf, 15*mib+100); err != nil {
+			return err
+		}
+		if !bytes.Equal(buf, ft.data[15*mib+100:15*mib+100+4096]) {
+			return errors.New("data differs from the source")
+		}
+		return nil
+	})
+}

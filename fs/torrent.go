@@ -68,13 +68,15 @@ const (
 	// DefaultReadTimeout bounds a read waiting for data that does not come.
 	DefaultReadTimeout = 60 * time.Second
 	// DefaultReadAheadKB is the kernel readahead set on the mount's bdi.
-	DefaultReadAheadKB = 1024
+	DefaultReadAheadKB = 2048
 	// maxRead is the largest read request: 1016 KiB, the most that go-fuse
 	// can splice through a 1 MiB pipe together with the reply header.
 	maxRead = 1016 << 10
 	// maxBackground is the kernel's limit of concurrent background
-	// (readahead) requests; its default is 12.
-	maxBackground = 64
+	// (readahead) requests; its default is 12. Each request in flight
+	// holds a buffer of up to maxRead bytes in go-fuse, so this also caps
+	// that memory (32 MiB).
+	maxBackground = 32
 )
 
 // Options configures a mount. The zero value is valid.

@@ -19,6 +19,10 @@ import (
 // ErrNotMounted is returned by Unmount when the path is not a mountpoint.
 var ErrNotMounted = errors.New("fs: not mounted")
 
+// ErrMounted is returned by Mount when a live swarmfs mount is already at
+// the mountpoint.
+var ErrMounted = errors.New("fs: already mounted")
+
 // commandTimeout bounds each fusermount3 run.
 const commandTimeout = 10 * time.Second
 
@@ -82,6 +86,9 @@ func replaceStale(mp string, logger *slog.Logger) (bool, error) {
 			return stale, fmt.Errorf("fs: replace stale mount at %s: %w", mp, err)
 		}
 		stale = true
+	}
+	if typ, _ := mountType(mp); typ == "fuse.swarmfs" {
+		return stale, fmt.Errorf("%w: %s (swarmfs unmount %s)", ErrMounted, mp, mp)
 	}
 	fi, err := os.Stat(mp)
 	if err != nil {
@@ -148,17 +155,33 @@ func fusermount(flag, mp string) error {
 
 // isMountpoint reports whether mp appears in /proc/self/mountinfo.
 func isMountpoint(mp string) bool {
+	_, ok := mountType(mp)
+	return ok
+}
+
+// mountType returns the filesystem type of the topmost mount at mp (e.g.
+// "fuse.swarmfs") and whether there is one. When mountinfo cannot be read
+// it answers ("", true), letting the unmount itself decide.
+func mountType(mp string) (string, bool) {
 	b, err := os.ReadFile("/proc/self/mountinfo")
 	if err != nil {
-		return true // cannot tell: let the unmount itself decide
+		return "", true
 	}
+	typ, found := "", false
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
-		if len(f) > 4 && unescapeMountinfo(f[4]) == mp {
-			return true
+		if len(f) < 5 || unescapeMountinfo(f[4]) != mp {
+			continue
+		}
+		found, typ = true, ""
+		for i, x := range f {
+			if x == "-" && i+1 < len(f) {
+				typ = f[i+1]
+				break
+			}
 		}
 	}
-	return false
+	return typ, found
 }
 
 // unescapeMountinfo undoes the octal escapes (\040 for space) of mountinfo.

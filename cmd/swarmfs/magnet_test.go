@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/engine"
 	"github.com/swarmfs/swarmfs/engine/enginetest"
+	"github.com/swarmfs/swarmfs/metainfo"
 	"golang.org/x/sys/unix"
 )
 
@@ -38,7 +41,7 @@ var (
 
 // startDHTSeeder starts plain libtorrent DHT nodes on meshIPs and a
 // libtorrent seeder of c on seederIP that bootstraps from them, announces c
-// on the DHT every second, and waits until a mesh node stored that
+// on the DHT every second, and waits until every mesh node stored that
 // announce. It returns the mesh nodes and the seeder.
 func startDHTSeeder(t testing.TB, c *enginetest.Content, seederIP string, meshIPs ...string) ([]*enginetest.LT, *enginetest.LT) {
 	t.Helper()
@@ -136,6 +139,82 @@ func TestMagnetMountViaDHT(t *testing.T) {
 	waitExit(t, p, 20*time.Second)
 }
 
+// TestMagnetMountTrackerAndPeer mounts two magnets at once with the DHT
+// off: one names its libtorrent seeder with x.pe, the other an opentracker
+// with tr (its libtorrent seeder announces there). Both directories are
+// there at once and fill with the right files.
+func TestMagnetMountTrackerAndPeer(t *testing.T) {
+	requireFUSE(t)
+	enginetest.RequireLibtorrent(t)
+	c1 := enginetest.MakeContent(t, "by-peer", 32<<10, magnetFiles)
+	c2 := enginetest.MakeContent(t, "by-tracker", 16<<10, magnetFiles[1:])
+	tr := enginetest.StartOpentracker(t, "127.0.9.50", c2.Meta.InfoHash.String())
+	tracked := *c2.Meta
+	tracked.Announce, tracked.AnnounceList = tr.HTTP, nil
+	raw, err := tracked.Bytes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	trackedPath := filepath.Join(t.TempDir(), "tracked.torrent")
+	if err := os.WriteFile(trackedPath, raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	s1 := enginetest.StartSeeder(t, "127.0.9.51", c1.Torrent, c1.Dir)
+	enginetest.StartSeeder(t, "127.0.9.52", trackedPath, c2.Dir)
+	waitTrackerSeeds(t, tr.HTTP, c2.Meta.InfoHash, 20*time.Second)
+
+	mp := filepath.Join(t.TempDir(), "mnt")
+	if err := os.Mkdir(mp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	detachOnCleanup(t, mp)
+	p := startSwarmfs(t, "mount", "--no-dht", "--cache-dir", t.TempDir(), "--read-timeout", "30s",
+		c1.Magnet()+"&x.pe="+s1.Addr, c2.Magnet()+"&tr="+url.QueryEscape(tr.HTTP), mp)
+	p.WaitLine(t, "mounted ", 30*time.Second)
+	names, err := readDirWithin(mp, 10*time.Second)
+	if err != nil || !slices.Equal(names, []string{c1.Name, c2.Name}) {
+		t.Fatalf("mount root lists %q, %v; want [%s %s]", names, err, c1.Name, c2.Name)
+	}
+	for _, c := range []*enginetest.Content{c1, c2} {
+		root := filepath.Join(mp, c.Name)
+		waitFiles(t, p, root, c, 30*time.Second)
+		checkSources(t, root, c, "through the mount")
+	}
+	if err := syscall.Kill(p.PID(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, p, 20*time.Second)
+}
+
+// waitTrackerSeeds waits until the tracker's scrape counts a seeder of ih.
+func waitTrackerSeeds(t *testing.T, announce string, ih metainfo.Hash, timeout time.Duration) {
+	t.Helper()
+	scrape := strings.Replace(announce, "/announce", "/scrape", 1) + "?info_hash=" + url.QueryEscape(string(ih[:]))
+	client := &http.Client{Timeout: 5 * time.Second}
+	deadline := time.Now().Add(timeout)
+	var last string
+	for time.Now().Before(deadline) {
+		var resp struct {
+			Files map[string]struct {
+				Complete int64 `bencode:"complete"`
+			} `bencode:"files"`
+		}
+		r, err := client.Get(scrape)
+		if err == nil {
+			body, rerr := io.ReadAll(io.LimitReader(r.Body, 1<<16))
+			r.Body.Close()
+			last = string(body)
+			if rerr == nil && metainfo.Unmarshal(body, &resp) == nil && resp.Files[string(ih[:])].Complete > 0 {
+				return
+			}
+		} else {
+			last = err.Error()
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the tracker counts no seeder of %s after %v: %q", ih, timeout, last)
+}
+
 // readDirWithin lists dir in a goroutine and gives up after d, so that a
 // listing that blocks fails the test instead of hanging it.
 func readDirWithin(dir string, d time.Duration) ([]string, error) {
@@ -211,7 +290,8 @@ func checkSources(t *testing.T, root string, c *enginetest.Content, how string) 
 }
 
 // newEngine starts an in-process engine client for a test and closes it in
-// t.Cleanup.
+// t.Cleanup. It logs to the test at info level, or at debug level when
+// SWARMFS_TEST_DEBUG is set.
 func newEngine(t *testing.T, cfg engine.Config) *engine.Client {
 	t.Helper()
 	if cfg.CacheDir == "" {
@@ -270,7 +350,7 @@ func TestLibtorrentFindsUsViaDHT(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Second)
 	defer cancel()
 	// Our node and the libtorrent node know each other.
-	node.WaitOutput(t, regexp.MustCompile(`(?m)^dht_nodes [1-9]`), 20*time.Second)
+	node.WaitDHTNodes(t, 1, 20*time.Second)
 	tor, err := cl.AddTorrent(c.Meta, engine.AddOptions{Import: c.Dir})
 	if err != nil {
 		t.Fatal(err)
@@ -290,6 +370,45 @@ func TestLibtorrentFindsUsViaDHT(t *testing.T) {
 		t.Errorf("we uploaded %d bytes, want at least %d", st.Uploaded, c.Meta.Info.TotalLength)
 	}
 	checkSources(t, filepath.Join(save, c.Name), c, "in libtorrent's download")
+}
+
+// TestPrivateTorrentNotOnDHT adds the same data as a private torrent
+// (BEP 27) and as a public one to our engine, whose DHT node knows a
+// libtorrent DHT node: the public torrent is looked up and announced there,
+// the private one never is.
+func TestPrivateTorrentNotOnDHT(t *testing.T) {
+	enginetest.RequireLibtorrent(t)
+	c := enginetest.MakeContent(t, "private", 32<<10, magnetFiles[:1])
+	priv, err := metainfo.Create(filepath.Join(c.Dir, c.Name), metainfo.CreateOptions{PieceLength: 32 << 10, Private: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !priv.Info.Private || priv.InfoHash == c.Meta.InfoHash {
+		t.Fatalf("private torrent: private %v, info hash %s", priv.Info.Private, priv.InfoHash)
+	}
+	const ourIP = "127.0.9.41"
+	ourAddr := fmt.Sprintf("%s:%d", ourIP, enginetest.FreePort(t, ourIP))
+	nodeAddr := fmt.Sprintf("127.0.9.40:%d", enginetest.FreePort(t, "127.0.9.40"))
+	cl := newEngine(t, engine.Config{ListenAddr: ourAddr, DHTBootstrap: []string{nodeAddr}})
+	node := enginetest.StartLTNode(t, enginetest.LTNodeOptions{IP: "127.0.9.40", Port: port0(nodeAddr), Bootstrap: []string{ourAddr}})
+	node.WaitDHTNodes(t, 1, 20*time.Second)
+	// The private torrent starts first: had it used the DHT, its queries
+	// would reach the node no later than the public one's.
+	if _, err := cl.AddTorrent(priv, engine.AddOptions{Import: c.Dir}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.AddTorrent(c.Meta, engine.AddOptions{Import: c.Dir}); err != nil {
+		t.Fatal(err)
+	}
+	node.WaitOutput(t, regexp.MustCompile(`(?m)^dht_announce `+c.Meta.InfoHash.String()+` `), 20*time.Second)
+	time.Sleep(time.Second) // let anything still in flight arrive
+	out := node.Output()
+	if strings.Contains(out, priv.InfoHash.String()) {
+		t.Errorf("the private torrent's info hash reached the DHT:\n%s", out)
+	}
+	if !strings.Contains(out, "dht_get_peers "+c.Meta.InfoHash.String()) {
+		t.Errorf("the node saw no get_peers for the public torrent, so it would not see the private one's:\n%s", out)
+	}
 }
 
 // port0 returns the port of a "host:port" address.

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"syscall"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine"
@@ -42,19 +43,42 @@ func init() {
 	}
 	commands["unmount"] = &command{
 		summary:  "unmount a swarmfs mount (from another shell)",
-		usage:    "MOUNTPOINT",
-		examples: []string{"swarmfs unmount ~/t"},
-		run: func(_ context.Context, e *env, args []string) error {
-			if len(args) != 1 {
-				return usageError("want exactly one mountpoint")
-			}
-			if err := fs.Unmount(args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "unmounted %s\n", args[0])
-			return nil
-		},
+		usage:    "[--lazy] MOUNTPOINT",
+		examples: []string{"swarmfs unmount ~/t", "swarmfs unmount --lazy ~/t   # while a program still has a file open"},
+		flagSet:  unmountFlags,
+		run:      runUnmount,
 	}
+}
+
+func unmountFlags() *flag.FlagSet {
+	f := newFlagSet("unmount")
+	f.Bool("lazy", false, "detach the mount at once even while files are open; the kernel drops it when they are closed")
+	return f
+}
+
+func runUnmount(_ context.Context, e *env, args []string) error {
+	f := unmountFlags()
+	pos, err := parseFlags(f, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 {
+		return usageError("want exactly one mountpoint")
+	}
+	lazy := f.Lookup("lazy").Value.(flag.Getter).Get().(bool)
+	if lazy {
+		err = fs.UnmountLazy(pos[0])
+	} else {
+		err = fs.Unmount(pos[0])
+	}
+	if errors.Is(err, syscall.EBUSY) {
+		return fmt.Errorf("%w\n(files on the mount are still open; close them, or use 'swarmfs unmount --lazy %s')", err, pos[0])
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "unmounted %s\n", pos[0])
+	return nil
 }
 
 func runMount(ctx context.Context, e *env, args []string) error {

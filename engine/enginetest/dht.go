@@ -22,11 +22,12 @@ import (
 //
 //	listening PORT | dht_nodes N | state NAME | peers N |
 //	metadata SECONDS | dht_reply N | dht_announce INFOHASH PORT |
-//	done SECONDS RATE | error TEXT
+//	dht_get_peers INFOHASH | done SECONDS RATE | error TEXT
 //
 // SECONDS count from the moment the torrent was added to the session;
 // dht_reply reports a finished lookup of ours that found peers (none when
-// it found nobody), dht_announce an announce_peer another node sent us.
+// it found nobody), dht_announce and dht_get_peers a query another node
+// sent us.
 const ltNodeScript = `
 import json, sys, time, warnings
 import libtorrent as lt
@@ -113,6 +114,8 @@ while time.time() < deadline:
             print("dht_reply", a.num_peers, flush=True)
         elif isinstance(a, lt.dht_announce_alert):
             print("dht_announce", str(a.info_hash), a.port, flush=True)
+        elif isinstance(a, lt.dht_get_peers_alert):
+            print("dht_get_peers", str(a.info_hash), flush=True)
     nodes = ses.status().dht_nodes
     report("dht_nodes", nodes)
     if boot and nodes < len(boot) and time.time() - last_add >= 1:
@@ -227,12 +230,51 @@ func StartDHTMesh(t testing.TB, timeout time.Duration, ips ...string) []*LT {
 	}
 	deadline := time.Now().Add(timeout)
 	for _, n := range nodes {
-		n.WaitOutput(t, dhtNodesRe, time.Until(deadline))
+		n.WaitDHTNodes(t, 1, time.Until(deadline))
 	}
 	return nodes
 }
 
-var dhtNodesRe = regexp.MustCompile(`(?m)^dht_nodes [1-9]`)
+var dhtNodesRe = regexp.MustCompile(`(?m)^dht_nodes (\d+)$`)
+
+// DHTNodes returns the number of nodes in the session's DHT routing table
+// as last reported (0 before any report).
+func (l *LT) DHTNodes() int {
+	m := dhtNodesRe.FindAllStringSubmatch(l.Output(), -1)
+	if len(m) == 0 {
+		return 0
+	}
+	n, _ := strconv.Atoi(m[len(m)-1][1])
+	return n
+}
+
+// WaitDHTNodes waits until the session's DHT routing table holds at least
+// n nodes, failing the test at the timeout.
+func (l *LT) WaitDHTNodes(t testing.TB, n int, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for l.DHTNodes() < n {
+		select {
+		case <-l.Exited():
+			t.Fatalf("%s exited with %d DHT nodes, waiting for %d; output:\n%s", l.Name, l.DHTNodes(), n, l.Output())
+		case <-time.After(20 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s has %d DHT nodes after %v, want %d; output:\n%s", l.Name, l.DHTNodes(), timeout, n, l.Output())
+		}
+	}
+}
+
+// Stop kills the session and waits (up to 10 s) until it has exited.
+func (l *LT) Stop(t testing.TB) {
+	t.Helper()
+	l.Kill()
+	select {
+	case <-l.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatalf("%s (pid %d) did not exit after SIGKILL", l.Name, l.PID())
+	}
+}
 
 // WaitOutput waits until the process's output so far (stdout and stderr)
 // matches re and returns the first match. Unlike WaitLine it consumes
