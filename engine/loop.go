@@ -87,8 +87,11 @@ type prioOwner struct {
 const (
 	maxHalfOpen    = 8
 	requestTimeout = 30 * time.Second
-	minPipeline    = 4
-	maxPipeline    = 256
+	// nowTimeout is how long a peer that sends nothing may hold requests
+	// for pieces a reader is waiting on.
+	nowTimeout  = 5 * time.Second
+	minPipeline = 4
+	maxPipeline = 256
 	// maxWriting bounds the received blocks waiting for the disk (16 MiB):
 	// beyond it no new request is sent, so a slow disk slows the download
 	// instead of filling memory.

@@ -131,19 +131,15 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 		delete(p.reqSent, r)
 		ls.pk.Rejected(p.id, r)
 		ls.refillAll = true
-	case wire.AllowedFast:
-		i := int(m.Index)
-		if i >= ls.info.NumPieces() {
-			ls.dropPeer(p, fmt.Sprintf("allowed fast for piece %d of %d", i, ls.info.NumPieces()))
+	case wire.AllowedFast, wire.Suggest:
+		// Validated, then ignored: we request only from peers that
+		// unchoke us, and the picker's order beats suggestions.
+		if !p.hs.fast {
+			ls.dropPeer(p, m.ID.String()+" without the fast extension")
 			return
 		}
-		if len(p.allowedFast) < 64 {
-			p.allowedFast[i] = true
-			ls.refill[p] = true
-		}
-	case wire.Suggest:
 		if int(m.Index) >= ls.info.NumPieces() {
-			ls.dropPeer(p, fmt.Sprintf("suggest for piece %d of %d", m.Index, ls.info.NumPieces()))
+			ls.dropPeer(p, fmt.Sprintf("%s for piece %d of %d", m.ID, m.Index, ls.info.NumPieces()))
 		}
 	case wire.Port:
 		ls.dhtPort(p, m.Port)

@@ -235,12 +235,24 @@ func (ls *loopState) checkTimeouts(p *peer, now time.Time) {
 	if ls.pk == nil {
 		return
 	}
-	if ls.pk.Outstanding(p.id) > 0 && now.Sub(p.lastPiece) > requestTimeout {
-		for _, r := range ls.pk.Requests(p.id) {
-			ls.pk.TimedOut(p.id, r)
+	if out := ls.pk.Outstanding(p.id); out > 0 {
+		idle := now.Sub(p.lastPiece)
+		switch {
+		case idle > requestTimeout:
+			for _, r := range ls.pk.Requests(p.id) {
+				ls.pk.TimedOut(p.id, r)
+			}
+			ls.refillAll = true
+			p.log.Debug("requests timed out")
+		case idle > nowTimeout:
+			// A reader is blocked on these: let other peers have them.
+			for _, r := range ls.pk.Requests(p.id) {
+				if ls.pk.Priority(r.Piece) == picker.Now {
+					ls.pk.TimedOut(p.id, r)
+					ls.refillAll = true
+				}
+			}
 		}
-		ls.refillAll = true
-		p.log.Debug("requests timed out")
 	}
 	for r, at := range p.reqSent {
 		if now.Sub(at) > 3*requestTimeout {

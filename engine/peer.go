@@ -53,7 +53,6 @@ type peer struct {
 	seenHave                    bool // got a bitfield/have all/have none
 	ext                         *wire.ExtHandshake
 	listen                      netip.AddrPort // where the peer accepts connections, if known
-	allowedFast                 map[int]bool   // pieces we may request while choked
 	allowedOut                  map[int]bool   // pieces the peer may request while we choke it
 	lastDown, lastUp            int64
 	downRate, upRate            float64
@@ -74,7 +73,6 @@ func newPeer(t *Torrent, conn net.Conn, hs handshakeResult, outgoing bool, id pi
 		amChoking:   true,
 		peerChoking: true,
 		reqSent:     make(map[picker.Request]time.Time),
-		allowedFast: make(map[int]bool),
 	}
 }
 
