@@ -15,6 +15,7 @@ import (
 // dhtNode is the part of the DHT node the engine uses.
 type dhtNode interface {
 	Announce(ctx context.Context, infoHash [20]byte, port int, impliedPort bool) ([]netip.AddrPort, error)
+	GetPeers(ctx context.Context, infoHash [20]byte) <-chan []netip.AddrPort
 	AddNode(addr netip.AddrPort)
 	Addr() netip.AddrPort
 	Close() error
@@ -25,6 +26,9 @@ type dhtAdapter struct{ n *dht.Node }
 
 func (a dhtAdapter) Announce(ctx context.Context, ih [20]byte, port int, implied bool) ([]netip.AddrPort, error) {
 	return a.n.Announce(ctx, ih, port, implied)
+}
+func (a dhtAdapter) GetPeers(ctx context.Context, ih [20]byte) <-chan []netip.AddrPort {
+	return a.n.GetPeers(ctx, ih)
 }
 func (a dhtAdapter) AddNode(addr netip.AddrPort) { a.n.AddNode(addr) }
 func (a dhtAdapter) Addr() netip.AddrPort        { return a.n.Addr() }
@@ -88,22 +92,42 @@ func (ls *loopState) startDHT() {
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()
+		deliver := func(batch []netip.AddrPort) bool {
+			select {
+			case peers <- batch:
+				return true
+			case <-ctx.Done():
+				return false
+			}
+		}
 		for {
+			// A get_peers lookup streams peers to the torrent as nodes
+			// answer, while the announce (its own lookup, then
+			// announce_peer) runs beside it: dead nodes in the table slow
+			// the announce down by their query timeouts, but not the
+			// first peers.
 			actx, acancel := context.WithTimeout(ctx, time.Minute)
+			streamed := make(chan int, 1)
+			go func() {
+				n := 0
+				for batch := range d.GetPeers(actx, t.infoHash) {
+					if len(batch) > 0 && deliver(batch) {
+						n += len(batch)
+					}
+				}
+				streamed <- n
+			}()
 			found, err := d.Announce(actx, t.infoHash, port, false)
-			acancel()
 			if err != nil {
 				t.log.Debug("dht announce", "err", err, "peers", len(found))
 			}
-			if len(found) > 0 {
-				select {
-				case peers <- found:
-				case <-ctx.Done():
-					return
-				}
+			n := <-streamed
+			acancel()
+			if len(found) > 0 && !deliver(found) {
+				return
 			}
 			wait := dhtInterval
-			if len(found) == 0 {
+			if len(found) == 0 && n == 0 {
 				wait = 30 * time.Second
 			}
 			select {

@@ -36,13 +36,16 @@ func (a fsTorrent) OpenFile(_ context.Context, file int) (fs.FileReader, error) 
 }
 
 func (a fsTorrent) Status() fs.Status {
+	// Decide from one Stats snapshot: metadata may land between two calls.
 	st := a.t.Stats()
 	s := fs.Status{Verified: st.BytesHave, Text: st.State}
+	if st.PiecesTotal == 0 {
+		s.Text = fmt.Sprintf("%s (%d peers)", st.State, st.Peers)
+		return s
+	}
 	if info := a.t.Info(); info != nil {
 		s.Total = info.TotalLength
 		s.Pieces = a.t.Bitfield()
-	} else {
-		s.Text = fmt.Sprintf("%s (%d peers)", st.State, st.Peers)
 	}
 	return s
 }

@@ -202,7 +202,7 @@ func statusLine(name string, st engine.Stats) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s: ", name)
 	if st.PiecesTotal == 0 {
-		fmt.Fprintf(&b, "%s, %d peers", st.State, st.Peers)
+		fmt.Fprintf(&b, "%s (%d peers)", st.State, st.Peers)
 		return b.String()
 	}
 	pct := 100 * float64(st.PiecesHave) / float64(st.PiecesTotal)

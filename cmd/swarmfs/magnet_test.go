@@ -46,12 +46,20 @@ var (
 func startDHTSeeder(t testing.TB, c *enginetest.Content, seederIP string, meshIPs ...string) ([]*enginetest.LT, *enginetest.LT) {
 	t.Helper()
 	mesh := enginetest.StartDHTMesh(t, 30*time.Second, meshIPs...)
+	return mesh, startSeederOn(t, c, seederIP, mesh)
+}
+
+// startSeederOn starts a libtorrent seeder of c on ip that joins the DHT
+// of mesh, announces c every second, and waits until every mesh node
+// stored that announce.
+func startSeederOn(t testing.TB, c *enginetest.Content, ip string, mesh []*enginetest.LT) *enginetest.LT {
+	t.Helper()
 	var boot []string
 	for _, n := range mesh {
 		boot = append(boot, n.Addr)
 	}
 	seeder := enginetest.StartLTNode(t, enginetest.LTNodeOptions{
-		IP: seederIP, Torrent: c.Torrent, SavePath: c.Dir, Bootstrap: boot, AnnounceEvery: time.Second,
+		IP: ip, Torrent: c.Torrent, SavePath: c.Dir, Bootstrap: boot, AnnounceEvery: time.Second,
 	})
 	seeder.WaitOutput(t, seedingRe, time.Minute)
 	announced := regexp.MustCompile(`(?m)^dht_announce ` + c.Meta.InfoHash.String() + ` `)
@@ -59,7 +67,7 @@ func startDHTSeeder(t testing.TB, c *enginetest.Content, seederIP string, meshIP
 	for _, n := range mesh {
 		n.WaitOutput(t, announced, time.Until(deadline))
 	}
-	return mesh, seeder
+	return seeder
 }
 
 // TestMagnetMountViaDHT mounts a magnet with neither tracker nor peer
@@ -153,6 +161,38 @@ func TestGetMagnetViaDHT(t *testing.T) {
 		t.Fatalf("swarmfs get did not finish within 45 s:\n%s", p.Output())
 	}
 	checkSources(t, filepath.Join(out, c.Name), c, "in swarmfs get's output:\n"+p.Output())
+}
+
+// TestDHTStateReloaded downloads one magnet through the DHT with `swarmfs
+// get`, which saves its routing table in the cache directory; a second run
+// on the same cache, whose only bootstrap address is dead, finds the seeder
+// of another magnet through the saved nodes alone.
+func TestDHTStateReloaded(t *testing.T) {
+	enginetest.RequireLibtorrent(t)
+	ca := enginetest.MakeContent(t, "state-a", 32<<10, magnetFiles[1:])
+	cb := enginetest.MakeContent(t, "state-b", 16<<10, magnetFiles[1:])
+	mesh, _ := startDHTSeeder(t, ca, "127.0.9.72", "127.0.9.70", "127.0.9.71")
+	startSeederOn(t, cb, "127.0.9.73", mesh)
+	cacheDir := t.TempDir()
+	get := func(c *enginetest.Content, boot string) {
+		t.Helper()
+		out := t.TempDir()
+		p := startSwarmfs(t, "get", "--cache-dir", cacheDir, "--dht-bootstrap", boot, "-o", out, c.Magnet())
+		select {
+		case <-p.Exited():
+		case <-time.After(45 * time.Second):
+			t.Fatalf("swarmfs get %s did not finish within 45 s:\n%s", c.Name, p.Output())
+		}
+		checkSources(t, filepath.Join(out, c.Name), c, "in swarmfs get's output:\n"+p.Output())
+	}
+	get(ca, mesh[0].Addr)
+	if fi, err := os.Stat(filepath.Join(cacheDir, "dht.state")); err != nil || fi.Size() == 0 {
+		t.Fatalf("no saved routing table after the first run: %v", err)
+	}
+	// Nothing listens there: a loopback bootstrap address only keeps
+	// loopback nodes acceptable to the engine.
+	dead := fmt.Sprintf("127.0.9.79:%d", enginetest.FreePort(t, "127.0.9.79"))
+	get(cb, dead)
 }
 
 // TestMagnetMountTrackerAndPeer mounts two magnets at once with the DHT

@@ -200,6 +200,12 @@ func waitExit(t *testing.T, p *enginetest.Proc, d time.Duration) {
 	select {
 	case <-p.Exited():
 	case <-time.After(d):
+		// SIGQUIT makes the Go runtime print every goroutine's stack.
+		_ = syscall.Kill(p.PID(), syscall.SIGQUIT)
+		select {
+		case <-p.Exited():
+		case <-time.After(5 * time.Second):
+		}
 		t.Fatalf("swarmfs did not exit within %v:\n%s", d, p.Output())
 	}
 }

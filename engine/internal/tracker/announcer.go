@@ -24,8 +24,9 @@ type AnnouncerConfig struct {
 	// none; 0 = 30 min.
 	DefaultInterval time.Duration
 	// MinInterval is the floor between two announces of this torrent,
-	// whatever the tracker says, and so the rate limit of NeedPeers and
-	// Completed (the tracker's own "min interval" raises it); 0 = 30 s.
+	// whatever the tracker says, and so the rate limit of NeedPeers (the
+	// tracker's own "min interval" raises it); 0 = 30 s. The one
+	// "completed" announce does not wait for it.
 	MinInterval time.Duration
 	// RetryInterval is the wait after a round in which every tracker
 	// failed; it doubles with each failed round up to DefaultInterval and
@@ -145,8 +146,8 @@ func (a *Announcer) NeedPeers() {
 
 // Completed records that the download finished: the next announce to a
 // tracker that was already told "started" carries "completed", and once one
-// such announce succeeds no other does. It asks for that announce as soon as
-// the min interval allows and never blocks. When Completed is called before
+// such announce succeeds no other does. It asks for that announce at once,
+// without waiting for the min interval, and never blocks. When Completed is called before
 // the first "started" went out and that "started" reports Left = 0 (the
 // torrent was complete when added), no "completed" is sent at all.
 func (a *Announcer) Completed() {

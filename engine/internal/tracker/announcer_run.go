@@ -37,8 +37,12 @@ func (a *Announcer) Run(ctx context.Context) error {
 		case <-a.need:
 			next = r.early(next)
 		case <-a.completed:
+			// "completed" is an event, not a re-announce: like libtorrent
+			// we send it at once instead of waiting out the tracker's min
+			// interval (opentracker asks for 15 minutes), so the swarm
+			// learns of the new seeder. Completed fires only once.
 			if a.complete.Load() == completePending {
-				next = r.early(next)
+				next = time.Now()
 			}
 		case <-timer.C:
 			if now := time.Now(); now.Before(next) {
