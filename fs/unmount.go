@@ -81,7 +81,7 @@ func UnmountLazy(mountpoint string) error {
 func replaceStale(mp string, logger *slog.Logger) (bool, error) {
 	stale := false
 	for i := 0; i < 8 && isDead(mp); i++ {
-		logger.Warn("replacing a stale mount left by a process that died")
+		logger.Info("replacing a stale mount left by a process that died")
 		if err := detach(mp); err != nil {
 			return stale, fmt.Errorf("fs: replace stale mount at %s: %w", mp, err)
 		}
