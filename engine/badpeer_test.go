@@ -6,6 +6,7 @@ import (
 	"context"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -26,6 +27,10 @@ type fakePeer struct {
 	closeAfter int
 	delay      time.Duration // pause before each block; requests queue up and honour Cancel
 	meta       []byte        // info dictionary served with ut_metadata (maybe a lie); nil = none
+	// allowed, when set, makes the peer never unchoke us: it sends these
+	// pieces as BEP 6 allowed-fast, serves requests for them and rejects
+	// any other request.
+	allowed []int
 	metaServed int
 
 	ln    net.Listener
@@ -115,7 +120,12 @@ func (fp *fakePeer) serve(c net.Conn) {
 		out = wire.AppendMessage(out, wire.Message{ID: wire.Extended, ExtID: 0, Data: b})
 	}
 	out = wire.AppendMessage(out, wire.Message{ID: wire.HaveAll})
-	out = wire.AppendMessage(out, wire.Message{ID: wire.Unchoke})
+	if fp.allowed == nil {
+		out = wire.AppendMessage(out, wire.Message{ID: wire.Unchoke})
+	}
+	for _, i := range fp.allowed {
+		out = wire.AppendMessage(out, wire.Message{ID: wire.AllowedFast, Index: uint32(i)})
+	}
 	if _, err := c.Write(out); err != nil {
 		return
 	}
@@ -149,6 +159,16 @@ func (fp *fakePeer) serve(c net.Conn) {
 						c.Close()
 						return
 					}
+				}
+				continue
+			}
+			if m.ID == wire.Request && fp.allowed != nil && !slices.Contains(fp.allowed, int(m.Index)) {
+				wmu.Lock()
+				_, err := c.Write(wire.AppendMessage(nil, wire.Message{ID: wire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length}))
+				wmu.Unlock()
+				if err != nil {
+					c.Close()
+					return
 				}
 				continue
 			}
@@ -392,5 +412,43 @@ func TestReaderCloseDropsPriority(t *testing.T) {
 	}
 	if n >= f.mi.Info.NumPieces() {
 		t.Fatal("the whole torrent was fetched")
+	}
+}
+
+// TestAllowedFastWhileChoked reads from a peer that never unchokes us but
+// allows one piece fast (BEP 6): that piece arrives; others are not
+// requested from it.
+func TestAllowedFastWhileChoked(t *testing.T) {
+	f := makeFixture(t, "fast.bin", 64<<10, nil, 8*64<<10)
+	fp := startFakePeer(t, "127.0.2.56", f, false, 0)
+	fp.allowed = []int{5}
+	c := newTestClient(t, "127.0.2.1", Config{MaxReadahead: 64 << 10})
+	tor, err := c.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{fp.addr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tor.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	buf := make([]byte, 64<<10)
+	if _, err := r.ReadAt(ctx, buf, 5*64<<10); err != nil {
+		t.Fatalf("reading the allowed-fast piece from a choking peer: %v", err)
+	}
+	if !bytes.Equal(buf, f.fileData(0)[5*64<<10:6*64<<10]) {
+		t.Fatal("wrong bytes")
+	}
+	short, cancel2 := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel2()
+	if _, err := r.ReadAt(short, buf, 2*64<<10); err == nil {
+		t.Fatal("read a piece the choking peer does not allow")
+	}
+	for _, p := range fp.served() {
+		if p != 5 {
+			t.Fatalf("the choking peer served piece %d", p)
+		}
 	}
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine/internal/choker"
@@ -132,14 +133,23 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 		ls.pk.Rejected(p.id, r)
 		ls.refillAll = true
 	case wire.AllowedFast, wire.Suggest:
-		// Validated, then ignored: we request only from peers that
-		// unchoke us, and the picker's order beats suggestions.
+		// Suggestions are validated, then ignored: the picker's order
+		// (reader windows, rarest first) beats them. Allowed-fast pieces
+		// may be requested while the peer chokes us.
 		if !p.hs.fast {
 			ls.dropPeer(p, m.ID.String()+" without the fast extension")
 			return
 		}
-		if int(m.Index) >= ls.info.NumPieces() {
-			ls.dropPeer(p, fmt.Sprintf("%s for piece %d of %d", m.ID, m.Index, ls.info.NumPieces()))
+		i := int(m.Index)
+		if i >= ls.info.NumPieces() {
+			ls.dropPeer(p, fmt.Sprintf("%s for piece %d of %d", m.ID, i, ls.info.NumPieces()))
+			return
+		}
+		if m.ID == wire.AllowedFast && len(p.allowedIn) < maxAllowedIn && !slices.Contains(p.allowedIn, i) {
+			p.allowedIn = append(p.allowedIn, i)
+			if p.peerChoking {
+				ls.refill[p] = true
+			}
 		}
 	case wire.Port:
 		ls.dhtPort(p, m.Port)

@@ -23,6 +23,10 @@ type (
 	}
 )
 
+// maxAllowedIn caps the allowed-fast pieces we remember per peer (BEP 6
+// suggests sets of about 10).
+const maxAllowedIn = 32
+
 // pipeline returns how many requests to keep outstanding at p: about one
 // second of data at its measured rate, bounded.
 func (ls *loopState) pipeline(p *peer) int {
@@ -58,7 +62,11 @@ func (ls *loopState) fillRequests() {
 }
 
 func (ls *loopState) fillPeer(p *peer) {
-	if p.removed || !p.amInterested || p.peerChoking {
+	if p.removed || !p.amInterested {
+		return
+	}
+	choked := p.peerChoking
+	if choked && (!p.hs.fast || len(p.allowedIn) == 0) {
 		return
 	}
 	depth := ls.pipeline(p)
@@ -66,7 +74,13 @@ func (ls *loopState) fillPeer(p *peer) {
 	if out >= depth {
 		return
 	}
-	reqs := ls.pk.Pick(p.id, depth-out)
+	var reqs []picker.Request
+	if choked {
+		// BEP 6: a choking peer still serves its allowed-fast pieces.
+		reqs = ls.pk.PickAllowed(p.id, depth-out, p.allowedIn)
+	} else {
+		reqs = ls.pk.Pick(p.id, depth-out)
+	}
 	if len(reqs) == 0 {
 		return
 	}

@@ -54,6 +54,7 @@ type peer struct {
 	ext                         *wire.ExtHandshake
 	listen                      netip.AddrPort // where the peer accepts connections, if known
 	allowedOut                  map[int]bool   // pieces the peer may request while we choke it
+	allowedIn                   []int          // pieces we may request while it chokes us (BEP 6), capped
 	lastDown, lastUp            int64
 	downRate, upRate            float64
 	lastPiece                   time.Time // last block received
