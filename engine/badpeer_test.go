@@ -30,7 +30,7 @@ type fakePeer struct {
 	// allowed, when set, makes the peer never unchoke us: it sends these
 	// pieces as BEP 6 allowed-fast, serves requests for them and rejects
 	// any other request.
-	allowed []int
+	allowed    []int
 	metaServed int
 
 	ln    net.Listener

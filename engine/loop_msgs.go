@@ -125,13 +125,15 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 			return
 		}
 		r := picker.Request{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
-		if _, ok := p.reqSent[r]; !ok {
+		ok, live := p.answered(r)
+		if !ok {
 			ls.dropPeer(p, fmt.Sprintf("reject of a block we did not request (piece %d begin %d)", r.Piece, r.Begin))
 			return
 		}
-		delete(p.reqSent, r)
-		ls.pk.Rejected(p.id, r)
-		ls.refillAll = true
+		if live {
+			ls.pk.Rejected(p.id, r)
+			ls.refillAll = true
+		}
 	case wire.AllowedFast, wire.Suggest:
 		// Suggestions are validated, then ignored: the picker's order
 		// (reader windows, rarest first) beats them. Allowed-fast pieces

@@ -90,6 +90,9 @@ func (ls *loopState) fillPeer(p *peer) {
 		if len(p.reqSent) == 0 {
 			p.lastPiece = now // the request timeout counts from here
 		}
+		if _, again := p.reqSent[r]; again {
+			p.supersede(r, now) // sent before, timed out, not answered yet
+		}
 		p.reqSent[r] = now
 		ms = append(ms, wire.Message{ID: wire.Request, Index: uint32(r.Piece), Begin: uint32(r.Begin), Length: uint32(r.Length)})
 	}
@@ -106,14 +109,45 @@ func (ls *loopState) cancelUnwanted() {
 	}
 }
 
-// sendCancel cancels one request at a peer. The request stays in reqSent so
-// that a block already on its way is not a protocol violation.
+// sendCancel cancels one request at a peer. The send becomes stale: a block
+// already on its way, or the peer's BEP 6 reject of the cancelled request,
+// is then no protocol violation, even if we request the block again.
 func (ls *loopState) sendCancel(pr picker.PeerRequest) {
 	q := ls.byID[pr.Peer]
 	if q == nil || q.removed {
 		return
 	}
+	if _, ok := q.reqSent[pr.Request]; ok {
+		delete(q.reqSent, pr.Request)
+		q.supersede(pr.Request, time.Now())
+	}
 	q.send(wire.Message{ID: wire.Cancel, Index: uint32(pr.Piece), Begin: uint32(pr.Begin), Length: uint32(pr.Length)})
+}
+
+// supersede records one more unanswered send of r that no longer counts as
+// the live request.
+func (p *peer) supersede(r picker.Request, now time.Time) {
+	s := p.stale[r]
+	p.stale[r] = staleSend{n: s.n + 1, at: now}
+}
+
+// answered matches a block or reject for r from p to what we sent: a stale
+// send first (answers come in order), else the live request. It reports
+// whether anything matched and whether it was the live request.
+func (p *peer) answered(r picker.Request) (ok, live bool) {
+	if s, found := p.stale[r]; found {
+		if s.n <= 1 {
+			delete(p.stale, r)
+		} else {
+			p.stale[r] = staleSend{n: s.n - 1, at: s.at}
+		}
+		return true, false
+	}
+	if _, found := p.reqSent[r]; found {
+		delete(p.reqSent, r)
+		return true, true
+	}
+	return false, false
 }
 
 // onPiece validates a received block and hands it to a disk worker.
@@ -123,11 +157,11 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 		ls.dropPeer(p, fmt.Sprintf("block for piece %d of %d", r.Piece, ls.info.NumPieces()))
 		return
 	}
-	if _, ok := p.reqSent[r]; !ok {
+	if ok, _ := p.answered(r); !ok {
 		ls.dropPeer(p, fmt.Sprintf("block we did not request (piece %d begin %d length %d)", r.Piece, r.Begin, r.Length))
 		return
 	}
-	delete(p.reqSent, r)
+	// A block answering a cancelled send is still used if we lack it.
 	p.lastPiece = time.Now()
 	ls.refill[p] = true
 	rc := ls.pk.Received(p.id, r)
@@ -271,6 +305,11 @@ func (ls *loopState) checkTimeouts(p *peer, now time.Time) {
 	for r, at := range p.reqSent {
 		if now.Sub(at) > 3*requestTimeout {
 			delete(p.reqSent, r)
+		}
+	}
+	for r, s := range p.stale {
+		if now.Sub(s.at) > 3*requestTimeout {
+			delete(p.stale, r) // a peer without BEP 6 may drop cancelled requests silently
 		}
 	}
 }

@@ -59,7 +59,18 @@ type peer struct {
 	downRate, upRate            float64
 	lastPiece                   time.Time // last block received
 	reqSent                     map[picker.Request]time.Time
-	removed                     bool
+	// stale counts sends of a request whose answer (a block, or a BEP 6
+	// reject) may still come although the request was cancelled or sent
+	// again: answers arrive in order, so they are matched to stale sends first.
+	stale   map[picker.Request]staleSend
+	removed bool
+}
+
+// staleSend is the number of unanswered superseded sends of one request and
+// when the last was superseded.
+type staleSend struct {
+	n  int
+	at time.Time
 }
 
 func newPeer(t *Torrent, conn net.Conn, hs handshakeResult, outgoing bool, id picker.PeerID) *peer {
@@ -74,6 +85,7 @@ func newPeer(t *Torrent, conn net.Conn, hs handshakeResult, outgoing bool, id pi
 		amChoking:   true,
 		peerChoking: true,
 		reqSent:     make(map[picker.Request]time.Time),
+		stale:       make(map[picker.Request]staleSend),
 	}
 }
 

@@ -3,9 +3,11 @@
 // A Policy belongs to one open reader. Every read goes through Read, which
 // returns the byte window to prioritize: from the read's offset to the end
 // of the current window of its stream. A stream is a run of sequential
-// reads; reads that land near the stream's furthest point (slightly behind
-// it, as the kernel issues readahead reads concurrently and out of order,
-// or slightly ahead of it) continue the stream and double its window, up
+// reads; reads that land near the stream's furthest point continue the
+// stream and double its window: up to 8 MiB (or 4 requests) behind it, as
+// the kernel issues a readahead window as concurrent requests that arrive
+// in any order, and up to 4 MiB (or 2 requests) ahead of it. The window
+// grows up
 // to Max bytes and to MaxTime of data at the measured reading rate, never
 // below Min. A read far from every recent stream is a seek: it starts a new
 // stream with a window of Min bytes, and the old streams stop being

@@ -30,9 +30,13 @@ type Window struct {
 const (
 	// maxStreams is how many streams a Policy remembers.
 	maxStreams = 4
-	// minTolerance is the smallest distance from a stream's furthest
-	// point at which a read still continues the stream.
-	minTolerance = 1 << 20
+	// minAhead and minBehind are the smallest distances ahead of and
+	// behind a stream's furthest point at which a read still continues the
+	// stream. The kernel issues a readahead window (read_ahead_kb, up to a
+	// few MiB) as several concurrent requests that arrive in any order, so
+	// a request may land a whole window behind the furthest one seen.
+	minAhead  = 4 << 20
+	minBehind = 8 << 20
 	// rateSample is the interval over which reading rate is sampled.
 	rateSample = time.Second
 	// idleSample is the sample length past which a sample is discarded
@@ -42,6 +46,7 @@ const (
 
 // stream is one run of sequential reads.
 type stream struct {
+	first    int64  // lowest offset read in the stream
 	last     int64  // offset of the stream's latest read
 	frontier int64  // furthest end of any read in the stream
 	size     int64  // window size before the time cap
@@ -99,7 +104,7 @@ func (p *Policy) Read(now time.Time, off, n int64) (start, end int64) {
 	var consumed int64
 	if s == nil {
 		s = p.newStream()
-		s.last, s.frontier, s.size, s.maxReq = off, off+n, p.cfg.Min, n
+		s.first, s.last, s.frontier, s.size, s.maxReq = off, off, off+n, p.cfg.Min, n
 		consumed = n
 	} else {
 		if e := off + n; e > s.frontier {
@@ -108,6 +113,7 @@ func (p *Policy) Read(now time.Time, off, n int64) (start, end int64) {
 			s.size = min(2*s.size, p.cfg.Max)
 		}
 		s.last = off
+		s.first = min(s.first, off)
 		s.maxReq = max(s.maxReq, n)
 	}
 	s.hit, s.epoch = p.seq, p.epoch
@@ -123,10 +129,19 @@ func (p *Policy) Windows(dst []Window) []Window {
 	for i := range p.streams {
 		s := &p.streams[i]
 		if s.epoch == p.epoch {
-			dst = append(dst, Window{s.last, s.last + p.effective(s.size)})
+			dst = append(dst, Window{s.start(), s.last + p.effective(s.size)})
 		}
 	}
 	return dst
+}
+
+// start is where the stream's window begins: at its latest read, or
+// earlier, as far back as a read still continues the stream (but not before
+// the stream's first read). Requests of the kernel's readahead arrive out of
+// order, so the bytes just behind the furthest read are about to be asked
+// for: they stay wanted instead of being cancelled and requested again.
+func (s *stream) start() int64 {
+	return max(s.first, min(s.last, s.frontier-max(4*s.maxReq, minBehind)))
 }
 
 // match returns the stream that a read at off continues, or nil. Among
@@ -136,10 +151,10 @@ func (p *Policy) match(off int64) *stream {
 	var bestDist int64
 	for i := range p.streams {
 		s := &p.streams[i]
-		tol := max(2*s.maxReq, minTolerance)
+		tol := max(2*s.maxReq, minAhead)
 		d := off - s.frontier
 		if d < 0 {
-			d = -d
+			d, tol = -d, max(4*s.maxReq, minBehind)
 		}
 		if d > tol {
 			continue

@@ -53,6 +53,23 @@ func TestRead(t *testing.T) {
 			},
 		},
 		{
+			// Seen through a page-cache FUSE mount with read_ahead_kb 2048:
+			// one async readahead window of 1016 KiB requests arrived tail
+			// first, leaving a request 3 MiB behind the furthest one.
+			name: "kernel readahead window arriving tail first is not a seek",
+			cfg:  noTime,
+			reads: []read{
+				{0, 98304 * kib, 1016 * kib, 1 * mib},
+				{0, 99320 * kib, 1016 * kib, 2 * mib},
+				{0, 100336 * kib, 16 * kib, 4 * mib},
+				{0, 102384 * kib, 16 * kib, 8 * mib},
+				{0, 102400 * kib, 1016 * kib, 16 * mib},
+				{0, 100352 * kib, 1016 * kib, 16 * mib},
+				{0, 101368 * kib, 1016 * kib, 16 * mib},
+				{0, 103416 * kib, 1016 * kib, 16 * mib},
+			},
+		},
+		{
 			name: "seek resets to min",
 			cfg:  noTime,
 			reads: []read{
@@ -153,7 +170,9 @@ func TestWindowsAfterSeekAndInterleave(t *testing.T) {
 	p := New(Config{Min: 1 * mib, Max: 16 * mib, MaxTime: -1})
 	p.Read(t0, 0, 128*kib)
 	p.Read(t0, 128*kib, 128*kib) // stream A, 2 MiB
-	if got := p.Windows(nil); !slices.Equal(got, []Window{{128 * kib, 128*kib + 2*mib}}) {
+	// Windows start where the stream started while that is within 8 MiB
+	// behind its furthest read (out-of-order kernel reads land there).
+	if got := p.Windows(nil); !slices.Equal(got, []Window{{0, 128*kib + 2*mib}}) {
 		t.Fatalf("windows %v", got)
 	}
 	// Seek: only the new stream is live.
@@ -165,9 +184,24 @@ func TestWindowsAfterSeekAndInterleave(t *testing.T) {
 	p.Read(t0, 256*kib, 128*kib)
 	got := p.Windows(nil)
 	slices.SortFunc(got, func(a, b Window) int { return int(a.Start - b.Start) })
-	want := []Window{{256 * kib, 256*kib + 4*mib}, {700 * mib, 701 * mib}}
+	want := []Window{{0, 256*kib + 4*mib}, {700 * mib, 701 * mib}}
 	if !slices.Equal(got, want) {
 		t.Fatalf("interleaved windows %v, want %v", got, want)
+	}
+}
+
+// TestWindowStartTrailsFrontier checks that a long stream's window begins
+// 8 MiB behind its furthest read, not at its first read or its latest
+// (possibly out-of-order) read.
+func TestWindowStartTrailsFrontier(t *testing.T) {
+	p := New(Config{Min: 1 * mib, Max: 64 * mib, MaxTime: -1})
+	for off := int64(0); off < 40*mib; off += 1 * mib {
+		p.Read(t0, off, 1*mib)
+	}
+	p.Read(t0, 38*mib, 1*mib) // a late kernel request, behind the frontier
+	got := p.Windows(nil)
+	if len(got) != 1 || got[0].Start != 40*mib-8*mib || got[0].End != 38*mib+64*mib {
+		t.Fatalf("windows %v, want [32 MiB, 102 MiB)", got)
 	}
 }
 
