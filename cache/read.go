@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // ReadAt reads verified bytes at torrent offset off (pad bytes included), at
@@ -240,4 +241,52 @@ func (s *Store) TakeEvicted() []int {
 		s.pieces[p].listedEvicted = false
 	}
 	return ev
+}
+
+// Span is a range of verified bytes held in the data file for a zero-copy
+// read (splice from Fd at Off). Until Release its pieces are not evicted and
+// Close waits, so the descriptor stays valid and its bytes stay verified.
+type Span struct {
+	s           *Store
+	first, end  int
+	fd          uintptr
+	off         int64
+	n           int
+	releaseOnce sync.Once
+}
+
+// Fd returns the data file's descriptor.
+func (sp *Span) Fd() uintptr { return sp.fd }
+
+// Offset returns the span's offset in the data file (a torrent offset).
+func (sp *Span) Offset() int64 { return sp.off }
+
+// Len returns the span's length in bytes.
+func (sp *Span) Len() int { return sp.n }
+
+// Release ends the hold. It is idempotent.
+func (sp *Span) Release() {
+	sp.releaseOnce.Do(func() { sp.s.releaseRange(sp.first, sp.end) })
+}
+
+// HoldSpan holds the verified bytes [off, off+n) of the torrent for a
+// zero-copy read. Every piece they touch must be present, else it returns an
+// error wrapping ErrNotPresent and holds nothing; a range past the end is an
+// ErrRange error. The pieces count as just used.
+func (s *Store) HoldSpan(off int64, n int) (*Span, error) {
+	if off < 0 || n <= 0 || off+int64(n) > s.info.TotalLength {
+		return nil, fmt.Errorf("%w: span [%d, %d) of %d bytes", ErrRange, off, off+int64(n), s.info.TotalLength)
+	}
+	first, end := s.info.PieceSpan(off, int64(n))
+	last, err := s.holdRange(first, end)
+	if err != nil {
+		return nil, err
+	}
+	if last < end {
+		if last > first {
+			s.releaseRange(first, last)
+		}
+		return nil, fmt.Errorf("%w: piece %d", ErrNotPresent, last)
+	}
+	return &Span{s: s, first: first, end: end, fd: uintptr(s.fd), off: off, n: n}, nil
 }

@@ -89,23 +89,64 @@ func (r *Reader) Size() int64 { return r.file.Length }
 // wraps ctx.Err() and says why the data is missing. At the end of the file
 // it returns fewer bytes and io.EOF.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	toff, n, done, err := r.await(ctx, off, len(p))
+	if err != nil || n == 0 {
+		return 0, err
+	}
+	defer done()
+	k, err := r.store.ReadAt(p[:n], toff)
+	if err != nil {
+		return k, fmt.Errorf("engine: read %s at %d: %w", r.file.DisplayPath(), off, err)
+	}
+	if k < len(p) {
+		return k, io.EOF
+	}
+	return k, nil
+}
+
+// ReadSpan is ReadAt for zero-copy readers: it waits the same way for the
+// n bytes at off (fewer at the end of the file; io.EOF at or past it), then
+// returns them held in the cache's data file instead of copying them. The
+// caller splices from the span and must Release it.
+func (r *Reader) ReadSpan(ctx context.Context, off int64, n int) (*cache.Span, error) {
+	toff, n, done, err := r.await(ctx, off, n)
+	if err != nil {
+		return nil, err
+	}
+	if n == 0 {
+		return nil, io.EOF
+	}
+	defer done()
+	sp, err := r.store.HoldSpan(toff, n)
+	if err != nil {
+		return nil, fmt.Errorf("engine: read %s at %d: %w", r.file.DisplayPath(), off, err)
+	}
+	return sp, nil
+}
+
+// await registers a read of want bytes at file offset off, updates the
+// priorities, and waits until its pieces are verified. It returns the torrent
+// offset and length to read (0 at the end of the file: ReadAt then returns
+// io.EOF for off past the end) and a func to call once the bytes are read,
+// which drops the read's pins and Now priority.
+func (r *Reader) await(ctx context.Context, off int64, want int) (toff int64, n int, done func(), err error) {
 	if off < 0 {
-		return 0, fmt.Errorf("engine: negative offset %d", off)
+		return 0, 0, nil, fmt.Errorf("engine: negative offset %d", off)
 	}
 	if off >= r.file.Length {
-		return 0, io.EOF
+		return 0, 0, nil, io.EOF
 	}
-	n := int(min(int64(len(p)), r.file.Length-off))
+	n = int(min(int64(want), r.file.Length-off))
 	if n == 0 {
-		return 0, nil
+		return 0, 0, nil, nil
 	}
-	toff := r.file.Offset + off
+	toff = r.file.Offset + off
 	first, end := r.info.PieceSpan(toff, int64(n))
 
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
-		return 0, ErrReaderClosed
+		return 0, 0, nil, ErrReaderClosed
 	}
 	r.pol.Read(time.Now(), off, int64(n))
 	r.nextID++
@@ -119,15 +160,22 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 	}
 	seq := r.seq
 	r.mu.Unlock()
-	defer func() {
+	for i := first; i < end; i++ {
+		r.store.Pin(i)
+	}
+	done = func() {
+		for i := first; i < end; i++ {
+			r.store.Unpin(i)
+		}
 		r.mu.Lock()
 		delete(r.active, id)
 		r.mu.Unlock()
-	}()
+	}
 
 	if changed {
 		if err := r.push(ctx, ranges, seq); err != nil {
-			return 0, err
+			done()
+			return 0, 0, nil, err
 		}
 		r.mu.Lock()
 		closed := r.closed
@@ -135,26 +183,17 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 		if closed {
 			// Close ran while we pushed: make sure its clear comes last.
 			r.pushClear()
-			return 0, ErrReaderClosed
+			done()
+			return 0, 0, nil, ErrReaderClosed
 		}
-	}
-	for i := first; i < end; i++ {
-		r.store.Pin(i)
-		defer r.store.Unpin(i)
 	}
 	for i := first; i < end; i++ {
 		if err := r.store.Wait(ctx, i); err != nil {
-			return 0, r.explain(ctx, i, err)
+			done()
+			return 0, 0, nil, r.explain(ctx, i, err)
 		}
 	}
-	k, err := r.store.ReadAt(p[:n], toff)
-	if err != nil {
-		return k, fmt.Errorf("engine: read %s at %d: %w", r.file.DisplayPath(), off, err)
-	}
-	if k < len(p) {
-		return k, io.EOF
-	}
-	return k, nil
+	return toff, n, done, nil
 }
 
 // rangesLocked builds the reader's picker ranges: head and tail pieces,

@@ -8,6 +8,7 @@ import (
 
 	"github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
+	"golang.org/x/sys/unix"
 )
 
 // ErrReadTimeout is the cause given to a read's context when
@@ -54,6 +55,20 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	tctx, tcancel := context.WithTimeoutCause(rctx, h.m.readTimeout, ErrReadTimeout)
 	defer tcancel()
 
+	if sr, ok := h.r.(SpliceReader); ok {
+		sp, err := sr.ReadSpan(tctx, off, len(dest))
+		if err == nil && sp.Len() == len(dest) {
+			return spanResult{sp}, 0
+		}
+		switch {
+		case err == nil:
+			sp.Release() // short: cannot happen inside the file; copy instead
+		case errors.Is(err, io.EOF):
+			return fuse.ReadResultData(nil), 0
+		default:
+			return nil, h.failed(tctx, off, len(dest), err)
+		}
+	}
 	n := 0
 	for n < len(dest) {
 		k, err := h.r.ReadAt(tctx, dest[n:], off+int64(n))
@@ -62,14 +77,7 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 			break
 		}
 		if err != nil {
-			errno := translate(tctx, err)
-			if errno == syscall.EINTR {
-				h.m.log.Debug("read interrupted", "torrent", h.f.e.name, "path", h.f.file.DisplayPath(), "off", off)
-			} else {
-				h.m.log.Warn("read failed", "torrent", h.f.e.name, "path", h.f.file.DisplayPath(),
-					"off", off+int64(n), "len", len(dest)-n, "errno", errno.Error(), "err", err)
-			}
-			return nil, errno
+			return nil, h.failed(tctx, off+int64(n), len(dest)-n, err)
 		}
 		if k == 0 {
 			h.m.log.Warn("reader returned no data and no error", "torrent", h.f.e.name, "path", h.f.file.DisplayPath(), "off", off+int64(n))
@@ -78,6 +86,50 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	}
 	return fuse.ReadResultData(dest[:n]), 0
 }
+
+// failed logs a failed read and returns its errno.
+func (h *handle) failed(ctx context.Context, off int64, n int, err error) syscall.Errno {
+	errno := translate(ctx, err)
+	if errno == syscall.EINTR {
+		h.m.log.Debug("read interrupted", "torrent", h.f.e.name, "path", h.f.file.DisplayPath(), "off", off)
+	} else {
+		h.m.log.Warn("read failed", "torrent", h.f.e.name, "path", h.f.file.DisplayPath(),
+			"off", off, "len", n, "errno", errno.Error(), "err", err)
+	}
+	return errno
+}
+
+// spanResult replies to a read from a held Span. go-fuse splices it from the
+// span's file into /dev/fuse (it looks for the Seekable method) and falls
+// back to Bytes when splicing is not possible; Done releases the span once
+// the reply is sent.
+type spanResult struct{ sp Span }
+
+var _ fuse.ReadResult = spanResult{}
+
+// Seekable tells go-fuse where to splice the reply from.
+func (r spanResult) Seekable() (fd uintptr, off int64, sz int) {
+	return r.sp.Fd(), r.sp.Offset(), r.sp.Len()
+}
+
+// Bytes reads the span into buf, for when splicing is not possible.
+func (r spanResult) Bytes(buf []byte) ([]byte, fuse.Status) {
+	if cap(buf) < r.sp.Len() {
+		buf = make([]byte, r.sp.Len())
+	}
+	buf = buf[:r.sp.Len()]
+	n, err := unix.Pread(int(r.sp.Fd()), buf, r.sp.Offset())
+	if err != nil || n != len(buf) {
+		return nil, fuse.EIO
+	}
+	return buf, fuse.OK
+}
+
+// Size is the reply's length.
+func (r spanResult) Size() int { return r.sp.Len() }
+
+// Done releases the span after the reply was sent.
+func (r spanResult) Done() { r.sp.Release() }
 
 // Release closes the handle's reader.
 func (h *handle) Release(ctx context.Context) syscall.Errno {

@@ -50,6 +50,24 @@ type FileReader interface {
 	Close() error
 }
 
+// SpliceReader is a FileReader that can also hand out file data without
+// copying it: ReadSpan waits like ReadAt for up to n bytes at off (fewer at
+// the end of the file; io.EOF at or past it) and returns where they lie in
+// an open file, held until Release. The mount then splices the reply to the
+// kernel from that file, saving a copy through user space.
+type SpliceReader interface {
+	ReadSpan(ctx context.Context, off int64, n int) (Span, error)
+}
+
+// Span is file data held for a zero-copy reply: Len bytes of the open file
+// Fd at offset Offset, valid until Release.
+type Span interface {
+	Fd() uintptr
+	Offset() int64
+	Len() int
+	Release()
+}
+
 // Status is a snapshot of a torrent's progress.
 type Status struct {
 	// Verified is the number of verified bytes held; Total the torrent's

@@ -32,7 +32,20 @@ func (a fsTorrent) OpenFile(_ context.Context, file int) (fs.FileReader, error) 
 	if err != nil {
 		return nil, err
 	}
-	return r, nil
+	return fsReader{r}, nil
+}
+
+// fsReader lets the mount splice replies straight from the cache's file.
+type fsReader struct{ *engine.Reader }
+
+var _ fs.SpliceReader = fsReader{}
+
+func (r fsReader) ReadSpan(ctx context.Context, off int64, n int) (fs.Span, error) {
+	sp, err := r.Reader.ReadSpan(ctx, off, n)
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
 
 func (a fsTorrent) Status() fs.Status {
