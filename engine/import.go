@@ -44,6 +44,7 @@ func (ls *loopState) startImport(dir string) {
 func (ls *loopState) onImport(r importResult) {
 	if r.done {
 		ls.importing = false
+		ls.t.endImport()
 		if r.err != nil {
 			ls.t.log.Warn("import of existing data", "dir", ls.t.opt.Import, "err", r.err)
 		} else {

@@ -206,6 +206,8 @@ func (ls *loopState) infoKnown(mi *metainfo.MetaInfo) {
 	ls.checkComplete()
 	if t.opt.Import != "" && !ls.completed {
 		ls.startImport(t.opt.Import)
+	} else {
+		t.endImport()
 	}
 }
 
@@ -376,6 +378,8 @@ func (ls *loopState) stats() Stats {
 		return s
 	case ls.paused:
 		s.State = "paused"
+	case ls.importing:
+		s.State = "verifying"
 	case ls.completed:
 		s.State = "seeding"
 	case ls.pk.Missing() > 0:

@@ -33,6 +33,8 @@ type Torrent struct {
 
 	infoReady chan struct{} // closed when metadata is known
 	complete  chan struct{} // closed when every piece is verified
+	imported  chan struct{} // closed when AddOptions.Import has been verified
+	importEnd sync.Once
 
 	mu       sync.Mutex // guards the fields below
 	name     string
@@ -60,8 +62,9 @@ type Stats struct {
 	PiecesHave, PiecesTotal int
 	// BytesHave is the size of the verified pieces.
 	BytesHave int64
-	// State is "fetching metadata", "paused", "downloading", "seeding", "idle"
-	// (nothing wanted is missing, not complete) or "removed".
+	// State is "fetching metadata", "paused", "verifying" (existing data
+	// of AddOptions.Import), "downloading", "seeding", "idle" (nothing
+	// wanted is missing, not complete) or "removed".
 	State string
 	// HalfOpen is the number of outgoing connection attempts in flight and
 	// Known the number of peer addresses known but not connected.
@@ -83,6 +86,10 @@ func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo,
 		done:      make(chan struct{}),
 		infoReady: make(chan struct{}),
 		complete:  make(chan struct{}),
+		imported:  make(chan struct{}),
+	}
+	if opt.Import == "" {
+		t.endImport()
 	}
 	t.ls = newLoopState(t)
 	if mi != nil {
@@ -156,6 +163,14 @@ func (t *Torrent) InfoReady() <-chan struct{} { return t.infoReady }
 
 // Complete is closed once every piece is verified in the cache.
 func (t *Torrent) Complete() <-chan struct{} { return t.complete }
+
+// ImportDone is closed once the existing data named by AddOptions.Import has
+// been verified into the cache (at once when there is none), whether or not
+// it held every piece: the torrent seeds what it verified and downloads the
+// rest. Stats.State is "verifying" until then.
+func (t *Torrent) ImportDone() <-chan struct{} { return t.imported }
+
+func (t *Torrent) endImport() { t.importEnd.Do(func() { close(t.imported) }) }
 
 // Done is closed once the torrent is removed and all its goroutines ended.
 func (t *Torrent) Done() <-chan struct{} { return t.done }

@@ -117,7 +117,7 @@ func waitWithStatus(ctx context.Context, e *env, t *engine.Torrent, until <-chan
 			if until == nil {
 				return nil
 			}
-			return fmt.Errorf("%w before the download completed", errInterrupted)
+			return errInterrupted
 		case <-tick.C:
 		}
 	}

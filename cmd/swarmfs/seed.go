@@ -67,8 +67,13 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "verifying %s in %s\n", t.Name(), pos[1])
-	if err := waitWithStatus(ctx, e, t, t.Complete()); err != nil {
+	if err := waitWithStatus(ctx, e, t, t.ImportDone()); err != nil {
 		return err
+	}
+	st := t.Stats()
+	if st.PiecesHave < st.PiecesTotal {
+		fmt.Fprintf(e.stdout, "%s: %d of %d pieces verified in %s; seeding those and downloading the rest\n",
+			t.Name(), st.PiecesHave, st.PiecesTotal, pos[1])
 	}
 	fmt.Fprintf(e.stdout, "seeding %s on %s; Ctrl-C to stop\n", t.Name(), c.Addr())
 	return waitWithStatus(ctx, e, t, nil)
