@@ -37,7 +37,16 @@
 // 60 s, lowered below the kernel's fs.fuse request timeouts when set), or
 // when the mount is unmounted. Read fills the whole request or fails: a
 // short reply would make the kernel believe the file ends there. Reads at or
-// past the end return 0 bytes.
+// past the end return 0 bytes. When the FileReader is also a SpliceReader
+// (the engine's is), Read asks it for a Span instead: the bytes held in an
+// open file, which go-fuse splices into the reply without copying them
+// through user space; the span is released when the reply is sent.
+//
+// A blocked read ends at once when its process dies (Ctrl-C in cat, cp,
+// dd). A process that catches SIGINT while blocked in a page-cache read is
+// not interrupted by the kernel until the read is served or times out: the
+// kernel waits for readahead pages killably, not interruptibly. With
+// Options.DirectIO such a read gets EINTR at once.
 //
 // Files are kept in the page cache (FOPEN_KEEP_CACHE: verified data never
 // changes) and requests are up to 1016 KiB (max_read; the largest that

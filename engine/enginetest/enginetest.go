@@ -363,17 +363,26 @@ func waitWhitelisted(t testing.TB, announce, infoHash string) {
 	q.Set("peer_id", "-SF0000-whitelistprb")
 	q.Set("port", "1")
 	q.Set("left", "0")
-	q.Set("event", "stopped")
 	client := &http.Client{Timeout: 2 * time.Second}
+	get := func() (string, error) {
+		resp, err := client.Get(announce + "?" + q.Encode())
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		return string(body), err
+	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := client.Get(announce + "?" + q.Encode())
-		if err == nil {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-			resp.Body.Close()
-			if !strings.Contains(string(body), "failure reason") {
-				return
+		// A regular announce: opentracker accepts "stopped" ones even
+		// before the whitelist is loaded. Then the probe leaves again.
+		if body, err := get(); err == nil && !strings.Contains(body, "failure reason") {
+			q.Set("event", "stopped")
+			if _, err := get(); err != nil {
+				t.Fatalf("removing the whitelist probe: %v", err)
 			}
+			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("opentracker at %s never accepted %s (whitelist not loaded)", announce, infoHash)

@@ -96,13 +96,19 @@ func startOpentracker(t *testing.T, hashes ...[20]byte) *opentracker {
 		udpURL:  "udp://127.0.4.1:" + strconv.Itoa(udpPort) + "/announce",
 	}
 	// opentracker loads the whitelist in a thread of its own after it
-	// starts serving; until then every hash is refused. Probe with
-	// "stopped" announces, which add no peer.
+	// starts serving; until then every hash is refused. Probe with a
+	// regular announce ("stopped" ones pass before the list is loaded),
+	// then take the probe out of the swarm again.
 	c := NewClient(Config{Timeout: time.Second})
 	defer c.Close()
 	for {
-		_, err := c.Announce(t.Context(), ot.httpURL, AnnounceRequest{InfoHash: hashes[0], Port: 1, Event: EventStopped})
+		probe := AnnounceRequest{InfoHash: hashes[0], Port: 1}
+		_, err := c.Announce(t.Context(), ot.httpURL, probe)
 		if err == nil {
+			probe.Event = EventStopped
+			if _, err := c.Announce(t.Context(), ot.httpURL, probe); err != nil {
+				t.Fatalf("removing the whitelist probe: %v", err)
+			}
 			return ot
 		}
 		if time.Now().After(deadline) {
