@@ -5,35 +5,20 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/enginetest"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
 // TestMain fails the run when goroutines started by the package outlive
 // the tests.
 func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 && os.Getenv(helperEnv) == "" {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			// Only goroutines running this package's code count as leaks.
-			if strings.Contains(string(buf), "swarmfs/cache.(*") {
-				fmt.Fprintf(os.Stderr, "goroutine leak: %d > %d\n%s\n", n, base, buf)
-				code = 1
-			}
-		}
+	if os.Getenv(helperEnv) != "" {
+		os.Exit(m.Run()) // the crash test's writer child: killed, not checked
 	}
-	os.Exit(code)
+	os.Exit(enginetest.RunCheckingLeaks(m, "swarmfs/cache.(*"))
 }
 
 // torrent is a generated payload with its Info.

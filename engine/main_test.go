@@ -11,7 +11,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -23,42 +22,7 @@ import (
 // TestMain checks that no goroutine of the engine or the cache outlives the
 // tests (every Client was closed and waited for).
 func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if leaked := waitNoLeaks(10 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines leaked after the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-// waitNoLeaks waits until no goroutine runs code of swarmfs packages other
-// than this test binary's own test functions; it returns their stacks if
-// some remain at the deadline.
-func waitNoLeaks(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if !strings.Contains(g, "github.com/swarmfs/swarmfs/") {
-				continue
-			}
-			if strings.Contains(g, "enginetest.") || strings.Contains(g, "TestMain") || strings.Contains(g, "waitNoLeaks") {
-				continue
-			}
-			leaked = append(leaked, g)
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	os.Exit(enginetest.RunCheckingLeaks(m, "github.com/swarmfs/swarmfs/"))
 }
 
 // testLogger logs to the test at debug level when -v and SWARMFS_DEBUG are set.

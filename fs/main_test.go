@@ -5,10 +5,10 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"runtime"
-	"strings"
 	"testing"
 	"time"
+
+	"github.com/swarmfs/swarmfs/engine/enginetest"
 )
 
 // childEnv makes the test binary act as a mounting child process (see
@@ -20,14 +20,7 @@ func TestMain(m *testing.M) {
 	if dir := os.Getenv(childEnv); dir != "" {
 		os.Exit(childMount(dir))
 	}
-	code := m.Run()
-	if code == 0 {
-		if leaked := leakedGoroutines(5 * time.Second); leaked != "" {
-			fmt.Fprintf(os.Stderr, "goroutines leaked by the tests:\n%s\n", leaked)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(enginetest.RunCheckingLeaks(m, "swarmfs/fs.", "go-fuse"))
 }
 
 func childMount(dir string) int {
@@ -39,32 +32,6 @@ func childMount(dir string) int {
 	fmt.Println("ready")
 	time.Sleep(2 * time.Minute) // the parent kills us long before this
 	return 1
-}
-
-// leakedGoroutines waits up to d for goroutines of this package or go-fuse
-// to end and returns the stacks of those that remain.
-func leakedGoroutines(d time.Duration) string {
-	deadline := time.Now().Add(d)
-	for {
-		buf := make([]byte, 1<<20)
-		buf = buf[:runtime.Stack(buf, true)]
-		var leaked []string
-		for _, g := range strings.Split(string(buf), "\n\n") {
-			if strings.Contains(g, "TestMain") || strings.Contains(g, "leakedGoroutines") {
-				continue
-			}
-			if strings.Contains(g, "swarmfs/fs.") || strings.Contains(g, "go-fuse") {
-				leaked = append(leaked, g)
-			}
-		}
-		if len(leaked) == 0 {
-			return ""
-		}
-		if time.Now().After(deadline) {
-			return strings.Join(leaked, "\n\n")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // mountT mounts torrents in a fresh directory and unmounts in Cleanup,

@@ -3,17 +3,17 @@ package dht
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/swarmfs/swarmfs/engine/enginetest"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -22,20 +22,7 @@ import (
 const testIP = "127.0.5.1"
 
 func TestMain(m *testing.M) {
-	base := runtime.NumGoroutine()
-	code := m.Run()
-	if code == 0 {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > base && time.Now().Before(deadline) {
-			time.Sleep(50 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > base {
-			buf := make([]byte, 1<<20)
-			fmt.Fprintf(os.Stderr, "goroutine leak: %d running, %d at start\n%s\n", n, base, buf[:runtime.Stack(buf, true)])
-			code = 1
-		}
-	}
-	os.Exit(code)
+	os.Exit(enginetest.RunCheckingLeaks(m, "internal/dht."))
 }
 
 // testConfig is a loopback node config for tests: no public bootstrap.
