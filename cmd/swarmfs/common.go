@@ -69,6 +69,24 @@ func (f *engineFlags) config(stderr io.Writer) (engine.Config, error) {
 	return cfg, nil
 }
 
+// newClient validates the flags and starts an engine client; it also
+// returns the --peer addresses to add to each torrent.
+func (f *engineFlags) newClient(stderr io.Writer) (*engine.Client, []netip.AddrPort, error) {
+	cfg, err := f.config(stderr)
+	if err != nil {
+		return nil, nil, err
+	}
+	peers, err := f.startPeers()
+	if err != nil {
+		return nil, nil, err
+	}
+	c, err := engine.New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, peers, nil
+}
+
 // startPeers parses --peer.
 func (f *engineFlags) startPeers() ([]netip.AddrPort, error) {
 	var out []netip.AddrPort

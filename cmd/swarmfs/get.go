@@ -55,22 +55,14 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := g.config(e.stderr)
-	if err != nil {
-		return err
-	}
-	peers, err := g.startPeers()
-	if err != nil {
-		return err
-	}
-	if err := os.MkdirAll(g.out, 0o755); err != nil {
-		return err
-	}
-	c, err := engine.New(cfg)
+	c, peers, err := g.newClient(e.stderr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
+	if err := os.MkdirAll(g.out, 0o755); err != nil {
+		return err
+	}
 	t, err := srcs[0].add(c, engine.AddOptions{Peers: peers, Prefetch: true})
 	if err != nil {
 		return err

@@ -101,15 +101,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	cfg, err := m.config(e.stderr)
-	if err != nil {
-		return err
-	}
-	peers, err := m.startPeers()
-	if err != nil {
-		return err
-	}
-	c, err := engine.New(cfg)
+	c, peers, err := m.newClient(e.stderr)
 	if err != nil {
 		return err
 	}
@@ -123,7 +115,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 		torrents = append(torrents, t)
 	}
 	srv, err := mountTorrents(mountpoint, torrents, fs.Options{
-		ReadTimeout: m.readTimeout, AllowOther: m.allowOther, Logger: cfg.Logger,
+		ReadTimeout: m.readTimeout, AllowOther: m.allowOther, Logger: newLogger(e.stderr, m.verbose),
 	})
 	if err != nil {
 		return err

@@ -49,15 +49,7 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	} else if !fi.IsDir() {
 		return usageError("%s is not a directory", pos[1])
 	}
-	cfg, err := f.config(e.stderr)
-	if err != nil {
-		return err
-	}
-	peers, err := f.startPeers()
-	if err != nil {
-		return err
-	}
-	c, err := engine.New(cfg)
+	c, peers, err := f.newClient(e.stderr)
 	if err != nil {
 		return err
 	}
