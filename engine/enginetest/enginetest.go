@@ -7,6 +7,7 @@ package enginetest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	_ "embed"
 	"encoding/hex"
@@ -76,24 +77,64 @@ type Proc struct {
 // Start runs name with args, kills it in t.Cleanup and returns its handle.
 func Start(t testing.TB, name string, args ...string) *Proc {
 	t.Helper()
+	return start(t, false, name, args...)
+}
+
+// start runs a process for Start, or with status set for programs that
+// redraw a status line with carriage returns (transmission-cli): then
+// stdout and stderr both feed Lines, "\r" ends a line too, blanks around a
+// line are trimmed, and a line equal to the previous one is dropped, so
+// that each change shows once.
+func start(t testing.TB, status bool, name string, args ...string) *Proc {
+	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
+	type source struct {
+		r       io.ReadCloser
+		toLines bool
 	}
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
+	var sources []source
+	var shared *os.File // write end of the status pipe, closed once started
+	if status {
+		pr, pw, err := os.Pipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		cmd.Stdout, cmd.Stderr, shared = pw, pw, pw
+		sources = []source{{pr, true}}
+	} else {
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		stderr, err := cmd.StderrPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		sources = []source{{stdout, true}, {stderr, false}}
 	}
 	p := &Proc{Name: filepath.Base(name), cmd: cmd, lines: make(chan string, 4096), done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
+	err := cmd.Start()
+	if shared != nil {
+		shared.Close()
+	}
+	if err != nil {
+		for _, src := range sources {
+			src.r.Close()
+		}
 		t.Fatalf("start %s: %v", name, err)
 	}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); p.pump(stdout, true) }()
-	go func() { defer wg.Done(); p.pump(stderr, false) }()
+	for _, src := range sources {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if status {
+				defer src.r.Close() // our os.Pipe; cmd.Wait closes the others
+			}
+			p.pump(src.r, src.toLines, status)
+		}()
+	}
 	go func() {
 		wg.Wait()
 		_ = cmd.Wait()
@@ -111,11 +152,31 @@ func Start(t testing.TB, name string, args ...string) *Proc {
 	return p
 }
 
-func (p *Proc) pump(r io.Reader, toLines bool) {
+// pump reads r line by line into the log and, with toLines, onto Lines
+// (see start for status).
+func (p *Proc) pump(r io.Reader, toLines, status bool) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64*1024), 1024*1024)
+	if status {
+		sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
+			if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
+				return i + 1, data[:i], nil
+			}
+			if atEOF && len(data) > 0 {
+				return len(data), data, nil
+			}
+			return 0, nil, nil
+		})
+	}
+	var prev string
 	for sc.Scan() {
 		line := sc.Text()
+		if status {
+			if line = strings.TrimSpace(line); line == "" || line == prev {
+				continue
+			}
+			prev = line
+		}
 		p.mu.Lock()
 		if len(p.log) < 2000 {
 			p.log = append(p.log, line)
@@ -128,6 +189,7 @@ func (p *Proc) pump(r io.Reader, toLines bool) {
 			}
 		}
 	}
+	_, _ = io.Copy(io.Discard, r) // after an over-long line, keep the pipe flowing
 }
 
 // PID returns the process id.

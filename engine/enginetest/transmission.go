@@ -1,19 +1,12 @@
 package enginetest
 
 import (
-	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
-	"io"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -88,7 +81,7 @@ func StartTransmission(t testing.TB, o TransmissionOptions) *Transmission {
 	if err := os.WriteFile(filepath.Join(cfgDir, "settings.json"), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := startLines(t, bin, "-v", "-g", cfgDir, "-w", o.Dir, "-p", strconv.Itoa(o.Port), "-U", "-D", "-M", o.Torrent)
+	p := start(t, true, bin, "-v", "-g", cfgDir, "-w", o.Dir, "-p", strconv.Itoa(o.Port), "-U", "-D", "-M", o.Torrent)
 	return &Transmission{Proc: p, Addr: net.JoinHostPort(o.IP, strconv.Itoa(o.Port))}
 }
 
@@ -99,81 +92,4 @@ func (tr *Transmission) WaitSeeding(timeout time.Duration) error {
 		return fmt.Errorf("transmission: %w\n%s", err, tr.Output())
 	}
 	return nil
-}
-
-// startLines is Start for programs that redraw a status line with carriage
-// returns (transmission-cli): "\r" ends a line too, surrounding blanks are
-// trimmed, and a line equal to the previous one is dropped, so that the
-// kept log shows each change once.
-func startLines(t testing.TB, name string, args ...string) *Proc {
-	t.Helper()
-	cmd := exec.Command(name, args...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stdout, cmd.Stderr = pw, pw
-	p := &Proc{Name: filepath.Base(name), cmd: cmd, lines: make(chan string, 4096), done: make(chan struct{})}
-	if err := cmd.Start(); err != nil {
-		pr.Close()
-		pw.Close()
-		t.Fatalf("start %s: %v", name, err)
-	}
-	pw.Close()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer pr.Close()
-		p.pumpCR(pr)
-	}()
-	go func() {
-		wg.Wait()
-		_ = cmd.Wait()
-		close(p.lines)
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.Kill()
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			t.Errorf("%s (pid %d) did not exit after SIGKILL", p.Name, cmd.Process.Pid)
-		}
-	})
-	return p
-}
-
-// pumpCR reads r split at "\n" and "\r" into the Proc's log and lines.
-func (p *Proc) pumpCR(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1024*1024)
-	sc.Split(func(data []byte, atEOF bool) (int, []byte, error) {
-		if i := bytes.IndexAny(data, "\r\n"); i >= 0 {
-			return i + 1, data[:i], nil
-		}
-		if atEOF && len(data) > 0 {
-			return len(data), data, nil
-		}
-		return 0, nil, nil
-	})
-	var prev string
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line == prev {
-			continue
-		}
-		prev = line
-		p.mu.Lock()
-		if len(p.log) < 2000 {
-			p.log = append(p.log, line)
-		}
-		p.mu.Unlock()
-		select {
-		case p.lines <- line:
-		default:
-		}
-	}
-	_, _ = io.Copy(io.Discard, r)
 }
