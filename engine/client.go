@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/cache"
+	"github.com/swarmfs/swarmfs/engine/internal/mse"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -42,9 +43,35 @@ type Config struct {
 	// DHTAddr is the UDP address of the DHT node; "" means the same port as
 	// the TCP listener.
 	DHTAddr string
+	// Encryption is the Message Stream Encryption (MSE/PE) policy: "" means
+	// EncryptionPrefer; see EncryptionPolicy for the others.
+	Encryption EncryptionPolicy
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
 }
+
+// EncryptionPolicy says when peer connections use Message Stream
+// Encryption, the obfuscated handshake and RC4 stream that libtorrent,
+// Transmission, aria2 and µTorrent speak.
+type EncryptionPolicy string
+
+// The encryption policies.
+const (
+	// EncryptionPrefer, the default: outgoing connections try MSE
+	// offering RC4 and plaintext (the peer picks) and, when the peer does
+	// not complete the MSE handshake, connect again in plain BitTorrent;
+	// incoming connections may be plain or MSE, where we select plaintext
+	// when the peer offers both (as libtorrent does: the handshake is
+	// obfuscated, the data is not; RC4 costs CPU) and RC4 when it offers
+	// only RC4.
+	EncryptionPrefer EncryptionPolicy = "prefer"
+	// EncryptionRequire: every connection, outgoing or incoming, is MSE
+	// with RC4; plain peers and peers offering only plaintext are refused.
+	EncryptionRequire EncryptionPolicy = "require"
+	// EncryptionOff: MSE is never used; outgoing connections are plain and
+	// incoming MSE handshakes are refused.
+	EncryptionOff EncryptionPolicy = "off"
+)
 
 // Defaults used when a Config field is zero.
 const (
@@ -112,6 +139,13 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.MaxReadahead <= 0 {
 		cfg.MaxReadahead = DefaultMaxReadahead
+	}
+	switch cfg.Encryption {
+	case "":
+		cfg.Encryption = EncryptionPrefer
+	case EncryptionPrefer, EncryptionRequire, EncryptionOff:
+	default:
+		return nil, fmt.Errorf("engine: encryption policy %q: want %q, %q or %q", cfg.Encryption, EncryptionPrefer, EncryptionRequire, EncryptionOff)
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -366,18 +400,27 @@ func (c *Client) acceptLoop() {
 	}
 }
 
-// handleIncoming reads the handshake of an incoming connection up to the
-// info hash, finds the torrent and hands the connection to it.
+// handleIncoming runs the MSE handshake of an incoming connection if it
+// starts with one, reads the BitTorrent handshake up to the info hash,
+// finds the torrent and hands the connection to it.
 func (c *Client) handleIncoming(conn net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
 	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	hs, err := acceptHandshake(conn, c.peerID, c.dht != nil, func(ih metainfo.Hash) bool {
-		t, ok := c.Torrent(ih)
-		return ok && t.acceptsIncoming()
-	})
+	sc, skey, err := openIncoming(conn, c.cfg.Encryption, c.lookupSKey)
+	var hs handshakeResult
+	if err == nil {
+		hs, err = acceptHandshake(sc, c.peerID, c.dht != nil, func(ih metainfo.Hash) bool {
+			if sc.crypto != 0 && ih != skey {
+				return false // MSE named another torrent
+			}
+			t, ok := c.Torrent(ih)
+			return ok && t.acceptsIncoming()
+		})
+		hs.crypto = sc.crypto
+	}
 	if err != nil {
 		c.log.Debug("incoming handshake failed", "remote", conn.RemoteAddr(), "err", err)
 		conn.Close()
@@ -390,10 +433,27 @@ func (c *Client) handleIncoming(conn net.Conn) {
 		c.releaseConn()
 		return
 	}
-	if !t.handOver(conn, hs, false) {
+	if !t.handOver(sc, hs, false) {
 		conn.Close()
 		c.releaseConn()
 	}
+}
+
+// lookupSKey finds the torrent whose info hash gives the MSE SKEY hash
+// req2.
+func (c *Client) lookupSKey(req2 [20]byte) ([20]byte, bool) {
+	c.mu.Lock()
+	hashes := make([]metainfo.Hash, 0, len(c.torrents))
+	for ih := range c.torrents {
+		hashes = append(hashes, ih)
+	}
+	c.mu.Unlock()
+	for _, ih := range hashes {
+		if mse.SKeyHash(ih) == req2 {
+			return ih, true
+		}
+	}
+	return [20]byte{}, false
 }
 
 // parseAddrs parses "host:port" strings, skipping those that do not parse

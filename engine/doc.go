@@ -4,8 +4,9 @@
 //
 // # What it owns
 //
-//   - Client: one TCP listener (incoming handshakes are read up to the info
-//     hash, then handed to that torrent), the peer id ("-SF0001-" and 12
+//   - Client: one TCP listener (incoming handshakes, plain or under
+//     Message Stream Encryption, are read up to the info hash, then handed
+//     to that torrent), the peer id ("-SF0001-" and 12
 //     random bytes), a per-client connection limit, the tracker client and
 //     the DHT node shared by all torrents, and the cache Budget.
 //   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable
@@ -26,6 +27,15 @@
 //   - Reader: ReadAt maps a file range to pieces, feeds the readahead
 //     policy, sends Now/Readahead/HeadTail ranges to the loop, pins the
 //     pieces it reads and waits for them with cache Wait.
+//
+// Connections may use Message Stream Encryption (internal/mse) as
+// Config.Encryption says: by default outgoing connections try it first
+// (offering RC4 and plaintext) and fall back to plain BitTorrent when the
+// peer does not complete it, and the listener tells a plain handshake (19,
+// "BitTorrent protocol") from an MSE one by its first 20 bytes and serves
+// both. Our BitTorrent handshake travels as MSE's initial payload. Peer
+// goroutines read and write through the resulting stream (streamConn),
+// whose deadlines are those of the TCP connection.
 //
 // Decisions live in pure subpackages (internal/picker, choker, readahead);
 // the wire codec in internal/wire, metadata assembly in internal/metadata,

@@ -57,7 +57,15 @@ func (ls *loopState) onExtended(p *peer, m wire.Message) {
 			ls.dropPeer(p, err.Error())
 			return
 		}
+		first := p.ext == nil
 		p.ext = &h
+		if !first {
+			// BEP 10 allows repeated handshakes to update the extension
+			// ids; the listen address and the PEX state stay those of the
+			// first, so that a peer cannot add entries by repeating it.
+			ls.metaPeerReady(p)
+			return
+		}
 		if h.P > 0 && h.P < 65536 {
 			listen := netip.AddrPortFrom(p.addr.Addr(), uint16(h.P))
 			if !p.outgoing {

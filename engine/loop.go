@@ -28,6 +28,7 @@ type loopState struct {
 	nextID picker.PeerID
 
 	known    map[netip.AddrPort]*candidate
+	pexKnown int // known addresses learned through ut_pex
 	dialQ    []netip.AddrPort
 	halfOpen int
 	strikes  map[netip.Addr]int
@@ -73,6 +74,7 @@ type candidate struct {
 	tried     time.Time
 	fails     int
 	queued    bool
+	pex       bool // learned through ut_pex
 }
 
 // prioOwner is a reader's priority update for the loop.

@@ -26,12 +26,17 @@ type (
 	}
 )
 
-// addCandidates records peer addresses to dial.
+// addCandidates records peer addresses to dial. The set is capped at
+// maxKnownPeers, and addresses learned through ut_pex at maxPexKnown of
+// them, so that hostile peers cannot crowd out those from trackers and the
+// DHT; addresses the user gives (AddPeers, AddOptions.Peers, magnet x.pe)
+// always get in, in place of an unconnected address learned otherwise.
 func (ls *loopState) addCandidates(addrs []netip.AddrPort, source string) {
 	if len(addrs) == 0 {
 		return
 	}
 	self := ls.t.c.addr
+	user := source == "user" || source == "options"
 	for _, a := range addrs {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if !a.IsValid() || a.Port() == 0 || a.Addr().IsUnspecified() {
@@ -46,17 +51,66 @@ func (ls *loopState) addCandidates(addrs []netip.AddrPort, source string) {
 		if _, ok := ls.known[a]; ok {
 			continue
 		}
-		if len(ls.known) >= maxKnownPeers {
+		if source == "pex" && ls.pexKnown >= maxPexKnown {
 			break
 		}
-		ls.known[a] = &candidate{}
+		if len(ls.known) >= maxKnownPeers && !(user && ls.evictCandidate()) {
+			break
+		}
+		c := &candidate{pex: source == "pex"}
+		if c.pex {
+			ls.pexKnown++
+		}
+		ls.known[a] = c
 		ls.queueDial(a)
 	}
 	ls.t.log.Debug("peers added", "source", source, "n", len(addrs), "known", len(ls.known), "first", addrs[0])
 }
 
-// maxKnownPeers caps the peer addresses a torrent remembers.
-const maxKnownPeers = 2000
+// Caps on the known peer addresses of a torrent.
+const (
+	maxKnownPeers = 2000
+	maxPexKnown   = maxKnownPeers / 2
+)
+
+// evictCandidate forgets one unconnected address to make room, preferring
+// one learned through ut_pex, then one that failed to connect. It reports
+// false when every known address is connected.
+func (ls *loopState) evictCandidate() bool {
+	var victim netip.AddrPort
+	best := -1
+	for a, c := range ls.known {
+		if c.connected {
+			continue
+		}
+		score := 0
+		if c.pex {
+			score += 2
+		}
+		if c.fails > 0 {
+			score++
+		}
+		if score > best {
+			victim, best = a, score
+			if score == 3 {
+				break
+			}
+		}
+	}
+	if best < 0 {
+		return false
+	}
+	ls.forgetCandidate(victim)
+	return true
+}
+
+// forgetCandidate drops a known address. A queued dial of it is skipped.
+func (ls *loopState) forgetCandidate(a netip.AddrPort) {
+	if c := ls.known[a]; c != nil && c.pex {
+		ls.pexKnown--
+	}
+	delete(ls.known, a)
+}
 
 func (ls *loopState) queueDial(a netip.AddrPort) {
 	c := ls.known[a]
@@ -100,7 +154,7 @@ func (ls *loopState) maybeDial() {
 		t.wg.Add(1)
 		go func() {
 			defer t.wg.Done()
-			conn, hs, err := dialPeer(ls.ctx, t.c.localIP, a, t.infoHash, t.c.peerID, t.c.dht != nil)
+			conn, hs, err := dialPeer(ls.ctx, t.c.localIP, a, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption)
 			select {
 			case t.events <- dialResult{addr: a, conn: conn, hs: hs, err: err}:
 			case <-t.closing:
@@ -201,7 +255,7 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	if ls.info != nil {
 		p.have = bitfield.New(ls.info.NumPieces())
 	}
-	p.log.Debug("peer connected", "outgoing", outgoing, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]))
+	p.log.Debug("peer connected", "outgoing", outgoing, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
 	if hs.ext {
 		p.send(ls.ourExtHandshake(p))
 	}
@@ -264,9 +318,11 @@ func (ls *loopState) removePeer(p *peer, reason string) {
 	}
 	ls.downBase += p.down.Load()
 	ls.upBase += p.up.Load()
-	if c := ls.known[p.addr]; c != nil {
-		c.connected = false
-		c.tried = time.Now()
+	for _, a := range []netip.AddrPort{p.addr, p.listen} {
+		if c := ls.known[a]; c != nil && a.IsValid() {
+			c.connected = false
+			c.tried = time.Now()
+		}
 	}
 	ls.t.c.releaseConn()
 	ls.pexDropped(p)
@@ -331,7 +387,7 @@ func (ls *loopState) ban(ip netip.Addr, reason string) {
 	}
 	for a := range ls.known {
 		if a.Addr() == ip {
-			delete(ls.known, a)
+			ls.forgetCandidate(a)
 		}
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/internal/picker"
@@ -38,10 +39,11 @@ type peer struct {
 	// loop, read by the loop.
 	down, up atomic.Int64
 
-	mu    sync.Mutex // guards queue and serve
-	queue []wire.Message
-	serve []picker.Request // requests of the peer we will answer, in order
-	wake  chan struct{}    // cap 1: the writer has work
+	mu          sync.Mutex // guards queue, queuedBytes and serve
+	queue       []wire.Message
+	queuedBytes int              // memory held by queue, see queueCost
+	serve       []picker.Request // requests of the peer we will answer, in order
+	wake        chan struct{}    // cap 1: the writer has work
 
 	// loop state
 	amChoking, amInterested     bool
@@ -114,11 +116,36 @@ func (p *peer) close(err error) {
 	})
 }
 
-// send queues messages for the writer. It never blocks.
+// maxSendQueueBytes caps the memory of the messages queued for one peer's
+// writer. A peer that keeps asking (requests we reject, ut_metadata pieces)
+// while it does not read what we send would otherwise make us queue
+// without end: it is disconnected instead.
+const maxSendQueueBytes = 4 << 20
+
+// queueCost is the memory a queued message holds: the Message itself and
+// its payload.
+func queueCost(m wire.Message) int { return int(unsafe.Sizeof(m)) + len(m.Data) }
+
+// send queues messages for the writer. It never blocks. When the queue
+// would pass maxSendQueueBytes the peer is closed instead (the loop then
+// removes it with that reason).
 func (p *peer) send(ms ...wire.Message) {
+	n := 0
+	for _, m := range ms {
+		n += queueCost(m)
+	}
 	p.mu.Lock()
-	p.queue = append(p.queue, ms...)
+	over := p.queuedBytes+n > maxSendQueueBytes
+	if !over {
+		p.queue = append(p.queue, ms...)
+		p.queuedBytes += n
+	}
+	queued := p.queuedBytes
 	p.mu.Unlock()
+	if over {
+		p.close(fmt.Errorf("send queue over %d bytes (%d queued): the peer does not read", maxSendQueueBytes, queued))
+		return
+	}
 	p.poke()
 }
 
@@ -260,7 +287,7 @@ func (p *peer) writeLoop() {
 		for {
 			p.mu.Lock()
 			q := p.queue
-			p.queue = nil
+			p.queue, p.queuedBytes = nil, 0
 			var r picker.Request
 			serving := len(q) == 0 && len(p.serve) > 0
 			if serving {
@@ -275,6 +302,7 @@ func (p *peer) writeLoop() {
 			for _, m := range q {
 				out = wire.AppendMessage(out, m)
 			}
+			sent := 0 // block bytes in out
 			if serving {
 				if r.Length > len(block) {
 					block = make([]byte, r.Length)
@@ -283,16 +311,18 @@ func (p *peer) writeLoop() {
 				ok := st != nil && p.readBlock(st, r, block[:r.Length])
 				if ok {
 					out = wire.AppendMessage(out, wire.Message{ID: wire.Piece, Index: uint32(r.Piece), Begin: uint32(r.Begin), Data: block[:r.Length]})
+					sent = r.Length
 				} else if !p.post(peerServeFailed{p, r}) {
 					return
 				}
 			}
 			if len(out) > 0 {
+				// Count the block before writing it: once the write
+				// returns, the peer may have it, hang up, and be removed
+				// (its counter read for the last time) before we get here.
+				p.up.Add(int64(sent))
 				if err := p.write(out); err != nil {
 					return
-				}
-				if serving {
-					p.up.Add(int64(r.Length))
 				}
 			}
 			ka.Reset(keepAliveEvery)
