@@ -44,9 +44,12 @@
 //
 // # Behaviour
 //
-// Peers that break the protocol (a bad piece index, a block we did not
-// request, a bitfield of the wrong length, fast-extension messages without
-// the fast bit, oversized messages) are dropped with a logged reason.
+// Messages and extensions we do not know are ignored where they are read.
+// A peer whose send queue passes 4 MiB (it does not read what we send) is
+// disconnected. Magnet metadata is assembled separately for each size that
+// peers claim, so one liar cannot block it. Peers that break the protocol
+// (a bad piece index, a block we did not request, a bitfield of the wrong
+// length, fast-extension messages without the fast bit, oversized messages) are dropped with a logged reason.
 // Pieces that fail the hash check cost the IPs that sent their blocks
 // points (more when one IP sent the whole piece); good pieces earn points
 // back; an IP with too many points is banned and never dialed again.

@@ -243,7 +243,9 @@ func (p *peer) readLoop() {
 			p.close(fmt.Errorf("read: %w", err))
 			return
 		}
-		if m.Keepalive {
+		if m.Keepalive || !m.ID.Known() || (m.ID == wire.Extended && p.hs.ext && !advertisedExt(m.ExtID)) {
+			// BEP 3 and 10: ignore messages and extensions we do not know,
+			// here, without copying them (up to 1 MiB each) to the loop.
 			continue
 		}
 		if m.ID == wire.Piece {
@@ -256,6 +258,12 @@ func (p *peer) readLoop() {
 			return
 		}
 	}
+}
+
+// advertisedExt reports whether id is one of the extension ids our
+// extension handshake gives out (or the handshake itself).
+func advertisedExt(id uint8) bool {
+	return id == wire.ExtHandshakeID || id == wire.ExtMetadataID || id == wire.ExtPexID
 }
 
 // blockBuf returns an empty slice with room for n bytes.

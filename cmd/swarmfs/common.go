@@ -29,6 +29,7 @@ type engineFlags struct {
 	noDHT        bool
 	dhtBootstrap string
 	peers        string
+	encryption   string
 	verbose      bool
 }
 
@@ -41,16 +42,32 @@ func (f *engineFlags) register(fs *flag.FlagSet) {
 	fs.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
 	fs.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "DHT bootstrap `NODES`, comma-separated host:port (default: the well-known public routers)")
 	fs.StringVar(&f.peers, "peer", "", "`ADDRS` of peers to connect to at start, comma-separated ip:port, besides trackers and DHT")
+	fs.StringVar(&f.encryption, "encryption", "prefer", "protocol encryption (MSE): `MODE` prefer (try it, fall back to plain), require, or off")
 	fs.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
+}
+
+// check validates the flags' values; commands call it right after parsing
+// so that a bad flag is reported before any file is read.
+func (f *engineFlags) check() error {
+	if f.port < 0 || f.port > 65535 {
+		return usageError("--port %d is not a TCP port", f.port)
+	}
+	if f.maxPeers < 0 {
+		return usageError("--max-peers must not be negative")
+	}
+	switch engine.EncryptionPolicy(f.encryption) {
+	case engine.EncryptionPrefer, engine.EncryptionRequire, engine.EncryptionOff:
+	default:
+		return usageError("--encryption %q: want prefer, require or off", f.encryption)
+	}
+	_, err := f.startPeers()
+	return err
 }
 
 // config turns the flags into an engine configuration.
 func (f *engineFlags) config(stderr io.Writer) (engine.Config, error) {
-	if f.port < 0 || f.port > 65535 {
-		return engine.Config{}, usageError("--port %d is not a TCP port", f.port)
-	}
-	if f.maxPeers < 0 {
-		return engine.Config{}, usageError("--max-peers must not be negative")
+	if err := f.check(); err != nil {
+		return engine.Config{}, err
 	}
 	cfg := engine.Config{
 		CacheDir:     f.cacheDir,
@@ -58,6 +75,7 @@ func (f *engineFlags) config(stderr io.Writer) (engine.Config, error) {
 		MaxPeers:     f.maxPeers,
 		MaxReadahead: int64(f.readahead),
 		NoDHT:        f.noDHT,
+		Encryption:   engine.EncryptionPolicy(f.encryption),
 		Logger:       newLogger(stderr, f.verbose),
 	}
 	if f.port != 0 {

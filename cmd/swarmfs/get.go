@@ -48,6 +48,9 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := g.check(); err != nil {
+		return err
+	}
 	if len(pos) != 1 {
 		return usageError("want exactly one torrent file or magnet URI")
 	}

@@ -87,6 +87,9 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := m.check(); err != nil {
+		return err
+	}
 	if len(pos) < 2 {
 		return usageError("want at least one source and a mountpoint")
 	}

@@ -34,6 +34,9 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	if err := f.check(); err != nil {
+		return err
+	}
 	if len(pos) != 2 {
 		return usageError("want a torrent file and the directory holding its data")
 	}
