@@ -74,6 +74,7 @@ type candidate struct {
 	tried     time.Time
 	fails     int
 	queued    bool
+	dialing   bool // a dial is in flight; do not dial it again
 	pex       bool // learned through ut_pex
 }
 

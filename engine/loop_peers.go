@@ -80,7 +80,7 @@ func (ls *loopState) evictCandidate() bool {
 	var victim netip.AddrPort
 	best := -1
 	for a, c := range ls.known {
-		if c.connected {
+		if c.connected || c.dialing {
 			continue
 		}
 		score := 0
@@ -138,8 +138,8 @@ func (ls *loopState) maybeDial() {
 			continue
 		}
 		c.queued = false
-		if c.connected || ls.connectedTo(a) {
-			continue
+		if c.connected || c.dialing || ls.connectedTo(a) {
+			continue // a dial can take long (MSE, then plain): one at a time
 		}
 		if _, bad := ls.banned[a.Addr()]; bad {
 			continue
@@ -150,6 +150,7 @@ func (ls *loopState) maybeDial() {
 			return
 		}
 		c.tried = time.Now()
+		c.dialing = true
 		ls.halfOpen++
 		t.wg.Add(1)
 		go func() {
@@ -201,6 +202,9 @@ func (ls *loopState) requeueKnown(now time.Time) {
 func (ls *loopState) onDialResult(r dialResult) {
 	ls.halfOpen--
 	c := ls.known[r.addr]
+	if c != nil {
+		c.dialing = false
+	}
 	if r.err != nil {
 		ls.t.c.releaseConn()
 		if c != nil {
