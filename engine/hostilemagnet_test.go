@@ -153,32 +153,15 @@ func playMetaLie(c net.Conn, lie metaLie, rng *rand.Rand, env *hostileEnv) (engi
 // startMetaLiar listens on ip and plays a random lie on each connection
 // the engine makes, up to sessions.
 func startMetaLiar(ip string, env *hostileEnv, rng *rand.Rand, sessions int, record func(hostileSession)) (netip.AddrPort, func(), error) {
-	ln, err := net.Listen("tcp", ip+":0")
-	if err != nil {
-		return netip.AddrPort{}, nil, err
-	}
-	addr := ln.Addr().(*net.TCPAddr).AddrPort()
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer ln.Close()
-		for i := 0; i < sessions; i++ {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			lie := metaLie(rng.IntN(int(numMetaLies)))
-			sess := hostileSession{kind: hostileKind(lie), addr: addr}
-			sess.err = hostileHandshake(c, env, hostileID(addr, i), false, false)
-			if sess.err == nil {
-				sess.closed = playMetaLie(c, lie, rng, env)
-			}
-			c.Close()
-			record(sess)
+	return serveSessions(ip, sessions, record, func(c net.Conn, addr netip.AddrPort, i int) hostileSession {
+		lie := metaLie(rng.IntN(int(numMetaLies)))
+		sess := hostileSession{kind: hostileKind(lie), addr: addr}
+		sess.err = hostileHandshake(c, env, hostileID(addr, i), false, false)
+		if sess.err == nil {
+			sess.closed = playMetaLie(c, lie, rng, env)
 		}
-	}()
-	return addr, func() { ln.Close(); wg.Wait() }, nil
+		return sess
+	})
 }
 
 // TestHostileMagnet resolves a magnet while 16 peers lie about the

@@ -420,9 +420,11 @@ func (s *script) playExt() {
 	s.flush()
 }
 
-// hostileListener accepts the engine's connections on ip and plays a random
-// script on each, up to sessions sessions.
-func startHostileListener(ip string, env *hostileEnv, rng *rand.Rand, sessions int, record func(hostileSession)) (netip.AddrPort, func(), error) {
+// serveSessions accepts the engine's connections on ip, up to sessions,
+// plays each with play (which records nothing itself), closes it and
+// records the session. The returned func stops listening and waits.
+func serveSessions(ip string, sessions int, record func(hostileSession),
+	play func(c net.Conn, addr netip.AddrPort, i int) hostileSession) (netip.AddrPort, func(), error) {
 	ln, err := net.Listen("tcp", ip+":0")
 	if err != nil {
 		return netip.AddrPort{}, nil, err
@@ -438,22 +440,26 @@ func startHostileListener(ip string, env *hostileEnv, rng *rand.Rand, sessions i
 			if err != nil {
 				return
 			}
-			kind := hostileKind(rng.IntN(int(numHostileKinds)))
-			id := hostileID(addr, i)
-			err = hostileHandshake(c, env, id, false, kind == hkNoFast)
-			sess := hostileSession{kind: kind, addr: addr, err: err}
-			if err == nil {
-				sess.closed, sess.cut = runHostile(c, kind, rng, env)
-			}
+			sess := play(c, addr, i)
 			c.Close()
 			record(sess)
 		}
 	}()
-	stop := func() {
-		ln.Close()
-		wg.Wait()
-	}
-	return addr, stop, nil
+	return addr, func() { ln.Close(); wg.Wait() }, nil
+}
+
+// startHostileListener accepts the engine's connections on ip and plays a
+// random script on each, up to sessions sessions.
+func startHostileListener(ip string, env *hostileEnv, rng *rand.Rand, sessions int, record func(hostileSession)) (netip.AddrPort, func(), error) {
+	return serveSessions(ip, sessions, record, func(c net.Conn, addr netip.AddrPort, i int) hostileSession {
+		kind := hostileKind(rng.IntN(int(numHostileKinds)))
+		err := hostileHandshake(c, env, hostileID(addr, i), false, kind == hkNoFast)
+		sess := hostileSession{kind: kind, addr: addr, err: err}
+		if err == nil {
+			sess.closed, sess.cut = runHostile(c, kind, rng, env)
+		}
+		return sess
+	})
 }
 
 // runHostileDialer connects to target from ip up to sessions times, playing
