@@ -34,7 +34,10 @@ type loopState struct {
 	strikes  map[netip.Addr]int
 	banned   map[netip.Addr]string
 
-	writes  map[int]int  // piece -> block writes in flight
+	writes map[int]int // piece -> block writes in flight
+	// writers holds the goroutine writing each piece's blocks, in arrival
+	// order, so the cache can hash them as they come (see writeBlock).
+	writers map[int]*pieceWriter
 	writing int          // block writes in flight in all
 	ready   map[int]bool // pieces with every block received, awaiting writes
 	hashing map[int]bool // pieces being verified
@@ -112,6 +115,7 @@ func newLoopState(t *Torrent) *loopState {
 		strikes:  make(map[netip.Addr]int),
 		banned:   make(map[netip.Addr]string),
 		writes:   make(map[int]int),
+		writers:  make(map[int]*pieceWriter),
 		ready:    make(map[int]bool),
 		hashing:  make(map[int]bool),
 		owners:   make(map[int][]picker.Range),

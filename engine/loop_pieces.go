@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"sync"
 	"time"
 
 	"github.com/swarmfs/swarmfs/cache"
@@ -177,22 +178,71 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 		ips[p.addr.Addr()] = true
 		ls.writes[r.Piece]++
 		ls.writing++
-		st, data := ls.store, m.Data
-		t := ls.t
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
-			err := st.WriteBlock(r.Piece, r.Begin, data)
-			select {
-			case t.events <- blockWritten{piece: r.Piece, err: err}:
-			case <-t.closing:
-			}
-		}()
+		ls.writeBlock(r.Piece, r.Begin, m.Data)
 	}
 	if rc.PieceReady {
 		ls.ready[r.Piece] = true
 		ls.maybeHash(r.Piece)
 	}
+}
+
+// pieceWriter writes the received blocks of one piece to the cache one at
+// a time, in the order they arrived. Blocks of a piece mostly arrive in
+// order, and the cache hashes in-order blocks as they are written, while
+// they are in the CPU cache; written concurrently they would race, break
+// that order, and make FinishPiece read the piece back from disk.
+type pieceWriter struct {
+	mu      sync.Mutex
+	queue   []queuedBlock
+	running bool
+}
+
+type queuedBlock struct {
+	begin int
+	data  []byte
+}
+
+// writeBlock queues a block for its piece's writer goroutine, starting one
+// when none runs. Each written block posts blockWritten.
+func (ls *loopState) writeBlock(piece, begin int, data []byte) {
+	w := ls.writers[piece]
+	if w == nil {
+		w = &pieceWriter{}
+		ls.writers[piece] = w
+	}
+	w.mu.Lock()
+	w.queue = append(w.queue, queuedBlock{begin, data})
+	start := !w.running
+	w.running = true
+	w.mu.Unlock()
+	if !start {
+		return
+	}
+	st, t := ls.store, ls.t
+	t.wg.Add(1)
+	go func() {
+		defer t.wg.Done()
+		for {
+			w.mu.Lock()
+			b := w.queue[0]
+			w.queue[0] = queuedBlock{}
+			w.queue = w.queue[1:]
+			w.mu.Unlock()
+			err := st.WriteBlock(piece, b.begin, b.data)
+			w.mu.Lock()
+			more := len(w.queue) > 0
+			w.running = more
+			w.mu.Unlock()
+			select {
+			case t.events <- blockWritten{piece: piece, err: err}:
+			case <-t.closing:
+				return
+			}
+			if !more {
+				return
+			}
+		}
+	}()
 }
 
 func (ls *loopState) onBlockWritten(ev blockWritten) {
@@ -203,6 +253,7 @@ func (ls *loopState) onBlockWritten(ev blockWritten) {
 	ls.writes[ev.piece]--
 	if ls.writes[ev.piece] <= 0 {
 		delete(ls.writes, ev.piece)
+		delete(ls.writers, ev.piece) // its goroutine is done with it
 	}
 	if ev.err != nil {
 		ls.t.log.Warn("writing block to the cache", "piece", ev.piece, "err", ev.err)

@@ -56,6 +56,10 @@ func benchOnce(b *testing.B, c *enginetest.Content, size int64, peers []string) 
 	mb := func(bytes int64, d time.Duration) float64 { return float64(bytes) / d.Seconds() / 1e6 }
 	ms := func(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
+	// Each phase starts with no dirty page cache: otherwise the kernel's
+	// writeback of the previous phases' gigabytes would compete with the
+	// later phases (the mounts) for the CPU and disk.
+	syscall.Sync()
 	// The reference: libtorrent downloading from the same seeders.
 	lt := enginetest.StartLibtorrent(b, enginetest.LTOptions{
 		IP: "127.0.7.20", Torrent: c.Torrent, SavePath: b.TempDir(), Peers: peers, ExitWhenDone: true,
@@ -68,6 +72,7 @@ func benchOnce(b *testing.B, c *enginetest.Content, size int64, peers []string) 
 	ltRate := float64(size) / ltSecs / 1e6
 
 	// swarmfs get: the download rate it reports (before writing files out).
+	syscall.Sync()
 	get := enginetest.Start(b, os.Args[0], "get", "--no-dht", "--cache-dir", b.TempDir(),
 		"--peer", strings.Join(peers, ","), "-o", b.TempDir(), c.Torrent)
 	line := get.WaitLine(b, c.Name+": downloaded ", 10*time.Minute)
@@ -83,6 +88,7 @@ func benchOnce(b *testing.B, c *enginetest.Content, size int64, peers []string) 
 	getRate := mb(size, getDur)
 
 	// A cold mount: listing, first bytes, random reads.
+	syscall.Sync()
 	mp, p, lsDur := benchMount(b, c, peers)
 	file := filepath.Join(mp, c.Name)
 	f, err := os.Open(file)
@@ -110,6 +116,7 @@ func benchOnce(b *testing.B, c *enginetest.Content, size int64, peers []string) 
 	mountRSS := stopMount(b, p)
 
 	// A fresh cold mount read from start to end.
+	syscall.Sync()
 	mp, p, _ = benchMount(b, c, peers)
 	f, err = os.Open(filepath.Join(mp, c.Name))
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"sort"
 	"syscall"
 )
@@ -47,7 +48,30 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stdout)}
-	os.Exit(run(ctx, e, os.Args[1:]))
+	stopProfile := startProfile(os.Getenv("SWARMFS_CPUPROFILE"), e.stderr)
+	code := run(ctx, e, os.Args[1:])
+	stopProfile()
+	os.Exit(code)
+}
+
+// startProfile writes a CPU profile of the whole run to path when path is
+// set (SWARMFS_CPUPROFILE, for developers: go tool pprof reads it).
+func startProfile(path string, stderr io.Writer) (stop func()) {
+	if path == "" {
+		return func() {}
+	}
+	f, err := os.Create(path)
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "swarmfs: SWARMFS_CPUPROFILE: %v\n", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }
 
 // run executes one command line and returns the process exit code.

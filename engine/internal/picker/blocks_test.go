@@ -302,3 +302,36 @@ func TestInterestingTracksPriorities(t *testing.T) {
 	}
 	mustCheck(t, p)
 }
+
+// A reader's window that is all requested means the download is ahead of
+// the reader: no duplicates for it, only for the piece a read waits on.
+func TestNoEndgameDuplicatesForAWindow(t *testing.T) {
+	p := New(8, 32*kib, 8*32*kib, 0) // 2 blocks per piece; default None
+	for _, id := range []PeerID{1, 2} {
+		p.PeerHaveAll(id)
+	}
+	p.SetRanges(1, []Range{{First: 0, End: 3, Prio: Readahead}})
+	if got := p.Pick(1, 10); len(got) != 6 || !p.Endgame() {
+		t.Fatalf("peer 1 got %v; endgame %v", got, p.Endgame())
+	}
+	if got := p.Pick(2, 10); got != nil {
+		t.Fatalf("window duplicated at peer 2: %v", got)
+	}
+	// A read blocks on piece 1: its two blocks may go to peer 2 as well.
+	p.SetRanges(1, []Range{{First: 0, End: 3, Prio: Readahead}, {First: 1, End: 2, Prio: Now}})
+	got := p.Pick(2, 10)
+	if len(got) != 2 || got[0].Piece != 1 || got[1].Piece != 1 {
+		t.Fatalf("peer 2 got %v, want the blocks of piece 1", got)
+	}
+	mustCheck(t, p)
+	// When every missing piece is wanted, the classic endgame is back.
+	q := New(3, 32*kib, 3*32*kib, 0)
+	q.PeerHaveAll(1)
+	q.PeerHaveAll(2)
+	q.SetRanges(1, []Range{{First: 0, End: 3, Prio: Readahead}})
+	q.Pick(1, 10)
+	if got := q.Pick(2, 10); len(got) != 6 {
+		t.Fatalf("whole download: peer 2 got %v, want 6 duplicates", got)
+	}
+	mustCheck(t, q)
+}

@@ -124,10 +124,18 @@ func (p *Picker) scanRandom(ps *peerState, cl *class, lo int, out []Request, max
 // pickEndgame requests blocks already outstanding at other peers: every
 // missing block of the wanted pieces is requested. Blocks outstanding at
 // the fewest peers go first, then higher priority and lower index.
+//
+// When every missing piece is wanted (a whole download) any wanted piece
+// may be duplicated. While only some are (readers' windows, the rest at
+// None), a window that is all requested means the download runs ahead of
+// its reader: duplicating it would fetch the same bytes twice for nothing,
+// so only the pieces a read waits on (Now) get duplicates.
 func (p *Picker) pickEndgame(ps *peerState, max int) []Request {
+	whole := p.wanted == p.numPieces-p.haveCount
 	var cand []int
 	for _, i := range p.active {
-		if p.wantedP(i) && (ps.seed || hasBit(ps.has, i)) && p.dl[i].nrecv < len(p.dl[i].blocks) {
+		if p.wantedP(i) && (whole || p.prio[i] == Now) &&
+			(ps.seed || hasBit(ps.has, i)) && p.dl[i].nrecv < len(p.dl[i].blocks) {
 			cand = append(cand, i)
 		}
 	}
