@@ -35,18 +35,18 @@ func readAll(b *testing.B, f *os.File, buf []byte) int64 {
 
 // benchMode is one way of reading the benchmark file.
 type benchMode struct {
-	name   string
-	ra     int  // Options.ReadAheadKB
-	direct bool // Options.DirectIO
+	name  string
+	ra    int           // Options.ReadAheadKB
+	cache PageCacheMode // Options.PageCache
 }
 
 var benchModes = []benchMode{
-	{"ra128K", -1, false},
-	{"ra1M", 1024, false},
-	{"ra2M", 2048, false},
-	{"ra4M", 4096, false},
-	{"ra8M", 8192, false},
-	{"directio", -1, true},
+	{"ra128K", -1, PageCacheAlways},
+	{"ra1M", 1024, PageCacheAlways},
+	{"ra2M", 2048, PageCacheAlways},
+	{"ra4M", 4096, PageCacheAlways},
+	{"ra8M", 8192, PageCacheAlways},
+	{"directio", -1, PageCacheNever},
 }
 
 // BenchmarkSequentialRead reads a 512 MiB file of an in-memory fake torrent
@@ -72,7 +72,7 @@ func BenchmarkSequentialRead(b *testing.B) {
 	for _, m := range benchModes {
 		ft := newFake("bench.bin", []fakeFile{{path: []string{"bench.bin"}, data: data}},
 			fakeOptions{pieceLength: 1 << 20, single: true})
-		_, dir := mountT(b, []Torrent{ft}, Options{ReadAheadKB: m.ra, DirectIO: m.direct})
+		_, dir := mountT(b, []Torrent{ft}, Options{ReadAheadKB: m.ra, PageCache: m.cache})
 		paths[m.name] = filepath.Join(dir, "bench.bin")
 		fakes[m.name] = ft
 	}

@@ -43,6 +43,10 @@ type Server struct {
 	inos  map[uint64]bool
 
 	server *fuse.Server
+	// direct says which files Open gives FOPEN_DIRECT_IO: PageCacheNever
+	// (all), PageCacheAuto (files not complete yet) or PageCacheAlways
+	// (none), after the kernel's capabilities.
+	direct PageCacheMode
 	// ctx ends (with cause ErrUnmounted) when unmounting starts or the
 	// kernel connection ends; reads and watchers derive from it.
 	ctx    context.Context
@@ -100,6 +104,7 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 		return nil, err
 	}
 	m.server = server
+	m.direct = m.directMode(server.KernelSettings().Flags64())
 	m.setReadAhead()
 	for _, p := range m.pending {
 		m.wg.Add(1)
@@ -153,10 +158,13 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 			// until served or timed out; a larger pool keeps them from
 			// starving the reads at the new position.
 			MaxBackground: maxBackground,
-			FsName:        fsName,
-			Name:          "swarmfs",
-			Debug:         m.opts.Debug,
-			Logger:        fuseLog,
+			// Lets files opened with FOPEN_DIRECT_IO be mmapped (Linux
+			// 6.6); the kernel grants it only where it has it.
+			ExtraCapabilities: fuse.CAP_DIRECT_IO_ALLOW_MMAP,
+			FsName:            fsName,
+			Name:              "swarmfs",
+			Debug:             m.opts.Debug,
+			Logger:            fuseLog,
 		},
 		EntryTimeout:   &entryTimeout,
 		AttrTimeout:    &attrTimeout,
@@ -180,6 +188,18 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 		return nil, fmt.Errorf("fs: mount %s: %w", m.mountpoint, err)
 	}
 	return server, nil
+}
+
+// directMode returns the page cache mode to use given the kernel's FUSE
+// capabilities: without FUSE_DIRECT_IO_ALLOW_MMAP a FOPEN_DIRECT_IO file
+// cannot be mmapped, so auto keeps every file in the page cache.
+func (m *Server) directMode(kernelFlags uint64) PageCacheMode {
+	mode := m.opts.PageCache
+	if mode == PageCacheAuto && kernelFlags&fuse.CAP_DIRECT_IO_ALLOW_MMAP == 0 {
+		m.log.Info("kernel cannot mmap direct_io files: every file uses the page cache")
+		return PageCacheAlways
+	}
+	return mode
 }
 
 // watch fills a magnet's directory when its info arrives.

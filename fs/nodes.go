@@ -263,8 +263,13 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 		return nil, 0, translate(ctx, err)
 	}
 	fuseFlags := uint32(fuse.FOPEN_KEEP_CACHE)
-	if f.m.opts.DirectIO {
+	if f.m.direct == PageCacheNever || (f.m.direct == PageCacheAuto && !f.complete()) {
 		fuseFlags = fuse.FOPEN_DIRECT_IO
 	}
 	return &handle{m: f.m, f: f, r: r}, fuseFlags, 0
+}
+
+// complete reports whether every byte of the file is verified.
+func (f *fileNode) complete() bool {
+	return fileVerified(f.info, f.file, f.e.t.Status().Pieces) == f.file.Length
 }

@@ -37,15 +37,19 @@ func fileData(ft *fakeTorrent, i int) []byte {
 }
 
 func TestReadWholeFiles(t *testing.T) {
-	for _, direct := range []bool{false, true} {
-		t.Run(map[bool]string{false: "pagecache", true: "directio"}[direct], func(t *testing.T) {
-			testReadWholeFiles(t, Options{DirectIO: direct})
+	for _, mode := range []PageCacheMode{PageCacheAuto, PageCacheAlways, PageCacheNever} {
+		t.Run(mode.String(), func(t *testing.T) {
+			testReadWholeFiles(t, Options{PageCache: mode}, fakeOptions{pieceLength: 256 << 10})
 		})
 	}
+	// Files still downloading: auto opens them with direct_io.
+	t.Run("auto-downloading", func(t *testing.T) {
+		testReadWholeFiles(t, Options{}, fakeOptions{pieceLength: 256 << 10, delay: time.Millisecond})
+	})
 }
 
-func testReadWholeFiles(t *testing.T, opts Options) {
-	ft := contentFake(fakeOptions{pieceLength: 256 << 10})
+func testReadWholeFiles(t *testing.T, opts Options, fo fakeOptions) {
+	ft := contentFake(fo)
 	_, dir := mountT(t, []Torrent{ft}, opts)
 	for i := range ft.full.Files {
 		within(t, 20*time.Second, "reading a file", func() error {

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -97,6 +98,49 @@ const (
 	maxBackground = 32
 )
 
+// PageCacheMode says which open files go through the kernel page cache.
+type PageCacheMode int
+
+const (
+	// PageCacheAuto keeps files that are complete when opened in the page
+	// cache (FOPEN_KEEP_CACHE: verified data never changes, so it stays
+	// cached across opens) and opens files still downloading with
+	// FOPEN_DIRECT_IO. Streaming a file as it downloads then costs one
+	// copy less (the bytes are spliced from the cache file straight into
+	// the reader's buffer instead of through the mount's page cache), and
+	// a blocked read is interruptible: Ctrl-C gives EINTR at once even in
+	// a process that catches SIGINT. mmap still works on such files where
+	// the kernel allows it (FUSE_DIRECT_IO_ALLOW_MMAP, Linux 6.6); on
+	// older kernels every file uses the page cache.
+	PageCacheAuto PageCacheMode = iota
+	// PageCacheAlways opens every file with FOPEN_KEEP_CACHE.
+	PageCacheAlways
+	// PageCacheNever opens every file with FOPEN_DIRECT_IO.
+	PageCacheNever
+)
+
+// String returns the mode's flag value: auto, always or never.
+func (m PageCacheMode) String() string {
+	switch m {
+	case PageCacheAlways:
+		return "always"
+	case PageCacheNever:
+		return "never"
+	default:
+		return "auto"
+	}
+}
+
+// ParsePageCacheMode parses auto, always or never.
+func ParsePageCacheMode(s string) (PageCacheMode, error) {
+	for _, m := range []PageCacheMode{PageCacheAuto, PageCacheAlways, PageCacheNever} {
+		if s == m.String() {
+			return m, nil
+		}
+	}
+	return 0, fmt.Errorf("page cache mode %q: want auto, always or never", s)
+}
+
 // Options configures a mount. The zero value is valid.
 type Options struct {
 	// ReadTimeout bounds each read request: a read whose data has not
@@ -110,10 +154,9 @@ type Options struct {
 	// (root only; failures are logged at debug level). Zero means
 	// DefaultReadAheadKB; negative leaves the kernel's default (128).
 	ReadAheadKB int
-	// DirectIO opens files with FOPEN_DIRECT_IO instead of keeping them in
-	// the page cache. False (the default) uses the page cache with
-	// FOPEN_KEEP_CACHE and kernel readahead; true is for measurements.
-	DirectIO bool
+	// PageCache says which open files go through the kernel page cache;
+	// the zero value is PageCacheAuto.
+	PageCache PageCacheMode
 	// AllowOther lets users other than the mounting one access the mount
 	// (needs user_allow_other in /etc/fuse.conf unless root).
 	AllowOther bool

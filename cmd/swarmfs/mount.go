@@ -18,6 +18,7 @@ type mountFlags struct {
 	readTimeout time.Duration
 	prefetch    bool
 	allowOther  bool
+	pageCache   fs.PageCacheMode
 }
 
 func (m *mountFlags) flagSet() *flag.FlagSet {
@@ -26,6 +27,11 @@ func (m *mountFlags) flagSet() *flag.FlagSet {
 	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after `DURATION` (the download goes on)")
 	f.BoolVar(&m.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
 	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root)")
+	f.Func("page-cache", "which files the kernel page cache keeps: `MODE` auto (complete files; files still downloading are read directly, which streams faster and lets Ctrl-C interrupt a waiting read), always or never (default auto)", func(s string) error {
+		v, err := fs.ParsePageCacheMode(s)
+		m.pageCache = v
+		return err
+	})
 	return f
 }
 
@@ -118,7 +124,8 @@ func runMount(ctx context.Context, e *env, args []string) error {
 		torrents = append(torrents, t)
 	}
 	srv, err := mountTorrents(mountpoint, torrents, fs.Options{
-		ReadTimeout: m.readTimeout, AllowOther: m.allowOther, Logger: newLogger(e.stderr, m.verbose),
+		ReadTimeout: m.readTimeout, AllowOther: m.allowOther, PageCache: m.pageCache,
+		Logger: newLogger(e.stderr, m.verbose),
 	})
 	if err != nil {
 		return err

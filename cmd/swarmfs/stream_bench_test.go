@@ -18,9 +18,11 @@ import (
 
 // BenchmarkStream reads one file from start to end while it downloads from
 // three local libtorrent seeders (no prefetch: only what the reader asks
-// for is fetched), three ways in one run: through engine.Reader directly,
-// through the FUSE mount in page-cache mode (the default), and through the
-// mount with direct_io. Each pass uses an empty cache. SWARMFS_BENCH_SIZE
+// for is fetched), several ways in one run: through engine.Reader directly
+// (with 1 MiB reads and with 1016 KiB ones, the largest FUSE request), and
+// through the FUSE mount with each page cache mode: auto (the default: the
+// file is still downloading, so direct_io), always and never. Each pass
+// uses an empty cache. SWARMFS_BENCH_SIZE
 // sets the file size (default 512MiB); SWARMFS_BENCH_DEBUG=1 logs the
 // engine's debug messages to stderr.
 func BenchmarkStream(b *testing.B) {
@@ -49,8 +51,9 @@ func BenchmarkStream(b *testing.B) {
 	}{
 		{"reader", false, fs.Options{}},
 		{"reader1016k", false, fs.Options{}},
-		{"pagecache", true, fs.Options{}},
-		{"directio", true, fs.Options{DirectIO: true}},
+		{"auto", true, fs.Options{}},
+		{"pagecache", true, fs.Options{PageCache: fs.PageCacheAlways}},
+		{"directio", true, fs.Options{PageCache: fs.PageCacheNever}},
 	}
 	for _, m := range modes {
 		b.Run(m.name, func(b *testing.B) {
