@@ -2,6 +2,7 @@ package cache
 
 import (
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -36,7 +37,17 @@ func mountTmpfs(t *testing.T, size string) string {
 	return dir
 }
 
+// TestDiskFull fills a small tmpfs with pieces written whole and by block,
+// with write chunks larger and smaller than a piece, and checks that the
+// error names the piece and ENOSPC, that nothing present is lost, and that
+// the store carries on once space comes back.
 func TestDiskFull(t *testing.T) {
+	for _, chunk := range []int{writeChunk, 2 * BlockSize} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) { diskFull(t, chunk) })
+	}
+}
+
+func diskFull(t *testing.T, chunk int) {
 	root := mountTmpfs(t, "1m")
 	filler := filepath.Join(root, "filler")
 	if err := os.WriteFile(filler, make([]byte, 256<<10), 0o600); err != nil {
@@ -46,6 +57,7 @@ func TestDiskFull(t *testing.T) {
 	const pl = 64 << 10
 	tt := genTorrent(rng, pl, 32*pl) // 2 MiB: does not fit
 	s := openT(t, root, tt, Config{})
+	s.chunk = chunk
 
 	full := -1
 	for i := range tt.info.NumPieces() {
@@ -87,7 +99,61 @@ func TestDiskFull(t *testing.T) {
 	}
 	checkPresentData(t, s, tt)
 
+	// Completely full: every way bytes reach the data file fails with
+	// ENOSPC, and what was staged is no longer counted.
+	filler2 := filepath.Join(root, "filler2")
+	fillUp(t, filler2)
+	next := full + 2 // full+1 has a block staged above
+	b0 := blocksOf(tt, next)[0]
+	enospc := func(what string, err error) {
+		t.Helper()
+		if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "piece") {
+			t.Fatalf("%s on a full disk: %v, want ENOSPC naming the piece", what, err)
+		}
+	}
+	if err := s.WriteBlock(next, 0, b0.data); err != nil { // buffered
+		t.Fatal(err)
+	}
+	if chunk < pl {
+		// The next block fills the buffer, which goes out.
+		enospc("WriteBlock filling a buffer", s.WriteBlock(next, BlockSize, blocksOf(tt, next)[1].data))
+		if err := s.WriteBlock(next, 0, b0.data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Rewriting buffered bytes puts the buffer out first.
+	enospc("WriteBlock over a buffered block", s.WriteBlock(next, 0, b0.data))
+	if n, _ := s.Staged(next); n != 0 {
+		t.Fatalf("%d blocks of piece %d still staged after failed writes", n, next)
+	}
+	enospc("WritePiece", s.WritePiece(next, tt.piece(next)))
+	last := tt.info.NumPieces() - 1
+	for _, b := range blocksOf(tt, last)[:2] {
+		if err := s.WriteBlock(last, b.begin, b.data); err != nil && chunk >= pl {
+			t.Fatalf("WriteBlock into a buffer: %v", err)
+		}
+	}
+	if chunk >= pl {
+		// Everything was buffered: FinishPiece writes it once verified.
+		for _, b := range blocksOf(tt, last)[2:] {
+			if err := s.WriteBlock(last, b.begin, b.data); err != nil {
+				t.Fatal(err)
+			}
+		}
+		enospc("FinishPiece", s.FinishPiece(last))
+	}
+	if s.Has(next) || s.Has(last) {
+		t.Fatal("a piece is present after failed writes")
+	}
+	if n, _ := s.Present(); n != full {
+		t.Fatalf("%d pieces present, want %d", n, full)
+	}
+	checkPresentData(t, s, tt)
+
 	// Space comes back: the store carries on.
+	if err := os.Remove(filler2); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)
 	}
@@ -107,4 +173,23 @@ func TestDiskFull(t *testing.T) {
 		t.Fatalf("%d pieces present after reopen, want %d", n, full+3)
 	}
 	checkPresentData(t, s, tt)
+}
+
+// fillUp writes path until the filesystem is full.
+func fillUp(t *testing.T, path string) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	page := make([]byte, 4096)
+	for {
+		if _, err := f.Write(page); err != nil {
+			if !errors.Is(err, syscall.ENOSPC) {
+				t.Fatal(err)
+			}
+			return
+		}
+	}
 }

@@ -17,15 +17,24 @@
 //
 // # Writing and verifying
 //
-// WriteBlock puts a block at its place in the data file, unverified; blocks
-// may come in any order, more than once, from many goroutines. FinishPiece
-// verifies the piece with SHA-1 (blocks that arrived in order were hashed on
-// arrival; the rest are read back) and only then makes it present. A
+// WriteBlock stages a block of a piece, unverified; blocks may come in any
+// order, more than once, from many goroutines. Blocks that continue the
+// piece in order are hashed on arrival and, while one of the store's
+// Config.WriteBuffers is free, gathered in a 256 KiB memory buffer that goes
+// to the data file in one write (one write per block costs more than the
+// copy); the others go to their place in the data file at once. FinishPiece
+// verifies the piece with SHA-1 (what was not hashed on arrival is read back)
+// and only then writes the rest of its buffer and makes it present. A
 // mismatch returns *HashError{Piece} wrapping ErrHashMismatch and discards
-// the blocks (their space is punched out). WritePiece verifies a whole piece
-// in memory and writes it only when it matches. Unverified bytes are never
-// returned by ReadAt, ReadBlock or ReadPiece, and verified bytes are never
-// overwritten: writes to a present piece are ignored.
+// the blocks (their space is punched out). WritePiece hashes a whole piece
+// and writes it 256 KiB at a time right after hashing each part, while the
+// bytes are still in the CPU cache; the last part is written only on a match,
+// and on a mismatch what was written is punched out (a piece with staged
+// blocks is verified before anything is written). Unverified bytes may
+// thus sit in the data file, but only under pieces that are not present:
+// they are never returned by ReadAt, ReadBlock, ReadPiece or HoldSpan, and
+// verified bytes are never overwritten: writes to a present piece are
+// ignored.
 //
 // # Resume and crash safety
 //
@@ -65,7 +74,10 @@
 // mutex guards only in-memory state: reads, writes, hashing, fsync and hole
 // punching run outside it, so readers of other pieces never wait for disk
 // I/O. Per-piece flags serialize the few operations on one piece that must
-// not overlap (a write during a hash or a hole punch waits for it). Lock
+// not overlap (a write during a hash or a hole punch waits for it, and a
+// write over buffered bytes waits until they are in the file). Write buffers
+// are taken from a per-store count under the mutex; their bytes are touched
+// outside it only by the one goroutine the piece's flags let in. Lock
 // order: Store before Budget; the Budget never calls a Store while holding
 // its own lock. A Store's persist mutex is taken before its main mutex and
 // is held only by the persister, Sync and Close. Wait selects on the
@@ -79,5 +91,8 @@
 // or length), ErrLocked (store already open, here or in another process).
 // Disk errors (ENOSPC, EIO) are returned wrapped with the operation and
 // piece, so errors.Is(err, syscall.ENOSPC) works; they never affect pieces
-// already present, and the store stays usable.
+// already present, and the store stays usable. A WriteBlock error may also
+// cost blocks of the same piece that earlier calls buffered (they are no
+// longer staged), and FinishPiece returns a disk error, discarding the
+// piece, when the end of a verified piece cannot be written.
 package cache

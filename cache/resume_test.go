@@ -3,6 +3,7 @@ package cache
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -169,6 +170,9 @@ func TestHelperWriter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if n, err := strconv.Atoi(os.Getenv("SWARMFS_CACHE_CHUNK")); err == nil {
+		s.chunk = n // smaller than a piece: WritePiece writes before it knows the hash
+	}
 	seed, _ := strconv.ParseUint(os.Getenv("SWARMFS_CACHE_SEED"), 10, 64)
 	rng := rand.New(rand.NewPCG(seed, 1))
 	order := rng.Perm(tt.info.NumPieces())
@@ -178,6 +182,13 @@ func TestHelperWriter(t *testing.T) {
 			continue
 		}
 		if rng.IntN(2) == 0 {
+			if rng.IntN(5) == 0 {
+				bad := append([]byte(nil), tt.piece(i)...)
+				bad[len(bad)-1] ^= 1
+				if err := s.WritePiece(i, bad); !errors.Is(err, ErrHashMismatch) {
+					t.Fatalf("WritePiece(corrupt) = %v", err)
+				}
+			}
 			err = s.WritePiece(i, tt.piece(i))
 		} else {
 			for _, b := range blocksOf(tt, i) {
@@ -227,6 +238,7 @@ func crashRounds(t *testing.T, withBudget bool) {
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperWriter$", "-test.count=1")
 		cmd.Env = append(os.Environ(), helperEnv+"=1", "SWARMFS_CACHE_DIR="+root,
+			fmt.Sprintf("SWARMFS_CACHE_CHUNK=%d", []int{writeChunk, 4 << 10}[round%2]),
 			fmt.Sprintf("SWARMFS_CACHE_SEED=%d", rng.Uint64()), fmt.Sprintf("SWARMFS_CACHE_BUDGET=%d", map[bool]int{false: 0, true: 1}[withBudget]))
 		out, err := cmd.StdoutPipe()
 		if err != nil {

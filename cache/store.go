@@ -26,6 +26,7 @@ const (
 
 	defaultSyncInterval = 500 * time.Millisecond
 	defaultSyncPieces   = 64
+	defaultWriteBuffers = 16
 )
 
 // Config configures a Store. The zero value is valid.
@@ -42,6 +43,14 @@ type Config struct {
 	// SyncPieces persists the present set early once this many pieces
 	// changed since the last persist. 0 means 64.
 	SyncPieces int
+	// WriteBuffers is how many pieces at a time may gather the blocks
+	// WriteBlock receives in order in a 256 KiB memory buffer, written to
+	// the data file in one call when full instead of one call per block.
+	// A store holds at most WriteBuffers × 256 KiB this way. A piece keeps
+	// its buffer until it is finished or discarded (or the store closes),
+	// so pieces left half-written keep theirs. 0 means 16; a negative
+	// value turns buffering off.
+	WriteBuffers int
 }
 
 // Store is the verified piece store of one torrent. All methods are safe for
@@ -56,6 +65,8 @@ type Store struct {
 	log          *slog.Logger
 	syncInterval time.Duration
 	syncPieces   int
+	maxWbufs     int // Config.WriteBuffers
+	chunk        int // size of write buffers and WritePiece writes: writeChunk, less in tests
 
 	closeCh    chan struct{} // closed by Close
 	dirtyCh    chan struct{} // cap 1: something to persist
@@ -84,6 +95,7 @@ type Store struct {
 	dirtyN       int
 	verifying    bool
 	persisted    int // present pieces in the last state written
+	wbufs        int // write buffers held by pieces
 }
 
 type pieceState struct {
@@ -107,6 +119,16 @@ type pieceState struct {
 	hasher  hash.Hash
 	hashed  int64
 	feeding int64
+	// wbuf (nil when none) holds staged blocks that have not reached the
+	// data file yet: the piece's bytes [wbufOff, wbufOff+wbufN), always
+	// the end of the hashed prefix, so it is empty or nil whenever hasher
+	// is nil (except while flushing). Outside mu its bytes are used only
+	// by the WriteBlock feeding the hasher, the one that set flushing, or
+	// the holder of a finishing claim.
+	wbuf     *[]byte
+	wbufOff  int64
+	wbufN    int
+	flushing bool // a write is putting wbuf's bytes in the file; writes wait
 }
 
 // DefaultDir returns the default cache directory: $XDG_CACHE_HOME/swarmfs,
@@ -180,6 +202,7 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 		log:          cfg.Logger,
 		syncInterval: cfg.SyncInterval,
 		syncPieces:   cfg.SyncPieces,
+		chunk:        writeChunk,
 		closeCh:      make(chan struct{}),
 		dirtyCh:      make(chan struct{}, 1),
 		fullCh:       make(chan struct{}, 1),
@@ -197,6 +220,12 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 	}
 	if s.syncPieces <= 0 {
 		s.syncPieces = defaultSyncPieces
+	}
+	switch {
+	case cfg.WriteBuffers == 0:
+		s.maxWbufs = defaultWriteBuffers
+	case cfg.WriteBuffers > 0:
+		s.maxWbufs = cfg.WriteBuffers
 	}
 	if err := s.load(existed); err != nil {
 		unix.Flock(fd, unix.LOCK_UN)
@@ -363,6 +392,7 @@ func (s *Store) markPresentLocked(p int) {
 	st.staged, st.inflight = nil, nil
 	st.stagedN = 0
 	st.hasher, st.hashed = nil, 0
+	s.dropWbufLocked(st)
 	st.pendingPunch = false
 	s.nPresent++
 	s.bytesPresent += size

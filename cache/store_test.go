@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -27,6 +28,20 @@ func blocksOf(tt *torrent, i int) []blockWrite {
 		bs = append(bs, blockWrite{piece: i, begin: b, data: p[b:min(b+BlockSize, len(p))]})
 	}
 	return bs
+}
+
+// mergeSome joins some neighbouring blocks of bs into one longer write.
+func mergeSome(rng *rand.Rand, bs []blockWrite) []blockWrite {
+	var out []blockWrite
+	for k := 0; k < len(bs); k++ {
+		b := bs[k]
+		if k+1 < len(bs) && rng.IntN(4) == 0 {
+			k++
+			b.data = b.data[:len(b.data)+len(bs[k].data)] // adjacent in the payload
+		}
+		out = append(out, b)
+	}
+	return out
 }
 
 // checkRead compares one ReadAt with what the payload and the present set
@@ -66,21 +81,23 @@ func checkRead(t *testing.T, s *Store, tt *torrent, present []bool, off, n int64
 }
 
 // TestRandomWriteOrders writes blocks of random torrents in random order,
-// with duplicates and corrupt blocks, finishing pieces as they complete, and
-// checks random reads against the payload after every step.
+// with duplicates, corrupt blocks and some double-length writes, under random
+// write buffer and write chunk settings, finishing pieces as they complete,
+// and checks random reads against the payload after every step.
 func TestRandomWriteOrders(t *testing.T) {
-	for seed := range uint64(12) {
+	for seed := range uint64(24) {
 		rng := rand.New(rand.NewPCG(seed, 99))
-		pieceLen := []int64{BlockSize, 2 * BlockSize, 3*BlockSize + 1000, 65536}[rng.IntN(4)]
+		pieceLen := []int64{BlockSize, 2 * BlockSize, 3*BlockSize + 1000, 65536, 8*BlockSize + 1000}[rng.IntN(5)]
 		total := rng.Int64N(20*pieceLen) + 1
 		tt := genTorrent(rng, pieceLen, total)
-		s := openT(t, t.TempDir(), tt, Config{})
+		s := openT(t, t.TempDir(), tt, Config{WriteBuffers: []int{-1, 1, 0}[rng.IntN(3)]})
+		s.chunk = []int{BlockSize, 2 * BlockSize, writeChunk}[rng.IntN(3)]
 		np := tt.info.NumPieces()
 
 		var queue []blockWrite
 		for i := range np {
 			bs := blocksOf(tt, i)
-			queue = append(queue, bs...)
+			queue = append(queue, mergeSome(rng, bs)...)
 			if rng.IntN(3) == 0 { // a duplicate
 				queue = append(queue, bs[rng.IntN(len(bs))])
 			}
@@ -111,8 +128,8 @@ func TestRandomWriteOrders(t *testing.T) {
 			if err := s.WriteBlock(w.piece, w.begin, w.data); err != nil {
 				t.Fatalf("WriteBlock(%d, %d): %v", w.piece, w.begin, err)
 			}
-			if !present[w.piece] {
-				lastCorrupt[[2]int{w.piece, w.begin}] = w.corrupt
+			for b := w.begin; b < w.begin+len(w.data) && !present[w.piece]; b += BlockSize {
+				lastCorrupt[[2]int{w.piece, b}] = w.corrupt
 			}
 			staged, all := s.Staged(w.piece)
 			if staged == all && !present[w.piece] {
@@ -130,7 +147,7 @@ func TestRandomWriteOrders(t *testing.T) {
 					for _, b := range blocksOf(tt, w.piece) {
 						delete(lastCorrupt, [2]int{w.piece, b.begin})
 					}
-					queue = append(queue, blocksOf(tt, w.piece)...) // download again
+					queue = append(queue, mergeSome(rng, blocksOf(tt, w.piece))...) // download again
 				case !corrupt && err == nil:
 					present[w.piece] = true
 				default:
@@ -172,8 +189,8 @@ func TestWritePieceAndErrors(t *testing.T) {
 	if err := s.WritePiece(1, bad); !errors.As(err, &he) || he.Piece != 1 {
 		t.Fatalf("WritePiece(corrupt) = %v, want HashError{1}", err)
 	}
-	if s.Has(1) {
-		t.Fatal("corrupt piece present")
+	if s.Has(1) || !isHole(t, s, 1) {
+		t.Fatal("corrupt piece present or written")
 	}
 	if err := s.WritePiece(1, tt.piece(1)[1:]); !errors.Is(err, ErrRange) {
 		t.Fatalf("short WritePiece = %v, want ErrRange", err)
@@ -305,9 +322,18 @@ func TestWait(t *testing.T) {
 // TestConcurrentLoad runs writers (racing on the same pieces, some with
 // corrupt blocks), readers and waiters together; run it with -race.
 func TestConcurrentLoad(t *testing.T) {
+	for _, c := range []struct{ chunk, buffers int }{{writeChunk, 0}, {2 * BlockSize, 2}} {
+		t.Run(fmt.Sprintf("chunk=%d,buffers=%d", c.chunk, c.buffers), func(t *testing.T) {
+			concurrentLoad(t, c.chunk, c.buffers)
+		})
+	}
+}
+
+func concurrentLoad(t *testing.T, chunk, buffers int) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	tt := genTorrent(rng, 64<<10, 4<<20+123)
-	s := openT(t, t.TempDir(), tt, Config{SyncInterval: 5 * time.Millisecond})
+	s := openT(t, t.TempDir(), tt, Config{SyncInterval: 5 * time.Millisecond, WriteBuffers: buffers})
+	s.chunk = chunk
 	np := tt.info.NumPieces()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -371,9 +397,16 @@ func TestConcurrentLoad(t *testing.T) {
 // TestNoStaleHash checks that a block rewritten after it was hashed on
 // arrival, or while it was being hashed, is verified as it is on disk.
 func TestNoStaleHash(t *testing.T) {
+	for _, chunk := range []int{writeChunk, BlockSize, 2 * BlockSize} {
+		t.Run(fmt.Sprintf("chunk=%d", chunk), func(t *testing.T) { noStaleHash(t, chunk) })
+	}
+}
+
+func noStaleHash(t *testing.T, chunk int) {
 	rng := rand.New(rand.NewPCG(31, 32))
 	tt := genTorrent(rng, 4*BlockSize, 40*4*BlockSize)
 	s := openT(t, t.TempDir(), tt, Config{})
+	s.chunk = chunk
 	bs := blocksOf(tt, 0)
 	bad := bytes.Repeat([]byte{7}, BlockSize)
 	// In order (hashed on arrival), then block 1 overwritten with junk.

@@ -9,9 +9,19 @@ import (
 	"sync"
 )
 
+// hashChunk is the size of the reads that verify a piece from the file.
 const hashChunk = 1 << 20
 
-var chunkPool = sync.Pool{New: func() any { b := make([]byte, hashChunk); return &b }}
+// writeChunk is the size of the data file writes that WritePiece and the
+// write buffers make: large enough that the cost per write call and per
+// page cache folio is small, small enough that the bytes the kernel copies
+// were just hashed and are still in the CPU's L2 cache.
+const writeChunk = 256 << 10
+
+var (
+	chunkPool = sync.Pool{New: func() any { b := make([]byte, hashChunk); return &b }}
+	wbufPool  = sync.Pool{New: func() any { b := make([]byte, writeChunk); return &b }}
+)
 
 func (s *Store) checkPiece(piece int) error {
 	if piece < 0 || piece >= len(s.pieces) {
@@ -30,8 +40,15 @@ func (s *Store) numBlocks(piece int) int {
 // multiple of BlockSize long or end at the end of the piece. Writing to a
 // present piece is ignored (returns nil): verified bytes are never
 // overwritten. Blocks may arrive in any order and more than once; the last
-// write of a range wins. A write error (disk full, I/O error) is returned
-// wrapped; nothing already present is affected.
+// write of a range wins.
+//
+// Blocks that continue the piece in order are hashed on arrival and, while
+// one of the store's write buffers (Config.WriteBuffers) is free, copied
+// into it and written to the data file 256 KiB at a time; the buffer's last
+// bytes are written by FinishPiece once the piece verifies. A write error
+// (disk full, I/O error) is returned wrapped; it may concern buffered blocks
+// of the same piece that earlier calls accepted, which are then no longer
+// staged. Nothing already present is affected.
 func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 	if err := s.checkPiece(piece); err != nil {
 		return err
@@ -42,6 +59,7 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 		(len(data)%BlockSize != 0 && end != size) {
 		return fmt.Errorf("%w: block [%d, %d) of piece %d (%d bytes)", ErrRange, begin, end, piece, size)
 	}
+	off := int64(begin)
 	s.mu.Lock()
 	st := &s.pieces[piece]
 	for {
@@ -53,16 +71,28 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 			s.mu.Unlock()
 			return nil
 		}
-		if !st.finishing && !st.punching {
+		// Wait for whole-piece work and for buffered bytes being written
+		// out; a write into the hashed prefix also waits for a block being
+		// added to the buffer, so that it lands after it.
+		if !st.finishing && !st.punching && !st.flushing &&
+			!(st.wbuf != nil && st.feeding > 0 && off < st.hashed+st.feeding) {
 			break
 		}
 		s.waitBusyLocked()
 	}
 	st.pendingPunch = false // being downloaded again: keep the space
-	off := int64(begin)
+	var old []byte          // buffered bytes to write out before ours
+	var oldOff int64
 	if st.hasher != nil && off < st.hashed+st.feeding {
-		// This write changes bytes already hashed (or being hashed).
+		// This write changes bytes already hashed (or being hashed). The
+		// buffer, the end of the hashed prefix, goes out first.
 		st.hasher, st.hashed = nil, 0
+		if st.wbufN > 0 {
+			old, oldOff = (*st.wbuf)[:st.wbufN], st.wbufOff
+			st.flushing = true
+		} else {
+			s.dropWbufLocked(st)
+		}
 	}
 	if st.staged == nil {
 		nb := s.numBlocks(piece)
@@ -77,12 +107,20 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 	// other write of the same bytes is in flight (whose data could land
 	// after ours). Later writes that overlap the prefix reset it above.
 	var h hash.Hash
-	if st.feeding == 0 && off == st.hashed && !busy {
+	var buf []byte // the piece's buffer, when the block goes there
+	var bufOff int64
+	if old == nil && st.feeding == 0 && off == st.hashed && !busy {
 		if st.hasher == nil {
 			st.hasher = sha1.New()
 		}
 		h = st.hasher
 		st.feeding = int64(len(data))
+		if st.wbuf == nil {
+			s.takeWbufLocked(st)
+		}
+		if st.wbuf != nil {
+			buf, bufOff = (*st.wbuf)[:st.wbufN:s.chunk], st.wbufOff
+		}
 	}
 	for b := b0; b < b1; b++ {
 		st.inflight[b]++
@@ -91,13 +129,33 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 	s.ops.Add(1)
 	s.mu.Unlock()
 
-	_, err := s.f.WriteAt(data, s.info.PieceOffset(piece)+off)
-	if h != nil && err == nil {
-		h.Write(data) // hot in cache: this costs no extra read
+	var err error
+	at := s.info.PieceOffset(piece)
+	switch {
+	case buf != nil:
+		h.Write(data)
+		buf, bufOff, err = s.feed(at, size, buf, bufOff, data)
+	default:
+		if old != nil {
+			_, err = s.f.WriteAt(old, at+oldOff)
+		}
+		if err == nil {
+			_, err = s.f.WriteAt(data, at+off)
+		}
+		if h != nil && err == nil {
+			h.Write(data) // hot in cache: this costs no extra read
+		}
 	}
 
 	s.mu.Lock()
 	st.writers--
+	if old != nil {
+		st.flushing = false
+		if err != nil {
+			s.unstageLocked(st, oldOff, oldOff+int64(len(old)))
+		}
+		s.dropWbufLocked(st)
+	}
 	if h != nil {
 		st.feeding = 0
 		if st.hasher == h {
@@ -105,6 +163,14 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 				st.hashed += int64(len(data))
 			} else {
 				st.hasher, st.hashed = nil, 0
+			}
+		}
+		if buf != nil {
+			if err == nil {
+				st.wbufN, st.wbufOff = len(buf), bufOff
+			} else { // the buffered blocks are lost with ours
+				s.unstageLocked(st, st.wbufOff, st.wbufOff+int64(st.wbufN))
+				s.dropWbufLocked(st)
 			}
 		}
 	}
@@ -115,15 +181,74 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 			st.stagedN++
 		}
 	}
-	if st.writers == 0 {
-		s.wakeBusyLocked()
-	}
+	s.wakeBusyLocked()
 	s.mu.Unlock()
 	s.ops.Done()
 	if err != nil {
 		return fmt.Errorf("cache: write piece %d block at %d: %w", piece, begin, err)
 	}
 	return nil
+}
+
+// feed appends data to buf, a piece's write buffer holding the piece's
+// bytes from bufOff on, and writes the buffer to the data file (piece at
+// offset at, size bytes long) whenever it is full and more of the piece
+// follows. It returns the buffer's new contents and offset.
+func (s *Store) feed(at, size int64, buf []byte, bufOff int64, data []byte) ([]byte, int64, error) {
+	if len(buf)+len(data) > cap(buf) && len(buf) > 0 { // a long block: rare
+		if _, err := s.f.WriteAt(buf, at+bufOff); err != nil {
+			return buf, bufOff, err
+		}
+		buf, bufOff = buf[:0], bufOff+int64(len(buf))
+	}
+	if len(data) > cap(buf) {
+		_, err := s.f.WriteAt(data, at+bufOff)
+		return buf, bufOff + int64(len(data)), err
+	}
+	n := len(buf)
+	buf = buf[:n+len(data)]
+	copy(buf[n:], data)
+	if len(buf) == cap(buf) && bufOff+int64(len(buf)) < size {
+		if _, err := s.f.WriteAt(buf, at+bufOff); err != nil {
+			return buf, bufOff, err
+		}
+		buf, bufOff = buf[:0], bufOff+int64(len(buf))
+	}
+	return buf, bufOff, nil
+}
+
+// takeWbufLocked gives st a write buffer starting at the end of its hashed
+// prefix, unless all Config.WriteBuffers are in use.
+func (s *Store) takeWbufLocked(st *pieceState) {
+	if s.wbufs >= s.maxWbufs {
+		return
+	}
+	s.wbufs++
+	st.wbuf = wbufPool.Get().(*[]byte)
+	st.wbufOff, st.wbufN = st.hashed, 0
+}
+
+// dropWbufLocked returns st's write buffer, if any, and forgets its bytes.
+func (s *Store) dropWbufLocked(st *pieceState) {
+	if st.wbuf == nil {
+		return
+	}
+	wbufPool.Put(st.wbuf)
+	st.wbuf, st.wbufOff, st.wbufN = nil, 0, 0
+	s.wbufs--
+}
+
+// unstageLocked marks the blocks of [from, to) in st as not staged.
+func (s *Store) unstageLocked(st *pieceState, from, to int64) {
+	if st.staged == nil {
+		return
+	}
+	for b := int(from / BlockSize); b < int((to+BlockSize-1)/BlockSize); b++ {
+		if st.staged[b/64]&(1<<(b%64)) != 0 {
+			st.staged[b/64] &^= 1 << (b % 64)
+			st.stagedN--
+		}
+	}
 }
 
 // Staged returns how many blocks of piece have been written by WriteBlock
@@ -162,11 +287,12 @@ func (s *Store) claimLocked(piece int) (done bool, err error) {
 
 // FinishPiece verifies the staged blocks of piece with SHA-1: blocks that
 // WriteBlock received in order were hashed on arrival (while still in the
-// CPU cache), the rest are read back from the data file. On a match the piece becomes present: waiters
-// wake and readers may see it. On a mismatch the staged blocks are discarded
-// (their space punched out) and a *HashError naming the piece is returned.
-// It fails with ErrIncomplete when blocks are missing. FinishPiece on a
-// present piece returns nil.
+// CPU cache), the rest are read back from the data file. On a match the
+// piece's last buffered blocks are written and the piece becomes present:
+// waiters wake and readers may see it. On a mismatch the staged blocks are
+// discarded (their space punched out) and a *HashError naming the piece is
+// returned. It fails with ErrIncomplete when blocks are missing. FinishPiece
+// on a present piece returns nil.
 func (s *Store) FinishPiece(piece int) error {
 	if err := s.checkPiece(piece); err != nil {
 		return err
@@ -195,16 +321,34 @@ func (s *Store) FinishPiece(piece int) error {
 		s.ops.Done()
 		return fmt.Errorf("%w: piece %d has %d of %d blocks", ErrIncomplete, piece, n, s.numBlocks(piece))
 	}
+	// The buffer, if any, is the end of the hashed prefix: the hash
+	// covers it and the read-back starts after it. The claim keeps
+	// writers off it.
 	h, from := st.hasher, st.hashed
 	st.hasher, st.hashed = nil, 0
+	var buf []byte
+	var bufOff int64
+	if st.wbuf != nil {
+		buf, bufOff = (*st.wbuf)[:st.wbufN], st.wbufOff
+	}
+	bufAt := s.info.PieceOffset(piece) + bufOff
 	s.mu.Unlock()
 	defer s.ops.Done()
 
 	ok, err := s.hashFromFile(piece, h, from)
 	if err != nil {
+		// The blocks stay staged for another try, which reads them all
+		// back: the buffered ones must be in the file.
+		var werr error
+		if len(buf) > 0 {
+			_, werr = s.f.WriteAt(buf, bufAt)
+		}
 		s.mu.Lock()
-		st.finishing = false
-		s.wakeBusyLocked()
+		if werr != nil {
+			s.unstageLocked(st, bufOff, bufOff+int64(len(buf)))
+		}
+		s.dropWbufLocked(st)
+		s.unclaimLocked(piece)
 		s.mu.Unlock()
 		return fmt.Errorf("cache: verify piece %d: %w", piece, err)
 	}
@@ -212,13 +356,25 @@ func (s *Store) FinishPiece(piece int) error {
 		s.discard(piece)
 		return &HashError{Piece: piece}
 	}
+	if len(buf) > 0 {
+		if _, err := s.f.WriteAt(buf, bufAt); err != nil {
+			s.discard(piece)
+			return fmt.Errorf("cache: write piece %d: %w", piece, err)
+		}
+	}
 	s.mu.Lock()
-	st.finishing = false
+	s.pieces[piece].finishing = false
 	s.markPresentLocked(piece)
 	s.wakeBusyLocked()
 	s.mu.Unlock()
 	s.budget.enforce()
 	return nil
+}
+
+// unclaimLocked ends a claim that leaves the piece as it was.
+func (s *Store) unclaimLocked(piece int) {
+	s.pieces[piece].finishing = false
+	s.wakeBusyLocked()
 }
 
 // discard drops the staged blocks of a piece that the caller has marked
@@ -231,6 +387,7 @@ func (s *Store) discard(piece int) {
 	st.staged, st.inflight = nil, nil
 	st.stagedN = 0
 	st.hasher, st.hashed = nil, 0
+	s.dropWbufLocked(st)
 	s.mu.Unlock()
 	if err := s.punch(piece); err != nil {
 		s.log.Warn("cache: cannot discard piece data", "piece", piece, "err", err)
@@ -265,9 +422,14 @@ func (s *Store) hashFromFile(piece int, h hash.Hash, from int64) (bool, error) {
 	return bytes.Equal(h.Sum(sum[:0]), s.info.Pieces[piece][:]), nil
 }
 
-// WritePiece verifies a whole piece in memory and, when its SHA-1 matches,
-// writes it and makes it present. A mismatch returns a *HashError and writes
-// nothing. Any blocks staged for the piece are replaced. WritePiece on a
+// WritePiece verifies a whole piece and, when its SHA-1 matches, writes it
+// and makes it present; any blocks staged for it are replaced. A mismatch
+// returns a *HashError and leaves nothing a reader can see. So that bytes
+// are copied into the data file while still in the CPU cache, a piece with
+// nothing staged is written 256 KiB at a time as it is hashed, all but the
+// last 256 KiB before the hash is known; on a mismatch that space is
+// punched out again. A piece with staged blocks is hashed before anything
+// is written and keeps its staged blocks on a mismatch. WritePiece on a
 // present piece returns nil without writing.
 func (s *Store) WritePiece(piece int, data []byte) error {
 	if err := s.checkPiece(piece); err != nil {
@@ -276,22 +438,35 @@ func (s *Store) WritePiece(piece int, data []byte) error {
 	if size := s.info.PieceSize(piece); int64(len(data)) != size {
 		return fmt.Errorf("%w: piece %d is %d bytes, got %d", ErrRange, piece, size, len(data))
 	}
-	if sha1.Sum(data) != s.info.Pieces[piece] {
-		return &HashError{Piece: piece}
-	}
 	s.mu.Lock()
 	done, err := s.claimLocked(piece)
-	if err == nil && !done {
-		s.pieces[piece].hasher, s.pieces[piece].hashed = nil, 0
-	}
+	staged := s.pieces[piece].stagedN > 0
 	s.mu.Unlock()
 	if done || err != nil {
 		return err
 	}
 	defer s.ops.Done()
-	if _, err := s.f.WriteAt(data, s.info.PieceOffset(piece)); err != nil {
+	var ok, wrote bool
+	if staged {
+		if ok = sha1.Sum(data) == s.info.Pieces[piece]; ok {
+			_, err = s.f.WriteAt(data, s.info.PieceOffset(piece))
+			wrote = true
+		}
+	} else {
+		ok, wrote, err = s.hashWrite(piece, data)
+	}
+	switch {
+	case err != nil:
 		s.discard(piece)
 		return fmt.Errorf("cache: write piece %d: %w", piece, err)
+	case !ok && wrote:
+		s.discard(piece)
+		return &HashError{Piece: piece}
+	case !ok:
+		s.mu.Lock()
+		s.unclaimLocked(piece)
+		s.mu.Unlock()
+		return &HashError{Piece: piece}
 	}
 	s.mu.Lock()
 	s.pieces[piece].finishing = false
@@ -300,4 +475,28 @@ func (s *Store) WritePiece(piece int, data []byte) error {
 	s.mu.Unlock()
 	s.budget.enforce()
 	return nil
+}
+
+// hashWrite hashes data, the whole of piece, and writes it to the data file
+// s.chunk bytes at a time, each chunk right after hashing it. The last chunk
+// is written only when the hash matches. It reports whether the hash
+// matched and whether anything may have been written.
+func (s *Store) hashWrite(piece int, data []byte) (ok, wrote bool, err error) {
+	at := s.info.PieceOffset(piece)
+	h := sha1.New()
+	i := 0
+	for ; len(data)-i > s.chunk; i += s.chunk {
+		c := data[i : i+s.chunk]
+		h.Write(c)
+		if _, err := s.f.WriteAt(c, at+int64(i)); err != nil {
+			return false, true, err
+		}
+	}
+	h.Write(data[i:])
+	var sum [sha1.Size]byte
+	if !bytes.Equal(h.Sum(sum[:0]), s.info.Pieces[piece][:]) {
+		return false, i > 0, nil
+	}
+	_, err = s.f.WriteAt(data[i:], at+int64(i))
+	return true, true, err
 }
