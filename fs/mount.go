@@ -104,7 +104,6 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 		return nil, err
 	}
 	m.server = server
-	m.direct = m.directMode(server.KernelSettings().Flags64())
 	m.setReadAhead()
 	for _, p := range m.pending {
 		m.wg.Add(1)
@@ -177,6 +176,9 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 	if err != nil {
 		return nil, fmt.Errorf("fs: mount %s: %w", m.mountpoint, err)
 	}
+	// NewServer has handled INIT: the kernel's capabilities are known,
+	// and set before any request is served.
+	m.direct = m.directMode(server.KernelSettings().Flags64())
 	go func() {
 		server.Serve()
 		m.cancel(ErrUnmounted)
