@@ -169,7 +169,9 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 	for _, c := range rc.Cancels {
 		ls.sendCancel(c)
 	}
-	if rc.New {
+	if !rc.New {
+		putBlock(m.Data) // a duplicate, or for a piece we have
+	} else {
 		ips := ls.contrib[r.Piece]
 		if ips == nil {
 			ips = make(map[netip.Addr]bool, 1)
@@ -229,6 +231,7 @@ func (ls *loopState) writeBlock(piece, begin int, data []byte) {
 			w.queue = w.queue[1:]
 			w.mu.Unlock()
 			err := st.WriteBlock(piece, b.begin, b.data)
+			putBlock(b.data) // the cache has copied it
 			w.mu.Lock()
 			more := len(w.queue) > 0
 			w.running = more

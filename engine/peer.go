@@ -235,7 +235,7 @@ func (p *peer) readLoop() {
 	maxLen := uint32(wire.DefaultMaxMessageLen)
 	for {
 		_ = p.conn.SetReadDeadline(time.Now().Add(idleTimeout))
-		m, err := wire.ReadMessage(br, maxLen, buf)
+		m, err := wire.ReadMessageInto(br, maxLen, buf, getBlock)
 		if err != nil {
 			if errors.Is(err, io.EOF) {
 				err = errors.New("connection closed by peer")
@@ -251,8 +251,8 @@ func (p *peer) readLoop() {
 		if m.ID == wire.Piece {
 			p.down.Add(int64(len(m.Data)))
 		}
-		if len(m.Data) > 0 {
-			m.Data = append(blockBuf(len(m.Data)), m.Data...)
+		if len(m.Data) > 0 && m.ID != wire.Piece { // a block has its own buffer
+			m.Data = append(make([]byte, 0, len(m.Data)), m.Data...)
 		}
 		if !p.post(peerMsg{p, m}) {
 			return
@@ -266,8 +266,27 @@ func advertisedExt(id uint8) bool {
 	return id == wire.ExtHandshakeID || id == wire.ExtMetadataID || id == wire.ExtPexID
 }
 
-// blockBuf returns an empty slice with room for n bytes.
-func blockBuf(n int) []byte { return make([]byte, 0, n) }
+// blockPool recycles the buffers that received blocks of the usual size
+// travel in, from a peer's reader to the piece's disk writer, so that a
+// download does not allocate (and clear) one per block.
+var blockPool = sync.Pool{New: func() any { return new([wire.BlockSize]byte) }}
+
+// getBlock returns a buffer for a received block of n bytes: from the pool
+// for full-size blocks.
+func getBlock(n int) []byte {
+	if n == wire.BlockSize {
+		return blockPool.Get().(*[wire.BlockSize]byte)[:]
+	}
+	return make([]byte, n)
+}
+
+// putBlock returns the buffer of a received block once nothing refers to
+// it any more (written to the cache, or not needed).
+func putBlock(b []byte) {
+	if len(b) == wire.BlockSize && cap(b) == wire.BlockSize {
+		blockPool.Put((*[wire.BlockSize]byte)(b))
+	}
+}
 
 // writeLoop writes queued messages and served blocks, and keep-alives when
 // idle.

@@ -138,3 +138,52 @@ func FuzzPex(f *testing.F) {
 		}
 	})
 }
+
+// FuzzReadMessageInto reads the same bytes with ReadMessage and with
+// ReadMessageInto (whose block func sometimes declines): both must return
+// the same messages and errors of the same kind.
+func FuzzReadMessageInto(f *testing.F) {
+	for _, m := range roundTripMessages() {
+		f.Add(AppendMessage(nil, m), uint32(0), uint8(0))
+	}
+	f.Add(AppendMessage(nil, Message{ID: Piece, Index: 1, Begin: 2, Data: make([]byte, 100)}), uint32(0), uint8(1))
+	f.Add([]byte{0, 0, 0, 9, 7, 0, 0, 0, 1, 0, 0, 0, 2}, uint32(0), uint8(0))
+	f.Add([]byte{0, 0, 0, 12, 7, 0, 0}, uint32(0), uint8(0))
+	f.Fuzz(func(t *testing.T, data []byte, maxLen uint32, decline uint8) {
+		maxLen %= 1 << 18
+		ra := bufio.NewReader(bytes.NewReader(data))
+		rb := bufio.NewReader(bytes.NewReader(data))
+		bufA, bufB := make([]byte, 0, 64), make([]byte, 0, int(decline)%32)
+		calls := 0
+		block := func(n int) []byte {
+			calls++
+			if n < 1 || n > MaxBlockSize {
+				t.Fatalf("block asked for %d bytes", n)
+			}
+			if decline&(1<<(calls%8)) != 0 {
+				return nil
+			}
+			return make([]byte, n)
+		}
+		for range 1000 {
+			ma, errA := ReadMessage(ra, maxLen, bufA)
+			mb, errB := ReadMessageInto(rb, maxLen, bufB, block)
+			if (errA == nil) != (errB == nil) {
+				t.Fatalf("ReadMessage: %v; ReadMessageInto: %v", errA, errB)
+			}
+			if errA != nil {
+				var pa, pb *ProtocolError
+				if errors.As(errA, &pa) != errors.As(errB, &pb) || (errA == io.EOF) != (errB == io.EOF) {
+					t.Fatalf("ReadMessage: %v; ReadMessageInto: %v", errA, errB)
+				}
+				return
+			}
+			if len(ma.Data) == 0 && len(mb.Data) == 0 {
+				ma.Data, mb.Data = nil, nil
+			}
+			if !reflect.DeepEqual(ma, mb) {
+				t.Fatalf("ReadMessage %+v, ReadMessageInto %+v", ma, mb)
+			}
+		}
+	})
+}

@@ -162,44 +162,77 @@ var fixedLen = [...]uint32{
 // the protocol; io.EOF only when the stream ends cleanly between messages;
 // io.ErrUnexpectedEOF when it ends inside one; r's own errors otherwise.
 func ReadMessage(r io.Reader, maxLen uint32, buf []byte) (Message, error) {
+	return ReadMessageInto(r, maxLen, buf, nil)
+}
+
+// ReadMessageInto is ReadMessage, except that the block of a piece message
+// is read straight into the slice that block returns for its length,
+// instead of into buf: a caller that keeps blocks saves a copy, and Data
+// aliases that slice. block may return nil to decline, and a nil block is
+// ReadMessage. It is called only for a length that passes the block checks
+// (1 to MaxBlockSize bytes).
+func ReadMessageInto(r io.Reader, maxLen uint32, buf []byte, block func(n int) []byte) (Message, error) {
 	if maxLen == 0 {
 		maxLen = DefaultMaxMessageLen
 	}
-	var lenbuf []byte
-	if cap(buf) >= 4 {
-		lenbuf = buf[:4]
+	var head []byte // room for the length prefix or a piece header
+	if cap(buf) >= pieceHeaderLen {
+		head = buf[:4]
 	} else {
-		lenbuf = make([]byte, 4)
+		head = make([]byte, 4, pieceHeaderLen)
 	}
-	if _, err := io.ReadFull(r, lenbuf); err != nil {
+	if _, err := io.ReadFull(r, head); err != nil {
 		return Message{}, err
 	}
-	n := binary.BigEndian.Uint32(lenbuf)
+	n := binary.BigEndian.Uint32(head)
 	if n == 0 {
 		return Message{Keepalive: true}, nil
 	}
 	if n > maxLen {
 		return Message{}, &ProtocolError{Reason: fmt.Sprintf("message length %d over the cap of %d", n, maxLen)}
 	}
+	var id []byte // the id, already read, when a block was possible
+	if block != nil && n > pieceHeaderLen && n-pieceHeaderLen <= MaxBlockSize {
+		if _, err := io.ReadFull(r, head[:1]); err != nil {
+			return Message{}, noEOF(err)
+		}
+		if ID(head[0]) == Piece {
+			if data := block(int(n - pieceHeaderLen)); len(data) == int(n-pieceHeaderLen) {
+				h := head[:pieceHeaderLen]
+				if _, err := io.ReadFull(r, h[1:]); err != nil {
+					return Message{}, noEOF(err)
+				}
+				if _, err := io.ReadFull(r, data); err != nil {
+					return Message{}, noEOF(err)
+				}
+				be := binary.BigEndian
+				return Message{ID: Piece, Index: be.Uint32(h[1:]), Begin: be.Uint32(h[5:]),
+					Length: uint32(len(data)), Data: data}, nil
+			}
+		}
+		id = head[:1]
+	}
 	if uint32(cap(buf)) >= n {
 		p := buf[:n]
-		if _, err := io.ReadFull(r, p); err != nil {
+		k := copy(p, id) // head aliases buf: the id is already in place
+		if _, err := io.ReadFull(r, p[k:]); err != nil {
 			return Message{}, noEOF(err)
 		}
 		return parsePayload(p)
 	}
-	p, err := readGrowing(r, int(n))
+	p, err := readGrowing(r, int(n), id)
 	if err != nil {
 		return Message{}, err
 	}
 	return parsePayload(p)
 }
 
-// readGrowing reads exactly n bytes into a new slice that grows (doubling
-// from 64 KiB) as the bytes arrive, so that a length prefix alone, without
-// the bytes behind it, cannot make us allocate up to the message cap.
-func readGrowing(r io.Reader, n int) ([]byte, error) {
-	p := make([]byte, 0, min(n, 64<<10))
+// readGrowing reads exactly n bytes, the first of them already read into
+// prefix, into a new slice that grows (doubling from 64 KiB) as the bytes
+// arrive, so that a length prefix alone, without the bytes behind it,
+// cannot make us allocate up to the message cap.
+func readGrowing(r io.Reader, n int, prefix []byte) ([]byte, error) {
+	p := append(make([]byte, 0, min(n, 64<<10)), prefix...)
 	for len(p) < n {
 		if len(p) == cap(p) {
 			p = slices.Grow(p, min(n-len(p), cap(p)))
