@@ -49,6 +49,7 @@ func (ls *loopState) fillRequests() {
 	if ls.writing >= maxWriting {
 		return // refilled when writes complete
 	}
+	ls.pk.SetClock(time.Now())
 	if ls.refillAll {
 		for p := range ls.peers {
 			ls.fillPeer(p)

@@ -41,6 +41,7 @@ func (p *Picker) addReq(ps *peerState, i, b int) {
 		p.adjustFree(i, -1)
 	}
 	blk.reqs = append(blk.reqs, ps.id)
+	blk.at = p.now
 	ps.reqs[p.blockID(i, b)] = struct{}{}
 }
 

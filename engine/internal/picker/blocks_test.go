@@ -3,6 +3,7 @@ package picker
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestReceiveCompletesPiece(t *testing.T) {
@@ -310,15 +311,25 @@ func TestNoEndgameDuplicatesForAWindow(t *testing.T) {
 	for _, id := range []PeerID{1, 2} {
 		p.PeerHaveAll(id)
 	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p.SetClock(t0)
 	p.SetRanges(1, []Range{{First: 0, End: 3, Prio: Readahead}})
 	if got := p.Pick(1, 10); len(got) != 6 || !p.Endgame() {
 		t.Fatalf("peer 1 got %v; endgame %v", got, p.Endgame())
 	}
+	p.SetClock(t0.Add(time.Hour))
 	if got := p.Pick(2, 10); got != nil {
 		t.Fatalf("window duplicated at peer 2: %v", got)
 	}
-	// A read blocks on piece 1: its two blocks may go to peer 2 as well.
+	// A read blocks on piece 1: its two blocks may go to peer 2 as well,
+	// once they have been outstanding for NowDuplicateAfter.
+	p.SetClock(t0)
 	p.SetRanges(1, []Range{{First: 0, End: 3, Prio: Readahead}, {First: 1, End: 2, Prio: Now}})
+	p.SetClock(t0.Add(NowDuplicateAfter - time.Millisecond))
+	if got := p.Pick(2, 10); got != nil {
+		t.Fatalf("blocks requested just now duplicated: %v", got)
+	}
+	p.SetClock(t0.Add(NowDuplicateAfter))
 	got := p.Pick(2, 10)
 	if len(got) != 2 || got[0].Piece != 1 || got[1].Piece != 1 {
 		t.Fatalf("peer 2 got %v, want the blocks of piece 1", got)

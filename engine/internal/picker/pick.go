@@ -129,7 +129,8 @@ func (p *Picker) scanRandom(ps *peerState, cl *class, lo int, out []Request, max
 // may be duplicated. While only some are (readers' windows, the rest at
 // None), a window that is all requested means the download runs ahead of
 // its reader: duplicating it would fetch the same bytes twice for nothing,
-// so only the pieces a read waits on (Now) get duplicates.
+// so only the pieces a read waits on (Now) get duplicates, and only for
+// blocks outstanding for NowDuplicateAfter (SetClock gives the time).
 func (p *Picker) pickEndgame(ps *peerState, max int) []Request {
 	whole := p.wanted == p.numPieces-p.haveCount
 	var cand []int
@@ -156,6 +157,9 @@ func (p *Picker) pickEndgame(ps *peerState, max int) []Request {
 				blk := &d.blocks[b]
 				if blk.recv || len(blk.reqs) != level || slices.Contains(blk.reqs, ps.id) {
 					continue
+				}
+				if !whole && p.now-blk.at < int64(NowDuplicateAfter) {
+					continue // may still come in its time
 				}
 				p.addReq(ps, i, b)
 				out = append(out, p.request(i, b))

@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"math/rand/v2"
 	"slices"
+	"time"
 )
 
 // Picker tracks the block-level download state of one torrent and chooses
@@ -49,6 +50,8 @@ type Picker struct {
 	freeWanted int // unrequested missing blocks of wanted available pieces
 
 	pendingCancel []PeerRequest // requests for pieces we now have
+
+	now int64 // the caller's clock (SetClock), in nanoseconds
 }
 
 // peerState is what we know of one peer.
@@ -73,6 +76,7 @@ type download struct {
 // block is one block of a piece being downloaded.
 type block struct {
 	reqs []PeerID // peers the block is outstanding at
+	at   int64    // clock of its latest request (SetClock)
 	recv bool     // delivered (not yet verified)
 	from PeerID   // who delivered it, when recv
 }
@@ -306,6 +310,11 @@ func (p *Picker) Missing() int { return p.wanted }
 
 // Done reports whether every wanted piece is here (Missing() == 0).
 func (p *Picker) Done() bool { return p.wanted == 0 }
+
+// SetClock tells the picker the time, for the requests made after it. The
+// picker never reads the clock itself; without SetClock every request is
+// made at time zero.
+func (p *Picker) SetClock(now time.Time) { p.now = now.UnixNano() }
 
 // Endgame reports whether every missing block of every wanted piece that
 // some peer has is requested, so Pick may duplicate requests.

@@ -1,6 +1,9 @@
 package picker
 
-import "fmt"
+import (
+	"fmt"
+	"time"
+)
 
 // DefaultBlockSize is the block size used when New is given zero: 16 KiB,
 // the request size every BitTorrent client accepts.
@@ -9,6 +12,12 @@ const DefaultBlockSize = 16 * 1024
 // MaxDuplicates is the number of peers a block may be outstanding at during
 // endgame.
 const MaxDuplicates = 3
+
+// NowDuplicateAfter is how long a block of a Now piece must have been
+// outstanding before endgame duplicates it while only readers' windows are
+// wanted (see the package documentation): a block that comes in its time
+// would only arrive twice.
+const NowDuplicateAfter = 500 * time.Millisecond
 
 // randomFirst is the number of pieces we must have before Normal and
 // HeadTail pieces are picked rarest first rather than at random.
