@@ -21,9 +21,12 @@
 //     minutes, peers dropped after three minutes of silence; BEP 6 fast
 //     extension; BEP 10 extension handshake with ut_metadata (BEP 9) and
 //     ut_pex (BEP 11).
-//   - Disk work: blocks are written with cache WriteBlock and pieces
-//     verified with FinishPiece in worker goroutines that post results
-//     back to the loop; the loop never touches the disk on the data path.
+//   - Disk work: a peer's reader reads each block into a pooled 16 KiB
+//     buffer; a writer goroutine per piece writes the piece's blocks with
+//     cache WriteBlock in arrival order (so the cache can hash them as they
+//     come) and returns the buffers; pieces are verified with FinishPiece
+//     in worker goroutines. They post results back to the loop; the loop
+//     never touches the disk on the data path.
 //   - Reader: ReadAt maps a file range to pieces, feeds the readahead
 //     policy, sends Now/Readahead/HeadTail ranges to the loop, pins the
 //     pieces it reads and waits for them with cache Wait.
