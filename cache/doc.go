@@ -18,23 +18,29 @@
 // # Writing and verifying
 //
 // WriteBlock stages a block of a piece, unverified; blocks may come in any
-// order, more than once, from many goroutines. Blocks that continue the
-// piece in order are hashed on arrival and, while one of the store's
+// order, more than once, from many goroutines. Blocks that continue the piece
+// in order are hashed on arrival and, while one of the store's
 // Config.WriteBuffers is free, gathered in a 256 KiB memory buffer that goes
 // to the data file in one write (one write per block costs more than the
-// copy); the others go to their place in the data file at once. FinishPiece
-// verifies the piece with SHA-1 (what was not hashed on arrival is read back)
-// and only then writes the rest of its buffer and makes it present. A
-// mismatch returns *HashError{Piece} wrapping ErrHashMismatch and discards
-// the blocks (their space is punched out). WritePiece hashes a whole piece
-// and writes it 256 KiB at a time right after hashing each part, while the
-// bytes are still in the CPU cache; the last part is written only on a match,
-// and on a mismatch what was written is punched out (a piece with staged
-// blocks is verified before anything is written). Unverified bytes may
-// thus sit in the data file, but only under pieces that are not present:
-// they are never returned by ReadAt, ReadBlock, ReadPiece or HoldSpan, and
-// verified bytes are never overwritten: writes to a present piece are
-// ignored.
+// copy); the others go to their place in the data file at once. When none is
+// free, the buffer of the idle piece fed least recently is reclaimed (idle:
+// none of its blocks arrived in order while the store received
+// 2 × WriteBuffers), so that pieces abandoned half-way, which the engine
+// leaves behind whenever a reader seeks, cannot hold them all; pieces still
+// being fed keep theirs. The idle piece's buffered bytes go to the data file
+// first, where they stay staged like blocks written directly, and its hash on
+// arrival carries on. FinishPiece verifies the piece with SHA-1 (what was not
+// hashed on arrival is read back) and only then writes the rest of its buffer
+// and makes it present. A mismatch returns *HashError{Piece} wrapping
+// ErrHashMismatch and discards the blocks (their space is punched out).
+// WritePiece hashes a whole piece and writes it 256 KiB at a time right after
+// hashing each part, while the bytes are still in the CPU cache; the last
+// part is written only on a match, and on a mismatch what was written is
+// punched out (a piece with staged blocks is verified before anything is
+// written). Unverified bytes may thus sit in the data file, but only under
+// pieces that are not present: they are never returned by ReadAt, ReadBlock,
+// ReadPiece or HoldSpan, and verified bytes are never overwritten: writes to
+// a present piece are ignored.
 //
 // # Resume and crash safety
 //
@@ -77,11 +83,15 @@
 // not overlap (a write during a hash or a hole punch waits for it, and a
 // write over buffered bytes waits until they are in the file). Write buffers
 // are taken from a per-store count under the mutex; their bytes are touched
-// outside it only by the one goroutine the piece's flags let in. Lock
+// outside it only by the one goroutine the piece's flags let in. A buffer
+// reclaimed from an idle piece (none of its blocks being added, flushed or
+// verified) passes under the mutex to the piece that wants it, whose
+// WriteBlock writes the idle piece's bytes out (outside the mutex) before
+// using it; until then the idle piece's writes and FinishPiece wait. Lock
 // order: Store before Budget; the Budget never calls a Store while holding
-// its own lock. A Store's persist mutex is taken before its main mutex and
-// is held only by the persister, Sync and Close. Wait selects on the
-// caller's context and on Close; no goroutine outlives Close.
+// its own lock. A Store's persist mutex is taken before its main mutex and is
+// held only by the persister, Sync and Close. Wait selects on the caller's
+// context and on Close; no goroutine outlives Close.
 //
 // # Errors
 //
@@ -93,6 +103,11 @@
 // piece, so errors.Is(err, syscall.ENOSPC) works; they never affect pieces
 // already present, and the store stays usable. A WriteBlock error may also
 // cost blocks of the same piece that earlier calls buffered (they are no
-// longer staged), and FinishPiece returns a disk error, discarding the
-// piece, when the end of a verified piece cannot be written.
+// longer staged), and FinishPiece returns a disk error, discarding the piece,
+// when the end of a verified piece cannot be written. When the bytes of a
+// reclaimed buffer cannot be written out, the blocks they held are no longer
+// staged, so that their piece's FinishPiece reports ErrIncomplete until they
+// come again; the error is logged with that piece (Config.Logger), not
+// returned to the WriteBlock of another piece that took the buffer, whose
+// block is accepted.
 package cache

@@ -47,9 +47,15 @@ type Config struct {
 	// WriteBlock receives in order in a 256 KiB memory buffer, written to
 	// the data file in one call when full instead of one call per block.
 	// A store holds at most WriteBuffers × 256 KiB this way. A piece keeps
-	// its buffer until it is finished or discarded (or the store closes),
-	// so pieces left half-written keep theirs. 0 means 16; a negative
-	// value turns buffering off.
+	// its buffer until it is finished or discarded, or until another piece
+	// wants one while none is free and the piece is idle: the store has
+	// received 2 × WriteBuffers blocks in order since the piece's last one.
+	// The buffer of the idle piece fed least recently then passes to the
+	// other piece, which first writes the buffered bytes to the data file,
+	// where they stay staged. So pieces left half-written (a reader seeked
+	// away) do not stop new pieces from being buffered, while a piece that
+	// keeps receiving blocks keeps its buffer. 0 means 16; a negative value
+	// turns buffering off.
 	WriteBuffers int
 }
 
@@ -65,8 +71,9 @@ type Store struct {
 	log          *slog.Logger
 	syncInterval time.Duration
 	syncPieces   int
-	maxWbufs     int // Config.WriteBuffers
-	chunk        int // size of write buffers and WritePiece writes: writeChunk, less in tests
+	maxWbufs     int             // Config.WriteBuffers; 0 when off
+	chunk        int             // size of write buffers and WritePiece writes: writeChunk, less in tests
+	reclaimHook  func(piece int) // tests: runs before a reclaimed buffer of piece is written out
 
 	closeCh    chan struct{} // closed by Close
 	dirtyCh    chan struct{} // cap 1: something to persist
@@ -94,8 +101,9 @@ type Store struct {
 	punchQueue   []int
 	dirtyN       int
 	verifying    bool
-	persisted    int // present pieces in the last state written
-	wbufs        int // write buffers held by pieces
+	persisted    int    // present pieces in the last state written
+	wbufHeld     []int  // pieces holding a write buffer, at most maxWbufs
+	feeds        uint64 // blocks received in order, the clock of pieceState.fedAt
 }
 
 type pieceState struct {
@@ -119,16 +127,22 @@ type pieceState struct {
 	hasher  hash.Hash
 	hashed  int64
 	feeding int64
+	fedAt   uint64 // Store.feeds at the piece's last block in order
 	// wbuf (nil when none) holds staged blocks that have not reached the
 	// data file yet: the piece's bytes [wbufOff, wbufOff+wbufN), always
 	// the end of the hashed prefix, so it is empty or nil whenever hasher
 	// is nil (except while flushing). Outside mu its bytes are used only
 	// by the WriteBlock feeding the hasher, the one that set flushing, or
-	// the holder of a finishing claim.
-	wbuf     *[]byte
-	wbufOff  int64
-	wbufN    int
-	flushing bool // a write is putting wbuf's bytes in the file; writes wait
+	// the holder of a finishing claim. A buffer reclaimed from an idle
+	// piece (wbuf.go) moves to the piece that took it at once, and its
+	// old bytes go out first, from the new piece's WriteBlock.
+	wbuf    *[]byte
+	wbufOff int64
+	wbufN   int
+	// flushing: buffered bytes of this piece are being written to the
+	// file, by a WriteBlock of the piece or one that reclaimed its buffer;
+	// writes and claims wait.
+	flushing bool
 }
 
 // DefaultDir returns the default cache directory: $XDG_CACHE_HOME/swarmfs,
@@ -392,7 +406,7 @@ func (s *Store) markPresentLocked(p int) {
 	st.staged, st.inflight = nil, nil
 	st.stagedN = 0
 	st.hasher, st.hashed = nil, 0
-	s.dropWbufLocked(st)
+	s.dropWbufLocked(p)
 	st.pendingPunch = false
 	s.nPresent++
 	s.bytesPresent += size

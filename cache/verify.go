@@ -29,7 +29,7 @@ func (s *Store) verifyAll() {
 			s.mu.Unlock()
 			return
 		}
-		if st.present || st.finishing || st.punching || st.writers > 0 || st.staged != nil {
+		if st.present || st.finishing || st.punching || st.flushing || st.writers > 0 || st.staged != nil {
 			s.mu.Unlock()
 			continue
 		}

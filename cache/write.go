@@ -43,12 +43,15 @@ func (s *Store) numBlocks(piece int) int {
 // write of a range wins.
 //
 // Blocks that continue the piece in order are hashed on arrival and, while
-// one of the store's write buffers (Config.WriteBuffers) is free, copied
-// into it and written to the data file 256 KiB at a time; the buffer's last
-// bytes are written by FinishPiece once the piece verifies. A write error
-// (disk full, I/O error) is returned wrapped; it may concern buffered blocks
-// of the same piece that earlier calls accepted, which are then no longer
-// staged. Nothing already present is affected.
+// one of the store's write buffers (Config.WriteBuffers) is free or can be
+// taken from an idle piece, copied into it and written to the data file
+// 256 KiB at a time; the buffer's last bytes are written by FinishPiece
+// once the piece verifies. A write error (disk full, I/O error) is returned
+// wrapped; it may concern buffered blocks of the same piece that earlier
+// calls accepted, which are then no longer staged. When the bytes of a
+// buffer taken from another piece cannot be written out, that piece's
+// buffered blocks are no longer staged and the error is logged: it is not
+// this block's. Nothing already present is affected.
 func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 	if err := s.checkPiece(piece); err != nil {
 		return err
@@ -91,7 +94,7 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 			old, oldOff = (*st.wbuf)[:st.wbufN], st.wbufOff
 			st.flushing = true
 		} else {
-			s.dropWbufLocked(st)
+			s.dropWbufLocked(piece)
 		}
 	}
 	if st.staged == nil {
@@ -109,14 +112,17 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 	var h hash.Hash
 	var buf []byte // the piece's buffer, when the block goes there
 	var bufOff int64
+	var rc reclaim // another piece's bytes in the buffer, written out first
 	if old == nil && st.feeding == 0 && off == st.hashed && !busy {
 		if st.hasher == nil {
 			st.hasher = sha1.New()
 		}
 		h = st.hasher
 		st.feeding = int64(len(data))
+		s.feeds++
+		st.fedAt = s.feeds
 		if st.wbuf == nil {
-			s.takeWbufLocked(st)
+			rc = s.takeWbufLocked(piece)
 		}
 		if st.wbuf != nil {
 			buf, bufOff = (*st.wbuf)[:st.wbufN:s.chunk], st.wbufOff
@@ -129,6 +135,9 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 	s.ops.Add(1)
 	s.mu.Unlock()
 
+	if rc.data != nil {
+		s.writeReclaimed(&rc) // its piece's loss, not ours: see below
+	}
 	var err error
 	at := s.info.PieceOffset(piece)
 	switch {
@@ -154,7 +163,10 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 		if err != nil {
 			s.unstageLocked(st, oldOff, oldOff+int64(len(old)))
 		}
-		s.dropWbufLocked(st)
+		s.dropWbufLocked(piece)
+	}
+	if rc.data != nil {
+		s.reclaimDoneLocked(&rc)
 	}
 	if h != nil {
 		st.feeding = 0
@@ -170,7 +182,7 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 				st.wbufN, st.wbufOff = len(buf), bufOff
 			} else { // the buffered blocks are lost with ours
 				s.unstageLocked(st, st.wbufOff, st.wbufOff+int64(st.wbufN))
-				s.dropWbufLocked(st)
+				s.dropWbufLocked(piece)
 			}
 		}
 	}
@@ -184,58 +196,16 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 	s.wakeBusyLocked()
 	s.mu.Unlock()
 	s.ops.Done()
+	if rc.err != nil {
+		// The caller's block is fine; the other piece's FinishPiece will
+		// report ErrIncomplete until its lost blocks come again.
+		s.log.Warn("cache: cannot write out an idle write buffer, its blocks are no longer staged",
+			"piece", rc.piece, "err", rc.err)
+	}
 	if err != nil {
 		return fmt.Errorf("cache: write piece %d block at %d: %w", piece, begin, err)
 	}
 	return nil
-}
-
-// feed appends data to buf, a piece's write buffer holding the piece's
-// bytes from bufOff on, and writes the buffer to the data file (piece at
-// offset at, size bytes long) whenever it is full and more of the piece
-// follows. It returns the buffer's new contents and offset.
-func (s *Store) feed(at, size int64, buf []byte, bufOff int64, data []byte) ([]byte, int64, error) {
-	if len(buf)+len(data) > cap(buf) && len(buf) > 0 { // a long block: rare
-		if _, err := s.f.WriteAt(buf, at+bufOff); err != nil {
-			return buf, bufOff, err
-		}
-		buf, bufOff = buf[:0], bufOff+int64(len(buf))
-	}
-	if len(data) > cap(buf) {
-		_, err := s.f.WriteAt(data, at+bufOff)
-		return buf, bufOff + int64(len(data)), err
-	}
-	n := len(buf)
-	buf = buf[:n+len(data)]
-	copy(buf[n:], data)
-	if len(buf) == cap(buf) && bufOff+int64(len(buf)) < size {
-		if _, err := s.f.WriteAt(buf, at+bufOff); err != nil {
-			return buf, bufOff, err
-		}
-		buf, bufOff = buf[:0], bufOff+int64(len(buf))
-	}
-	return buf, bufOff, nil
-}
-
-// takeWbufLocked gives st a write buffer starting at the end of its hashed
-// prefix, unless all Config.WriteBuffers are in use.
-func (s *Store) takeWbufLocked(st *pieceState) {
-	if s.wbufs >= s.maxWbufs {
-		return
-	}
-	s.wbufs++
-	st.wbuf = wbufPool.Get().(*[]byte)
-	st.wbufOff, st.wbufN = st.hashed, 0
-}
-
-// dropWbufLocked returns st's write buffer, if any, and forgets its bytes.
-func (s *Store) dropWbufLocked(st *pieceState) {
-	if st.wbuf == nil {
-		return
-	}
-	wbufPool.Put(st.wbuf)
-	st.wbuf, st.wbufOff, st.wbufN = nil, 0, 0
-	s.wbufs--
 }
 
 // unstageLocked marks the blocks of [from, to) in st as not staged.
@@ -262,9 +232,9 @@ func (s *Store) Staged(piece int) (staged, total int) {
 	return s.pieces[piece].stagedN, s.numBlocks(piece)
 }
 
-// claimLocked waits until no other write, hash or punch is in flight on
-// piece and marks it finishing. It returns done=true when the piece is
-// already present.
+// claimLocked waits until no other write, hash, punch or flush of its
+// buffered bytes is in flight on piece and marks it finishing. It returns
+// done=true when the piece is already present.
 func (s *Store) claimLocked(piece int) (done bool, err error) {
 	st := &s.pieces[piece]
 	for {
@@ -274,7 +244,7 @@ func (s *Store) claimLocked(piece int) (done bool, err error) {
 		if st.present {
 			return true, nil
 		}
-		if !st.finishing && !st.punching && st.writers == 0 {
+		if !st.finishing && !st.punching && !st.flushing && st.writers == 0 {
 			break
 		}
 		s.waitBusyLocked()
@@ -347,7 +317,7 @@ func (s *Store) FinishPiece(piece int) error {
 		if werr != nil {
 			s.unstageLocked(st, bufOff, bufOff+int64(len(buf)))
 		}
-		s.dropWbufLocked(st)
+		s.dropWbufLocked(piece)
 		s.unclaimLocked(piece)
 		s.mu.Unlock()
 		return fmt.Errorf("cache: verify piece %d: %w", piece, err)
@@ -387,7 +357,7 @@ func (s *Store) discard(piece int) {
 	st.staged, st.inflight = nil, nil
 	st.stagedN = 0
 	st.hasher, st.hashed = nil, 0
-	s.dropWbufLocked(st)
+	s.dropWbufLocked(piece)
 	s.mu.Unlock()
 	if err := s.punch(piece); err != nil {
 		s.log.Warn("cache: cannot discard piece data", "piece", piece, "err", err)

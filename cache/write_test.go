@@ -137,7 +137,7 @@ func TestWriteBuffersBounded(t *testing.T) {
 	held := func() int {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		return s.wbufs
+		return len(s.wbufHeld)
 	}
 	np := tt.info.NumPieces()
 	// Every piece gets its blocks in order, interleaved with the others.
@@ -180,7 +180,7 @@ func TestWriteBuffersBounded(t *testing.T) {
 		t.Fatalf("FinishPiece(corrupt) = %v", err)
 	}
 	s2.mu.Lock()
-	n := s2.wbufs
+	n := len(s2.wbufHeld)
 	s2.mu.Unlock()
 	if n != 0 || !isHole(t, s2, 0) {
 		t.Fatalf("after a mismatch: %d buffers held, hole %v", n, isHole(t, s2, 0))
