@@ -42,6 +42,7 @@ func (p *Picker) addReq(ps *peerState, i, b int) {
 	}
 	blk.reqs = append(blk.reqs, ps.id)
 	blk.at = p.now
+	d.owner = ps.id
 	ps.reqs[p.blockID(i, b)] = struct{}{}
 }
 

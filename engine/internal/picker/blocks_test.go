@@ -346,3 +346,35 @@ func TestNoEndgameDuplicatesForAWindow(t *testing.T) {
 	}
 	mustCheck(t, q)
 }
+
+// A streaming piece that one peer is fetching is left to it: another peer
+// takes the next piece instead, shares the piece once a read waits on it,
+// and shares it anyway when nothing else is left.
+func TestStreamingPieceAffinity(t *testing.T) {
+	p := New(4, 32*kib, 4*32*kib, 0) // 2 blocks per piece; default None
+	p.PeerHaveAll(1)
+	p.PeerHaveAll(2)
+	p.SetRanges(1, []Range{{First: 0, End: 2, Prio: Readahead}})
+	if got := p.Pick(1, 1); len(got) != 1 || got[0].Piece != 0 {
+		t.Fatalf("peer 1 got %v", got)
+	}
+	if got := p.Pick(2, 2); len(got) != 2 || got[0].Piece != 1 || got[1].Piece != 1 {
+		t.Fatalf("peer 2 got %v, want piece 1, not the rest of piece 0", got)
+	}
+	// Nothing else left: peer 2 shares piece 0.
+	if got := p.Pick(2, 2); len(got) != 1 || got[0].Piece != 0 {
+		t.Fatalf("peer 2 got %v, want the free block of piece 0", got)
+	}
+	mustCheck(t, p)
+
+	q := New(4, 32*kib, 4*32*kib, 0)
+	q.PeerHaveAll(1)
+	q.PeerHaveAll(2)
+	q.SetRanges(1, []Range{{First: 0, End: 4, Prio: Readahead}})
+	q.Pick(1, 1)
+	q.SetRanges(1, []Range{{First: 0, End: 4, Prio: Readahead}, {First: 0, End: 1, Prio: Now}})
+	if got := q.Pick(2, 1); len(got) != 1 || got[0].Piece != 0 {
+		t.Fatalf("peer 2 got %v, want the block of piece 0 a read waits on", got)
+	}
+	mustCheck(t, q)
+}

@@ -16,7 +16,11 @@
 //   - Now and Readahead pieces go strictly in streaming order: by ascending
 //     distance from the start of the range that gave them their priority
 //     (so two readers progress together), then by piece index. With one
-//     reader this is ascending piece index.
+//     reader this is ascending piece index. A Readahead piece that another
+//     peer is fetching (it requested a block last, and blocks are still
+//     outstanding) is left to it and comes last: from one peer a piece
+//     arrives in order, which lets the cache hash and buffer it as it
+//     comes. Now pieces are shared at once.
 //   - HeadTail and Normal pieces go rarest first with a random tie-break,
 //     pieces already started first (to keep few pieces half done), and in
 //     random order while we have fewer than 4 pieces.

@@ -20,11 +20,23 @@ func (p *Picker) Pick(peer PeerID, max int) []Request {
 	}
 	var out []Request
 	p.refreshStream()
+	// Streaming pieces another peer is fetching are left to it unless a
+	// read waits on them: a piece from one peer arrives in order, so the
+	// cache hashes and buffers it as it comes. A second pass shares them
+	// when nothing else is left.
+	shared := false
 	for _, i := range p.stream {
 		if len(out) >= max {
 			return out
 		}
+		if p.fetchedElsewhere(ps, i) {
+			shared = true
+			continue
+		}
 		out = p.take(ps, i, out, max)
+	}
+	for k := 0; shared && k < len(p.stream) && len(out) < max; k++ {
+		out = p.take(ps, p.stream[k], out, max)
 	}
 	for c := HeadTail; c >= Normal && len(out) < max; c-- {
 		// Pieces already started first, to keep few pieces half done.
@@ -38,6 +50,13 @@ func (p *Picker) Pick(peer PeerID, max int) []Request {
 		}
 	}
 	return out
+}
+
+// fetchedElsewhere reports whether piece i, below Now, has blocks
+// outstanding at a peer other than ps that requested it last.
+func (p *Picker) fetchedElsewhere(ps *peerState, i int) bool {
+	d := p.dl[i]
+	return d != nil && p.prio[i] < Now && d.owner != ps.id && len(d.blocks)-d.nfree-d.nrecv > 0
 }
 
 // take appends requests for the free blocks of piece i, in block order, if

@@ -68,9 +68,10 @@ type peerState struct {
 // download is the block state of a piece being downloaded.
 type download struct {
 	blocks []block
-	nfree  int // blocks neither received nor requested
-	nrecv  int // blocks received
-	aidx   int // index in Picker.active
+	nfree  int    // blocks neither received nor requested
+	nrecv  int    // blocks received
+	aidx   int    // index in Picker.active
+	owner  PeerID // the peer that requested a block of it last
 }
 
 // block is one block of a piece being downloaded.

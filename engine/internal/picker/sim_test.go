@@ -98,6 +98,18 @@ func (s *sim) pickable(id PeerID) [numPrio][]int {
 func (s *sim) pick(id PeerID, max int, streamOwners int) {
 	endgame := s.p.Endgame()
 	before := s.pickable(id)
+	// Pieces another peer is fetching come after the others (affinity).
+	for c, ps := range before {
+		var own, elsewhere []int
+		for _, i := range ps {
+			if s.p.fetchedElsewhere(s.p.peers[id], i) {
+				elsewhere = append(elsewhere, i)
+			} else {
+				own = append(own, i)
+			}
+		}
+		before[c] = append(own, elsewhere...)
+	}
 	got := s.p.Pick(id, max)
 	if len(got) > max {
 		s.fatalf("Pick(%d) returned %d", max, len(got))
@@ -143,7 +155,8 @@ func (s *sim) pick(id PeerID, max int, streamOwners int) {
 			}
 		}
 	}
-	// With one reader, the streaming classes go strictly in piece order.
+	// With one reader, the streaming classes go strictly in piece order,
+	// pieces that other peers are fetching last.
 	if streamOwners == 1 {
 		for c, ps := range streamed {
 			if !slices.Equal(ps, before[c][:len(ps)]) {
