@@ -1,10 +1,12 @@
 package fs
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/exec"
 	"runtime"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -12,24 +14,43 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestInterruptCommand sends SIGINT to cat and to dd iflag=direct blocked
-// on a missing piece: both must exit at once, long before the read timeout.
+// TestInterruptCommand sends SIGINT to commands blocked reading a missing
+// piece: all must exit at once, long before the read timeout. cat and dd
+// die of the signal; Python catches it, so its read must fail with EINTR
+// (the file is still downloading, so auto mode opened it with direct_io)
+// for it to stop with KeyboardInterrupt.
 func TestInterruptCommand(t *testing.T) {
+	const py = "/usr/bin/python3"
 	for _, tc := range []struct {
 		name string
 		args func(path string) []string
 		sync bool // the read reaches the server as the process's own request
+		// caught: the process catches SIGINT, and says so on stderr
+		caught string
 	}{
-		{"cat", func(p string) []string { return []string{"cat", p} }, false},
+		{"cat", func(p string) []string { return []string{"cat", p} }, false, ""},
 		{"dd-direct", func(p string) []string {
 			return []string{"dd", "if=" + p, "of=/dev/null", "bs=64k", "iflag=direct"}
-		}, true},
+		}, true, ""},
+		{"python", func(p string) []string {
+			return []string{py, "-c", "import sys\nwith open(sys.argv[1], 'rb') as f:\n    f.read(65536)", p}
+		}, true, "KeyboardInterrupt"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ft := contentFake(fakeOptions{gated: true})
 			s, dir := mountT(t, []Torrent{ft}, Options{ReadTimeout: time.Minute})
 			args := tc.args(filePath(dir, ft, 0))
+			if tc.caught != "" {
+				if _, err := os.Stat(args[0]); err != nil {
+					t.Skipf("no %s", args[0])
+				}
+				if s.direct != PageCacheAuto {
+					t.Skip("this kernel cannot mmap direct_io files; auto keeps every file in the page cache")
+				}
+			}
 			cmd := exec.Command(args[0], args[1:]...)
+			var stderr bytes.Buffer
+			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -46,6 +67,12 @@ func TestInterruptCommand(t *testing.T) {
 			select {
 			case err := <-exited:
 				exited <- err
+				if tc.caught != "" {
+					if err == nil || !strings.Contains(stderr.String(), tc.caught) {
+						t.Errorf("%s: %v, stderr %q; want %s", tc.name, err, stderr.String(), tc.caught)
+					}
+					break
+				}
 				var ee *exec.ExitError
 				if !errors.As(err, &ee) || ee.Sys().(syscall.WaitStatus).Signal() != syscall.SIGINT {
 					t.Errorf("%s: %v, want death by SIGINT", tc.name, err)
@@ -56,7 +83,6 @@ func TestInterruptCommand(t *testing.T) {
 			if tc.sync {
 				eventually(t, 10*time.Second, "the request to be interrupted", func() bool { return ft.canceled.Load() > 0 })
 			}
-			_ = s
 		})
 	}
 }

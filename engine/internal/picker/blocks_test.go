@@ -307,10 +307,7 @@ func TestInterestingTracksPriorities(t *testing.T) {
 // A reader's window that is all requested means the download is ahead of
 // the reader: no duplicates for it, only for the piece a read waits on.
 func TestNoEndgameDuplicatesForAWindow(t *testing.T) {
-	p := New(8, 32*kib, 8*32*kib, 0) // 2 blocks per piece; default None
-	for _, id := range []PeerID{1, 2} {
-		p.PeerHaveAll(id)
-	}
+	p := twoSeeds(8, nil)
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	p.SetClock(t0)
 	p.SetRanges(1, []Range{{First: 0, End: 3, Prio: Readahead}})
@@ -336,10 +333,7 @@ func TestNoEndgameDuplicatesForAWindow(t *testing.T) {
 	}
 	mustCheck(t, p)
 	// When every missing piece is wanted, the classic endgame is back.
-	q := New(3, 32*kib, 3*32*kib, 0)
-	q.PeerHaveAll(1)
-	q.PeerHaveAll(2)
-	q.SetRanges(1, []Range{{First: 0, End: 3, Prio: Readahead}})
+	q := twoSeeds(3, []Range{{First: 0, End: 3, Prio: Readahead}})
 	q.Pick(1, 10)
 	if got := q.Pick(2, 10); len(got) != 6 {
 		t.Fatalf("whole download: peer 2 got %v, want 6 duplicates", got)
@@ -351,10 +345,7 @@ func TestNoEndgameDuplicatesForAWindow(t *testing.T) {
 // takes the next piece instead, shares the piece once a read waits on it,
 // and shares it anyway when nothing else is left.
 func TestStreamingPieceAffinity(t *testing.T) {
-	p := New(4, 32*kib, 4*32*kib, 0) // 2 blocks per piece; default None
-	p.PeerHaveAll(1)
-	p.PeerHaveAll(2)
-	p.SetRanges(1, []Range{{First: 0, End: 2, Prio: Readahead}})
+	p := twoSeeds(4, []Range{{First: 0, End: 2, Prio: Readahead}})
 	if got := p.Pick(1, 1); len(got) != 1 || got[0].Piece != 0 {
 		t.Fatalf("peer 1 got %v", got)
 	}
@@ -367,14 +358,23 @@ func TestStreamingPieceAffinity(t *testing.T) {
 	}
 	mustCheck(t, p)
 
-	q := New(4, 32*kib, 4*32*kib, 0)
-	q.PeerHaveAll(1)
-	q.PeerHaveAll(2)
-	q.SetRanges(1, []Range{{First: 0, End: 4, Prio: Readahead}})
+	q := twoSeeds(4, []Range{{First: 0, End: 4, Prio: Readahead}})
 	q.Pick(1, 1)
 	q.SetRanges(1, []Range{{First: 0, End: 4, Prio: Readahead}, {First: 0, End: 1, Prio: Now}})
 	if got := q.Pick(2, 1); len(got) != 1 || got[0].Piece != 0 {
 		t.Fatalf("peer 2 got %v, want the block of piece 0 a read waits on", got)
 	}
 	mustCheck(t, q)
+}
+
+// twoSeeds returns a picker of n pieces of two 16 KiB blocks, default
+// priority None, with seeds 1 and 2 and the given ranges for owner 1.
+func twoSeeds(n int, ranges []Range) *Picker {
+	p := New(n, 32*kib, int64(n)*32*kib, 0)
+	p.PeerHaveAll(1)
+	p.PeerHaveAll(2)
+	if ranges != nil {
+		p.SetRanges(1, ranges)
+	}
+	return p
 }
