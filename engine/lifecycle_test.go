@@ -135,3 +135,42 @@ func TestPauseResumeRemove(t *testing.T) {
 		t.Fatalf("adding twice: %v, want ErrExists", err)
 	}
 }
+
+// TestFileComplete imports a two-file torrent whose second file is damaged
+// in piece 5: the first file is complete, the second is not.
+func TestFileComplete(t *testing.T) {
+	f := makeFixture(t, "files", 16<<10, nil, 40000, 60000)
+	dir := filepath.Join(t.TempDir(), "files")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for rel, data := range f.files {
+		data = append([]byte(nil), data...)
+		if rel == "f01.bin" {
+			data[50000] ^= 1 // torrent offset 90000: piece 5
+		}
+		if err := os.WriteFile(filepath.Join(dir, rel), data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := newTestClient(t, "127.0.2.6", Config{})
+	tor, err := c.AddTorrent(f.mi, AddOptions{Import: filepath.Dir(dir)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tor.FileComplete(-1) || tor.FileComplete(2) {
+		t.Fatal("FileComplete of a file index out of range")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	for tor.Stats().PiecesHave < f.mi.Info.NumPieces()-1 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("import: %+v", tor.Stats())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if !tor.FileComplete(0) || tor.FileComplete(1) {
+		t.Fatalf("FileComplete = %v, %v; want true, false", tor.FileComplete(0), tor.FileComplete(1))
+	}
+}

@@ -158,6 +158,23 @@ func (t *Torrent) storeOrNil() *cache.Store {
 	return t.store
 }
 
+// FileComplete reports whether every piece of file index i of the info is
+// verified in the cache (false until the metadata is known). It asks the
+// cache, not the torrent loop, so it returns promptly.
+func (t *Torrent) FileComplete(i int) bool {
+	info, st := t.Info(), t.storeOrNil()
+	if info == nil || st == nil || i < 0 || i >= len(info.Files) {
+		return false
+	}
+	first, end := info.FileSpan(info.Files[i])
+	for p := first; p < end; p++ {
+		if !st.Has(p) {
+			return false
+		}
+	}
+	return true
+}
+
 // InfoReady is closed once the metadata is known.
 func (t *Torrent) InfoReady() <-chan struct{} { return t.infoReady }
 

@@ -162,6 +162,18 @@ func (f *fakeTorrent) Status() Status {
 	return st
 }
 
+func (f *fakeTorrent) FileComplete(file int) bool {
+	f.releaseMu.Lock()
+	defer f.releaseMu.Unlock()
+	first, end := f.full.FileSpan(f.full.Files[file])
+	for p := first; p < end; p++ {
+		if !f.released[p] {
+			return false
+		}
+	}
+	return true
+}
+
 func (f *fakeTorrent) OpenFile(ctx context.Context, file int) (FileReader, error) {
 	info := f.Info()
 	if info == nil || file < 0 || file >= len(info.Files) {

@@ -270,6 +270,4 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint3
 }
 
 // complete reports whether every byte of the file is verified.
-func (f *fileNode) complete() bool {
-	return fileVerified(f.info, f.file, f.e.t.Status().Pieces) == f.file.Length
-}
+func (f *fileNode) complete() bool { return f.e.t.FileComplete(f.index) }

@@ -37,6 +37,9 @@ type Torrent interface {
 	OpenFile(ctx context.Context, file int) (FileReader, error)
 	// Status returns a snapshot of the download progress.
 	Status() Status
+	// FileComplete reports whether every byte of file index file of
+	// Info().Files is verified.
+	FileComplete(file int) bool
 }
 
 // FileReader reads one file of a torrent. ReadAt must be safe for concurrent

@@ -19,6 +19,7 @@ func (a fsTorrent) Name() string               { return a.t.Name() }
 func (a fsTorrent) InfoHash() metainfo.Hash    { return a.t.InfoHash() }
 func (a fsTorrent) Info() *metainfo.Info       { return a.t.Info() }
 func (a fsTorrent) InfoReady() <-chan struct{} { return a.t.InfoReady() }
+func (a fsTorrent) FileComplete(file int) bool { return a.t.FileComplete(file) }
 
 func (a fsTorrent) CreationDate() time.Time {
 	if mi := a.t.MetaInfo(); mi != nil {

@@ -27,7 +27,7 @@ func (m *mountFlags) flagSet() *flag.FlagSet {
 	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after `DURATION` (the download goes on)")
 	f.BoolVar(&m.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
 	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root)")
-	f.Func("page-cache", "which files the kernel page cache keeps: `MODE` auto (complete files; files still downloading are read directly, which streams faster and lets Ctrl-C interrupt a waiting read), always or never (default auto)", func(s string) error {
+	f.Func("page-cache", "which files the kernel page cache keeps: `MODE` auto (complete files; files still downloading are read directly, which saves a copy and lets Ctrl-C interrupt a waiting read), always or never (default auto)", func(s string) error {
 		v, err := fs.ParsePageCacheMode(s)
 		m.pageCache = v
 		return err
