@@ -332,13 +332,19 @@ func (s *Store) FinishPiece(piece int) error {
 			return fmt.Errorf("cache: write piece %d: %w", piece, err)
 		}
 	}
+	s.finished(piece)
+	return nil
+}
+
+// finished ends the finishing claim of a piece whose verified bytes are
+// all in the data file: it becomes present, and the budget may evict.
+func (s *Store) finished(piece int) {
 	s.mu.Lock()
 	s.pieces[piece].finishing = false
 	s.markPresentLocked(piece)
 	s.wakeBusyLocked()
 	s.mu.Unlock()
 	s.budget.enforce()
-	return nil
 }
 
 // unclaimLocked ends a claim that leaves the piece as it was.
@@ -438,12 +444,7 @@ func (s *Store) WritePiece(piece int, data []byte) error {
 		s.mu.Unlock()
 		return &HashError{Piece: piece}
 	}
-	s.mu.Lock()
-	s.pieces[piece].finishing = false
-	s.markPresentLocked(piece)
-	s.wakeBusyLocked()
-	s.mu.Unlock()
-	s.budget.enforce()
+	s.finished(piece)
 	return nil
 }
 
