@@ -6,7 +6,7 @@ import (
 	"io"
 	"syscall"
 
-	"github.com/hanwen/go-fuse/v2/fs"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
@@ -29,8 +29,8 @@ type handle struct {
 }
 
 var (
-	_ fs.FileReader   = (*handle)(nil)
-	_ fs.FileReleaser = (*handle)(nil)
+	_ fusefs.FileReader   = (*handle)(nil)
+	_ fusefs.FileReleaser = (*handle)(nil)
 )
 
 // Read fills dest from the file at off. It waits for the data (bounded by

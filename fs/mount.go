@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -145,7 +145,7 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 	} else {
 		fuseLog = log.New(io.Discard, "", 0)
 	}
-	opts := &fs.Options{
+	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:   m.opts.AllowOther,
 			Options:      []string{"ro", "default_permissions"},
@@ -170,9 +170,9 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 		UID:            uint32(os.Getuid()),
 		GID:            uint32(os.Getgid()),
 		Logger:         fuseLog,
-		RootStableAttr: &fs.StableAttr{Ino: 1},
+		RootStableAttr: &fusefs.StableAttr{Ino: 1},
 	}
-	server, err := fuse.NewServer(fs.NewNodeFS(root, opts), m.mountpoint, &opts.MountOptions)
+	server, err := fuse.NewServer(fusefs.NewNodeFS(root, opts), m.mountpoint, &opts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("fs: mount %s: %w", m.mountpoint, err)
 	}

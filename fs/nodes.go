@@ -8,7 +8,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/swarmfs/swarmfs/metainfo"
@@ -29,14 +29,14 @@ type entry struct {
 // directory inside a torrent. Its children are added when the torrent's info
 // is known and never change afterwards.
 type dirNode struct {
-	fs.Inode
+	fusefs.Inode
 	m *Server
 	e *entry // nil for the root of a mount of several torrents
 }
 
 // fileNode is one file of a torrent. It is immutable.
 type fileNode struct {
-	fs.Inode
+	fusefs.Inode
 	m     *Server
 	e     *entry
 	index int // into Info.Files
@@ -45,17 +45,17 @@ type fileNode struct {
 }
 
 var (
-	_ fs.NodeOnAdder     = (*dirNode)(nil)
-	_ fs.NodeGetattrer   = (*dirNode)(nil)
-	_ fs.NodeStatfser    = (*dirNode)(nil)
-	_ fs.NodeGetxattrer  = (*dirNode)(nil)
-	_ fs.NodeListxattrer = (*dirNode)(nil)
+	_ fusefs.NodeOnAdder     = (*dirNode)(nil)
+	_ fusefs.NodeGetattrer   = (*dirNode)(nil)
+	_ fusefs.NodeStatfser    = (*dirNode)(nil)
+	_ fusefs.NodeGetxattrer  = (*dirNode)(nil)
+	_ fusefs.NodeListxattrer = (*dirNode)(nil)
 
-	_ fs.NodeOpener      = (*fileNode)(nil)
-	_ fs.NodeGetattrer   = (*fileNode)(nil)
-	_ fs.NodeStatfser    = (*fileNode)(nil)
-	_ fs.NodeGetxattrer  = (*fileNode)(nil)
-	_ fs.NodeListxattrer = (*fileNode)(nil)
+	_ fusefs.NodeOpener      = (*fileNode)(nil)
+	_ fusefs.NodeGetattrer   = (*fileNode)(nil)
+	_ fusefs.NodeStatfser    = (*fileNode)(nil)
+	_ fusefs.NodeGetxattrer  = (*fileNode)(nil)
+	_ fusefs.NodeListxattrer = (*fileNode)(nil)
 )
 
 const (
@@ -79,7 +79,7 @@ func (d *dirNode) OnAdd(ctx context.Context) {
 // buildRoot lays out the torrents under the root: one torrent with known
 // single-file info puts its file at the root, one torrent otherwise gets its
 // directory at the root, several torrents get one directory each.
-func (m *Server) buildRoot(ctx context.Context, root *fs.Inode) {
+func (m *Server) buildRoot(ctx context.Context, root *fusefs.Inode) {
 	if len(m.entries) == 1 {
 		e := m.entries[0]
 		if info := e.t.Info(); info != nil && info.SingleFile {
@@ -89,7 +89,7 @@ func (m *Server) buildRoot(ctx context.Context, root *fs.Inode) {
 	}
 	for _, e := range m.entries {
 		dir := root.NewPersistentInode(ctx, &dirNode{m: m, e: e},
-			fs.StableAttr{Mode: fuse.S_IFDIR, Ino: m.ino(e.hash, nil)})
+			fusefs.StableAttr{Mode: fuse.S_IFDIR, Ino: m.ino(e.hash, nil)})
 		root.AddChild(e.name, dir, false)
 		if info := e.t.Info(); info != nil {
 			m.addFiles(ctx, dir, e, info)
@@ -102,12 +102,12 @@ func (m *Server) buildRoot(ctx context.Context, root *fs.Inode) {
 // pendingDir is a torrent directory waiting for its info (a magnet).
 type pendingDir struct {
 	e   *entry
-	dir *fs.Inode
+	dir *fusefs.Inode
 }
 
 // addFiles adds every file of info below dir, creating the intermediate
 // directories. It runs once per torrent.
-func (m *Server) addFiles(ctx context.Context, dir *fs.Inode, e *entry, info *metainfo.Info) {
+func (m *Server) addFiles(ctx context.Context, dir *fusefs.Inode, e *entry, info *metainfo.Info) {
 	if !e.info.CompareAndSwap(nil, info) {
 		return
 	}
@@ -122,7 +122,7 @@ func (m *Server) addFiles(ctx context.Context, dir *fs.Inode, e *entry, info *me
 			child := parent.GetChild(comp)
 			if child == nil {
 				child = parent.NewPersistentInode(ctx, &dirNode{m: m, e: e},
-					fs.StableAttr{Mode: fuse.S_IFDIR, Ino: m.ino(e.hash, f.Path[:k+1])})
+					fusefs.StableAttr{Mode: fuse.S_IFDIR, Ino: m.ino(e.hash, f.Path[:k+1])})
 				parent.AddChild(comp, child, false)
 			} else if !child.IsDir() {
 				ok = false
@@ -136,7 +136,7 @@ func (m *Server) addFiles(ctx context.Context, dir *fs.Inode, e *entry, info *me
 			continue
 		}
 		fn := &fileNode{m: m, e: e, index: i, file: f, info: info}
-		child := parent.NewPersistentInode(ctx, fn, fs.StableAttr{Mode: fuse.S_IFREG, Ino: m.ino(e.hash, f.Path)})
+		child := parent.NewPersistentInode(ctx, fn, fusefs.StableAttr{Mode: fuse.S_IFREG, Ino: m.ino(e.hash, f.Path)})
 		parent.AddChild(name, child, false)
 		m.nodes.Add(1)
 	}
@@ -191,7 +191,7 @@ func (m *Server) ino(hash metainfo.Hash, path []string) uint64 {
 }
 
 // Getattr reports a read-only directory.
-func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (d *dirNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = fuse.S_IFDIR | dirMode
 	out.Nlink = 1 // unknown subdirectory count: tools must not guess from it
 	t := d.m.mountTime
@@ -204,7 +204,7 @@ func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOu
 }
 
 // Getattr reports the file's size, mode and the torrent's creation date.
-func (f *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (f *fileNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	mode := uint32(fileMode)
 	if f.file.Executable {
 		mode = execMode
@@ -250,7 +250,7 @@ func (m *Server) statfs(out *fuse.StatfsOut) {
 
 // Open gives the handle its own FileReader, kept until the handle is
 // released. Writes are refused.
-func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+func (f *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
 	}
