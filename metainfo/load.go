@@ -26,6 +26,10 @@ const (
 	MaxPathDepth = 64
 	// MaxComponentLength caps one path component in bytes (NAME_MAX on Linux).
 	MaxComponentLength = 255
+	// MaxPathLength caps a file's path below the directory it is saved or
+	// mounted in, Info.Name and the components joined with "/", in bytes:
+	// PATH_MAX on Linux (4096) less the terminating NUL.
+	MaxPathLength = 4096 - 1
 	// maxURLs caps the number of tracker and web seed URLs kept from a torrent.
 	maxURLs = 1000
 )

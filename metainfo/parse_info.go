@@ -109,7 +109,7 @@ func parseInfo(data []byte) (*Info, bool, error) {
 		case !complete:
 			return nil, false, invalidf("more than %d files", MaxFiles)
 		}
-		if in.TotalLength, in.Files, err = parseFiles(list); err != nil {
+		if in.TotalLength, in.Files, err = parseFiles(list, len(in.Name)); err != nil {
 			return nil, false, err
 		}
 	default:
@@ -166,8 +166,9 @@ func setAttr(f *File, attr string) {
 
 // parseFiles decodes a multi-file list, validates every path and returns the
 // total length (pad files included) and the listed files (pad files and
-// BEP 47 symlinks omitted).
-func parseFiles(rawFiles []RawMessage) (int64, []File, error) {
+// BEP 47 symlinks omitted). nameLen is the length of the torrent's name,
+// the directory every path lies in.
+func parseFiles(rawFiles []RawMessage, nameLen int) (int64, []File, error) {
 	var (
 		total int64
 		files = make([]File, 0, len(rawFiles))
@@ -203,7 +204,7 @@ func parseFiles(rawFiles []RawMessage) (int64, []File, error) {
 				return 0, nil, fmt.Errorf("%w: file %d: path.utf-8: %w", ErrInvalid, i, err)
 			}
 		}
-		if err := checkPath(path); err != nil {
+		if err := checkPath(path, nameLen); err != nil {
 			return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
 		}
 		f := File{Path: path, Length: length, Offset: offset}

@@ -25,18 +25,25 @@ func checkComponent(c string) error {
 	return nil
 }
 
-// checkPath validates the components of one file path of a multi-file torrent.
-func checkPath(p []string) error {
+// checkPath validates the components of one file path of a multi-file
+// torrent and its length below the torrent's directory, whose name is
+// nameLen bytes long.
+func checkPath(p []string, nameLen int) error {
 	if len(p) == 0 {
 		return errors.New("empty path")
 	}
 	if len(p) > MaxPathDepth {
 		return fmt.Errorf("path of %d components, more than %d", len(p), MaxPathDepth)
 	}
+	n := nameLen
 	for _, c := range p {
 		if err := checkComponent(c); err != nil {
 			return err
 		}
+		n += 1 + len(c)
+	}
+	if n > MaxPathLength {
+		return fmt.Errorf("path of %d bytes with the torrent's name, more than %d (PATH_MAX)", n, MaxPathLength)
 	}
 	return nil
 }
