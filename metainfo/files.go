@@ -153,18 +153,22 @@ type span struct{ start, end uint32 }
 
 // parseFiles decodes a multi-file list, validates every path and returns the
 // total length (pad files included) and the listed files (pad files and
-// BEP 47 symlinks omitted). nameLen is the length of the torrent's name,
-// the directory every path lies in.
-func parseFiles(rawFiles []RawMessage, nameLen int) (int64, []File, error) {
+// BEP 47 symlinks omitted). list is the bencoded list and ends where its
+// items end (listEnds); nameLen is the length of the torrent's name, the
+// directory every path lies in.
+func parseFiles(list RawMessage, ends []uint32, nameLen int) (int64, []File, error) {
 	var (
 		total int64
-		files = make([]File, 0, len(rawFiles))
-		spans = make([]span, 0, len(rawFiles))
+		files = make([]File, 0, len(ends))
+		spans = make([]span, 0, len(ends))
 		arena []byte
 		comps int
 		f     fileFields
+		start = uint32(1)
 	)
-	for i, r := range rawFiles {
+	for i, end := range ends {
+		r := list[start:end:end]
+		start = end
 		if !decodeFileFast(r, &f) {
 			if err := decodeFileSlow(r, &f); err != nil {
 				return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)

@@ -101,14 +101,14 @@ func parseInfo(data []byte) (*Info, bool, error) {
 		setAttr(&f, rawString(raw.Attr))
 		in.Files = []File{f}
 	case len(raw.Files) > 0:
-		list, complete, err := rawList(raw.Files, MaxFiles)
+		ends, complete, err := listEnds(raw.Files, MaxFiles)
 		switch {
 		case err != nil:
 			return nil, false, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
 		case !complete:
 			return nil, false, invalidf("more than %d files", MaxFiles)
 		}
-		if in.TotalLength, in.Files, err = parseFiles(list, len(in.Name)); err != nil {
+		if in.TotalLength, in.Files, err = parseFiles(raw.Files, ends, len(in.Name)); err != nil {
 			return nil, false, err
 		}
 	default:
