@@ -130,15 +130,14 @@ func (m *Server) setTable(e *entry, info *metainfo.Info) {
 // Lookup finds a child by name, making its node if the kernel does not
 // hold it already.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
-	if d.tdir < 0 {
-		child := d.GetChild(name)
-		if child == nil {
-			return nil, syscall.ENOENT
-		}
+	if child := d.GetChild(name); child != nil {
 		var a fuse.AttrOut
-		child.Operations().(*dirNode).Getattr(ctx, nil, &a)
+		child.Operations().(fusefs.NodeGetattrer).Getattr(ctx, nil, &a)
 		out.Attr = a.Attr
 		return child, 0
+	}
+	if d.tdir < 0 {
+		return nil, syscall.ENOENT
 	}
 	t := d.e.table.Load()
 	if t == nil {

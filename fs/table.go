@@ -60,12 +60,14 @@ func buildTable(info *metainfo.Info) (*fileTable, []skipped) {
 		name   string
 	}
 	dirIndex := map[dirKey]int32{}
+	// Files are nodes 0 to len-1 and directories follow them.
+	dirRoom := maxTableNodes - len(info.Files)
 	for i, f := range info.Files {
 		if len(f.Path) == 0 || !validComponents(f.Path) {
 			skips = append(skips, skipped{i, f.DisplayPath(), "invalid path"})
 			continue
 		}
-		if len(t.dirs)+i >= maxTableNodes {
+		if len(t.dirs)+len(f.Path)-1 > dirRoom {
 			skips = append(skips, skipped{i, f.DisplayPath(), "too many files and directories"})
 			continue
 		}

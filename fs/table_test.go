@@ -1,11 +1,15 @@
 package fs
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/swarmfs/swarmfs/metainfo"
+	"golang.org/x/sys/unix"
 )
 
 // tableOf builds a table of files with the given paths, one byte each.
@@ -96,5 +100,66 @@ func TestTableSkipsBadAndCollidingPaths(t *testing.T) {
 	}
 	if tab.files != 4 {
 		t.Errorf("files = %d, want 4", tab.files)
+	}
+}
+
+// TestMountListsInTorrentOrder reads directories with getdents (no
+// sorting) and looks a deep path up before anything above it was listed.
+func TestMountListsInTorrentOrder(t *testing.T) {
+	files := []fakeFile{
+		{path: []string{"z.txt"}, data: []byte("z")},
+		{path: []string{"sub", "deep", "c"}, data: []byte("c")},
+		{path: []string{"a.txt"}, data: []byte("a")},
+		{path: []string{"sub", "b"}, data: []byte("b")},
+	}
+	ft := newFake("order", files, fakeOptions{gated: true})
+	_, dir := mountT(t, []Torrent{ft}, Options{})
+	var fi os.FileInfo
+	within(t, 10*time.Second, "stat of a deep path", func() error {
+		var err error
+		fi, err = os.Stat(filepath.Join(dir, "order", "sub", "deep", "c"))
+		return err
+	})
+	if fi.Size() != 1 {
+		t.Errorf("deep file size %d", fi.Size())
+	}
+	for rel, want := range map[string][]string{
+		"order":     {"z.txt", "sub", "a.txt"},
+		"order/sub": {"deep", "b"},
+	} {
+		var got []string
+		within(t, 10*time.Second, "getdents", func() error {
+			var err error
+			got, err = getdents(filepath.Join(dir, rel))
+			return err
+		})
+		if !slices.Equal(got, want) {
+			t.Errorf("%s lists %q, want %q (torrent order)", rel, got, want)
+		}
+	}
+	if ft.opens.Load() != 0 {
+		t.Errorf("listing opened %d readers", ft.opens.Load())
+	}
+}
+
+// getdents returns a directory's entries in the order the filesystem gives
+// them, without "." and "..".
+func getdents(dir string) ([]string, error) {
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer unix.Close(fd)
+	var names []string
+	buf := make([]byte, 8192)
+	for {
+		n, err := unix.Getdents(fd, buf)
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 {
+			return names, nil
+		}
+		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
 }
