@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine"
@@ -10,8 +11,16 @@ import (
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
-// fsTorrent adapts an engine torrent to what the mount needs.
-type fsTorrent struct{ t *engine.Torrent }
+// fsTorrent adapts an engine torrent to what the mount needs. Every method
+// but OpenFile's reader returns promptly, as fs.Torrent asks: Info, Name,
+// Bitfield and FileComplete read the torrent's and the cache's own state
+// under short locks, and the part of Status that only the torrent loop
+// knows (state, peers) comes from stats, a snapshot refreshed in the
+// background, so a FUSE handler never waits behind the loop's queue.
+type fsTorrent struct {
+	t     *engine.Torrent
+	stats *statsFeed
+}
 
 var _ fs.Torrent = fsTorrent{}
 
@@ -49,17 +58,65 @@ func (r fsReader) ReadSpan(ctx context.Context, off int64, n int) (fs.Span, erro
 	return sp, nil
 }
 
+// Status reports the verified pieces as the cache has them now, and the
+// state and peers from the latest stats snapshot.
 func (a fsTorrent) Status() fs.Status {
-	// Decide from one Stats snapshot: metadata may land between two calls.
-	st := a.t.Stats()
-	s := fs.Status{Verified: st.BytesHave, Text: st.State}
-	if st.PiecesTotal == 0 {
-		s.Text = fmt.Sprintf("%s (%d peers)", st.State, st.Peers)
-		return s
+	st := a.stats.get()
+	info := a.t.Info()
+	if info == nil {
+		return fs.Status{Text: fmt.Sprintf("%s (%d peers)", st.State, st.Peers)}
 	}
-	if info := a.t.Info(); info != nil {
-		s.Total = info.TotalLength
-		s.Pieces = a.t.Bitfield()
+	s := fs.Status{Total: info.TotalLength, Pieces: a.t.Bitfield(), Text: st.State}
+	if st.PiecesTotal == 0 {
+		// The snapshot is from before the metadata; the next one follows.
+		s.Text = "metadata received"
+	}
+	for i, ok := range s.Pieces {
+		if ok {
+			s.Verified += info.PieceSize(i)
+		}
 	}
 	return s
+}
+
+// statsPeriod is how often a statsFeed refreshes its snapshot.
+const statsPeriod = 250 * time.Millisecond
+
+// statsFeed publishes a torrent's Stats for readers that must not wait
+// for the torrent loop: run asks the loop at every tick (and at once when
+// the metadata arrives) and get returns the latest answer.
+type statsFeed struct {
+	stats func() engine.Stats
+	last  atomic.Pointer[engine.Stats]
+}
+
+// newStatsFeed takes a first snapshot; call it where waiting is fine.
+func newStatsFeed(stats func() engine.Stats) *statsFeed {
+	f := &statsFeed{stats: stats}
+	f.refresh()
+	return f
+}
+
+func (f *statsFeed) refresh() {
+	s := f.stats()
+	f.last.Store(&s)
+}
+
+func (f *statsFeed) get() engine.Stats { return *f.last.Load() }
+
+// run refreshes the snapshot every period, and at once when infoReady
+// closes, until done closes.
+func (f *statsFeed) run(done, infoReady <-chan struct{}, period time.Duration) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-infoReady:
+			infoReady = nil
+		case <-tick.C:
+		}
+		f.refresh()
+	}
 }

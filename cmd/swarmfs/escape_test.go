@@ -90,7 +90,6 @@ type bgCmd struct {
 	out, err syncBuffer
 	cancel   context.CancelFunc
 	done     chan int
-	code     int
 }
 
 func startCmd(args ...string) *bgCmd {

@@ -136,13 +136,23 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	return serveStatus(ctx, e, srv, torrents)
 }
 
-// mountTorrents mounts the engine's torrents through the fs adapter.
+// mountTorrents mounts the engine's torrents through the fs adapter; each
+// torrent's stats feed runs until the mount is gone.
 func mountTorrents(mountpoint string, torrents []*engine.Torrent, opts fs.Options) (*fs.Server, error) {
 	list := make([]fs.Torrent, len(torrents))
+	feeds := make([]*statsFeed, len(torrents))
 	for i, t := range torrents {
-		list[i] = fsTorrent{t}
+		feeds[i] = newStatsFeed(t.Stats)
+		list[i] = fsTorrent{t: t, stats: feeds[i]}
 	}
-	return fs.Mount(mountpoint, list, opts)
+	srv, err := fs.Mount(mountpoint, list, opts)
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range feeds {
+		go f.run(srv.Done(), torrents[i].InfoReady(), statsPeriod)
+	}
+	return srv, nil
 }
 
 // serveStatus prints status lines until ctx ends or the mount goes away,
