@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"unicode"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -38,6 +39,30 @@ func printable(s string) string {
 		i += n
 	}
 	return b.String()
+}
+
+// jsonPrintable rewrites the runes of encoded JSON that printable would
+// escape as \uXXXX escapes, which decode to the same text: encoding/json
+// already escapes control characters but passes bidi overrides and other
+// format characters through raw.
+func jsonPrintable(b []byte) []byte {
+	if isPrintable(string(b)) {
+		return b
+	}
+	out := make([]byte, 0, len(b)+32)
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == '\n' || printableRune(r) || r == utf8.RuneError && n <= 1 {
+			out = append(out, b[i:i+n]...)
+		} else if r > 0xffff {
+			r1, r2 := utf16.EncodeRune(r)
+			out = fmt.Appendf(out, `\u%04x\u%04x`, r1, r2)
+		} else {
+			out = fmt.Appendf(out, `\u%04x`, r)
+		}
+		i += n
+	}
+	return out
 }
 
 // printableLines applies printable to each line of s, keeping the line

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -41,6 +42,23 @@ func TestPrintableEscapesHostileText(t *testing.T) {
 		if !isPrintable(got) {
 			t.Errorf("printable(%q) = %q is not printable itself", in, got)
 		}
+	}
+}
+
+func TestJSONPrintable(t *testing.T) {
+	in := map[string]string{"name": hostileName + "\U0001F600\U000E0001"}
+	b, err := json.Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := jsonPrintable(b)
+	checkNoRaw(t, "json", string(got))
+	if strings.Contains(string(got), "\U000E0001") {
+		t.Errorf("a tag character (format, outside the BMP) is raw: %q", got)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(got, &back); err != nil || back["name"] != in["name"] {
+		t.Errorf("escaped JSON %s decodes to %q, %v; want %q", got, back["name"], err, in["name"])
 	}
 }
 
@@ -175,6 +193,7 @@ func TestHostileNamesEscaped(t *testing.T) {
 	for _, args := range [][]string{
 		{"info", c.Torrent},
 		{"info", withDN},
+		{"info", "--json", c.Torrent},
 		{"create", filepath.Join(c.Dir, hostileName), "-o", filepath.Join(t.TempDir(), "x.torrent")},
 		common("get", c.Torrent, "-o", t.TempDir()),
 		common("get", bare, "-o", t.TempDir()),

@@ -79,9 +79,12 @@ func runInfo(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = e.stdout.Write(append(jsonPrintable(b), '\n'))
+		return err
 	}
 	printInfo(e.stdout, out)
 	return nil
