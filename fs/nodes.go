@@ -297,7 +297,9 @@ func (m *Server) statfs(out *fuse.StatfsOut) {
 }
 
 // Open gives the handle its own FileReader, kept until the handle is
-// released. Writes are refused.
+// released. Writes are refused. OpenFile gets a context bounded like a
+// read's: an open that cannot get its reader fails (EIO, EINTR when
+// interrupted) instead of hanging.
 func (f *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
@@ -305,10 +307,12 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	if f.m.ctx.Err() != nil {
 		return nil, 0, syscall.EIO
 	}
-	r, err := f.e.t.OpenFile(ctx, f.index)
+	octx, done := f.m.boundCtx(ctx)
+	defer done()
+	r, err := f.e.t.OpenFile(octx, f.index)
 	if err != nil {
 		f.m.log.Warn("open failed", "torrent", f.e.name, "path", f.file.DisplayPath(), "err", err)
-		return nil, 0, translate(ctx, err)
+		return nil, 0, translate(octx, err)
 	}
 	fuseFlags := uint32(fuse.FOPEN_KEEP_CACHE)
 	if f.m.direct == PageCacheNever || (f.m.direct == PageCacheAuto && !f.complete()) {
