@@ -11,12 +11,12 @@ import (
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
-// fsTorrent adapts an engine torrent to what the mount needs. Every method
-// but OpenFile's reader returns promptly, as fs.Torrent asks: Info, Name,
-// Bitfield and FileComplete read the torrent's and the cache's own state
-// under short locks, and the part of Status that only the torrent loop
-// knows (state, peers) comes from stats, a snapshot refreshed in the
-// background, so a FUSE handler never waits behind the loop's queue.
+// fsTorrent adapts an engine torrent to what the mount needs, returning
+// promptly as fs.Torrent asks. Info, Name, Bitfield and FileComplete read
+// the torrent's and the cache's own state under short locks; the part of
+// Status that only the torrent loop knows (state, peers) comes from stats,
+// a snapshot refreshed in the background, so getxattr never waits behind
+// the loop's queue; OpenFile waits at most until its context ends.
 type fsTorrent struct {
 	t     *engine.Torrent
 	stats *statsFeed
@@ -37,12 +37,34 @@ func (a fsTorrent) CreationDate() time.Time {
 	return time.Time{}
 }
 
-func (a fsTorrent) OpenFile(_ context.Context, file int) (fs.FileReader, error) {
-	r, err := a.t.NewReader(file)
-	if err != nil {
-		return nil, err
+// OpenFile opens an engine reader, giving up when ctx ends: NewReader
+// queues the reader's first priorities for the torrent loop and takes no
+// context, so it waits while that queue is full. A reader that arrives
+// after ctx ended is closed.
+func (a fsTorrent) OpenFile(ctx context.Context, file int) (fs.FileReader, error) {
+	type opened struct {
+		r   *engine.Reader
+		err error
 	}
-	return fsReader{r}, nil
+	ch := make(chan opened, 1)
+	go func() {
+		r, err := a.t.NewReader(file)
+		ch <- opened{r, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, o.err
+		}
+		return fsReader{o.r}, nil
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.r != nil {
+				o.r.Close()
+			}
+		}()
+		return nil, fmt.Errorf("opening a reader of file %d: %w (%v)", file, ctx.Err(), context.Cause(ctx))
+	}
 }
 
 // fsReader lets the mount splice replies straight from the cache's file.
