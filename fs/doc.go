@@ -40,7 +40,8 @@
 // # Reads
 //
 // Open gives each file handle its own FileReader (Torrent.OpenFile), closed
-// on release, so the engine's readahead follows that handle. Read calls
+// on release, so the engine's readahead follows that handle; OpenFile gets
+// a context bounded as a read's is (below), so an open cannot hang. Read calls
 // FileReader.ReadAt with a context that ends when the kernel interrupts the
 // request (Ctrl-C in the reader), when Options.ReadTimeout passes (default
 // 60 s, lowered below the kernel's fs.fuse request timeouts when set), or
