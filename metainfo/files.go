@@ -161,11 +161,12 @@ func parseFiles(list RawMessage, ends []uint32, nameLen int) (int64, []File, err
 		total int64
 		files = make([]File, 0, len(ends))
 		spans = make([]span, 0, len(ends))
-		arena []byte
+		arena strings.Builder // becomes the paths' string without a copy
 		comps int
 		f     fileFields
 		start = uint32(1)
 	)
+	arena.Grow(len(list) / 2) // paths are about half of a typical file list
 	for i, end := range ends {
 		r := list[start:end:end]
 		start = end
@@ -200,22 +201,21 @@ func parseFiles(list RawMessage, ends []uint32, nameLen int) (int64, []File, err
 		}
 		files = append(files, File{Length: f.length, Offset: offset,
 			Executable: bytes.IndexByte(f.attr, 'x') >= 0, Hidden: bytes.IndexByte(f.attr, 'h') >= 0})
-		start := len(arena)
+		first := arena.Len()
 		for j, c := range path {
 			if j > 0 {
-				arena = append(arena, '/')
+				arena.WriteByte('/')
 			}
-			arena = append(arena, c...)
+			arena.Write(c)
 		}
 		// The arena is at most the info's size, below MaxTorrentSize.
-		spans = append(spans, span{uint32(start), uint32(len(arena))})
+		spans = append(spans, span{uint32(first), uint32(arena.Len())})
 		comps += len(path)
 	}
 	if len(files) == 0 {
 		return 0, nil, invalidf("file list has no files besides padding")
 	}
-	all := string(arena)
-	arena = nil
+	all := arena.String()
 	parts := make([]string, 0, comps)
 	for i, sp := range spans {
 		first := len(parts)
