@@ -1,4 +1,3 @@
-// Command swarmfs mounts BitTorrent content as a read-only filesystem.
 package main
 
 import (
