@@ -46,6 +46,7 @@ var mountCommand = &command{
 	flagSet: func() *flag.FlagSet { return new(mountFlags).flagSet() },
 	run:     runMount,
 }
+
 var unmountCommand = &command{
 	summary:  "unmount a swarmfs mount (from another shell)",
 	usage:    "[--lazy] MOUNTPOINT",
