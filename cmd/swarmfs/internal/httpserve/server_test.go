@@ -20,6 +20,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library/librarytest"
+	"github.com/swarmfs/swarmfs/engine/enginetest"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -403,5 +404,5 @@ func FuzzSplitFilePath(f *testing.F) {
 }
 
 func TestMain(m *testing.M) {
-	os.Exit(m.Run())
+	os.Exit(enginetest.RunCheckingLeaks(m, "internal/httpserve."))
 }
