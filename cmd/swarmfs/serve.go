@@ -122,7 +122,10 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	defer ctl.Close()
 
 	srv := &http.Server{
-		Handler: httpserve.New(httpserve.Config{Library: lib, Token: token, ReadTimeout: s.readTimeout, Logger: logger}),
+		Handler: httpserve.New(httpserve.Config{
+			Library: lib, Token: token, ReadTimeout: s.readTimeout, Logger: logger,
+			LoopbackOnly: ln.Addr().(*net.TCPAddr).IP.IsLoopback(),
+		}),
 		// Header reads are bounded; bodies stream for as long as they need.
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,

@@ -37,9 +37,12 @@
 // TOKEN" or "X-Swarmfs-Token: TOKEN" (compared in constant time); with no
 // token configured they are always refused. Cross-site requests to the API
 // are refused with 403 by http.CrossOriginProtection (Sec-Fetch-Site, else
-// Origin against Host), so a web page cannot drive the API from a browser
-// even when it guesses the token's absence. Which address to listen on is
-// the caller's business (swarmfs serve binds loopback unless told).
+// Origin against Host), so a web page cannot drive the API from a
+// visitor's browser. Which address to listen on is
+// the caller's business (swarmfs serve binds loopback unless told); with
+// Config.LoopbackOnly, requests whose Host header is not localhost or a
+// loopback address get 403, so that a web page cannot reach a loopback
+// server through DNS rebinding.
 //
 // # Reads
 //
@@ -47,8 +50,10 @@
 // request ends, so its reads get the same priorities and readahead as an
 // open file of the mount. Reads run with the request's context (plus
 // Config.ReadTimeout for each read): a client that disconnects cancels a
-// read blocked on missing data and releases the reader at once. Each
-// request buffers at most Config.BufferSize bytes.
+// read blocked on missing data and releases the reader at once. The first
+// read after a seek asks for 64 KiB (a player probing a file waits for
+// little more than it wants), each next one for twice as much, up to
+// Config.BufferSize (1 MiB), the most one request buffers.
 //
 // # Concurrency
 //

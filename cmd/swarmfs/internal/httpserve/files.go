@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"mime"
 	"net/http"
 	"path"
@@ -47,18 +48,24 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, escaped strin
 		return
 	}
 	defer rd.Close()
-	st := &stream{ctx: r.Context(), r: rd, size: f.Size, timeout: s.timeout, bufSize: s.bufSize, latency: s.latency}
+	st := &stream{
+		ctx: r.Context(), r: rd, size: f.Size, timeout: s.timeout, bufSize: s.bufSize, latency: s.latency,
+		log: s.log.With("torrent", t.Name, "file", f.Path),
+	}
 	// ServeContent handles Range, If-Range, If-None-Match, HEAD and 416.
 	http.ServeContent(w, r, path.Base(f.Path), t.Modified, st)
-	if st.err != nil && r.Context().Err() == nil && !errors.Is(st.err, io.EOF) {
-		s.log.Warn("http file read failed", "torrent", t.Name, "file", f.Path, "err", st.err)
-	}
 }
 
+// firstFill is the size of the first read after a seek: small ranges
+// (players probing a file) wait for little more than they asked for.
+const firstFill = 64 << 10
+
 // stream adapts a library.Reader to the io.ReadSeeker that
-// http.ServeContent wants. It reads up to bufSize bytes at a time so that
-// the engine sees large sequential reads, with the request's context and a
-// timeout per read. It is used by one goroutine.
+// http.ServeContent wants, with the request's context and a timeout per
+// read. Each read after a seek is firstFill bytes, and each following one
+// twice the last, up to bufSize, so that the engine sees large sequential
+// reads while a stream goes on. It is used by one goroutine at a time
+// (for multi-range requests, ServeContent's writer goroutine).
 type stream struct {
 	ctx     context.Context
 	r       library.Reader
@@ -66,11 +73,12 @@ type stream struct {
 	timeout time.Duration
 	bufSize int
 	latency *histogram
+	log     *slog.Logger
 
 	pos    int64
 	buf    []byte // holds the file bytes [bufOff, bufOff+len(buf))
 	bufOff int64
-	err    error // the last read error, for logging
+	next   int // size of the next fill; 0 means firstFill
 }
 
 // Seek sets the offset of the next Read.
@@ -87,6 +95,9 @@ func (s *stream) Seek(off int64, whence int) (int64, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("httpserve: seek to %d", off)
 	}
+	if off != s.pos {
+		s.next = 0
+	}
 	s.pos = off
 	return off, nil
 }
@@ -99,7 +110,9 @@ func (s *stream) Read(p []byte) (int, error) {
 	}
 	if s.pos < s.bufOff || s.pos >= s.bufOff+int64(len(s.buf)) {
 		if err := s.fill(); err != nil {
-			s.err = err
+			if s.ctx.Err() == nil {
+				s.log.Warn("http file read failed", "offset", s.pos, "err", err)
+			}
 			return 0, err
 		}
 	}
@@ -110,9 +123,11 @@ func (s *stream) Read(p []byte) (int, error) {
 
 // fill reads the buffer at the current position.
 func (s *stream) fill() error {
-	n := int(min(int64(s.bufSize), s.size-s.pos))
+	want := min(max(s.next, firstFill), s.bufSize)
+	s.next = min(2*want, s.bufSize)
+	n := int(min(int64(want), s.size-s.pos))
 	if cap(s.buf) < n {
-		s.buf = make([]byte, s.bufSize)
+		s.buf = make([]byte, want)
 	}
 	s.buf = s.buf[:n]
 	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)

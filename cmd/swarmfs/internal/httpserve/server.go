@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"time"
@@ -42,6 +44,10 @@ type Config struct {
 	// BufferSize is how many bytes one file request reads at a time;
 	// zero means DefaultBufferSize.
 	BufferSize int
+	// LoopbackOnly refuses (403) requests whose Host is not "localhost" or
+	// a loopback address: a server listening on loopback then cannot be
+	// reached by a web page through DNS rebinding.
+	LoopbackOnly bool
 	// Logger receives diagnostics; nil means silent.
 	Logger *slog.Logger
 }
@@ -52,6 +58,7 @@ type Server struct {
 	token   string
 	timeout time.Duration
 	bufSize int
+	lbOnly  bool
 	log     *slog.Logger
 	cop     *http.CrossOriginProtection
 	latency *histogram
@@ -63,7 +70,7 @@ var _ http.Handler = (*Server)(nil)
 func New(cfg Config) *Server {
 	s := &Server{
 		lib: cfg.Library, token: cfg.Token, timeout: cfg.ReadTimeout, bufSize: cfg.BufferSize,
-		log: cfg.Logger, cop: http.NewCrossOriginProtection(), latency: newHistogram(latencyBuckets),
+		lbOnly: cfg.LoopbackOnly, log: cfg.Logger, cop: http.NewCrossOriginProtection(), latency: newHistogram(latencyBuckets),
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultReadTimeout
@@ -79,6 +86,10 @@ func New(cfg Config) *Server {
 
 // ServeHTTP routes a request.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.lbOnly && !loopbackHost(r.Host) {
+		http.Error(w, "httpserve: this server answers only to localhost and loopback addresses", http.StatusForbidden)
+		return
+	}
 	p := r.URL.EscapedPath()
 	switch {
 	case p == "/":
@@ -102,6 +113,20 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	default:
 		http.NotFound(w, r)
 	}
+}
+
+// loopbackHost reports whether a Host header names this machine's
+// loopback: "localhost" or a loopback IP, with or without a port.
+func loopbackHost(host string) bool {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // allow answers 405 unless r's method is one of methods.

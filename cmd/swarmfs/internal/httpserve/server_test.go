@@ -383,6 +383,34 @@ func TestAPI(t *testing.T) {
 	}
 }
 
+func TestLoopbackOnly(t *testing.T) {
+	lib := librarytest.NewFake()
+	srv := httptest.NewServer(New(Config{Library: lib, LoopbackOnly: true}))
+	defer srv.Close()
+	for host, code := range map[string]int{
+		"":                    200, // the test server's own 127.0.0.1:port
+		"localhost:8080":      200,
+		"[::1]:8080":          200,
+		"127.0.0.5":           200,
+		"evil.example:8080":   403,
+		"192.168.1.10:8080":   403,
+		"localhost.evil.test": 403,
+	} {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+"/api/torrents", nil)
+		if host != "" {
+			req.Host = host
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != code {
+			t.Errorf("Host %q: %d, want %d", host, resp.StatusCode, code)
+		}
+	}
+}
+
 func FuzzSplitFilePath(f *testing.F) {
 	for _, s := range []string{"aa/b", hashA.String() + "/a/b%20c", hashA.String() + "/%2e%2e/x", hashA.String() + "/a%2fb", "x/../y"} {
 		f.Add(s)
