@@ -270,6 +270,35 @@ func TestServeStreamsFromLibtorrent(t *testing.T) {
 		}
 	})
 
+	t.Run("chromium", func(t *testing.T) {
+		chromium := enginetest.RequireTool(t, "chromium", "chromium")
+		profile := t.TempDir()
+		dump := func(u string) string {
+			return runTool(t, 2*time.Minute, chromium, "--headless", "--no-sandbox", "--disable-gpu",
+				"--user-data-dir="+profile, "--dump-dom", u)
+		}
+		dom := dump(s.url + "/")
+		links := regexp.MustCompile(`href="(/files/[^"]+)"`).FindAllStringSubmatch(dom, -1)
+		if len(links) != 3 || !strings.Contains(dom, "odd &lt;&amp;&gt; name.txt") {
+			t.Fatalf("the browser's index has %d file links:\n%s", len(links), dom)
+		}
+		// Follow the links a browser shows (the .bin one it would download;
+		// the "index" subtest fetched every link already).
+		for _, l := range links {
+			href := strings.ReplaceAll(l[1], "&amp;", "&")
+			if strings.HasSuffix(href, ".bin") {
+				continue
+			}
+			page := dump(s.url + href)
+			switch {
+			case strings.HasSuffix(href, ".mp4") && !strings.Contains(page, "<video"):
+				t.Errorf("%s: the browser shows no video:\n%s", href, page)
+			case strings.HasSuffix(href, ".txt") && !strings.Contains(page, "<pre"):
+				t.Errorf("%s: the browser shows no text:\n%.300s", href, page)
+			}
+		}
+	})
+
 	t.Run("refused", func(t *testing.T) {
 		magnet := []byte("magnet:?xt=urn:btih:" + strings.Repeat("ab", 20))
 		cases := []struct {
