@@ -402,6 +402,19 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
+func TestServeLoopbackDefault(t *testing.T) {
+	for in, want := range map[string]string{
+		":8080": "127.0.0.1:8080", "0.0.0.0:80": "0.0.0.0:80", "[::1]:9": "[::1]:9", "example.org:1": "example.org:1",
+	} {
+		if got, err := loopbackDefault(in); err != nil || got != want {
+			t.Errorf("loopbackDefault(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
+	if code, _, errOut := runCmd(t, "serve", "--http", "8080"); code != 2 || !strings.Contains(errOut, "want host:port") {
+		t.Errorf("serve --http 8080: exit %d: %s", code, errOut)
+	}
+}
+
 // TestServeWatchAndControl runs `swarmfs serve --watch DIR` with no
 // source, and drives it through the watch directory and the add, remove
 // and status commands over its control socket.

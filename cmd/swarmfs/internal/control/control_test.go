@@ -176,6 +176,13 @@ func TestStaleAndLiveSocket(t *testing.T) {
 	}
 }
 
+func TestLongSocketPath(t *testing.T) {
+	path := filepath.Join(t.TempDir(), strings.Repeat("d", 100), "x.sock")
+	if _, err := Listen(path, librarytest.NewFake(), nil); err == nil || !strings.Contains(err.Error(), "XDG_RUNTIME_DIR") {
+		t.Fatalf("Listen on a %d-byte path: %v", len(path), err)
+	}
+}
+
 func TestPaths(t *testing.T) {
 	t.Setenv("XDG_RUNTIME_DIR", "/run/user/7")
 	if d := Dir("/c"); d != "/run/user/7/swarmfs" {

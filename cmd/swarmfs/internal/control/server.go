@@ -26,6 +26,9 @@ const (
 	idleTimeout = 2 * time.Minute
 	// opTimeout bounds one operation on the library.
 	opTimeout = time.Minute
+	// maxSocketPath is the longest unix socket path Linux takes
+	// (sun_path is 108 bytes with the terminating NUL).
+	maxSocketPath = 107
 )
 
 // Server serves a library on a unix socket.
@@ -50,6 +53,9 @@ type Server struct {
 func Listen(path string, lib library.Library, log *slog.Logger) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if len(path) > maxSocketPath {
+		return nil, fmt.Errorf("control: socket path %s is longer than %d bytes (set XDG_RUNTIME_DIR, or use a shorter cache directory)", path, maxSocketPath)
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("control: %w", err)
