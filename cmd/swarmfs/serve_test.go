@@ -419,8 +419,8 @@ func TestServeLoopbackDefault(t *testing.T) {
 // source, and drives it through the watch directory and the add, remove
 // and status commands over its control socket.
 func TestServeWatchAndControl(t *testing.T) {
-	dir := t.TempDir()
-	s := startServe(t, "--cache-dir", t.TempDir(), "--no-dht", "--watch", dir)
+	dir, cacheDir := t.TempDir(), t.TempDir()
+	s := startServe(t, "--cache-dir", cacheDir, "--no-dht", "--watch", dir)
 	status := func() []library.Torrent {
 		code, out, errOut := runCmd(t, "status", "--json", s.url)
 		var ts []library.Torrent
@@ -439,7 +439,15 @@ func TestServeWatchAndControl(t *testing.T) {
 	if err := os.WriteFile(wpath, tb, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the watched torrent", func() bool { ts := status(); return len(ts) == 1 && ts[0].Name == "watched" })
+	var watchedHash string
+	waitUntil(t, "the watched torrent", func() bool {
+		ts := status()
+		if len(ts) == 1 && ts[0].Name == "watched" {
+			watchedHash = ts[0].InfoHash.String()
+			return true
+		}
+		return false
+	})
 
 	// add: a torrent file and a magnet.
 	other := filepath.Join(t.TempDir(), "other.torrent")
@@ -459,22 +467,49 @@ func TestServeWatchAndControl(t *testing.T) {
 		t.Errorf("status: exit %d:\n%s", code, out)
 	}
 
-	// remove: by name and by info hash.
-	if code, out, errOut := runCmd(t, "remove", s.url, "other"); code != 0 || !strings.HasPrefix(out, "removed other") {
+	// remove: by name and by info hash; --purge deletes the cache.
+	var otherHash string
+	for _, tor := range status() {
+		if tor.Name == "other" {
+			otherHash = tor.InfoHash.String()
+		}
+	}
+	if _, err := os.Stat(filepath.Join(cacheDir, otherHash)); err != nil {
+		t.Fatalf("no cache store for other: %v", err)
+	}
+	if code, out, errOut := runCmd(t, "remove", "--purge", s.url, "other"); code != 0 || !strings.HasPrefix(out, "removed other") {
 		t.Errorf("remove by name: exit %d: %s%s", code, out, errOut)
 	}
-	if code, out, errOut := runCmd(t, "remove", "--purge", s.url, strings.Repeat("CD", 20)); code != 0 || !strings.HasPrefix(out, "removed mag") {
+	if _, err := os.Stat(filepath.Join(cacheDir, otherHash)); !os.IsNotExist(err) {
+		t.Errorf("--purge left the cache store: %v", err)
+	}
+	if code, out, errOut := runCmd(t, "remove", s.url, strings.Repeat("CD", 20)); code != 0 || !strings.HasPrefix(out, "removed mag") {
 		t.Errorf("remove by hash: exit %d: %s%s", code, out, errOut)
 	}
 	if code, _, errOut := runCmd(t, "remove", s.url, "other"); code != 1 || !strings.Contains(errOut, "no such torrent") {
 		t.Errorf("remove twice: exit %d: %s", code, errOut)
 	}
 
-	// Deleting the watched file removes its torrent.
+	// Deleting the watched file removes its torrent, keeping its cache.
 	if err := os.Remove(wpath); err != nil {
 		t.Fatal(err)
 	}
 	waitUntil(t, "the watched torrent to go", func() bool { return len(status()) == 0 })
+	if _, err := os.Stat(filepath.Join(cacheDir, watchedHash)); err != nil {
+		t.Errorf("removing a watched file dropped its cache: %v", err)
+	}
+
+	// add: a directory of a .torrent and a .magnet file.
+	srcDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(srcDir, "x.torrent"), librarytest.MakeTorrent(t, "x", map[string]int{"x": 5}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(srcDir, "y.magnet"), []byte(magnet+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCmd(t, "add", s.url, srcDir); code != 0 || strings.Count(out, "added ") != 2 {
+		t.Errorf("add a directory: exit %d: %s%s", code, out, errOut)
+	}
 
 	if code, _, errOut := runCmd(t, "status", filepath.Join(t.TempDir(), "nomount")); code != 1 || !strings.Contains(errOut, "not a running swarmfs mount") {
 		t.Errorf("status of no mount: exit %d: %s", code, errOut)
