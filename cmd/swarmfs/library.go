@@ -13,6 +13,7 @@ import (
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
 	"github.com/swarmfs/swarmfs/engine"
+	"github.com/swarmfs/swarmfs/fs"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -231,4 +232,47 @@ func (l *engineLibrary) drop(h metainfo.Hash, e *libEntry) {
 	if err := os.Remove(filepath.Join(l.cacheDir, h.String()+".metadata")); err != nil && !errors.Is(err, os.ErrNotExist) {
 		l.log.Warn("purging the metadata", "infohash", h.String(), "err", err)
 	}
+}
+
+// fsTorrent returns the mount's view of torrent h, whose files are opened
+// through the library: a torrent removed while the mount has files of it
+// open stays in the engine until they are closed. A living mount gives fs
+// these instead of plain fsTorrent values.
+func (l *engineLibrary) fsTorrent(h metainfo.Hash) (fs.Torrent, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e, ok := l.entries[h]
+	if !ok || e.removing {
+		return nil, false
+	}
+	return libFSTorrent{fsTorrent: fsTorrent{e.t}, l: l}, true
+}
+
+// libFSTorrent is an fsTorrent whose readers are the library's.
+type libFSTorrent struct {
+	fsTorrent
+	l *engineLibrary
+}
+
+var _ fs.Torrent = libFSTorrent{}
+
+func (a libFSTorrent) OpenFile(ctx context.Context, file int) (fs.FileReader, error) {
+	r, err := a.l.Open(ctx, a.t.InfoHash(), file)
+	if err != nil {
+		return nil, err
+	}
+	return libFSReader{r.(*libReader)}, nil
+}
+
+// libFSReader lets the mount splice replies from a library reader.
+type libFSReader struct{ *libReader }
+
+var _ fs.SpliceReader = libFSReader{}
+
+func (r libFSReader) ReadSpan(ctx context.Context, off int64, n int) (fs.Span, error) {
+	sp, err := r.Reader.ReadSpan(ctx, off, n)
+	if err != nil {
+		return nil, err
+	}
+	return sp, nil
 }
