@@ -1,16 +1,11 @@
 package httpserve
 
 import (
-	"context"
-	"errors"
 	"fmt"
-	"io"
-	"log/slog"
 	"mime"
 	"net/http"
 	"path"
 	"strings"
-	"time"
 
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
 )
@@ -51,103 +46,13 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, escaped strin
 	st := &stream{
 		ctx: r.Context(), r: rd, size: f.Size, timeout: s.timeout, bufSize: s.bufSize, latency: s.latency,
 		log: s.log.With("torrent", t.Name, "file", f.Path),
+		// ServeContent reads the parts of a multi-range request on a
+		// goroutine of its own that may outlive it: no reads ahead there.
+		pipeline: !strings.Contains(r.Header.Get("Range"), ","),
 	}
 	// ServeContent handles Range, If-Range, If-None-Match, HEAD and 416.
 	http.ServeContent(w, r, path.Base(f.Path), t.Modified, st)
-}
-
-// firstFill is the size of the first read after a seek: small ranges
-// (players probing a file) wait for little more than they asked for.
-const firstFill = 64 << 10
-
-// stream adapts a library.Reader to the io.ReadSeeker that
-// http.ServeContent wants, with the request's context and a timeout per
-// read. Each read after a seek is firstFill bytes, and each following one
-// twice the last, up to bufSize, so that the engine sees large sequential
-// reads while a stream goes on. It is used by one goroutine at a time
-// (for multi-range requests, ServeContent's writer goroutine).
-type stream struct {
-	ctx     context.Context
-	r       library.Reader
-	size    int64
-	timeout time.Duration
-	bufSize int
-	latency *histogram
-	log     *slog.Logger
-
-	pos    int64
-	buf    []byte // holds the file bytes [bufOff, bufOff+len(buf))
-	bufOff int64
-	next   int // size of the next fill; 0 means firstFill
-}
-
-// Seek sets the offset of the next Read.
-func (s *stream) Seek(off int64, whence int) (int64, error) {
-	switch whence {
-	case io.SeekStart:
-	case io.SeekCurrent:
-		off += s.pos
-	case io.SeekEnd:
-		off += s.size
-	default:
-		return 0, fmt.Errorf("httpserve: seek whence %d", whence)
-	}
-	if off < 0 {
-		return 0, fmt.Errorf("httpserve: seek to %d", off)
-	}
-	if off != s.pos {
-		s.next = 0
-	}
-	s.pos = off
-	return off, nil
-}
-
-// Read reads from the buffer, refilling it from the reader when the
-// position leaves it.
-func (s *stream) Read(p []byte) (int, error) {
-	if s.pos >= s.size {
-		return 0, io.EOF
-	}
-	if s.pos < s.bufOff || s.pos >= s.bufOff+int64(len(s.buf)) {
-		if err := s.fill(); err != nil {
-			if s.ctx.Err() == nil {
-				s.log.Warn("http file read failed", "offset", s.pos, "err", err)
-			}
-			return 0, err
-		}
-	}
-	n := copy(p, s.buf[s.pos-s.bufOff:])
-	s.pos += int64(n)
-	return n, nil
-}
-
-// fill reads the buffer at the current position.
-func (s *stream) fill() error {
-	want := min(max(s.next, firstFill), s.bufSize)
-	s.next = min(2*want, s.bufSize)
-	n := int(min(int64(want), s.size-s.pos))
-	if cap(s.buf) < n {
-		s.buf = make([]byte, want)
-	}
-	s.buf = s.buf[:n]
-	ctx, cancel := context.WithTimeout(s.ctx, s.timeout)
-	defer cancel()
-	start := time.Now()
-	k, err := s.r.ReadAt(ctx, s.buf, s.pos)
-	s.latency.observe(time.Since(start).Seconds())
-	if err != nil && !(errors.Is(err, io.EOF) && k == n) {
-		s.buf = s.buf[:0]
-		if errors.Is(err, io.EOF) {
-			return io.ErrUnexpectedEOF
-		}
-		return err
-	}
-	if k == 0 {
-		return io.ErrNoProgress
-	}
-	s.buf = s.buf[:k]
-	s.bufOff = s.pos
-	return nil
+	st.close()
 }
 
 // mediaTypes are the types of media files that Go's table may lack.
