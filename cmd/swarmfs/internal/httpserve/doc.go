@@ -53,12 +53,18 @@
 // read blocked on missing data and releases the reader at once. The first
 // read after a seek asks for 64 KiB (a player probing a file waits for
 // little more than it wants), each next one for twice as much, up to
-// Config.BufferSize (1 MiB), the most one request buffers.
+// Config.BufferSize (1 MiB). From then on the next chunk is read on a
+// goroutine while the current one is sent (not for multi-range requests),
+// so the engine always has a read waiting, as the kernel's concurrent
+// readahead gives a mount; a request holds at most two buffers, and its
+// read ahead is cancelled and waited for before its reader is closed.
 //
 // # Concurrency
 //
 // Server is safe for concurrent use; its only shared state is the read
-// latency histogram, guarded by its own mutex.
+// latency histogram, guarded by its own mutex. Each file request runs on
+// its handler goroutine plus at most one read-ahead goroutine, which ends
+// before the handler returns.
 //
 // # Errors
 //
