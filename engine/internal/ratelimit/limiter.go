@@ -72,8 +72,9 @@ type Config struct {
 // Limiter is a token bucket with two priority classes of waiters. A nil
 // *Limiter is valid and unlimited; a Limiter must otherwise come from New.
 type Limiter struct {
-	clock   Clock
-	rateNow atomic.Int64 // mirrors rate for the lock-free unlimited check
+	clock    Clock
+	rateNow  atomic.Int64 // mirrors rate for the lock-free unlimited check
+	burstNow atomic.Int64 // mirrors burst for lock-free reads
 
 	mu         sync.Mutex // guards the fields below
 	rate       int64      // bytes/s, 0 = unlimited
@@ -101,6 +102,7 @@ func New(cfg Config) (*Limiter, error) {
 	l.tokens = l.burst * scale
 	l.last = l.clock.Now()
 	l.rateNow.Store(cfg.Rate)
+	l.burstNow.Store(l.burst)
 	return l, nil
 }
 
@@ -121,9 +123,7 @@ func (l *Limiter) Burst() int64 {
 	if l == nil {
 		return 0
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.burst
+	return l.burstNow.Load()
 }
 
 // Limited reports whether a rate is set; it is one atomic load.
@@ -149,6 +149,7 @@ func (l *Limiter) SetRate(rate int64) error {
 		l.tokens = l.burst * scale // unlimited: always full
 	}
 	l.rateNow.Store(rate)
+	l.burstNow.Store(l.burst)
 	l.dispatchLocked()
 	return nil
 }
