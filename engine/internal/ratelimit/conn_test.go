@@ -23,10 +23,7 @@ func TestConnWriteCharged(t *testing.T) {
 	up, clk := newFake(t, 1000, 100)
 	c, peer := pipePair(t, up, nil)
 	var got atomic.Int64
-	go func() {
-		n, _ := io.Copy(io.Discard, io.TeeReader(peer, countWriter{&got}))
-		_ = n
-	}()
+	go func() { _, _ = io.Copy(countWriter{&got}, peer) }()
 	wrote := make(chan int, 1)
 	go func() {
 		n, err := c.Write(make([]byte, 300))
