@@ -17,6 +17,7 @@ func hostileFixture(t *testing.T) *fixture {
 		{path: "a.bin", length: 5*hostilePL + 100},
 		{path: "b c.bin", length: 3*hostilePL - 50},
 		{path: "d/e#.bin", length: 2*hostilePL + 7},
+		{path: "z/empty", length: 0}, // never requested
 	}, 3)
 }
 

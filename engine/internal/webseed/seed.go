@@ -74,15 +74,17 @@ func (st Status) String() string {
 // Seed fetches pieces of one torrent from one web seed URL. Its methods are
 // safe for concurrent use.
 type Seed struct {
-	url    string
-	info   *metainfo.Info
-	cfg    Config
-	files  []string // URL of each info.Files entry
-	tr     *http.Transport
-	client *http.Client
-	slots  chan struct{} // one token per fetch in flight
-	log    *slog.Logger
-	now    func() time.Time
+	url   string
+	info  *metainfo.Info
+	cfg   Config
+	files []string // URL of each info.Files entry
+	// nonEmpty counts the files that hold bytes (only those are requested).
+	nonEmpty int
+	tr       *http.Transport
+	client   *http.Client
+	slots    chan struct{} // one token per fetch in flight
+	log      *slog.Logger
+	now      func() time.Time
 
 	downloaded, wasted, requests atomic.Int64
 
@@ -129,6 +131,11 @@ func New(rawURL string, info *metainfo.Info, cfg Config) (*Seed, error) {
 		now:       time.Now,
 		missing:   make(map[int]error),
 		badPieces: make(map[int]bool),
+	}
+	for _, f := range info.Files {
+		if f.Length > 0 {
+			s.nonEmpty++
+		}
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
@@ -283,7 +290,7 @@ func (s *Seed) markMissing(i int, err error) {
 	s.missing[i] = err
 	s.unavailable = true
 	s.log.Info("web seed skips a file", "file", s.info.Files[i].DisplayPath(), "err", err)
-	if len(s.missing) == len(s.info.Files) {
+	if len(s.missing) >= s.nonEmpty {
 		s.dropLocked(fmt.Errorf("%w (last: %w)", ErrNoFiles, err))
 	}
 }
