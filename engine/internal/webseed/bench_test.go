@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -85,7 +86,36 @@ func BenchmarkNginx(b *testing.B) {
 			if err := os.RemoveAll(out); err != nil {
 				b.Fatal(err)
 			}
-			if err := runAria2(bin, torrent, out, info); err != nil {
+			port := enginetest.FreePort(b, "127.0.0.1")
+			if err := runAria2(bin, torrent, out, port, info); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	// Plain HTTP downloads of the same files, as a reference for what
+	// aria2 does without BitTorrent in the way.
+	b.Run("aria2c-http", func(b *testing.B) {
+		bin := enginetest.RequireTool(b, "aria2c", "aria2")
+		s, err := New(base, info, Config{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var list strings.Builder
+		for i, fl := range info.Files {
+			fmt.Fprintf(&list, "%s\n  out=%s\n", s.FileURL(i), filepath.Join(append([]string{info.Name}, fl.Path...)...))
+		}
+		s.Close()
+		listPath := filepath.Join(dir, "aria2.list")
+		if err := os.WriteFile(listPath, []byte(list.String()), 0o644); err != nil {
+			b.Fatal(err)
+		}
+		b.SetBytes(info.TotalLength)
+		for b.Loop() {
+			out := filepath.Join(dir, "out.aria2http")
+			if err := os.RemoveAll(out); err != nil {
+				b.Fatal(err)
+			}
+			if err := runAria2HTTP(bin, listPath, out, info); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -142,16 +172,31 @@ func benchFetchAll(base string, info *metainfo.Info, out string) error {
 	return <-errs
 }
 
+// runAria2HTTP downloads the URLs in list into out with aria2c, one file
+// at a time over benchConns connections, and checks the files' sizes.
+func runAria2HTTP(bin, list, out string, info *metainfo.Info) error {
+	return aria2(info, out, bin, "--dir="+out, "--input-file="+list, "--max-concurrent-downloads=1",
+		"--file-allocation=none", "--summary-interval=0", "--console-log-level=warn",
+		"--max-connection-per-server="+strconv.Itoa(benchConns), "--split="+strconv.Itoa(benchConns),
+		"--min-split-size=8M")
+}
+
 // runAria2 downloads torrent (web seed only) into out with aria2c and
 // checks the files' sizes.
-func runAria2(bin, torrent, out string, info *metainfo.Info) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "--dir="+out, "--enable-dht=false", "--enable-dht6=false",
+func runAria2(bin, torrent, out string, port int, info *metainfo.Info) error {
+	return aria2(info, out, bin, "--dir="+out, "--enable-dht=false", "--enable-dht6=false",
 		"--bt-enable-lpd=false", "--enable-peer-exchange=false", "--seed-time=0",
-		"--listen-port=0", "--file-allocation=none", "--summary-interval=0",
+		"--listen-port="+strconv.Itoa(port), "--file-allocation=none", "--summary-interval=0",
 		"--console-log-level=warn", "--max-connection-per-server="+strconv.Itoa(benchConns),
 		"--split="+strconv.Itoa(benchConns), torrent)
+}
+
+// aria2 runs aria2c with args, at most 5 minutes, and checks that it
+// wrote every file of info below out with its size.
+func aria2(info *metainfo.Info, out, bin string, args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	if outb, err := cmd.CombinedOutput(); err != nil {
