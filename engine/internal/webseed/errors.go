@@ -94,6 +94,10 @@ func isFault(err error) bool {
 		errors.Is(err, ErrBadResponse) || errors.Is(err, ErrRedirect)
 }
 
+// errPartialRange: a 206 that covered less than was asked, all of it
+// received. The fetch asks for the rest at once, without counting a retry.
+var errPartialRange = fmt.Errorf("%w: partial range", ErrShortBody)
+
 // deliverError carries an error returned by the caller's deliver function
 // through the fetch code, so that it is returned unchanged and never
 // charged to the seed.

@@ -109,6 +109,10 @@ func (s *Seed) fetchPart(ctx context.Context, r *run, part metainfo.FilePart) er
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
+		if n > 0 && errors.Is(err, errPartialRange) {
+			attempt-- // a smaller range than asked, but all there: go on
+			continue
+		}
 		if !retryable(err) || attempt >= s.cfg.Retries {
 			return err
 		}
@@ -158,7 +162,12 @@ func (s *Seed) settle(ctx context.Context, err error) {
 		for i := 1; i < s.failedRuns && d < s.cfg.MaxBackoff; i++ {
 			d *= 2
 		}
-		s.backoffLocked(s.now().Add(min(d, s.cfg.MaxBackoff)), err)
+		d = min(d, s.cfg.MaxBackoff)
+		var re *Error
+		if errors.As(err, &re) {
+			d = max(d, re.RetryAfter) // already capped by MaxRetryAfter
+		}
+		s.backoffLocked(s.now().Add(d), err)
 	}
 }
 

@@ -3,7 +3,11 @@ package webseed
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -135,6 +139,19 @@ func TestStall(t *testing.T) {
 		t.Fatalf("always stalling: %v, want ErrStalled", err)
 	}
 
+	// A server that never answers at all: ErrStalled too.
+	ts.setHook(func(w http.ResponseWriter, r *http.Request, n int64) bool {
+		select {
+		case <-r.Context().Done():
+		case <-ts.quit:
+		}
+		return true
+	})
+	s = newSeed(t, ts.URL(), fx, Config{IdleTimeout: 50 * time.Millisecond, Retries: -1})
+	if err := fetchErr(ctx, s, fx, 2); !errors.Is(err, ErrStalled) {
+		t.Fatalf("no answer: %v, want ErrStalled", err)
+	}
+
 	// The caller's deadline ends a stalled fetch, whatever IdleTimeout
 	// says, and is not charged to the seed.
 	s = newSeed(t, ts.URL(), fx, Config{IdleTimeout: time.Hour})
@@ -263,5 +280,51 @@ func TestWrongBytes(t *testing.T) {
 	}
 	if healthy.Status().Faults != 0 {
 		t.Fatal("the healthy seed was charged")
+	}
+}
+
+func TestRangeSizes(t *testing.T) {
+	fx := hostileFixture(t)
+	ctx := testCtx(t)
+	cases := []struct {
+		name string
+		rng  func(first, last, size int64) (int64, int64) // the range sent
+	}{
+		// At most 1000 bytes per response: the rest is asked at once.
+		{"partial", func(first, last, _ int64) (int64, int64) { return first, min(last, first+999) }},
+		// To the end of the file, whatever was asked: the rest is drained
+		// (kept for keep-alive) or the connection closed.
+		{"overlong", func(first, _, size int64) (int64, int64) { return first, size - 1 }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ts := newTestServer(t, fx, nil)
+			ts.setHook(func(w http.ResponseWriter, r *http.Request, _ int64) bool {
+				data, err := os.ReadFile(filepath.Join(fx.dir, filepath.FromSlash(r.URL.Path)))
+				if err != nil {
+					http.NotFound(w, r)
+					return true
+				}
+				var first, last int64
+				if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); err != nil {
+					t.Errorf("Range %q: %v", r.Header.Get("Range"), err)
+					return false
+				}
+				first, last = c.rng(first, last, int64(len(data)))
+				w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, len(data)))
+				w.Header().Set("Content-Length", strconv.FormatInt(last-first+1, 10))
+				w.WriteHeader(http.StatusPartialContent)
+				_, _ = w.Write(data[first : last+1])
+				return true
+			})
+			s := newSeed(t, ts.URL(), fx, Config{Retries: -1})
+			if i, err := fetchAll(ctx, fx, s); err != nil {
+				t.Fatalf("piece %d: %v", i, err)
+			}
+			checkRun(t, ctx, s, fx)
+			if st := s.Status(); st.State != StateOK || st.Faults != 0 {
+				t.Fatalf("status %+v", st)
+			}
+		})
 	}
 }

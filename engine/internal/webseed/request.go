@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"sync/atomic"
@@ -36,7 +37,7 @@ func (s *Seed) request(ctx context.Context, r *run, i int, off, length int64) (i
 		switch {
 		case ctx.Err() != nil:
 			return 0, ctx.Err()
-		case idle.fired.Load():
+		case idle.fired.Load() || isTimeout(err):
 			return 0, fail(0, fmt.Errorf("%w: no response in %v", ErrStalled, s.cfg.IdleTimeout))
 		case errors.Is(err, ErrRedirect):
 			return 0, fail(0, err)
@@ -77,7 +78,7 @@ func (s *Seed) request(ctx context.Context, r *run, i int, off, length int64) (i
 			return n, fail(code, err)
 		}
 		if avail < length {
-			return n, fail(code, fmt.Errorf("%w: range ends at %d, asked up to %d", ErrShortBody, cr.last, off+length-1))
+			return n, fail(code, fmt.Errorf("%w: range ends at %d, asked up to %d", errPartialRange, cr.last, off+length-1))
 		}
 		return n, nil
 	case code == http.StatusOK:
@@ -145,10 +146,18 @@ func (s *Seed) bodyError(err error, idle *idleTimer) error {
 		return fmt.Errorf("%w: no byte in %v", ErrStalled, s.cfg.IdleTimeout)
 	case errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded):
 		return err // the caller's context; the caller sees it
+	case isTimeout(err):
+		return fmt.Errorf("%w: %v", ErrStalled, err)
 	case err == io.EOF || errors.Is(err, io.ErrUnexpectedEOF):
 		return fmt.Errorf("%w: %v", ErrShortBody, io.ErrUnexpectedEOF)
 	}
 	return fmt.Errorf("%w: %v", ErrConn, err)
+}
+
+// isTimeout reports whether err is a network timeout (dial, TLS).
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // idleTimer cancels a request when no progress is made for d.

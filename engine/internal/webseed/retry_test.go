@@ -34,6 +34,21 @@ func TestRetryAfter(t *testing.T) {
 		t.Fatalf("retried after %v, before the 1 s Retry-After", waited)
 	}
 
+	// Retry-After outlasts the backoff after spent retries.
+	ts.setHook(func(w http.ResponseWriter, r *http.Request, n int64) bool {
+		w.Header().Set("Retry-After", "3")
+		w.WriteHeader(http.StatusBadGateway)
+		return true
+	})
+	s = newSeed(t, ts.URL(), fx, Config{Retries: -1, MinBackoff: time.Millisecond})
+	before := time.Now()
+	if err := fetchErr(ctx, s, fx, 0); !errors.Is(err, ErrServer) {
+		t.Fatalf("502: %v, want ErrServer", err)
+	}
+	if st := s.Status(); st.State != StateBackoff || st.Until.Before(before.Add(3*time.Second)) {
+		t.Fatalf("502 with Retry-After 3: %v, want backoff for 3 s", st)
+	}
+
 	// A long Retry-After, in seconds or as an HTTP-date, fails the fetch
 	// at once and backs the seed off until then, capped.
 	for _, ra := range []string{"7200", time.Now().Add(2 * time.Hour).UTC().Format(http.TimeFormat)} {

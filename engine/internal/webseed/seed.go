@@ -116,7 +116,6 @@ func New(rawURL string, info *metainfo.Info, cfg Config) (*Seed, error) {
 		MaxConnsPerHost:        cfg.MaxConns,
 		IdleConnTimeout:        90 * time.Second,
 		TLSHandshakeTimeout:    cfg.IdleTimeout,
-		ResponseHeaderTimeout:  cfg.IdleTimeout,
 		MaxResponseHeaderBytes: 64 << 10,
 		DisableCompression:     true,
 	}
