@@ -53,6 +53,9 @@ func (s *Seed) FetchRun(ctx context.Context, first, end int, buf []byte, deliver
 		return ctx.Err()
 	}
 	defer func() { <-s.slots }()
+	if err := s.admit(first, end); err != nil {
+		return err // the seed changed while this fetch waited for a slot
+	}
 	r := &run{info: in, buf: buf, deliver: deliver, piece: first, size: in.PieceSize(first), off: in.PieceOffset(first)}
 	runEnd := in.PieceOffset(end-1) + in.PieceSize(end-1)
 	err := s.fetchRun(ctx, r, runEnd)

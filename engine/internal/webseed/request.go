@@ -53,7 +53,8 @@ func (s *Seed) request(ctx context.Context, r *run, i int, off, length int64) (i
 		s.wasted.Add(n)
 		resp.Body.Close()
 	}()
-	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" {
+	if ce := resp.Header.Get("Content-Encoding"); ce != "" && ce != "identity" &&
+		(resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusPartialContent) {
 		return 0, fail(resp.StatusCode, fmt.Errorf("%w: Content-Encoding %q", ErrBadResponse, ce))
 	}
 	fileLen := s.info.Files[i].Length

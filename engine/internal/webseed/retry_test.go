@@ -248,3 +248,74 @@ func TestDeliverErrorAndArguments(t *testing.T) {
 		t.Fatalf("after Close: %v, want ErrDropped and ErrClosed", err)
 	}
 }
+
+// TestDeadlines checks that no fetch outlives its context, whatever the
+// server does, with timeouts and retry waits far longer than the deadline.
+func TestDeadlines(t *testing.T) {
+	fx := hostileFixture(t)
+	ctx := testCtx(t)
+	var ts *testServer
+	wait := func(r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-ts.quit:
+		}
+	}
+	cases := []struct {
+		name string
+		hook hookFunc
+	}{
+		{"no answer", func(w http.ResponseWriter, r *http.Request, _ int64) bool { wait(r); return true }},
+		{"stall mid-body", func(w http.ResponseWriter, r *http.Request, _ int64) bool { ts.stall(w, r); return true }},
+		{"dribble", func(w http.ResponseWriter, r *http.Request, _ int64) bool {
+			w.Header().Set("Content-Range", "bytes 0-16383/82020")
+			w.Header().Set("Content-Length", "16384")
+			w.WriteHeader(http.StatusPartialContent)
+			for range 16384 {
+				if _, err := w.Write([]byte{0}); err != nil {
+					return true
+				}
+				_ = http.NewResponseController(w).Flush()
+				select {
+				case <-r.Context().Done():
+					return true
+				case <-ts.quit:
+					return true
+				case <-time.After(20 * time.Millisecond):
+				}
+			}
+			return true
+		}},
+		{"retry-after", func(w http.ResponseWriter, r *http.Request, _ int64) bool {
+			w.Header().Set("Retry-After", "4")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return true
+		}},
+	}
+	ts = newTestServer(t, fx, nil)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ts.setHook(c.hook)
+			s := newSeed(t, ts.URL(), fx, Config{IdleTimeout: time.Hour, MaxRetryWait: time.Hour, RetryDelay: time.Hour, MaxConns: 1})
+			short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+			defer cancel()
+			done := make(chan error, 2)
+			for range 2 { // the second waits for the only slot
+				go func() { done <- fetchErr(short, s, fx, 0) }()
+			}
+			for range 2 {
+				select {
+				case err := <-done:
+					if !errors.Is(err, context.DeadlineExceeded) {
+						t.Fatalf("%v, want context.DeadlineExceeded", err)
+					}
+				case <-ctx.Done():
+					t.Fatal("a fetch hung past its deadline")
+				}
+			}
+			if st := s.Status(); st.State != StateOK || st.Faults != 0 {
+				t.Fatalf("the caller's deadline was charged: %v", st)
+			}
+		})
+	}
+}
