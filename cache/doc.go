@@ -15,6 +15,14 @@
 //     CRC-32C. It is replaced atomically (temp file, fsync, rename, fsync of
 //     the directory).
 //
+// In the code, a store's per-piece state (piece.go) has named parts: the
+// piece's lifecycle (eviction, pins, readers), busy flags that serialize
+// whole-piece operations, the staged blocks (blockSet), the hash of the
+// blocks received in order, and the write buffer. Writing is in write.go
+// (WriteBlock as plan under the lock, I/O without it, commit under it),
+// buffers in wbuf.go, verification in verify.go, eviction in evict.go and
+// budget.go, the state file in persist.go.
+//
 // # Writing and verifying
 //
 // WriteBlock stages a block of a piece, unverified; blocks may come in any

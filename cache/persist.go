@@ -236,8 +236,8 @@ func (s *Store) persist() error {
 	s.dirtyN = 0
 	var punches []punchRef
 	for _, p := range s.punchQueue {
-		if st := &s.pieces[p]; st.pendingPunch {
-			punches = append(punches, punchRef{p, st.evictGen})
+		if st := &s.pieces[p]; st.life.pendingPunch {
+			punches = append(punches, punchRef{p, st.life.evictGen})
 		}
 	}
 	s.punchQueue = s.punchQueue[:0]
@@ -261,9 +261,9 @@ func (s *Store) persist() error {
 	s.persisted = count
 	todo := punches[:0]
 	for _, r := range punches {
-		if st := &s.pieces[r.p]; st.pendingPunch && st.evictGen == r.gen && !st.present {
-			st.pendingPunch = false
-			st.punching = true
+		if st := &s.pieces[r.p]; st.life.pendingPunch && st.life.evictGen == r.gen && !st.present {
+			st.life.pendingPunch = false
+			st.busy.punching = true
 			todo = append(todo, r)
 		}
 	}
@@ -278,7 +278,7 @@ func (s *Store) persist() error {
 	}
 	s.mu.Lock()
 	for _, r := range todo {
-		s.pieces[r.p].punching = false
+		s.pieces[r.p].busy.punching = false
 	}
 	s.wakeBusyLocked()
 	s.mu.Unlock()
@@ -291,7 +291,7 @@ func (s *Store) persistClean() error {
 	s.mu.Lock()
 	punches := false
 	for _, p := range s.punchQueue {
-		punches = punches || s.pieces[p].pendingPunch
+		punches = punches || s.pieces[p].life.pendingPunch
 	}
 	s.mu.Unlock()
 	if punches { // a state not claiming them must be on disk first
