@@ -12,8 +12,14 @@
 //   - state: which pieces are verified and on disk: a header (magic,
 //     version, info hash, piece count and length, data file size, the data
 //     file's mtime and ctime at the last clean Close), a bitmap and a
-//     CRC-32C. It is replaced atomically (temp file, fsync, rename, fsync of
-//     the directory).
+//     CRC-32C. It is replaced with WriteFileAtomic (temp file, fsync,
+//     rename, fsync of the directory); Open removes temp files a crash
+//     left behind.
+//
+// Beside the stores, root/<40-hex info hash>.metadata holds the info
+// dictionary of a torrent added by magnet link (SaveMetadata, LoadMetadata),
+// so that adding it again needs no peer. WriteFileAtomic is also the one
+// atomic file writer of the rest of swarmfs.
 //
 // In the code, a store's per-piece state (piece.go) has named parts: the
 // piece's lifecycle (eviction, pins, readers), busy flags that serialize
@@ -106,7 +112,8 @@
 // ErrNotPresent (reads of pieces not verified or evicted, wrapped with the
 // piece), ErrClosed, ErrHashMismatch (via *HashError), ErrIncomplete
 // (FinishPiece with blocks missing), ErrRange (bad piece index, block offset
-// or length), ErrLocked (store already open, here or in another process).
+// or length), ErrLocked (store already open, here or in another process),
+// ErrBadMetadata (saved metadata that does not match its info hash).
 // Disk errors (ENOSPC, EIO) are returned wrapped with the operation and
 // piece, so errors.Is(err, syscall.ENOSPC) works; they never affect pieces
 // already present, and the store stays usable. A WriteBlock error may also

@@ -47,3 +47,7 @@ func (e *HashError) Error() string {
 
 // Unwrap returns ErrHashMismatch.
 func (e *HashError) Unwrap() error { return ErrHashMismatch }
+
+// ErrBadMetadata is wrapped by SaveMetadata and LoadMetadata errors about
+// info dictionary bytes that do not match their info hash or are too large.
+var ErrBadMetadata = errors.New("cache: bad saved metadata")

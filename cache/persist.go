@@ -137,42 +137,21 @@ func readState(dir string) (*state, error) {
 	return decodeState(b)
 }
 
-// writeState replaces the state file atomically: temp file, fsync, rename,
-// fsync of the directory.
+// writeState replaces the state file with WriteFileAtomic.
 func writeState(dir string, st *state) error {
-	tmp := filepath.Join(dir, stateName+".tmp")
-	err := func() error {
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(encodeState(st))
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, stateName)); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		d, err := os.Open(dir)
-		if err != nil {
-			return err
-		}
-		err = d.Sync()
-		d.Close()
-		return err
-	}()
-	if err != nil {
+	if err := WriteFileAtomic(filepath.Join(dir, stateName), encodeState(st), 0o600); err != nil {
 		return fmt.Errorf("cache: write state: %w", err)
 	}
 	return nil
+}
+
+// removeTemps removes the temporary files of state writes that a crash
+// interrupted.
+func removeTemps(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, "."+stateName+".*"+tmpSuffix))
+	for _, p := range old {
+		os.Remove(p)
+	}
 }
 
 func (s *Store) stateFor(present []bool, clean bool, fst *unix.Stat_t) *state {

@@ -201,6 +201,7 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 	case cfg.WriteBuffers > 0:
 		s.maxWbufs = cfg.WriteBuffers
 	}
+	removeTemps(dir)
 	if err := s.load(existed); err != nil {
 		unix.Flock(fd, unix.LOCK_UN)
 		f.Close()

@@ -278,7 +278,7 @@ func TestStateFile(t *testing.T) {
 	if before < 10 {
 		t.Fatalf("only %d nodes before save", before)
 	}
-	if matches, _ := filepath.Glob(state + ".tmp*"); len(matches) != 0 {
+	if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(state), ".*.tmp")); len(matches) != 0 {
 		t.Fatalf("temporary files left: %v", matches)
 	}
 	cfg.Bootstrap = []string{} // reload must not need the bootstrap list
