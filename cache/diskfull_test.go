@@ -78,6 +78,11 @@ func diskFull(t *testing.T, chunk int) {
 			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "piece") {
 				t.Fatalf("piece %d: error %q does not say disk full and which piece", i, err)
 			}
+			var de *DiskError
+			if !errors.As(err, &de) || de.Dir != s.Dir() || de.Piece != i || !errors.Is(err, ErrNoSpace) ||
+				!strings.Contains(err.Error(), s.Dir()) {
+				t.Fatalf("piece %d: error %q is not a *DiskError naming the store, the piece and ErrNoSpace", i, err)
+			}
 			t.Logf("disk full at piece %d: %v", i, err)
 			full = i
 			break

@@ -60,11 +60,28 @@
 //
 // The present set is persisted in the background, at most every
 // Config.SyncInterval (500 ms) or after Config.SyncPieces (64) changes, by
-// Sync, and by Close. The data file is fdatasync'ed before a state that
-// claims its pieces is written, and an evicted piece's hole is punched only
-// after a state that no longer claims it is on disk, so after a kill -9 a
-// reopen trusts exactly pieces that were verified and durable; at most the
-// pieces verified since the last persist are downloaded again.
+// Sync, and by Close. The promise: the state on disk never claims a piece
+// whose bytes may have changed since it was verified. Three rules keep it:
+//
+//   - The data file is fdatasync'ed before a state that claims a piece for
+//     the first time since it became present is written.
+//   - A piece that a state on disk (or one being written) may claim is
+//     marked claimed. When such a piece is evicted, its hole is punched
+//     only after a state that no longer claims it is on disk.
+//   - Before anything rewrites the bytes of a claimed piece that is no
+//     longer present (WriteBlock of an evicted piece fetched again,
+//     WritePiece, and through them the punch of a hash failure), the
+//     writer first writes a state without the piece (retractLocked; no
+//     fdatasync is needed when every piece it claims was already synced)
+//     and waits for it. If that state cannot be written, the write fails
+//     with the *DiskError and the bytes stay as they were.
+//
+// So after a kill -9 a reopen trusts only pieces that were verified and
+// durable, byte for byte (TestCrashEvictRefetch kills a writer that evicts,
+// refetches and discards pieces 40 times); at most the pieces verified
+// since the last persist are downloaded again. The data file is not
+// fdatasync'ed per piece, so after a power loss the same holds only as far
+// as the filesystem keeps the order of fdatasync and rename.
 //
 // Open trusts a matching state at once, without re-hashing. It distrusts it,
 // and re-verifies the data file in the background (Verifying, VerifyDone),
@@ -104,7 +121,8 @@
 // using it; until then the idle piece's writes and FinishPiece wait. Lock
 // order: Store before Budget; the Budget never calls a Store while holding
 // its own lock. A Store's persist mutex is taken before its main mutex and is
-// held only by the persister, Sync and Close. Wait selects on the caller's
+// held only by the persister, Sync, Close, and a writer retracting the claim
+// on an evicted piece (which releases the main mutex first). Wait selects on the caller's
 // context and on Close; no goroutine outlives Close.
 //
 // # Errors
@@ -114,8 +132,10 @@
 // (FinishPiece with blocks missing), ErrRange (bad piece index, block offset
 // or length), ErrLocked (store already open, here or in another process),
 // ErrBadMetadata (saved metadata that does not match its info hash).
-// Disk errors (ENOSPC, EIO) are returned wrapped with the operation and
-// piece, so errors.Is(err, syscall.ENOSPC) works; they never affect pieces
+// Disk errors (ENOSPC, EIO) are returned as *DiskError naming the
+// operation, the store's directory and the piece; it wraps the system error,
+// so errors.Is(err, syscall.ENOSPC) works, and errors.Is(err, ErrNoSpace)
+// holds for a full filesystem. They never affect pieces
 // already present, and the store stays usable. A WriteBlock error may also
 // cost blocks of the same piece that earlier calls buffered (they are no
 // longer staged), and FinishPiece returns a disk error, discarding the piece,

@@ -51,7 +51,7 @@ func (s *Store) punch(p int) error {
 	}
 	err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, s.info.PieceOffset(p), size)
 	if err != nil {
-		return fmt.Errorf("cache: punch hole for piece %d: %w", p, err)
+		return s.diskErr(fmt.Sprintf("punch hole for piece %d", p), p, err)
 	}
 	return nil
 }

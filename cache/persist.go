@@ -140,7 +140,7 @@ func readState(dir string) (*state, error) {
 // writeState replaces the state file with WriteFileAtomic.
 func writeState(dir string, st *state) error {
 	if err := WriteFileAtomic(filepath.Join(dir, stateName), encodeState(st), 0o600); err != nil {
-		return fmt.Errorf("cache: write state: %w", err)
+		return &DiskError{Op: "write state", Dir: dir, Piece: -1, Err: err}
 	}
 	return nil
 }
@@ -202,40 +202,75 @@ func (s *Store) persistLoop() {
 func (s *Store) persist() error {
 	s.persisting.Lock()
 	defer s.persisting.Unlock()
-	type punchRef struct {
+	return s.persistHeld()
+}
+
+// persistHeld is persist with s.persisting held. Pieces present at the
+// snapshot are marked claimed before mu is released, so that none of them,
+// evicted meanwhile, is rewritten while the new state may claim it. The
+// fdatasync is skipped when every piece it claims is already synced: such
+// a state only drops claims (retractLocked).
+func (s *Store) persistHeld() error {
+	type pieceRef struct {
 		p   int
 		gen uint32
 	}
 	s.mu.Lock()
 	present := make([]bool, len(s.pieces))
+	var unsynced []pieceRef
 	for i := range s.pieces {
-		present[i] = s.pieces[i].present
+		st := &s.pieces[i]
+		if st.present {
+			present[i] = true
+			st.life.claimed = true
+			if !st.life.synced {
+				unsynced = append(unsynced, pieceRef{i, st.life.evictGen})
+			}
+		}
 	}
 	n, count := s.dirtyN, s.nPresent
 	s.dirtyN = 0
-	var punches []punchRef
+	var punches []pieceRef
 	for _, p := range s.punchQueue {
 		if st := &s.pieces[p]; st.life.pendingPunch {
-			punches = append(punches, punchRef{p, st.life.evictGen})
+			punches = append(punches, pieceRef{p, st.life.evictGen})
 		}
 	}
 	s.punchQueue = s.punchQueue[:0]
 	s.mu.Unlock()
 
-	err := unix.Fdatasync(s.fd)
-	if err != nil {
-		err = fmt.Errorf("cache: sync data file: %w", err)
-	} else {
+	var err error
+	if len(unsynced) > 0 {
+		if err = unix.Fdatasync(s.fd); err != nil {
+			err = s.diskErr("sync data file", -1, err)
+		}
+	}
+	synced := err == nil
+	if err == nil {
 		err = writeState(s.dir, s.stateFor(present, false, nil))
 	}
 	s.mu.Lock()
+	if synced {
+		// Present since the snapshot and not evicted: the bytes the
+		// fdatasync covered are still the piece's.
+		for _, r := range unsynced {
+			if st := &s.pieces[r.p]; st.present && st.life.evictGen == r.gen {
+				st.life.synced = true
+			}
+		}
+	}
 	if err != nil {
+		// The state on disk may be the old one or the new one: both
+		// sets of claims stay.
 		s.dirtyN += n
 		for _, r := range punches {
 			s.punchQueue = append(s.punchQueue, r.p)
 		}
 		s.mu.Unlock()
 		return err
+	}
+	for i := range s.pieces {
+		s.pieces[i].life.claimed = present[i]
 	}
 	s.persisted = count
 	todo := punches[:0]
@@ -264,6 +299,32 @@ func (s *Store) persist() error {
 	return nil
 }
 
+// retractLocked is called with mu held before bytes of piece, which is
+// not present, may change: when a state on disk may still claim the piece
+// (it was evicted since), it writes one that does not, releasing mu
+// meanwhile, and returns with mu held. Callers check the piece again
+// afterwards. An error (the state cannot be written) means the bytes must
+// not change yet.
+func (s *Store) retractLocked(piece int) error {
+	if err := s.beginLocked(); err != nil {
+		return err
+	}
+	s.mu.Unlock()
+	s.persisting.Lock()
+	s.mu.Lock()
+	st := &s.pieces[piece]
+	still := st.life.claimed && !st.present
+	s.mu.Unlock()
+	var err error
+	if still {
+		err = s.persistHeld()
+	}
+	s.persisting.Unlock()
+	s.ops.Done()
+	s.mu.Lock()
+	return err
+}
+
 // persistClean runs at Close when nothing else uses the store: it persists,
 // punches pending holes, and records the data file's times in a clean state.
 func (s *Store) persistClean() error {
@@ -279,11 +340,11 @@ func (s *Store) persistClean() error {
 		}
 	}
 	if err := unix.Fdatasync(s.fd); err != nil {
-		return fmt.Errorf("cache: sync data file: %w", err)
+		return s.diskErr("sync data file", -1, err)
 	}
 	var fst unix.Stat_t
 	if err := unix.Fstat(s.fd, &fst); err != nil {
-		return fmt.Errorf("cache: stat data file: %w", err)
+		return s.diskErr("stat data file", -1, err)
 	}
 	s.mu.Lock()
 	present := make([]bool, len(s.pieces))

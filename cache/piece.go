@@ -17,7 +17,14 @@ type pieceState struct {
 
 // pieceLife is a piece's eviction and hold state.
 type pieceLife struct {
-	pendingPunch  bool   // evicted; hole punched after the next state write
+	pendingPunch bool // evicted; hole punched after the next state write
+	// claimed: the state on disk, or one being written, may claim the
+	// piece. While it is set and the piece is not present, its bytes must
+	// not change (retractLocked).
+	claimed bool
+	// synced: present, and its bytes were in the data file when an
+	// fdatasync began, so a state may claim it without another one.
+	synced        bool
 	listedEvicted bool   // in the list TakeEvicted returns next
 	evictGen      uint32 // counts evictions, so a queued punch can tell it is stale
 	readers       int32  // reads in flight

@@ -42,7 +42,7 @@ func (s *Store) ReadAt(p []byte, off int64) (int, error) {
 	s.releaseRange(first, last)
 	switch {
 	case rerr != nil && !(rerr == io.EOF && int64(m) == upto-off):
-		return m, fmt.Errorf("cache: read at %d: %w", off, rerr)
+		return m, s.diskErr(fmt.Sprintf("read at %d", off), first, rerr)
 	case last < end:
 		return m, fmt.Errorf("%w: piece %d", ErrNotPresent, last)
 	case eof:
@@ -105,7 +105,7 @@ func (s *Store) ReadBlock(piece, begin int, p []byte) error {
 	_, rerr := s.f.ReadAt(p, s.info.PieceOffset(piece)+int64(begin))
 	s.releaseRange(piece, last)
 	if rerr != nil {
-		return fmt.Errorf("cache: read piece %d at %d: %w", piece, begin, rerr)
+		return s.diskErr(fmt.Sprintf("read piece %d at %d", piece, begin), piece, rerr)
 	}
 	return nil
 }

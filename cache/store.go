@@ -243,6 +243,8 @@ func (s *Store) load(existed bool) error {
 		for p, ok := range st.present {
 			if ok {
 				s.markPresentLocked(p)
+				s.pieces[p].life.claimed = true
+				s.pieces[p].life.synced = true
 			}
 		}
 		s.dirtyN = 0
@@ -364,6 +366,7 @@ func (s *Store) markPresentLocked(p int) {
 	st := &s.pieces[p]
 	size := s.info.PieceSize(p)
 	st.present = true
+	st.life.synced = false
 	st.blocks.reset()
 	st.hash.reset()
 	s.dropWbufLocked(p)

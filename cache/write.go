@@ -79,7 +79,7 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 			"piece", w.rc.piece, "err", w.rc.err)
 	}
 	if w.err != nil {
-		return fmt.Errorf("cache: write piece %d block at %d: %w", piece, begin, w.err)
+		return s.diskErr(fmt.Sprintf("write piece %d block at %d", piece, begin), piece, w.err)
 	}
 	return nil
 }
@@ -113,6 +113,12 @@ func (s *Store) planBlockLocked(piece int, off int64, data []byte) (w blockPlan,
 		}
 		if st.present {
 			return w, true, nil
+		}
+		if st.life.claimed {
+			if err := s.retractLocked(piece); err != nil {
+				return w, false, err
+			}
+			continue
 		}
 		// Wait for whole-piece work and for buffered bytes being written
 		// out; a write into the hashed prefix also waits for a block being
@@ -253,6 +259,12 @@ func (s *Store) claimLocked(piece int) (done bool, err error) {
 		if st.present {
 			return true, nil
 		}
+		if st.life.claimed {
+			if err := s.retractLocked(piece); err != nil {
+				return false, err
+			}
+			continue
+		}
 		if st.busy.idle() && st.busy.writers == 0 {
 			break
 		}
@@ -329,7 +341,7 @@ func (s *Store) FinishPiece(piece int) error {
 		s.dropWbufLocked(piece)
 		s.unclaimLocked(piece)
 		s.mu.Unlock()
-		return fmt.Errorf("cache: verify piece %d: %w", piece, err)
+		return s.diskErr(fmt.Sprintf("verify piece %d", piece), piece, err)
 	}
 	if !ok {
 		s.discard(piece)
@@ -338,7 +350,7 @@ func (s *Store) FinishPiece(piece int) error {
 	if len(buf) > 0 {
 		if _, err := s.f.WriteAt(buf, bufAt); err != nil {
 			s.discard(piece)
-			return fmt.Errorf("cache: write piece %d: %w", piece, err)
+			return s.diskErr(fmt.Sprintf("write piece %d", piece), piece, err)
 		}
 	}
 	s.finished(piece)
@@ -418,7 +430,7 @@ func (s *Store) WritePiece(piece int, data []byte) error {
 	switch {
 	case err != nil:
 		s.discard(piece)
-		return fmt.Errorf("cache: write piece %d: %w", piece, err)
+		return s.diskErr(fmt.Sprintf("write piece %d", piece), piece, err)
 	case !ok && wrote:
 		s.discard(piece)
 		return &HashError{Piece: piece}
