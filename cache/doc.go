@@ -102,8 +102,45 @@
 // pinned bytes beyond it, or transiently by one piece per concurrent writer
 // (eviction runs right after a piece is added). When everything else is
 // pinned, a new unpinned piece is itself the victim, so callers should pin
-// the pieces they wait for. Staged, unverified blocks are not charged to the
-// budget.
+// the pieces they wait for.
+//
+// Staged, unverified blocks are charged to the budget too (Budget.Staged).
+// When verified and staged bytes together exceed the cap, the staged blocks
+// of abandoned pieces (no WriteBlock for them during 256 WriteBlock calls of
+// all the budget's stores, none in flight, not pinned, not being verified)
+// are discarded and punched out; FinishPiece of such a piece then reports
+// ErrIncomplete. Staged blocks never evict verified pieces. Open punches
+// holes under every piece that is not present (staged blocks of a store
+// closed or killed are never resumed), and re-verification punches pieces
+// that fail. So the data file's allocated bytes stay within the cap plus
+// pinned pieces, the staged blocks of pieces written within the last 256
+// WriteBlock calls, and evicted pieces waiting for the next persist
+// (TestStagedBudget measures stat's Blocks), and nothing is orphaned across
+// restarts.
+//
+// # Respecting the cap (for the engine)
+//
+// Budget.Limit is the cap, Budget.Used the verified bytes and
+// Budget.Staged the staged ones. Store.WouldEvict(size) forecasts, without
+// evicting, which pieces storing size more bytes would evict (this store's,
+// least recently used first, and how many of other stores) and how much
+// could not be freed because the rest is pinned. The engine is meant to:
+//
+//   - refuse at start a cap smaller than the pieces it must hold at once
+//     (a reader's piece window, all pinned while they are awaited): they
+//     could not stay;
+//   - for get with a cap smaller than the torrent, write verified pieces
+//     out as they arrive and unpin them, or fail at once;
+//   - stop prefetching when WouldEvict(PieceSize) returns Short > 0 or
+//     names a piece it still wants (ahead of a reader and not read yet):
+//     the cap holds pieces prefetch would only evict again.
+//
+// A full disk is not a reason to retry: WriteBlock, WritePiece and
+// FinishPiece return a *DiskError matching ErrNoSpace, naming the store's
+// directory, which get reports as such and a mount turns into EIO for the
+// affected reads. The store keeps working, and writes succeed again once
+// space is freed. Even on a full disk the state can be rewritten (in place
+// when there is no room for a new file), so eviction still returns space.
 //
 // # Concurrency
 //

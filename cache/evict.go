@@ -111,3 +111,83 @@ func (s *Store) TakeEvicted() []int {
 	}
 	return ev
 }
+
+// reclaimAbandoned discards the staged blocks of pieces abandoned
+// half-written: no WriteBlock for them while the budget's write clock
+// advanced by after, none in flight, not pinned, not being finished. Their
+// space is punched out. The budget calls it, without its lock, when
+// verified and staged bytes exceed the cap.
+func (s *Store) reclaimAbandoned(now, after uint64) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	var todo []int
+	for p := range s.partial {
+		st := &s.pieces[p]
+		if st.present || !st.blocks.used() {
+			delete(s.partial, p)
+			continue
+		}
+		if !st.busy.idle() || st.busy.writers > 0 || st.life.pins > 0 || now-st.life.lastWrite < after {
+			continue
+		}
+		st.busy.punching = true
+		s.dropStagedLocked(p)
+		todo = append(todo, p)
+	}
+	if len(todo) == 0 {
+		s.mu.Unlock()
+		return
+	}
+	s.ops.Add(1)
+	s.mu.Unlock()
+	for _, p := range todo {
+		if err := s.punch(p); err != nil {
+			s.log.Warn("cache: cannot return the space of an abandoned piece", "piece", p, "err", err)
+		}
+	}
+	s.mu.Lock()
+	for _, p := range todo {
+		s.pieces[p].busy.punching = false
+	}
+	s.wakeBusyLocked()
+	s.mu.Unlock()
+	s.ops.Done()
+}
+
+// Forecast says what making more bytes present in a store would cost under
+// its budget (Store.WouldEvict).
+type Forecast struct {
+	// Pieces are the store's pieces that eviction would drop, least
+	// recently used first.
+	Pieces []int
+	// Others counts the pieces of other stores sharing the budget that it
+	// would drop.
+	Others int
+	// Short is what could not be freed because every other piece is
+	// pinned: a piece stored now would be evicted again at once, unless
+	// pinned itself. 0 when the bytes fit.
+	Short int64
+}
+
+// WouldEvict forecasts what storing size more bytes of verified pieces
+// (PieceSize of the next piece) would evict now, without evicting
+// anything. Without a budget, or with room under the cap, the forecast is
+// empty. The engine uses it to stop prefetching when the next piece would
+// evict a piece it still wants, or could not stay (Short > 0). Pieces
+// being read when eviction runs are spared and others taken instead, so
+// the forecast can be off by the pieces in use at that moment.
+func (s *Store) WouldEvict(size int64) Forecast {
+	victims, short := s.budget.forecast(size)
+	f := Forecast{Short: short}
+	for _, v := range victims {
+		if v.s == s {
+			f.Pieces = append(f.Pieces, v.piece)
+		} else {
+			f.Others++
+		}
+	}
+	return f
+}

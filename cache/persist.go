@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -137,12 +138,43 @@ func readState(dir string) (*state, error) {
 	return decodeState(b)
 }
 
-// writeState replaces the state file with WriteFileAtomic.
+// writeState replaces the state file with WriteFileAtomic. When the
+// filesystem has no room for the new file, it overwrites the old one in
+// place instead (same length: the same torrent), which needs no new blocks,
+// so that a full disk cannot stop the persists after which evicted pieces
+// give their space back. A crash during that write can leave a state whose
+// checksum fails; Open then re-verifies the data instead of trusting it.
 func writeState(dir string, st *state) error {
-	if err := WriteFileAtomic(filepath.Join(dir, stateName), encodeState(st), 0o600); err != nil {
+	path, b := filepath.Join(dir, stateName), encodeState(st)
+	err := WriteFileAtomic(path, b, 0o600)
+	if err != nil && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) && overwrite(path, b) == nil {
+		return nil
+	}
+	if err != nil {
 		return &DiskError{Op: "write state", Dir: dir, Piece: -1, Err: err}
 	}
 	return nil
+}
+
+// overwrite writes b over the file at path, which must be len(b) bytes
+// long, and fsyncs it.
+func overwrite(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != int64(len(b)) {
+		return fmt.Errorf("cache: state file is %d bytes, want %d", fi.Size(), len(b))
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	return f.Sync()
 }
 
 // removeTemps removes the temporary files of state writes that a crash

@@ -29,6 +29,7 @@ type pieceLife struct {
 	evictGen      uint32 // counts evictions, so a queued punch can tell it is stale
 	readers       int32  // reads in flight
 	pins          int32
+	lastWrite     uint64 // the budget's write clock at the piece's last WriteBlock
 }
 
 // pieceBusy serializes the operations on one piece that must not overlap.
@@ -51,16 +52,33 @@ type blockSet struct {
 	bits     []uint64 // staged blocks; nil when the set was never used
 	n        int      // number of bits set
 	inflight []uint16 // WriteBlock calls in flight per block
+	acct     *stagedAcct
+}
+
+// stagedAcct counts the staged blocks of a store and charges them, as
+// BlockSize bytes each, to its budget.
+type stagedAcct struct {
+	blocks int64
+	budget *Budget
+}
+
+func (a *stagedAcct) change(d int) {
+	a.blocks += int64(d)
+	if a.budget != nil {
+		a.budget.staged.Add(int64(d) * BlockSize)
+	}
 }
 
 // used reports whether the set has been sized (some block was written since
 // the piece was last finished or discarded).
 func (bs *blockSet) used() bool { return bs.bits != nil }
 
-// size makes room for nb blocks when the set is unused.
-func (bs *blockSet) size(nb int) {
+// size makes room for nb blocks when the set is unused; staged blocks are
+// counted in acct.
+func (bs *blockSet) size(nb int, acct *stagedAcct) {
 	if bs.bits == nil {
 		bs.bits, bs.inflight = make([]uint64, (nb+63)/64), make([]uint16, nb)
+		bs.acct = acct
 	}
 }
 
@@ -72,6 +90,7 @@ func (bs *blockSet) add(b int) {
 	if !bs.has(b) {
 		bs.bits[b/64] |= 1 << (b % 64)
 		bs.n++
+		bs.acct.change(1)
 	}
 }
 
@@ -107,12 +126,18 @@ func (bs *blockSet) unstage(from, to int64) {
 		if bs.has(b) {
 			bs.bits[b/64] &^= 1 << (b % 64)
 			bs.n--
+			bs.acct.change(-1)
 		}
 	}
 }
 
 // reset forgets every staged block.
-func (bs *blockSet) reset() { *bs = blockSet{} }
+func (bs *blockSet) reset() {
+	if bs.n > 0 {
+		bs.acct.change(-bs.n)
+	}
+	*bs = blockSet{}
+}
 
 // pieceHash is the SHA-1 of a piece's blocks received in order, so that
 // FinishPiece reads back only what was not hashed on arrival.

@@ -103,6 +103,8 @@ type Store struct {
 	persisted    int    // present pieces in the last state written
 	wbufHeld     []int  // pieces holding a write buffer, at most maxWbufs
 	feeds        uint64 // blocks received in order, the clock of pieceState.fedAt
+	staged       stagedAcct
+	partial      map[int]struct{} // pieces that may have staged blocks
 }
 
 // DefaultDir returns the default cache directory: $XDG_CACHE_HOME/swarmfs,
@@ -184,6 +186,8 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 		verifyDone:   make(chan struct{}),
 		pieces:       make([]pieceState, info.NumPieces()),
 		waiters:      make(map[int]chan struct{}),
+		partial:      make(map[int]struct{}),
+		staged:       stagedAcct{budget: cfg.Budget},
 		busyCh:       make(chan struct{}),
 	}
 	if s.log == nil {
@@ -207,6 +211,7 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 		f.Close()
 		return nil, err
 	}
+	s.budget.addStore(s)
 	s.bg.Add(1)
 	go s.persistLoop()
 	s.budget.enforce()
@@ -267,6 +272,9 @@ func (s *Store) load(existed bool) error {
 				s.log.Warn("cache: cannot mark state in use", "dir", s.dir, "err", err)
 			}
 		}
+		// Blocks staged before the store was last closed or killed were
+		// never verified: return their space.
+		s.punchAbsent()
 		close(s.verifyDone)
 		return nil
 	}
@@ -367,9 +375,7 @@ func (s *Store) markPresentLocked(p int) {
 	size := s.info.PieceSize(p)
 	st.present = true
 	st.life.synced = false
-	st.blocks.reset()
-	st.hash.reset()
-	s.dropWbufLocked(p)
+	s.dropStagedLocked(p)
 	st.life.pendingPunch = false
 	s.nPresent++
 	s.bytesPresent += size
@@ -380,5 +386,42 @@ func (s *Store) markPresentLocked(p int) {
 	s.markDirtyLocked()
 	if s.budget != nil {
 		s.budget.add(s, p, size, st.life.pins > 0)
+	}
+}
+
+// dropStagedLocked forgets the staged blocks, hash and write buffer of
+// piece.
+func (s *Store) dropStagedLocked(piece int) {
+	st := &s.pieces[piece]
+	st.blocks.reset()
+	st.hash.reset()
+	s.dropWbufLocked(piece)
+	delete(s.partial, piece)
+}
+
+// punchAbsent punches holes under every run of pieces that are not
+// present. It runs in Open, before anything else uses the store.
+func (s *Store) punchAbsent() {
+	for p := 0; p < len(s.pieces); {
+		if s.pieces[p].present {
+			p++
+			continue
+		}
+		q := p
+		for q < len(s.pieces) && !s.pieces[q].present {
+			q++
+		}
+		off := s.info.PieceOffset(p)
+		end := s.info.TotalLength
+		if q < len(s.pieces) {
+			end = s.info.PieceOffset(q)
+		}
+		if end > off {
+			if err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, end-off); err != nil {
+				s.log.Warn("cache: cannot return the space of unverified data", "dir", s.dir, "err", err)
+				return
+			}
+		}
+		p = q
 	}
 }

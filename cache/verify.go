@@ -41,6 +41,12 @@ func (s *Store) verifyAll() {
 		s.mu.Unlock()
 
 		ok, err := s.verifyPiece(p, zeroHash)
+		if !ok && err == nil {
+			// Bytes that do not verify are garbage: return their space.
+			if perr := s.punch(p); perr != nil {
+				s.log.Warn("cache: cannot return the space of unverified data", "piece", p, "err", perr)
+			}
+		}
 
 		s.mu.Lock()
 		st.busy.finishing = false

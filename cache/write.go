@@ -72,6 +72,9 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 	s.commitBlockLocked(&w)
 	s.mu.Unlock()
 	s.ops.Done()
+	if s.budget.overTotal() {
+		s.budget.enforce()
+	}
 	if w.rc.err != nil {
 		// The caller's block is fine; the other piece's FinishPiece will
 		// report ErrIncomplete until its lost blocks come again.
@@ -130,6 +133,9 @@ func (s *Store) planBlockLocked(piece int, off int64, data []byte) (w blockPlan,
 		s.waitBusyLocked()
 	}
 	st.life.pendingPunch = false // being downloaded again: keep the space
+	if s.budget != nil {
+		st.life.lastWrite = s.budget.clock.Add(1)
+	}
 	w = blockPlan{piece: piece, off: off, data: data}
 	if st.hash.h != nil && off < st.hash.n+st.hash.feeding {
 		// This write changes bytes already hashed (or being hashed). The
@@ -142,7 +148,10 @@ func (s *Store) planBlockLocked(piece int, off int64, data []byte) (w blockPlan,
 			s.dropWbufLocked(piece)
 		}
 	}
-	st.blocks.size(s.numBlocks(piece))
+	if !st.blocks.used() {
+		st.blocks.size(s.numBlocks(piece), &s.staged)
+		s.partial[piece] = struct{}{}
+	}
 	end := off + int64(len(data))
 	w.b0, w.b1 = int(off/BlockSize), int((end+BlockSize-1)/BlockSize)
 	// Hash on arrival when this block continues the hashed prefix and no
@@ -381,9 +390,7 @@ func (s *Store) discard(piece int) {
 	st := &s.pieces[piece]
 	st.busy.finishing = false
 	st.busy.punching = true
-	st.blocks.reset()
-	st.hash.reset()
-	s.dropWbufLocked(piece)
+	s.dropStagedLocked(piece)
 	s.mu.Unlock()
 	if err := s.punch(piece); err != nil {
 		s.log.Warn("cache: cannot discard piece data", "piece", piece, "err", err)
