@@ -71,8 +71,8 @@
 //   - Before anything rewrites the bytes of a claimed piece that is no
 //     longer present (WriteBlock of an evicted piece fetched again,
 //     WritePiece, and through them the punch of a hash failure), the
-//     writer first writes a state without the piece (retractLocked; no
-//     fdatasync is needed when every piece it claims was already synced)
+//     writer first writes a state without the piece (retractLocked: it
+//     claims only pieces already synced, so it waits for no fdatasync)
 //     and waits for it. If that state cannot be written, the write fails
 //     with the *DiskError and the bytes stay as they were.
 //

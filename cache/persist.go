@@ -234,15 +234,17 @@ func (s *Store) persistLoop() {
 func (s *Store) persist() error {
 	s.persisting.Lock()
 	defer s.persisting.Unlock()
-	return s.persistHeld()
+	return s.persistHeld(false)
 }
 
 // persistHeld is persist with s.persisting held. Pieces present at the
 // snapshot are marked claimed before mu is released, so that none of them,
 // evicted meanwhile, is rewritten while the new state may claim it. The
-// fdatasync is skipped when every piece it claims is already synced: such
-// a state only drops claims (retractLocked).
-func (s *Store) persistHeld() error {
+// fdatasync is skipped when every piece it claims is already synced. With
+// retract (retractLocked) the state claims only synced pieces, so it never
+// waits for an fdatasync; pieces verified since the last persist are left
+// to the next regular one.
+func (s *Store) persistHeld(retract bool) error {
 	type pieceRef struct {
 		p   int
 		gen uint32
@@ -252,7 +254,7 @@ func (s *Store) persistHeld() error {
 	var unsynced []pieceRef
 	for i := range s.pieces {
 		st := &s.pieces[i]
-		if st.present {
+		if st.present && (!retract || st.life.synced) {
 			present[i] = true
 			st.life.claimed = true
 			if !st.life.synced {
@@ -260,8 +262,11 @@ func (s *Store) persistHeld() error {
 			}
 		}
 	}
-	n, count := s.dirtyN, s.nPresent
-	s.dirtyN = 0
+	n, count := 0, 0
+	if !retract {
+		n, count = s.dirtyN, s.nPresent
+		s.dirtyN = 0
+	}
 	var punches []pieceRef
 	for _, p := range s.punchQueue {
 		if st := &s.pieces[p]; st.life.pendingPunch {
@@ -304,7 +309,9 @@ func (s *Store) persistHeld() error {
 	for i := range s.pieces {
 		s.pieces[i].life.claimed = present[i]
 	}
-	s.persisted = count
+	if !retract {
+		s.persisted = count
+	}
 	todo := punches[:0]
 	for _, r := range punches {
 		if st := &s.pieces[r.p]; st.life.pendingPunch && st.life.evictGen == r.gen && !st.present {
@@ -349,7 +356,7 @@ func (s *Store) retractLocked(piece int) error {
 	s.mu.Unlock()
 	var err error
 	if still {
-		err = s.persistHeld()
+		err = s.persistHeld(true)
 	}
 	s.persisting.Unlock()
 	s.ops.Done()
