@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"sync"
 	"time"
 
@@ -229,7 +228,7 @@ func (l *engineLibrary) drop(h metainfo.Hash, e *libEntry) {
 	if err := cache.Remove(l.cacheDir, h); err != nil {
 		l.log.Warn("purging the cache", "infohash", h.String(), "err", err)
 	}
-	if err := os.Remove(filepath.Join(l.cacheDir, h.String()+".metadata")); err != nil && !errors.Is(err, os.ErrNotExist) {
+	if err := os.Remove(cache.MetadataPath(l.cacheDir, h)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		l.log.Warn("purging the metadata", "infohash", h.String(), "err", err)
 	}
 }
