@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/control"
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/httpserve"
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
@@ -181,12 +182,7 @@ func writeToken(dir, key string) (token, path string, err error) {
 		return "", "", fmt.Errorf("token: %w", err)
 	}
 	path = control.TokenPath(dir, key)
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(token+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("token: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		os.Remove(tmp)
+	if err := cache.WriteFileAtomic(path, []byte(token+"\n"), 0o600); err != nil {
 		return "", "", fmt.Errorf("token: %w", err)
 	}
 	return token, path, nil
