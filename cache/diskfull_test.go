@@ -78,6 +78,11 @@ func diskFull(t *testing.T, chunk int) {
 			if !errors.Is(err, syscall.ENOSPC) || !strings.Contains(err.Error(), "piece") {
 				t.Fatalf("piece %d: error %q does not say disk full and which piece", i, err)
 			}
+			var de *DiskError
+			if !errors.As(err, &de) || de.Dir != s.Dir() || de.Piece != i || !errors.Is(err, ErrNoSpace) ||
+				!strings.Contains(err.Error(), s.Dir()) {
+				t.Fatalf("piece %d: error %q is not a *DiskError naming the store, the piece and ErrNoSpace", i, err)
+			}
 			t.Logf("disk full at piece %d: %v", i, err)
 			full = i
 			break
@@ -192,4 +197,53 @@ func fillUp(t *testing.T, path string) {
 			return
 		}
 	}
+}
+
+// TestEvictOnFullDisk fills the filesystem of one store and makes a store
+// elsewhere, sharing its budget, evict its pieces: the state that no longer
+// claims them must be written although the disk is full, so that their
+// space comes back.
+func TestEvictOnFullDisk(t *testing.T) {
+	small := mountTmpfs(t, "4m")
+	rng := rand.New(rand.NewPCG(25, 26))
+	const pl = 4 * BlockSize
+	full, busy := genTorrent(rng, pl, 8*pl), genTorrent(rng, pl, 16*pl)
+	b := NewBudget(8 * pl)
+	sf := openT(t, small, full, Config{Budget: b})
+	writeAll(t, sf, full)
+	if err := sf.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	fillUp(t, filepath.Join(small, "filler"))
+	data := filepath.Join(sf.Dir(), dataName)
+	before := diskUsage(t, data)
+
+	sb := openT(t, t.TempDir(), busy, Config{Budget: b})
+	for i := range 4 {
+		if err := sb.WritePiece(i, busy.piece(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ev := sf.TakeEvicted(); len(ev) != 4 {
+		t.Fatalf("evicted %v from the store on the full disk, want 4 pieces", ev)
+	}
+	if err := sf.Sync(); err != nil {
+		t.Fatalf("Sync on a full disk: %v", err)
+	}
+	if after := diskUsage(t, data); after > before-4*pl {
+		t.Fatalf("data file takes %d bytes after evicting 4 pieces, %d before", after, before)
+	}
+	// The state on disk agrees: a reopen trusts exactly what is present.
+	want := fmt.Sprint(sf.Bitfield())
+	if err := sf.Close(); err != nil && !errors.Is(err, syscall.ENOSPC) {
+		t.Fatal(err)
+	}
+	s2 := openT(t, small, full, Config{})
+	if s2.Verifying() {
+		t.Fatal("state not trusted after an in-place write")
+	}
+	if got := fmt.Sprint(s2.Bitfield()); got != want {
+		t.Fatalf("reopened with %s, want %s", got, want)
+	}
+	checkPresentData(t, s2, full)
 }

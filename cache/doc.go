@@ -12,8 +12,22 @@
 //   - state: which pieces are verified and on disk: a header (magic,
 //     version, info hash, piece count and length, data file size, the data
 //     file's mtime and ctime at the last clean Close), a bitmap and a
-//     CRC-32C. It is replaced atomically (temp file, fsync, rename, fsync of
-//     the directory).
+//     CRC-32C. It is replaced with WriteFileAtomic (temp file, fsync,
+//     rename, fsync of the directory); Open removes temp files a crash
+//     left behind.
+//
+// Beside the stores, root/<40-hex info hash>.metadata holds the info
+// dictionary of a torrent added by magnet link (SaveMetadata, LoadMetadata),
+// so that adding it again needs no peer. WriteFileAtomic is also the one
+// atomic file writer of the rest of swarmfs.
+//
+// In the code, a store's per-piece state (piece.go) has named parts: the
+// piece's lifecycle (eviction, pins, readers), busy flags that serialize
+// whole-piece operations, the staged blocks (blockSet), the hash of the
+// blocks received in order, and the write buffer. Writing is in write.go
+// (WriteBlock as plan under the lock, I/O without it, commit under it),
+// buffers in wbuf.go, verification in verify.go, eviction in evict.go and
+// budget.go, the state file in persist.go.
 //
 // # Writing and verifying
 //
@@ -46,11 +60,28 @@
 //
 // The present set is persisted in the background, at most every
 // Config.SyncInterval (500 ms) or after Config.SyncPieces (64) changes, by
-// Sync, and by Close. The data file is fdatasync'ed before a state that
-// claims its pieces is written, and an evicted piece's hole is punched only
-// after a state that no longer claims it is on disk, so after a kill -9 a
-// reopen trusts exactly pieces that were verified and durable; at most the
-// pieces verified since the last persist are downloaded again.
+// Sync, and by Close. The promise: the state on disk never claims a piece
+// whose bytes may have changed since it was verified. Three rules keep it:
+//
+//   - The data file is fdatasync'ed before a state that claims a piece for
+//     the first time since it became present is written.
+//   - A piece that a state on disk (or one being written) may claim is
+//     marked claimed. When such a piece is evicted, its hole is punched
+//     only after a state that no longer claims it is on disk.
+//   - Before anything rewrites the bytes of a claimed piece that is no
+//     longer present (WriteBlock of an evicted piece fetched again,
+//     WritePiece, and through them the punch of a hash failure), the
+//     writer first writes a state without the piece (retractLocked: it
+//     claims only pieces already synced, so it waits for no fdatasync)
+//     and waits for it. If that state cannot be written, the write fails
+//     with the *DiskError and the bytes stay as they were.
+//
+// So after a kill -9 a reopen trusts only pieces that were verified and
+// durable, byte for byte (TestCrashEvictRefetch kills a writer that evicts,
+// refetches and discards pieces 40 times); at most the pieces verified
+// since the last persist are downloaded again. The data file is not
+// fdatasync'ed per piece, so after a power loss the same holds only as far
+// as the filesystem keeps the order of fdatasync and rename.
 //
 // Open trusts a matching state at once, without re-hashing. It distrusts it,
 // and re-verifies the data file in the background (Verifying, VerifyDone),
@@ -71,8 +102,45 @@
 // pinned bytes beyond it, or transiently by one piece per concurrent writer
 // (eviction runs right after a piece is added). When everything else is
 // pinned, a new unpinned piece is itself the victim, so callers should pin
-// the pieces they wait for. Staged, unverified blocks are not charged to the
-// budget.
+// the pieces they wait for.
+//
+// Staged, unverified blocks are charged to the budget too (Budget.Staged).
+// When verified and staged bytes together exceed the cap, the staged blocks
+// of abandoned pieces (no WriteBlock for them during 256 WriteBlock calls of
+// all the budget's stores, none in flight, not pinned, not being verified)
+// are discarded and punched out; FinishPiece of such a piece then reports
+// ErrIncomplete. Staged blocks never evict verified pieces. Open punches
+// holes under every piece that is not present (staged blocks of a store
+// closed or killed are never resumed), and re-verification punches pieces
+// that fail. So the data file's allocated bytes stay within the cap plus
+// pinned pieces, the staged blocks of pieces written within the last 256
+// WriteBlock calls, and evicted pieces waiting for the next persist
+// (TestStagedBudget measures stat's Blocks), and nothing is orphaned across
+// restarts.
+//
+// # Respecting the cap (for the engine)
+//
+// Budget.Limit is the cap, Budget.Used the verified bytes and
+// Budget.Staged the staged ones. Store.WouldEvict(size) forecasts, without
+// evicting, which pieces storing size more bytes would evict (this store's,
+// least recently used first, and how many of other stores) and how much
+// could not be freed because the rest is pinned. The engine is meant to:
+//
+//   - refuse at start a cap smaller than the pieces it must hold at once
+//     (a reader's piece window, all pinned while they are awaited): they
+//     could not stay;
+//   - for get with a cap smaller than the torrent, write verified pieces
+//     out as they arrive and unpin them, or fail at once;
+//   - stop prefetching when WouldEvict(PieceSize) returns Short > 0 or
+//     names a piece it still wants (ahead of a reader and not read yet):
+//     the cap holds pieces prefetch would only evict again.
+//
+// A full disk is not a reason to retry: WriteBlock, WritePiece and
+// FinishPiece return a *DiskError matching ErrNoSpace, naming the store's
+// directory, which get reports as such and a mount turns into EIO for the
+// affected reads. The store keeps working, and writes succeed again once
+// space is freed. Even on a full disk the state can be rewritten (in place
+// when there is no room for a new file), so eviction still returns space.
 //
 // # Concurrency
 //
@@ -90,7 +158,8 @@
 // using it; until then the idle piece's writes and FinishPiece wait. Lock
 // order: Store before Budget; the Budget never calls a Store while holding
 // its own lock. A Store's persist mutex is taken before its main mutex and is
-// held only by the persister, Sync and Close. Wait selects on the caller's
+// held only by the persister, Sync, Close, and a writer retracting the claim
+// on an evicted piece (which releases the main mutex first). Wait selects on the caller's
 // context and on Close; no goroutine outlives Close.
 //
 // # Errors
@@ -98,9 +167,12 @@
 // ErrNotPresent (reads of pieces not verified or evicted, wrapped with the
 // piece), ErrClosed, ErrHashMismatch (via *HashError), ErrIncomplete
 // (FinishPiece with blocks missing), ErrRange (bad piece index, block offset
-// or length), ErrLocked (store already open, here or in another process).
-// Disk errors (ENOSPC, EIO) are returned wrapped with the operation and
-// piece, so errors.Is(err, syscall.ENOSPC) works; they never affect pieces
+// or length), ErrLocked (store already open, here or in another process),
+// ErrBadMetadata (saved metadata that does not match its info hash).
+// Disk errors (ENOSPC, EIO) are returned as *DiskError naming the
+// operation, the store's directory and the piece; it wraps the system error,
+// so errors.Is(err, syscall.ENOSPC) works, and errors.Is(err, ErrNoSpace)
+// holds for a full filesystem. They never affect pieces
 // already present, and the store stays usable. A WriteBlock error may also
 // cost blocks of the same piece that earlier calls buffered (they are no
 // longer staged), and FinishPiece returns a disk error, discarding the piece,

@@ -3,6 +3,9 @@ package cache
 import (
 	"errors"
 	"fmt"
+	"io/fs"
+	"path/filepath"
+	"syscall"
 )
 
 // ErrNotPresent is returned (wrapped, naming the piece) when a read touches a
@@ -47,3 +50,48 @@ func (e *HashError) Error() string {
 
 // Unwrap returns ErrHashMismatch.
 func (e *HashError) Unwrap() error { return ErrHashMismatch }
+
+// ErrBadMetadata is wrapped by SaveMetadata and LoadMetadata errors about
+// info dictionary bytes that do not match their info hash or are too large.
+var ErrBadMetadata = errors.New("cache: bad saved metadata")
+
+// ErrNoSpace is matched (errors.Is) by a *DiskError whose cause is a full
+// filesystem or quota (ENOSPC, EDQUOT).
+var ErrNoSpace = errors.New("cache: no space left on device")
+
+// DiskError is a failed read, write, sync or hole punch of a store's files:
+// which operation, in which store directory, on which piece (-1 when it
+// concerns none). It wraps the system error, so errors.Is(err,
+// syscall.ENOSPC) and errors.Is(err, syscall.EIO) work, and it matches
+// ErrNoSpace when the filesystem is full. Pieces already present are never
+// affected by one, and the store keeps working: the same operation succeeds
+// once the cause is gone (space is freed).
+type DiskError struct {
+	Op    string // what failed, e.g. "write piece 3 block at 16384"
+	Dir   string // the store's directory
+	Piece int    // the piece concerned, or -1
+	Err   error  // the cause, usually a syscall.Errno
+}
+
+// Error returns a message naming the operation, the directory and the cause.
+func (e *DiskError) Error() string {
+	return fmt.Sprintf("cache: %s in %s: %v", e.Op, e.Dir, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *DiskError) Unwrap() error { return e.Err }
+
+// Is reports whether target is ErrNoSpace and the cause is ENOSPC or EDQUOT.
+func (e *DiskError) Is(target error) bool {
+	return target == ErrNoSpace && (errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT))
+}
+
+// diskErr wraps the error of a disk operation of the store. The path of a
+// *fs.PathError is dropped: the DiskError names the directory.
+func (s *Store) diskErr(op string, piece int, err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && filepath.Dir(pe.Path) == s.dir {
+		err = pe.Err
+	}
+	return &DiskError{Op: op, Dir: s.dir, Piece: piece, Err: err}
+}

@@ -3,6 +3,7 @@ package cache
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/crc32"
 	"io"
@@ -137,42 +138,52 @@ func readState(dir string) (*state, error) {
 	return decodeState(b)
 }
 
-// writeState replaces the state file atomically: temp file, fsync, rename,
-// fsync of the directory.
+// writeState replaces the state file with WriteFileAtomic. When the
+// filesystem has no room for the new file, it overwrites the old one in
+// place instead (same length: the same torrent), which needs no new blocks,
+// so that a full disk cannot stop the persists after which evicted pieces
+// give their space back. A crash during that write can leave a state whose
+// checksum fails; Open then re-verifies the data instead of trusting it.
 func writeState(dir string, st *state) error {
-	tmp := filepath.Join(dir, stateName+".tmp")
-	err := func() error {
-		f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-		if err != nil {
-			return err
-		}
-		_, err = f.Write(encodeState(st))
-		if err == nil {
-			err = f.Sync()
-		}
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		if err := os.Rename(tmp, filepath.Join(dir, stateName)); err != nil {
-			os.Remove(tmp)
-			return err
-		}
-		d, err := os.Open(dir)
-		if err != nil {
-			return err
-		}
-		err = d.Sync()
-		d.Close()
-		return err
-	}()
+	path, b := filepath.Join(dir, stateName), encodeState(st)
+	err := WriteFileAtomic(path, b, 0o600)
+	if err != nil && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) && overwrite(path, b) == nil {
+		return nil
+	}
 	if err != nil {
-		return fmt.Errorf("cache: write state: %w", err)
+		return &DiskError{Op: "write state", Dir: dir, Piece: -1, Err: err}
 	}
 	return nil
+}
+
+// overwrite writes b over the file at path, which must be len(b) bytes
+// long, and fsyncs it.
+func overwrite(path string, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if fi.Size() != int64(len(b)) {
+		return fmt.Errorf("cache: state file is %d bytes, want %d", fi.Size(), len(b))
+	}
+	if _, err := f.WriteAt(b, 0); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// removeTemps removes the temporary files of state writes that a crash
+// interrupted.
+func removeTemps(dir string) {
+	old, _ := filepath.Glob(filepath.Join(dir, "."+stateName+".*"+tmpSuffix))
+	for _, p := range old {
+		os.Remove(p)
+	}
 }
 
 func (s *Store) stateFor(present []bool, clean bool, fst *unix.Stat_t) *state {
@@ -223,34 +234,71 @@ func (s *Store) persistLoop() {
 func (s *Store) persist() error {
 	s.persisting.Lock()
 	defer s.persisting.Unlock()
-	type punchRef struct {
+	return s.persistHeld(false)
+}
+
+// persistHeld is persist with s.persisting held. Pieces present at the
+// snapshot are marked claimed before mu is released, so that none of them,
+// evicted meanwhile, is rewritten while the new state may claim it. The
+// fdatasync is skipped when every piece it claims is already synced. With
+// retract (retractLocked) the state claims only synced pieces, so it never
+// waits for an fdatasync; pieces verified since the last persist are left
+// to the next regular one.
+func (s *Store) persistHeld(retract bool) error {
+	type pieceRef struct {
 		p   int
 		gen uint32
 	}
 	s.mu.Lock()
 	present := make([]bool, len(s.pieces))
+	var unsynced []pieceRef
 	for i := range s.pieces {
-		present[i] = s.pieces[i].present
+		st := &s.pieces[i]
+		if st.present && (!retract || st.life.synced) {
+			present[i] = true
+			st.life.claimed = true
+			if !st.life.synced {
+				unsynced = append(unsynced, pieceRef{i, st.life.evictGen})
+			}
+		}
 	}
-	n, count := s.dirtyN, s.nPresent
-	s.dirtyN = 0
-	var punches []punchRef
+	n, count := 0, 0
+	if !retract {
+		n, count = s.dirtyN, s.nPresent
+		s.dirtyN = 0
+	}
+	var punches []pieceRef
 	for _, p := range s.punchQueue {
-		if st := &s.pieces[p]; st.pendingPunch {
-			punches = append(punches, punchRef{p, st.evictGen})
+		if st := &s.pieces[p]; st.life.pendingPunch {
+			punches = append(punches, pieceRef{p, st.life.evictGen})
 		}
 	}
 	s.punchQueue = s.punchQueue[:0]
 	s.mu.Unlock()
 
-	err := unix.Fdatasync(s.fd)
-	if err != nil {
-		err = fmt.Errorf("cache: sync data file: %w", err)
-	} else {
+	var err error
+	if len(unsynced) > 0 {
+		if err = unix.Fdatasync(s.fd); err != nil {
+			err = s.diskErr("sync data file", -1, err)
+		}
+	}
+	synced := err == nil
+	if err == nil {
 		err = writeState(s.dir, s.stateFor(present, false, nil))
 	}
 	s.mu.Lock()
+	if synced {
+		// Present since the snapshot and not evicted: the bytes the
+		// fdatasync covered are still the piece's.
+		for _, r := range unsynced {
+			if st := &s.pieces[r.p]; st.present && st.life.evictGen == r.gen {
+				st.life.synced = true
+			}
+		}
+	}
 	if err != nil {
+		// The state on disk may be the old one or the new one: both
+		// sets of claims stay.
 		s.dirtyN += n
 		for _, r := range punches {
 			s.punchQueue = append(s.punchQueue, r.p)
@@ -258,12 +306,17 @@ func (s *Store) persist() error {
 		s.mu.Unlock()
 		return err
 	}
-	s.persisted = count
+	for i := range s.pieces {
+		s.pieces[i].life.claimed = present[i]
+	}
+	if !retract {
+		s.persisted = count
+	}
 	todo := punches[:0]
 	for _, r := range punches {
-		if st := &s.pieces[r.p]; st.pendingPunch && st.evictGen == r.gen && !st.present {
-			st.pendingPunch = false
-			st.punching = true
+		if st := &s.pieces[r.p]; st.life.pendingPunch && st.life.evictGen == r.gen && !st.present {
+			st.life.pendingPunch = false
+			st.busy.punching = true
 			todo = append(todo, r)
 		}
 	}
@@ -278,11 +331,37 @@ func (s *Store) persist() error {
 	}
 	s.mu.Lock()
 	for _, r := range todo {
-		s.pieces[r.p].punching = false
+		s.pieces[r.p].busy.punching = false
 	}
 	s.wakeBusyLocked()
 	s.mu.Unlock()
 	return nil
+}
+
+// retractLocked is called with mu held before bytes of piece, which is
+// not present, may change: when a state on disk may still claim the piece
+// (it was evicted since), it writes one that does not, releasing mu
+// meanwhile, and returns with mu held. Callers check the piece again
+// afterwards. An error (the state cannot be written) means the bytes must
+// not change yet.
+func (s *Store) retractLocked(piece int) error {
+	if err := s.beginLocked(); err != nil {
+		return err
+	}
+	s.mu.Unlock()
+	s.persisting.Lock()
+	s.mu.Lock()
+	st := &s.pieces[piece]
+	still := st.life.claimed && !st.present
+	s.mu.Unlock()
+	var err error
+	if still {
+		err = s.persistHeld(true)
+	}
+	s.persisting.Unlock()
+	s.ops.Done()
+	s.mu.Lock()
+	return err
 }
 
 // persistClean runs at Close when nothing else uses the store: it persists,
@@ -291,7 +370,7 @@ func (s *Store) persistClean() error {
 	s.mu.Lock()
 	punches := false
 	for _, p := range s.punchQueue {
-		punches = punches || s.pieces[p].pendingPunch
+		punches = punches || s.pieces[p].life.pendingPunch
 	}
 	s.mu.Unlock()
 	if punches { // a state not claiming them must be on disk first
@@ -300,11 +379,11 @@ func (s *Store) persistClean() error {
 		}
 	}
 	if err := unix.Fdatasync(s.fd); err != nil {
-		return fmt.Errorf("cache: sync data file: %w", err)
+		return s.diskErr("sync data file", -1, err)
 	}
 	var fst unix.Stat_t
 	if err := unix.Fstat(s.fd, &fst); err != nil {
-		return fmt.Errorf("cache: stat data file: %w", err)
+		return s.diskErr("stat data file", -1, err)
 	}
 	s.mu.Lock()
 	present := make([]bool, len(s.pieces))

@@ -42,7 +42,7 @@ func (s *Store) ReadAt(p []byte, off int64) (int, error) {
 	s.releaseRange(first, last)
 	switch {
 	case rerr != nil && !(rerr == io.EOF && int64(m) == upto-off):
-		return m, fmt.Errorf("cache: read at %d: %w", off, rerr)
+		return m, s.diskErr(fmt.Sprintf("read at %d", off), first, rerr)
 	case last < end:
 		return m, fmt.Errorf("%w: piece %d", ErrNotPresent, last)
 	case eof:
@@ -61,7 +61,7 @@ func (s *Store) holdRange(first, end int) (int, error) {
 	}
 	k := first
 	for k < end && s.pieces[k].present {
-		s.pieces[k].readers++
+		s.pieces[k].life.readers++
 		k++
 	}
 	if k > first {
@@ -76,7 +76,7 @@ func (s *Store) holdRange(first, end int) (int, error) {
 func (s *Store) releaseRange(first, end int) {
 	s.mu.Lock()
 	for k := first; k < end; k++ {
-		s.pieces[k].readers--
+		s.pieces[k].life.readers--
 	}
 	s.mu.Unlock()
 	s.ops.Done()
@@ -105,7 +105,7 @@ func (s *Store) ReadBlock(piece, begin int, p []byte) error {
 	_, rerr := s.f.ReadAt(p, s.info.PieceOffset(piece)+int64(begin))
 	s.releaseRange(piece, last)
 	if rerr != nil {
-		return fmt.Errorf("cache: read piece %d at %d: %w", piece, begin, rerr)
+		return s.diskErr(fmt.Sprintf("read piece %d at %d", piece, begin), piece, rerr)
 	}
 	return nil
 }
@@ -185,62 +185,6 @@ func (s *Store) Wait(ctx context.Context, piece int) error {
 	case <-s.closeCh:
 		return ErrClosed
 	}
-}
-
-// Pin protects piece from eviction until a matching Unpin. Pins are
-// counted; a piece may be pinned before it is present. Invalid indexes are
-// ignored.
-func (s *Store) Pin(piece int) {
-	if s.checkPiece(piece) != nil {
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	st := &s.pieces[piece]
-	st.pins++
-	if st.pins == 1 && st.present && s.budget != nil {
-		s.budget.setHeld(s, piece, true)
-	}
-}
-
-// Unpin releases one Pin. When the budget is over its cap, eviction runs
-// before Unpin returns.
-func (s *Store) Unpin(piece int) {
-	if s.checkPiece(piece) != nil {
-		return
-	}
-	s.mu.Lock()
-	st := &s.pieces[piece]
-	if st.pins > 0 {
-		st.pins--
-		if st.pins == 0 && st.present && s.budget != nil {
-			s.budget.setHeld(s, piece, false)
-		}
-	}
-	closed := s.closed
-	s.mu.Unlock()
-	if !closed && s.budget != nil && s.budget.over() {
-		s.budget.enforce()
-	}
-}
-
-// Evictions returns a channel that receives a value (coalesced, capacity
-// one) after pieces were evicted; call TakeEvicted to learn which.
-func (s *Store) Evictions() <-chan struct{} { return s.evictCh }
-
-// TakeEvicted returns the pieces evicted since the last call, each once, in
-// the order of their first eviction; the list never holds more entries than
-// the torrent has pieces. A listed piece may have been downloaded again
-// since: check Has before announcing that it is gone.
-func (s *Store) TakeEvicted() []int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	ev := s.evicted
-	s.evicted = nil
-	for _, p := range ev {
-		s.pieces[p].listedEvicted = false
-	}
-	return ev
 }
 
 // Span is a range of verified bytes held in the data file for a zero-copy

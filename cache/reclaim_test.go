@@ -54,7 +54,7 @@ func heldBy(s *Store) []int {
 func hasWbuf(s *Store, piece int) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pieces[piece].wbuf != nil
+	return s.pieces[piece].buf.b != nil
 }
 
 func writeT(t *testing.T, s *Store, ws ...blockWrite) {
@@ -117,7 +117,7 @@ func TestReclaimAbandoned(t *testing.T) {
 		}
 		s.mu.Lock()
 		st := &s.pieces[c.piece]
-		hashed, wbuf := st.hashed, st.wbuf != nil
+		hashed, wbuf := st.hash.n, st.buf.b != nil
 		s.mu.Unlock()
 		if hashed != 4*BlockSize || wbuf {
 			t.Fatalf("piece %d after reclaim: hashed %d, buffer %v; want %d, none", c.piece, hashed, wbuf, 4*BlockSize)
@@ -129,7 +129,7 @@ func TestReclaimAbandoned(t *testing.T) {
 	writeT(t, s, bs1[4:]...)
 	for _, p := range []int{0, 1} {
 		s.mu.Lock()
-		hashed := s.pieces[p].hashed
+		hashed := s.pieces[p].hash.n
 		s.mu.Unlock()
 		if hashed != tt.info.PieceSize(p) {
 			t.Fatalf("piece %d: %d bytes hashed on arrival, want all %d", p, hashed, tt.info.PieceSize(p))

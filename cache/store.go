@@ -3,7 +3,6 @@ package cache
 import (
 	"errors"
 	"fmt"
-	"hash"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -104,45 +103,8 @@ type Store struct {
 	persisted    int    // present pieces in the last state written
 	wbufHeld     []int  // pieces holding a write buffer, at most maxWbufs
 	feeds        uint64 // blocks received in order, the clock of pieceState.fedAt
-}
-
-type pieceState struct {
-	present      bool
-	finishing    bool // being hashed or written whole; block writes wait
-	punching     bool // hole being punched; writes wait
-	pendingPunch bool // evicted; hole punched after the next state write
-	// listedEvicted: in the list TakeEvicted returns next
-	listedEvicted bool
-	evictGen      uint32
-	writers       int32 // WriteBlock calls in flight
-	readers       int32 // reads in flight
-	pins          int32
-	stagedN       int
-	staged        []uint64 // bitset of staged blocks; nil when none
-	inflight      []uint16 // WriteBlock calls in flight per block (with staged)
-	// Blocks written in order are hashed as they arrive, so FinishPiece
-	// only reads back what was not: hasher holds SHA-1 of the piece's
-	// first hashed bytes (nil when none), and feeding is the length of
-	// the block a WriteBlock is adding right now.
-	hasher  hash.Hash
-	hashed  int64
-	feeding int64
-	fedAt   uint64 // Store.feeds at the piece's last block in order
-	// wbuf (nil when none) holds staged blocks that have not reached the
-	// data file yet: the piece's bytes [wbufOff, wbufOff+wbufN), always
-	// the end of the hashed prefix, so it is empty or nil whenever hasher
-	// is nil (except while flushing). Outside mu its bytes are used only
-	// by the WriteBlock feeding the hasher, the one that set flushing, or
-	// the holder of a finishing claim. A buffer reclaimed from an idle
-	// piece (wbuf.go) moves to the piece that took it at once, and its
-	// old bytes go out first, from the new piece's WriteBlock.
-	wbuf    *[]byte
-	wbufOff int64
-	wbufN   int
-	// flushing: buffered bytes of this piece are being written to the
-	// file, by a WriteBlock of the piece or one that reclaimed its buffer;
-	// writes and claims wait.
-	flushing bool
+	staged       stagedAcct
+	partial      map[int]struct{} // pieces that may have staged blocks
 }
 
 // DefaultDir returns the default cache directory: $XDG_CACHE_HOME/swarmfs,
@@ -224,6 +186,8 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 		verifyDone:   make(chan struct{}),
 		pieces:       make([]pieceState, info.NumPieces()),
 		waiters:      make(map[int]chan struct{}),
+		partial:      make(map[int]struct{}),
+		staged:       stagedAcct{budget: cfg.Budget},
 		busyCh:       make(chan struct{}),
 	}
 	if s.log == nil {
@@ -241,11 +205,13 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 	case cfg.WriteBuffers > 0:
 		s.maxWbufs = cfg.WriteBuffers
 	}
+	removeTemps(dir)
 	if err := s.load(existed); err != nil {
 		unix.Flock(fd, unix.LOCK_UN)
 		f.Close()
 		return nil, err
 	}
+	s.budget.addStore(s)
 	s.bg.Add(1)
 	go s.persistLoop()
 	s.budget.enforce()
@@ -282,6 +248,8 @@ func (s *Store) load(existed bool) error {
 		for p, ok := range st.present {
 			if ok {
 				s.markPresentLocked(p)
+				s.pieces[p].life.claimed = true
+				s.pieces[p].life.synced = true
 			}
 		}
 		s.dirtyN = 0
@@ -304,6 +272,9 @@ func (s *Store) load(existed bool) error {
 				s.log.Warn("cache: cannot mark state in use", "dir", s.dir, "err", err)
 			}
 		}
+		// Blocks staged before the store was last closed or killed were
+		// never verified: return their space.
+		s.punchAbsent()
 		close(s.verifyDone)
 		return nil
 	}
@@ -403,11 +374,9 @@ func (s *Store) markPresentLocked(p int) {
 	st := &s.pieces[p]
 	size := s.info.PieceSize(p)
 	st.present = true
-	st.staged, st.inflight = nil, nil
-	st.stagedN = 0
-	st.hasher, st.hashed = nil, 0
-	s.dropWbufLocked(p)
-	st.pendingPunch = false
+	st.life.synced = false
+	s.dropStagedLocked(p)
+	st.life.pendingPunch = false
 	s.nPresent++
 	s.bytesPresent += size
 	if ch, ok := s.waiters[p]; ok {
@@ -416,53 +385,43 @@ func (s *Store) markPresentLocked(p int) {
 	}
 	s.markDirtyLocked()
 	if s.budget != nil {
-		s.budget.add(s, p, size, st.pins > 0)
+		s.budget.add(s, p, size, st.life.pins > 0)
 	}
 }
 
-// evictPiece is called by the Budget with no lock held. It drops piece p
-// unless it is pinned or being read, in which case it is charged again as
-// most recently used.
-func (s *Store) evictPiece(p int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed || p < 0 || p >= len(s.pieces) {
-		return
-	}
-	st := &s.pieces[p]
-	if !st.present {
-		return
-	}
-	if st.pins > 0 || st.readers > 0 {
-		s.budget.add(s, p, s.info.PieceSize(p), st.pins > 0)
-		return
-	}
-	st.present = false
-	s.nPresent--
-	s.bytesPresent -= s.info.PieceSize(p)
-	st.pendingPunch = true
-	st.evictGen++
-	s.punchQueue = append(s.punchQueue, p)
-	if !st.listedEvicted {
-		st.listedEvicted = true
-		s.evicted = append(s.evicted, p)
-	}
-	select {
-	case s.evictCh <- struct{}{}:
-	default:
-	}
-	s.markDirtyLocked()
+// dropStagedLocked forgets the staged blocks, hash and write buffer of
+// piece.
+func (s *Store) dropStagedLocked(piece int) {
+	st := &s.pieces[piece]
+	st.blocks.reset()
+	st.hash.reset()
+	s.dropWbufLocked(piece)
+	delete(s.partial, piece)
 }
 
-// punch returns piece p's disk space to the filesystem.
-func (s *Store) punch(p int) error {
-	size := s.info.PieceSize(p)
-	if size == 0 {
-		return nil
+// punchAbsent punches holes under every run of pieces that are not
+// present. It runs in Open, before anything else uses the store.
+func (s *Store) punchAbsent() {
+	for p := 0; p < len(s.pieces); {
+		if s.pieces[p].present {
+			p++
+			continue
+		}
+		q := p
+		for q < len(s.pieces) && !s.pieces[q].present {
+			q++
+		}
+		off := s.info.PieceOffset(p)
+		end := s.info.TotalLength
+		if q < len(s.pieces) {
+			end = s.info.PieceOffset(q)
+		}
+		if end > off {
+			if err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, end-off); err != nil {
+				s.log.Warn("cache: cannot return the space of unverified data", "dir", s.dir, "err", err)
+				return
+			}
+		}
+		p = q
 	}
-	err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, s.info.PieceOffset(p), size)
-	if err != nil {
-		return fmt.Errorf("cache: punch hole for piece %d: %w", p, err)
-	}
-	return nil
 }

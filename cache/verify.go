@@ -1,8 +1,11 @@
 package cache
 
 import (
+	"bytes"
 	"crypto/sha1"
 	"errors"
+	"hash"
+	"io"
 
 	"golang.org/x/sys/unix"
 
@@ -29,18 +32,24 @@ func (s *Store) verifyAll() {
 			s.mu.Unlock()
 			return
 		}
-		if st.present || st.finishing || st.punching || st.flushing || st.writers > 0 || st.staged != nil {
+		if st.present || !st.busy.idle() || st.busy.writers > 0 || st.blocks.used() {
 			s.mu.Unlock()
 			continue
 		}
-		st.finishing = true
+		st.busy.finishing = true
 		s.ops.Add(1)
 		s.mu.Unlock()
 
 		ok, err := s.verifyPiece(p, zeroHash)
+		if !ok && err == nil {
+			// Bytes that do not verify are garbage: return their space.
+			if perr := s.punch(p); perr != nil {
+				s.log.Warn("cache: cannot return the space of unverified data", "piece", p, "err", perr)
+			}
+		}
 
 		s.mu.Lock()
-		st.finishing = false
+		st.busy.finishing = false
 		if ok {
 			s.markPresentLocked(p)
 			good++
@@ -82,4 +91,28 @@ func (s *Store) verifyPiece(p int, zeroHash map[int64]metainfo.Hash) (bool, erro
 		return zh == s.info.Pieces[p], nil
 	}
 	return s.hashFromFile(p, nil, 0)
+}
+
+// hashFromFile reports whether the bytes of piece on disk match its hash.
+// When h is not nil it already holds the SHA-1 state of the piece's first
+// from bytes, and only the rest is read back.
+func (s *Store) hashFromFile(piece int, h hash.Hash, from int64) (bool, error) {
+	bp := chunkPool.Get().(*[]byte)
+	defer chunkPool.Put(bp)
+	buf := *bp
+	if h == nil {
+		h, from = sha1.New(), 0
+	}
+	off, size := s.info.PieceOffset(piece), s.info.PieceSize(piece)
+	for done := from; done < size; {
+		n := min(int64(len(buf)), size-done)
+		m, err := s.f.ReadAt(buf[:n], off+done)
+		if err != nil && !(err == io.EOF && int64(m) == n) {
+			return false, err
+		}
+		h.Write(buf[:m])
+		done += int64(m)
+	}
+	var sum [sha1.Size]byte
+	return bytes.Equal(h.Sum(sum[:0]), s.info.Pieces[piece][:]), nil
 }

@@ -35,7 +35,7 @@ func (s *Store) takeWbufLocked(piece int) reclaim {
 	st := &s.pieces[piece]
 	var rc reclaim
 	if len(s.wbufHeld) < s.maxWbufs {
-		st.wbuf = wbufPool.Get().(*[]byte)
+		st.buf.b = wbufPool.Get().(*[]byte)
 		s.wbufHeld = append(s.wbufHeld, piece)
 	} else {
 		i := s.idleWbufLocked()
@@ -44,15 +44,15 @@ func (s *Store) takeWbufLocked(piece int) reclaim {
 		}
 		vp := s.wbufHeld[i]
 		v := &s.pieces[vp]
-		if v.wbufN > 0 {
-			rc = reclaim{piece: vp, off: v.wbufOff, data: (*v.wbuf)[:v.wbufN]}
-			v.flushing = true
+		if v.buf.n > 0 {
+			rc = reclaim{piece: vp, off: v.buf.off, data: v.buf.bytes()}
+			v.busy.flushing = true
 		}
-		st.wbuf = v.wbuf
-		v.wbuf, v.wbufOff, v.wbufN = nil, 0, 0
+		st.buf.b = v.buf.b
+		v.buf = pieceBuf{}
 		s.wbufHeld[i] = piece
 	}
-	st.wbufOff, st.wbufN = st.hashed, 0
+	st.buf.off, st.buf.n = st.hash.n, 0
 	return rc
 }
 
@@ -65,12 +65,12 @@ func (s *Store) idleWbufLocked() int {
 	var bestAt uint64
 	for i, p := range s.wbufHeld {
 		v := &s.pieces[p]
-		if v.feeding > 0 || v.flushing || v.finishing || v.punching ||
-			s.feeds-v.fedAt < uint64(reclaimIdle*s.maxWbufs) {
+		if v.hash.feeding > 0 || !v.busy.idle() ||
+			s.feeds-v.hash.fedAt < uint64(reclaimIdle*s.maxWbufs) {
 			continue
 		}
-		if best < 0 || v.fedAt < bestAt {
-			best, bestAt = i, v.fedAt
+		if best < 0 || v.hash.fedAt < bestAt {
+			best, bestAt = i, v.hash.fedAt
 		}
 	}
 	return best
@@ -92,10 +92,10 @@ func (s *Store) writeReclaimed(rc *reclaim) {
 // prefix, which covered them, is dropped.
 func (s *Store) reclaimDoneLocked(rc *reclaim) {
 	v := &s.pieces[rc.piece]
-	v.flushing = false
+	v.busy.flushing = false
 	if rc.err != nil {
-		s.unstageLocked(v, rc.off, rc.off+int64(len(rc.data)))
-		v.hasher, v.hashed = nil, 0
+		v.blocks.unstage(rc.off, rc.off+int64(len(rc.data)))
+		v.hash.reset()
 	}
 }
 
@@ -103,11 +103,11 @@ func (s *Store) reclaimDoneLocked(rc *reclaim) {
 // bytes.
 func (s *Store) dropWbufLocked(piece int) {
 	st := &s.pieces[piece]
-	if st.wbuf == nil {
+	if st.buf.b == nil {
 		return
 	}
-	wbufPool.Put(st.wbuf)
-	st.wbuf, st.wbufOff, st.wbufN = nil, 0, 0
+	wbufPool.Put(st.buf.b)
+	st.buf = pieceBuf{}
 	for i, p := range s.wbufHeld {
 		if p == piece {
 			last := len(s.wbufHeld) - 1

@@ -5,7 +5,6 @@ import (
 	"crypto/sha1"
 	"fmt"
 	"hash"
-	"io"
 	"sync"
 )
 
@@ -62,163 +61,188 @@ func (s *Store) WriteBlock(piece, begin int, data []byte) error {
 		(len(data)%BlockSize != 0 && end != size) {
 		return fmt.Errorf("%w: block [%d, %d) of piece %d (%d bytes)", ErrRange, begin, end, piece, size)
 	}
-	off := int64(begin)
 	s.mu.Lock()
-	st := &s.pieces[piece]
-	for {
-		if s.closed {
-			s.mu.Unlock()
-			return ErrClosed
-		}
-		if st.present {
-			s.mu.Unlock()
-			return nil
-		}
-		// Wait for whole-piece work and for buffered bytes being written
-		// out; a write into the hashed prefix also waits for a block being
-		// added to the buffer, so that it lands after it.
-		if !st.finishing && !st.punching && !st.flushing &&
-			!(st.wbuf != nil && st.feeding > 0 && off < st.hashed+st.feeding) {
-			break
-		}
-		s.waitBusyLocked()
-	}
-	st.pendingPunch = false // being downloaded again: keep the space
-	var old []byte          // buffered bytes to write out before ours
-	var oldOff int64
-	if st.hasher != nil && off < st.hashed+st.feeding {
-		// This write changes bytes already hashed (or being hashed). The
-		// buffer, the end of the hashed prefix, goes out first.
-		st.hasher, st.hashed = nil, 0
-		if st.wbufN > 0 {
-			old, oldOff = (*st.wbuf)[:st.wbufN], st.wbufOff
-			st.flushing = true
-		} else {
-			s.dropWbufLocked(piece)
-		}
-	}
-	if st.staged == nil {
-		nb := s.numBlocks(piece)
-		st.staged, st.inflight = make([]uint64, (nb+63)/64), make([]uint16, nb)
-	}
-	b0, b1 := begin/BlockSize, int((end+BlockSize-1)/BlockSize)
-	busy := false
-	for b := b0; b < b1; b++ {
-		busy = busy || st.inflight[b] > 0
-	}
-	// Hash on arrival when this block continues the hashed prefix and no
-	// other write of the same bytes is in flight (whose data could land
-	// after ours). Later writes that overlap the prefix reset it above.
-	var h hash.Hash
-	var buf []byte // the piece's buffer, when the block goes there
-	var bufOff int64
-	var rc reclaim // another piece's bytes in the buffer, written out first
-	if old == nil && st.feeding == 0 && off == st.hashed && !busy {
-		if st.hasher == nil {
-			st.hasher = sha1.New()
-		}
-		h = st.hasher
-		st.feeding = int64(len(data))
-		s.feeds++
-		st.fedAt = s.feeds
-		if st.wbuf == nil {
-			rc = s.takeWbufLocked(piece)
-		}
-		if st.wbuf != nil {
-			buf, bufOff = (*st.wbuf)[:st.wbufN:s.chunk], st.wbufOff
-		}
-	}
-	for b := b0; b < b1; b++ {
-		st.inflight[b]++
-	}
-	st.writers++
-	s.ops.Add(1)
+	w, done, err := s.planBlockLocked(piece, int64(begin), data)
 	s.mu.Unlock()
-
-	if rc.data != nil {
-		s.writeReclaimed(&rc) // its piece's loss, not ours: see below
+	if done || err != nil {
+		return err
 	}
-	var err error
-	at := s.info.PieceOffset(piece)
-	switch {
-	case buf != nil:
-		h.Write(data)
-		buf, bufOff, err = s.feed(at, size, buf, bufOff, data)
-	default:
-		if old != nil {
-			_, err = s.f.WriteAt(old, at+oldOff)
-		}
-		if err == nil {
-			_, err = s.f.WriteAt(data, at+off)
-		}
-		if h != nil && err == nil {
-			h.Write(data) // hot in cache: this costs no extra read
-		}
-	}
-
+	s.writeBlockIO(&w)
 	s.mu.Lock()
-	st.writers--
-	if old != nil {
-		st.flushing = false
-		if err != nil {
-			s.unstageLocked(st, oldOff, oldOff+int64(len(old)))
-		}
-		s.dropWbufLocked(piece)
-	}
-	if rc.data != nil {
-		s.reclaimDoneLocked(&rc)
-	}
-	if h != nil {
-		st.feeding = 0
-		if st.hasher == h {
-			if err == nil {
-				st.hashed += int64(len(data))
-			} else {
-				st.hasher, st.hashed = nil, 0
-			}
-		}
-		if buf != nil {
-			if err == nil {
-				st.wbufN, st.wbufOff = len(buf), bufOff
-			} else { // the buffered blocks are lost with ours
-				s.unstageLocked(st, st.wbufOff, st.wbufOff+int64(st.wbufN))
-				s.dropWbufLocked(piece)
-			}
-		}
-	}
-	for b := b0; b < b1; b++ {
-		st.inflight[b]--
-		if err == nil && st.staged[b/64]&(1<<(b%64)) == 0 {
-			st.staged[b/64] |= 1 << (b % 64)
-			st.stagedN++
-		}
-	}
-	s.wakeBusyLocked()
+	s.commitBlockLocked(&w)
 	s.mu.Unlock()
 	s.ops.Done()
-	if rc.err != nil {
+	if s.budget.overTotal() {
+		s.budget.enforce()
+	}
+	if w.rc.err != nil {
 		// The caller's block is fine; the other piece's FinishPiece will
 		// report ErrIncomplete until its lost blocks come again.
 		s.log.Warn("cache: cannot write out an idle write buffer, its blocks are no longer staged",
-			"piece", rc.piece, "err", rc.err)
+			"piece", w.rc.piece, "err", w.rc.err)
 	}
-	if err != nil {
-		return fmt.Errorf("cache: write piece %d block at %d: %w", piece, begin, err)
+	if w.err != nil {
+		return s.diskErr(fmt.Sprintf("write piece %d block at %d", piece, begin), piece, w.err)
 	}
 	return nil
 }
 
-// unstageLocked marks the blocks of [from, to) in st as not staged.
-func (s *Store) unstageLocked(st *pieceState, from, to int64) {
-	if st.staged == nil {
-		return
+// blockPlan is one WriteBlock call: what its plan decided under the lock,
+// for the I/O that runs without it and the commit that follows under it.
+type blockPlan struct {
+	piece  int
+	off    int64 // the block's offset in the piece
+	data   []byte
+	b0, b1 int    // the blocks it covers
+	old    []byte // the piece's buffered bytes, written out before the block
+	oldOff int64
+	h      hash.Hash // the piece's hash, when the block continues it
+	buf    []byte    // the piece's buffer, when the block goes there
+	bufOff int64
+	rc     reclaim // another piece's bytes in a taken buffer, written out first
+	err    error   // the I/O's result
+}
+
+// planBlockLocked waits until the block may be written and decides how:
+// whether buffered bytes of the piece must go out first, whether the block
+// continues the hashed prefix, and into which buffer it goes. It marks the
+// write in flight (the caller must run writeBlockIO and commitBlockLocked)
+// unless it returns done (the piece is present) or an error.
+func (s *Store) planBlockLocked(piece int, off int64, data []byte) (w blockPlan, done bool, err error) {
+	st := &s.pieces[piece]
+	for {
+		if s.closed {
+			return w, false, ErrClosed
+		}
+		if st.present {
+			return w, true, nil
+		}
+		if st.life.claimed {
+			if err := s.retractLocked(piece); err != nil {
+				return w, false, err
+			}
+			continue
+		}
+		// Wait for whole-piece work and for buffered bytes being written
+		// out; a write into the hashed prefix also waits for a block being
+		// added to the buffer, so that it lands after it.
+		if st.busy.idle() &&
+			!(st.buf.b != nil && st.hash.feeding > 0 && off < st.hash.n+st.hash.feeding) {
+			break
+		}
+		s.waitBusyLocked()
 	}
-	for b := int(from / BlockSize); b < int((to+BlockSize-1)/BlockSize); b++ {
-		if st.staged[b/64]&(1<<(b%64)) != 0 {
-			st.staged[b/64] &^= 1 << (b % 64)
-			st.stagedN--
+	st.life.pendingPunch = false // being downloaded again: keep the space
+	if s.budget != nil {
+		st.life.lastWrite = s.budget.clock.Add(1)
+	}
+	w = blockPlan{piece: piece, off: off, data: data}
+	if st.hash.h != nil && off < st.hash.n+st.hash.feeding {
+		// This write changes bytes already hashed (or being hashed). The
+		// buffer, the end of the hashed prefix, goes out first.
+		st.hash.reset()
+		if st.buf.n > 0 {
+			w.old, w.oldOff = st.buf.bytes(), st.buf.off
+			st.busy.flushing = true
+		} else {
+			s.dropWbufLocked(piece)
 		}
 	}
+	if !st.blocks.used() {
+		st.blocks.size(s.numBlocks(piece), &s.staged)
+		s.partial[piece] = struct{}{}
+	}
+	end := off + int64(len(data))
+	w.b0, w.b1 = int(off/BlockSize), int((end+BlockSize-1)/BlockSize)
+	// Hash on arrival when this block continues the hashed prefix and no
+	// other write of the same bytes is in flight (whose data could land
+	// after ours). Later writes that overlap the prefix reset it above.
+	if w.old == nil && st.hash.feeding == 0 && off == st.hash.n && !st.blocks.anyInflight(w.b0, w.b1) {
+		if st.hash.h == nil {
+			st.hash.h = sha1.New()
+		}
+		w.h = st.hash.h
+		st.hash.feeding = int64(len(data))
+		s.feeds++
+		st.hash.fedAt = s.feeds
+		if st.buf.b == nil {
+			w.rc = s.takeWbufLocked(piece)
+		}
+		if st.buf.b != nil {
+			w.buf, w.bufOff = (*st.buf.b)[:st.buf.n:s.chunk], st.buf.off
+		}
+	}
+	st.blocks.begin(w.b0, w.b1)
+	st.busy.writers++
+	s.ops.Add(1)
+	return w, false, nil
+}
+
+// writeBlockIO does a planned write without the lock: a reclaimed buffer's
+// bytes first (their piece's loss if they fail, not ours), then the piece's
+// old buffered bytes and the block, or the block into the buffer.
+func (s *Store) writeBlockIO(w *blockPlan) {
+	if w.rc.data != nil {
+		s.writeReclaimed(&w.rc)
+	}
+	at := s.info.PieceOffset(w.piece)
+	if w.buf != nil {
+		w.h.Write(w.data)
+		w.buf, w.bufOff, w.err = s.feed(at, s.info.PieceSize(w.piece), w.buf, w.bufOff, w.data)
+		return
+	}
+	if w.old != nil {
+		_, w.err = s.f.WriteAt(w.old, at+w.oldOff)
+	}
+	if w.err == nil {
+		_, w.err = s.f.WriteAt(w.data, at+w.off)
+	}
+	if w.h != nil && w.err == nil {
+		w.h.Write(w.data) // hot in cache: this costs no extra read
+	}
+}
+
+// commitBlockLocked records the outcome of a planned write: the blocks it
+// staged, the hashed prefix and the buffer's new contents, or on an error
+// the buffered blocks lost with it; and wakes the writes that waited.
+func (s *Store) commitBlockLocked(w *blockPlan) {
+	st := &s.pieces[w.piece]
+	st.busy.writers--
+	if w.old != nil {
+		st.busy.flushing = false
+		if w.err != nil {
+			st.blocks.unstage(w.oldOff, w.oldOff+int64(len(w.old)))
+		}
+		s.dropWbufLocked(w.piece)
+	}
+	if w.rc.data != nil {
+		s.reclaimDoneLocked(&w.rc)
+	}
+	if w.h != nil {
+		st.hash.feeding = 0
+		if st.hash.h == w.h {
+			if w.err == nil {
+				st.hash.n += int64(len(w.data))
+			} else {
+				st.hash.reset()
+			}
+		}
+		if w.buf != nil {
+			if w.err == nil {
+				st.buf.n, st.buf.off = len(w.buf), w.bufOff
+			} else { // the buffered blocks are lost with ours
+				st.blocks.unstage(st.buf.off, st.buf.off+int64(st.buf.n))
+				s.dropWbufLocked(w.piece)
+			}
+		}
+	}
+	st.blocks.end(w.b0, w.b1)
+	if w.err == nil {
+		for b := w.b0; b < w.b1; b++ {
+			st.blocks.add(b)
+		}
+	}
+	s.wakeBusyLocked()
 }
 
 // Staged returns how many blocks of piece have been written by WriteBlock
@@ -229,7 +253,7 @@ func (s *Store) Staged(piece int) (staged, total int) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.pieces[piece].stagedN, s.numBlocks(piece)
+	return s.pieces[piece].blocks.n, s.numBlocks(piece)
 }
 
 // claimLocked waits until no other write, hash, punch or flush of its
@@ -244,13 +268,19 @@ func (s *Store) claimLocked(piece int) (done bool, err error) {
 		if st.present {
 			return true, nil
 		}
-		if !st.finishing && !st.punching && !st.flushing && st.writers == 0 {
+		if st.life.claimed {
+			if err := s.retractLocked(piece); err != nil {
+				return false, err
+			}
+			continue
+		}
+		if st.busy.idle() && st.busy.writers == 0 {
 			break
 		}
 		s.waitBusyLocked()
 	}
-	st.finishing = true
-	st.pendingPunch = false
+	st.busy.finishing = true
+	st.life.pendingPunch = false
 	s.ops.Add(1)
 	return false, nil
 }
@@ -273,8 +303,8 @@ func (s *Store) FinishPiece(piece int) error {
 		s.mu.Unlock()
 		return ErrClosed
 	}
-	if !st.present && st.stagedN < s.numBlocks(piece) {
-		n := st.stagedN
+	if !st.present && st.blocks.n < s.numBlocks(piece) {
+		n := st.blocks.n
 		s.mu.Unlock()
 		return fmt.Errorf("%w: piece %d has %d of %d blocks", ErrIncomplete, piece, n, s.numBlocks(piece))
 	}
@@ -283,10 +313,10 @@ func (s *Store) FinishPiece(piece int) error {
 		s.mu.Unlock()
 		return err
 	}
-	if st.stagedN < s.numBlocks(piece) { // discarded while we waited
-		st.finishing = false
+	if st.blocks.n < s.numBlocks(piece) { // discarded while we waited
+		st.busy.finishing = false
 		s.wakeBusyLocked()
-		n := st.stagedN
+		n := st.blocks.n
 		s.mu.Unlock()
 		s.ops.Done()
 		return fmt.Errorf("%w: piece %d has %d of %d blocks", ErrIncomplete, piece, n, s.numBlocks(piece))
@@ -294,12 +324,12 @@ func (s *Store) FinishPiece(piece int) error {
 	// The buffer, if any, is the end of the hashed prefix: the hash
 	// covers it and the read-back starts after it. The claim keeps
 	// writers off it.
-	h, from := st.hasher, st.hashed
-	st.hasher, st.hashed = nil, 0
+	h, from := st.hash.h, st.hash.n
+	st.hash.reset()
 	var buf []byte
 	var bufOff int64
-	if st.wbuf != nil {
-		buf, bufOff = (*st.wbuf)[:st.wbufN], st.wbufOff
+	if st.buf.b != nil {
+		buf, bufOff = st.buf.bytes(), st.buf.off
 	}
 	bufAt := s.info.PieceOffset(piece) + bufOff
 	s.mu.Unlock()
@@ -315,12 +345,12 @@ func (s *Store) FinishPiece(piece int) error {
 		}
 		s.mu.Lock()
 		if werr != nil {
-			s.unstageLocked(st, bufOff, bufOff+int64(len(buf)))
+			st.blocks.unstage(bufOff, bufOff+int64(len(buf)))
 		}
 		s.dropWbufLocked(piece)
 		s.unclaimLocked(piece)
 		s.mu.Unlock()
-		return fmt.Errorf("cache: verify piece %d: %w", piece, err)
+		return s.diskErr(fmt.Sprintf("verify piece %d", piece), piece, err)
 	}
 	if !ok {
 		s.discard(piece)
@@ -329,7 +359,7 @@ func (s *Store) FinishPiece(piece int) error {
 	if len(buf) > 0 {
 		if _, err := s.f.WriteAt(buf, bufAt); err != nil {
 			s.discard(piece)
-			return fmt.Errorf("cache: write piece %d: %w", piece, err)
+			return s.diskErr(fmt.Sprintf("write piece %d", piece), piece, err)
 		}
 	}
 	s.finished(piece)
@@ -340,7 +370,7 @@ func (s *Store) FinishPiece(piece int) error {
 // all in the data file: it becomes present, and the budget may evict.
 func (s *Store) finished(piece int) {
 	s.mu.Lock()
-	s.pieces[piece].finishing = false
+	s.pieces[piece].busy.finishing = false
 	s.markPresentLocked(piece)
 	s.wakeBusyLocked()
 	s.mu.Unlock()
@@ -349,7 +379,7 @@ func (s *Store) finished(piece int) {
 
 // unclaimLocked ends a claim that leaves the piece as it was.
 func (s *Store) unclaimLocked(piece int) {
-	s.pieces[piece].finishing = false
+	s.pieces[piece].busy.finishing = false
 	s.wakeBusyLocked()
 }
 
@@ -358,44 +388,17 @@ func (s *Store) unclaimLocked(piece int) {
 func (s *Store) discard(piece int) {
 	s.mu.Lock()
 	st := &s.pieces[piece]
-	st.finishing = false
-	st.punching = true
-	st.staged, st.inflight = nil, nil
-	st.stagedN = 0
-	st.hasher, st.hashed = nil, 0
-	s.dropWbufLocked(piece)
+	st.busy.finishing = false
+	st.busy.punching = true
+	s.dropStagedLocked(piece)
 	s.mu.Unlock()
 	if err := s.punch(piece); err != nil {
 		s.log.Warn("cache: cannot discard piece data", "piece", piece, "err", err)
 	}
 	s.mu.Lock()
-	st.punching = false
+	st.busy.punching = false
 	s.wakeBusyLocked()
 	s.mu.Unlock()
-}
-
-// hashFromFile reports whether the bytes of piece on disk match its hash.
-// When h is not nil it already holds the SHA-1 state of the piece's first
-// from bytes, and only the rest is read back.
-func (s *Store) hashFromFile(piece int, h hash.Hash, from int64) (bool, error) {
-	bp := chunkPool.Get().(*[]byte)
-	defer chunkPool.Put(bp)
-	buf := *bp
-	if h == nil {
-		h, from = sha1.New(), 0
-	}
-	off, size := s.info.PieceOffset(piece), s.info.PieceSize(piece)
-	for done := from; done < size; {
-		n := min(int64(len(buf)), size-done)
-		m, err := s.f.ReadAt(buf[:n], off+done)
-		if err != nil && !(err == io.EOF && int64(m) == n) {
-			return false, err
-		}
-		h.Write(buf[:m])
-		done += int64(m)
-	}
-	var sum [sha1.Size]byte
-	return bytes.Equal(h.Sum(sum[:0]), s.info.Pieces[piece][:]), nil
 }
 
 // WritePiece verifies a whole piece and, when its SHA-1 matches, writes it
@@ -416,7 +419,7 @@ func (s *Store) WritePiece(piece int, data []byte) error {
 	}
 	s.mu.Lock()
 	done, err := s.claimLocked(piece)
-	staged := s.pieces[piece].stagedN > 0
+	staged := s.pieces[piece].blocks.n > 0
 	s.mu.Unlock()
 	if done || err != nil {
 		return err
@@ -434,7 +437,7 @@ func (s *Store) WritePiece(piece int, data []byte) error {
 	switch {
 	case err != nil:
 		s.discard(piece)
-		return fmt.Errorf("cache: write piece %d: %w", piece, err)
+		return s.diskErr(fmt.Sprintf("write piece %d", piece), piece, err)
 	case !ok && wrote:
 		s.discard(piece)
 		return &HashError{Piece: piece}

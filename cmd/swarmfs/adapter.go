@@ -119,6 +119,14 @@ func newStatsFeed(stats func() engine.Stats) *statsFeed {
 	return f
 }
 
+// pendingStatsFeed is a feed whose first snapshot, until run takes one,
+// says "starting": for callers that must not wait for the torrent loop.
+func pendingStatsFeed(stats func() engine.Stats) *statsFeed {
+	f := &statsFeed{stats: stats}
+	f.last.Store(&engine.Stats{State: "starting"})
+	return f
+}
+
 func (f *statsFeed) refresh() {
 	s := f.stats()
 	f.last.Store(&s)
@@ -126,11 +134,12 @@ func (f *statsFeed) refresh() {
 
 func (f *statsFeed) get() engine.Stats { return *f.last.Load() }
 
-// run refreshes the snapshot every period, and at once when infoReady
-// closes, until done closes.
+// run refreshes the snapshot at once, then every period and when
+// infoReady closes, until done closes.
 func (f *statsFeed) run(done, infoReady <-chan struct{}, period time.Duration) {
 	tick := time.NewTicker(period)
 	defer tick.Stop()
+	f.refresh()
 	for {
 		select {
 		case <-done:

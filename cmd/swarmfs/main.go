@@ -35,12 +35,16 @@ type env struct {
 
 // commands is the table of subcommands; each is defined in its own file.
 var commands = map[string]*command{
+	"add":     addCommand,
 	"create":  createCommand,
 	"demo":    demoCommand,
 	"get":     getCommand,
 	"info":    infoCommand,
 	"mount":   mountCommand,
+	"remove":  removeCommand,
 	"seed":    seedCommand,
+	"serve":   serveCommand,
+	"status":  statusCommand,
 	"unmount": unmountCommand,
 	"version": versionCommand,
 }

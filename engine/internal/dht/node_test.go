@@ -278,7 +278,7 @@ func TestStateFile(t *testing.T) {
 	if before < 10 {
 		t.Fatalf("only %d nodes before save", before)
 	}
-	if matches, _ := filepath.Glob(state + ".tmp*"); len(matches) != 0 {
+	if matches, _ := filepath.Glob(filepath.Join(filepath.Dir(state), ".*.tmp")); len(matches) != 0 {
 		t.Fatalf("temporary files left: %v", matches)
 	}
 	cfg.Bootstrap = []string{} // reload must not need the bootstrap list
@@ -344,30 +344,47 @@ func TestRefreshDropsDeadNode(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	for _, l := range live {
-		if _, err := n.Ping(ctx, l.Addr()); err != nil {
+	// inTable reports whether addr is among n's non-bad nodes.
+	inTable := func(addr netip.AddrPort) bool {
+		var present bool
+		if err := n.do(ctx, func(st *loopState) {
+			present = slices.ContainsFunc(st.table.closest(n.ID(), 1000, time.Now()), func(ni nodeInfo) bool { return ni.Addr == addr })
+		}); err != nil {
 			t.Fatal(err)
 		}
+		return present
+	}
+	// waitInTable pings addr until it is in the table. A reply reaches
+	// Ping before the loop records its node (and the loop drops the
+	// record when it is busy), so Ping's return alone proves nothing.
+	waitInTable := func(addr netip.AddrPort) {
+		for !inTable(addr) {
+			if _, err := n.Ping(ctx, addr); err != nil {
+				t.Fatal(err)
+			}
+			if !inTable(addr) {
+				select {
+				case <-ctx.Done():
+					t.Fatalf("%v never joined the table", addr)
+				case <-time.After(10 * time.Millisecond):
+				}
+			}
+		}
+	}
+	for _, l := range live {
+		waitInTable(l.Addr())
 	}
 	// A dead node: its socket is closed after it joins the table.
 	dead := startNode(t, testConfig())
-	if _, err := n.Ping(ctx, dead.Addr()); err != nil {
-		t.Fatal(err)
-	}
 	deadAddr := dead.Addr()
+	waitInTable(deadAddr)
 	dead.Close()
-	for {
-		var present bool
-		n.do(ctx, func(st *loopState) {
-			present = slices.ContainsFunc(st.table.closest(n.ID(), 1000, time.Now()), func(ni nodeInfo) bool { return ni.Addr == deadAddr })
-		})
-		if !present {
-			break
-		}
-		if ctx.Err() != nil {
+	for inTable(deadAddr) {
+		select {
+		case <-ctx.Done():
 			t.Fatal("dead node never dropped by refresh")
+		case <-time.After(50 * time.Millisecond):
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 	if s := n.Stats(); s.Nodes < len(live) || s.Timeouts == 0 {
 		t.Fatalf("after refresh: %+v", s)

@@ -6,8 +6,8 @@ import (
 	"io"
 	"io/fs"
 	"os"
-	"path/filepath"
 
+	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -26,8 +26,7 @@ type stateFile struct {
 	Nodes6 string `bencode:"nodes6,omitempty"`
 }
 
-// saveState writes the state atomically: a temporary file in the same
-// directory, fsync, rename, fsync of the directory.
+// saveState writes the state with cache.WriteFileAtomic.
 func saveState(path string, id metainfo.Hash, nodes []nodeInfo) error {
 	b, err := metainfo.Marshal(&stateFile{
 		ID:     string(id[:]),
@@ -37,28 +36,8 @@ func saveState(path string, id metainfo.Hash, nodes []nodeInfo) error {
 	if err != nil {
 		return fmt.Errorf("dht: save state: %w", err)
 	}
-	dir := filepath.Dir(path)
-	f, err := os.CreateTemp(dir, filepath.Base(path)+".tmp*")
-	if err != nil {
+	if err := cache.WriteFileAtomic(path, b, 0o600); err != nil {
 		return fmt.Errorf("dht: save state: %w", err)
-	}
-	_, err = f.Write(b)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(f.Name(), path)
-	}
-	if err != nil {
-		os.Remove(f.Name())
-		return fmt.Errorf("dht: save state: %w", err)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
 	}
 	return nil
 }
