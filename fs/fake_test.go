@@ -41,6 +41,7 @@ type fakeTorrent struct {
 	delay     time.Duration
 
 	text     string
+	openGate chan struct{} // when set, OpenFile waits for it (or ctx)
 	opens    atomic.Int64
 	closes   atomic.Int64
 	waiting  atomic.Int64 // ReadAt calls blocked on a gate now
@@ -175,6 +176,13 @@ func (f *fakeTorrent) FileComplete(file int) bool {
 }
 
 func (f *fakeTorrent) OpenFile(ctx context.Context, file int) (FileReader, error) {
+	if f.openGate != nil {
+		select {
+		case <-f.openGate:
+		case <-ctx.Done():
+			return nil, fmt.Errorf("fake: open: %w", ctx.Err())
+		}
+	}
 	info := f.Info()
 	if info == nil || file < 0 || file >= len(info.Files) {
 		return nil, fmt.Errorf("fake: no file %d", file)

@@ -6,7 +6,7 @@ import (
 	"io"
 	"syscall"
 
-	"github.com/hanwen/go-fuse/v2/fs"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 	"golang.org/x/sys/unix"
 )
@@ -29,8 +29,8 @@ type handle struct {
 }
 
 var (
-	_ fs.FileReader   = (*handle)(nil)
-	_ fs.FileReleaser = (*handle)(nil)
+	_ fusefs.FileReader   = (*handle)(nil)
+	_ fusefs.FileReleaser = (*handle)(nil)
 )
 
 // Read fills dest from the file at off. It waits for the data (bounded by
@@ -48,12 +48,8 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 	if rem := size - off; int64(len(dest)) > rem {
 		dest = dest[:rem]
 	}
-	rctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	stop := context.AfterFunc(h.m.ctx, func() { cancel(ErrUnmounted) })
-	defer stop()
-	tctx, tcancel := context.WithTimeoutCause(rctx, h.m.readTimeout, ErrReadTimeout)
-	defer tcancel()
+	tctx, done := h.m.boundCtx(ctx)
+	defer done()
 
 	if sr, ok := h.r.(SpliceReader); ok {
 		sp, err := sr.ReadSpan(tctx, off, len(dest))
@@ -85,6 +81,21 @@ func (h *handle) Read(ctx context.Context, dest []byte, off int64) (fuse.ReadRes
 		}
 	}
 	return fuse.ReadResultData(dest[:n]), 0
+}
+
+// boundCtx derives the context of a request that may wait on a torrent: it
+// ends when the kernel interrupts the request, when the read timeout passes
+// (cause ErrReadTimeout) or when the mount is being unmounted (cause
+// ErrUnmounted). done releases it.
+func (m *Server) boundCtx(ctx context.Context) (_ context.Context, done func()) {
+	rctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(m.ctx, func() { cancel(ErrUnmounted) })
+	tctx, tcancel := context.WithTimeoutCause(rctx, m.readTimeout, ErrReadTimeout)
+	return tctx, func() {
+		tcancel()
+		stop()
+		cancel(nil)
+	}
 }
 
 // failed logs a failed read and returns its errno.

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 )
 
@@ -36,11 +36,7 @@ type Server struct {
 	stale       bool
 
 	entries []*entry
-	pending []pendingDir // magnets whose directories fill later
 	nodes   atomic.Int64 // files in the tree, for statfs
-
-	inoMu sync.Mutex
-	inos  map[uint64]bool
 
 	server *fuse.Server
 	// direct says which files Open gives FOPEN_DIRECT_IO: PageCacheNever
@@ -82,7 +78,6 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 		log:         logger,
 		readTimeout: readTimeout(opts.ReadTimeout, logger),
 		mountTime:   time.Now(),
-		inos:        map[uint64]bool{1: true},
 		done:        make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
@@ -94,26 +89,25 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 	m.stale = stale
 
 	m.entries = makeEntries(torrents, m.mountTime)
-	root := &dirNode{m: m}
-	if len(m.entries) == 1 {
-		root.e = m.entries[0]
-	}
-	server, err := m.serve(root)
+	server, err := m.serve(m.layoutRoot())
 	if err != nil {
 		m.cancel(ErrUnmounted)
 		return nil, err
 	}
 	m.server = server
 	m.setReadAhead()
-	for _, p := range m.pending {
-		m.wg.Add(1)
-		go m.watch(p)
+	for _, e := range m.entries {
+		if e.table.Load() == nil {
+			m.wg.Add(1)
+			go m.watch(e)
+		}
 	}
 	return m, nil
 }
 
 func makeEntries(torrents []Torrent, now time.Time) []*entry {
 	used := map[string]bool{}
+	bases := map[uint64]bool{}
 	entries := make([]*entry, 0, len(torrents))
 	for _, t := range torrents {
 		hash := t.InfoHash()
@@ -126,7 +120,7 @@ func makeEntries(torrents []Torrent, now time.Time) []*entry {
 		if mtime.IsZero() {
 			mtime = now
 		}
-		entries = append(entries, &entry{t: t, hash: hash, name: name, mtime: mtime})
+		entries = append(entries, &entry{t: t, hash: hash, name: name, mtime: mtime, inoBase: inoBase(hash, bases)})
 	}
 	return entries
 }
@@ -145,7 +139,7 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 	} else {
 		fuseLog = log.New(io.Discard, "", 0)
 	}
-	opts := &fs.Options{
+	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:   m.opts.AllowOther,
 			Options:      []string{"ro", "default_permissions"},
@@ -170,9 +164,9 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 		UID:            uint32(os.Getuid()),
 		GID:            uint32(os.Getgid()),
 		Logger:         fuseLog,
-		RootStableAttr: &fs.StableAttr{Ino: 1},
+		RootStableAttr: &fusefs.StableAttr{Ino: 1},
 	}
-	server, err := fuse.NewServer(fs.NewNodeFS(root, opts), m.mountpoint, &opts.MountOptions)
+	server, err := fuse.NewServer(fusefs.NewNodeFS(root, opts), m.mountpoint, &opts.MountOptions)
 	if err != nil {
 		return nil, fmt.Errorf("fs: mount %s: %w", m.mountpoint, err)
 	}
@@ -205,20 +199,20 @@ func (m *Server) directMode(kernelFlags uint64) PageCacheMode {
 }
 
 // watch fills a magnet's directory when its info arrives.
-func (m *Server) watch(p pendingDir) {
+func (m *Server) watch(e *entry) {
 	defer m.wg.Done()
 	select {
-	case <-p.e.t.InfoReady():
+	case <-e.t.InfoReady():
 	case <-m.ctx.Done():
 		return
 	}
-	info := p.e.t.Info()
+	info := e.t.Info()
 	if info == nil {
-		m.log.Warn("InfoReady closed without info", "torrent", p.e.name)
+		m.log.Warn("InfoReady closed without info", "torrent", e.name)
 		return
 	}
-	m.addFiles(m.ctx, p.dir, p.e, info)
-	m.log.Info("metadata arrived; directory filled", "torrent", p.e.name, "files", len(info.Files))
+	m.setTable(e, info)
+	m.log.Info("metadata arrived; directory filled", "torrent", e.name, "files", len(info.Files))
 }
 
 // Mountpoint returns the absolute path of the mount.

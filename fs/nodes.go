@@ -8,35 +8,45 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/hanwen/go-fuse/v2/fs"
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
 // entry is one mounted torrent: the torrent, its cleaned directory name and
-// the directory inode its files go into.
+// the table its files are served from.
 type entry struct {
 	t     Torrent
 	hash  metainfo.Hash
 	name  string    // cleaned, deduplicated directory name
 	mtime time.Time // creation date, or the mount time
-	// info is set once, when the files have been added to the tree.
-	info atomic.Pointer[metainfo.Info]
+	// inoBase holds the high bits of every inode number of the torrent's
+	// nodes; the low inoIndexBits bits are the node's number in the table.
+	inoBase uint64
+	// table is set once, when the torrent's info is known.
+	table atomic.Pointer[fileTable]
 }
 
+// ino returns the inode number of the table node ref.
+func (e *entry) ino(t *fileTable, ref int32) uint64 { return e.inoBase | (t.node(ref) + 1) }
+
 // dirNode is a directory: the mount root, a torrent's directory or a
-// directory inside a torrent. Its children are added when the torrent's info
-// is known and never change afterwards.
+// directory inside a torrent. A directory of the torrent's file table
+// (tdir >= 0) answers Lookup and Readdir from the table and makes child
+// nodes as they are looked up, so only what the kernel holds is in memory.
+// The root of several torrents, and the root above the directory of one
+// (tdir < 0), hold the torrents' directories as persistent children.
 type dirNode struct {
-	fs.Inode
-	m *Server
-	e *entry // nil for the root of a mount of several torrents
+	fusefs.Inode
+	m    *Server
+	e    *entry // nil for the root of a mount of several torrents
+	tdir int32  // directory in e's table; -1 for a root holding torrent directories
 }
 
 // fileNode is one file of a torrent. It is immutable.
 type fileNode struct {
-	fs.Inode
+	fusefs.Inode
 	m     *Server
 	e     *entry
 	index int // into Info.Files
@@ -45,17 +55,19 @@ type fileNode struct {
 }
 
 var (
-	_ fs.NodeOnAdder     = (*dirNode)(nil)
-	_ fs.NodeGetattrer   = (*dirNode)(nil)
-	_ fs.NodeStatfser    = (*dirNode)(nil)
-	_ fs.NodeGetxattrer  = (*dirNode)(nil)
-	_ fs.NodeListxattrer = (*dirNode)(nil)
+	_ fusefs.NodeOnAdder     = (*dirNode)(nil)
+	_ fusefs.NodeLookuper    = (*dirNode)(nil)
+	_ fusefs.NodeReaddirer   = (*dirNode)(nil)
+	_ fusefs.NodeGetattrer   = (*dirNode)(nil)
+	_ fusefs.NodeStatfser    = (*dirNode)(nil)
+	_ fusefs.NodeGetxattrer  = (*dirNode)(nil)
+	_ fusefs.NodeListxattrer = (*dirNode)(nil)
 
-	_ fs.NodeOpener      = (*fileNode)(nil)
-	_ fs.NodeGetattrer   = (*fileNode)(nil)
-	_ fs.NodeStatfser    = (*fileNode)(nil)
-	_ fs.NodeGetxattrer  = (*fileNode)(nil)
-	_ fs.NodeListxattrer = (*fileNode)(nil)
+	_ fusefs.NodeOpener      = (*fileNode)(nil)
+	_ fusefs.NodeGetattrer   = (*fileNode)(nil)
+	_ fusefs.NodeStatfser    = (*fileNode)(nil)
+	_ fusefs.NodeGetxattrer  = (*fileNode)(nil)
+	_ fusefs.NodeListxattrer = (*fileNode)(nil)
 )
 
 const (
@@ -67,91 +79,130 @@ const (
 	attrBlksize = 1 << 20
 )
 
-// OnAdd builds the tree of the root directory: it runs once, when the root
-// is attached to the server, before any request is served.
+// OnAdd adds the torrents' directories below a root that holds them: it
+// runs once, when the root is attached to the server, before any request
+// is served.
 func (d *dirNode) OnAdd(ctx context.Context) {
-	if !d.IsRoot() {
+	if !d.IsRoot() || d.tdir >= 0 {
 		return
 	}
-	d.m.buildRoot(ctx, &d.Inode)
+	for _, e := range d.m.entries {
+		dir := d.NewPersistentInode(ctx, &dirNode{m: d.m, e: e},
+			fusefs.StableAttr{Mode: fuse.S_IFDIR, Ino: e.inoBase | (1<<inoIndexBits - 1)})
+		d.AddChild(e.name, dir, false)
+	}
 }
 
-// buildRoot lays out the torrents under the root: one torrent with known
-// single-file info puts its file at the root, one torrent otherwise gets its
-// directory at the root, several torrents get one directory each.
-func (m *Server) buildRoot(ctx context.Context, root *fs.Inode) {
+// layoutRoot decides the root's layout: one torrent with known single-file
+// info puts its file at the root (the root is the table's directory 0); in
+// any other case the root holds one directory per torrent. It builds the
+// tables of the torrents whose info is known and returns the root node.
+func (m *Server) layoutRoot() *dirNode {
+	for _, e := range m.entries {
+		if info := e.t.Info(); info != nil {
+			m.setTable(e, info)
+		}
+	}
 	if len(m.entries) == 1 {
 		e := m.entries[0]
-		if info := e.t.Info(); info != nil && info.SingleFile {
-			m.addFiles(ctx, root, e, info)
-			return
+		if t := e.table.Load(); t != nil && t.info.SingleFile {
+			return &dirNode{m: m, e: e, tdir: 0}
 		}
+		return &dirNode{m: m, e: e, tdir: -1}
 	}
-	for _, e := range m.entries {
-		dir := root.NewPersistentInode(ctx, &dirNode{m: m, e: e},
-			fs.StableAttr{Mode: fuse.S_IFDIR, Ino: m.ino(e.hash, nil)})
-		root.AddChild(e.name, dir, false)
-		if info := e.t.Info(); info != nil {
-			m.addFiles(ctx, dir, e, info)
-		} else {
-			m.pending = append(m.pending, pendingDir{e: e, dir: dir})
-		}
-	}
+	return &dirNode{m: m, tdir: -1}
 }
 
-// pendingDir is a torrent directory waiting for its info (a magnet).
-type pendingDir struct {
-	e   *entry
-	dir *fs.Inode
-}
-
-// addFiles adds every file of info below dir, creating the intermediate
-// directories. It runs once per torrent.
-func (m *Server) addFiles(ctx context.Context, dir *fs.Inode, e *entry, info *metainfo.Info) {
-	if !e.info.CompareAndSwap(nil, info) {
+// setTable builds the table of e's files and publishes it, once.
+func (m *Server) setTable(e *entry, info *metainfo.Info) {
+	if e.table.Load() != nil {
 		return
 	}
-	for i, f := range info.Files {
-		if len(f.Path) == 0 || !validComponents(f.Path) {
-			m.log.Warn("skipping file with an invalid path", "torrent", e.name, "file", i, "path", f.DisplayPath())
-			continue
-		}
-		parent := dir
-		ok := true
-		for k, comp := range f.Path[:len(f.Path)-1] {
-			child := parent.GetChild(comp)
-			if child == nil {
-				child = parent.NewPersistentInode(ctx, &dirNode{m: m, e: e},
-					fs.StableAttr{Mode: fuse.S_IFDIR, Ino: m.ino(e.hash, f.Path[:k+1])})
-				parent.AddChild(comp, child, false)
-			} else if !child.IsDir() {
-				ok = false
-				break
-			}
-			parent = child
-		}
-		name := f.Path[len(f.Path)-1]
-		if !ok || parent.GetChild(name) != nil {
-			m.log.Warn("skipping file whose path collides with another", "torrent", e.name, "path", f.DisplayPath())
-			continue
-		}
-		fn := &fileNode{m: m, e: e, index: i, file: f, info: info}
-		child := parent.NewPersistentInode(ctx, fn, fs.StableAttr{Mode: fuse.S_IFREG, Ino: m.ino(e.hash, f.Path)})
-		parent.AddChild(name, child, false)
-		m.nodes.Add(1)
+	t, skips := buildTable(info)
+	for _, s := range skips {
+		m.log.Warn("skipping file: "+s.reason, "torrent", e.name, "file", s.file, "path", s.path)
+	}
+	if e.table.CompareAndSwap(nil, t) {
+		m.nodes.Add(int64(t.files))
 	}
 }
 
-// validComponents reports whether every path component is usable as a
-// directory entry name.
-func validComponents(path []string) bool {
-	for _, c := range path {
-		if c == "" || c == "." || c == ".." || strings.ContainsAny(c, "/\x00") || len(c) > 255 {
-			return false
-		}
+// Lookup finds a child by name, making its node if the kernel does not
+// hold it already.
+func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if child := d.GetChild(name); child != nil {
+		var a fuse.AttrOut
+		child.Operations().(fusefs.NodeGetattrer).Getattr(ctx, nil, &a)
+		out.Attr = a.Attr
+		return child, 0
 	}
-	return true
+	if d.tdir < 0 {
+		return nil, syscall.ENOENT
+	}
+	t := d.e.table.Load()
+	if t == nil {
+		return nil, syscall.ENOENT
+	}
+	ref, ok := t.lookup(d.tdir, name)
+	if !ok {
+		return nil, syscall.ENOENT
+	}
+	var a fuse.AttrOut
+	var child *fusefs.Inode
+	if ref < 0 {
+		n := &dirNode{m: d.m, e: d.e, tdir: ^ref}
+		n.Getattr(ctx, nil, &a)
+		child = d.NewInode(ctx, n, fusefs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.e.ino(t, ref)})
+	} else {
+		n := &fileNode{m: d.m, e: d.e, index: int(ref), file: t.info.Files[ref], info: t.info}
+		n.Getattr(ctx, nil, &a)
+		child = d.NewInode(ctx, n, fusefs.StableAttr{Mode: fuse.S_IFREG, Ino: d.e.ino(t, ref)})
+	}
+	out.Attr = a.Attr
+	return child, 0
 }
+
+// Readdir lists the directory: the torrents' directories in mount order,
+// or the table's children in torrent order.
+func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
+	if d.tdir < 0 {
+		var list []fuse.DirEntry
+		for _, e := range d.m.entries {
+			if d.e == nil || d.e == e {
+				list = append(list, fuse.DirEntry{Name: e.name, Mode: fuse.S_IFDIR, Ino: e.inoBase | (1<<inoIndexBits - 1)})
+			}
+		}
+		return fusefs.NewListDirStream(list), 0
+	}
+	t := d.e.table.Load()
+	if t == nil {
+		return fusefs.NewListDirStream(nil), 0
+	}
+	return &tableStream{e: d.e, t: t, kids: t.dirs[d.tdir].kids}, 0
+}
+
+// tableStream lists a table directory's children without copying them.
+type tableStream struct {
+	e    *entry
+	t    *fileTable
+	kids []int32
+}
+
+var _ fusefs.DirStream = (*tableStream)(nil)
+
+func (s *tableStream) HasNext() bool { return len(s.kids) > 0 }
+
+func (s *tableStream) Next() (fuse.DirEntry, syscall.Errno) {
+	ref := s.kids[0]
+	s.kids = s.kids[1:]
+	mode := uint32(fuse.S_IFREG)
+	if ref < 0 {
+		mode = fuse.S_IFDIR
+	}
+	return fuse.DirEntry{Name: s.t.name(ref), Mode: mode, Ino: s.e.ino(s.t, ref)}, 0
+}
+
+func (s *tableStream) Close() {}
 
 // cleanName turns a torrent name into a single path component.
 func cleanName(name string, hash metainfo.Hash) string {
@@ -170,28 +221,25 @@ func cleanName(name string, hash metainfo.Hash) string {
 	return name
 }
 
-// ino returns a stable inode number for the path below a torrent: a hash of
-// the info hash and the path, probed forward on the (unlikely) collision, so
-// the same torrent gets the same numbers on every mount.
-func (m *Server) ino(hash metainfo.Hash, path []string) uint64 {
+// inoBase returns the high bits of the inode numbers of a torrent's nodes:
+// a hash of the info hash, so the same torrent gets the same numbers on
+// every mount, moved on past the bases in used (and the root's number) in
+// the unlikely case of a collision.
+func inoBase(hash metainfo.Hash, used map[uint64]bool) uint64 {
 	h := fnv.New64a()
 	h.Write(hash[:])
-	for _, c := range path {
-		h.Write([]byte{'/'})
-		h.Write([]byte(c))
+	// Below go-fuse's automatic range (2^63 and up).
+	const bases = 1 << (63 - inoIndexBits)
+	b := h.Sum64() % bases
+	for b == 0 || used[b] {
+		b = (b + 1) % bases
 	}
-	n := h.Sum64() >> 1 // below go-fuse's automatic range (2^63 and up)
-	m.inoMu.Lock()
-	defer m.inoMu.Unlock()
-	for n < 2 || m.inos[n] {
-		n = (n + 1) & (1<<63 - 1)
-	}
-	m.inos[n] = true
-	return n
+	used[b] = true
+	return b << inoIndexBits
 }
 
 // Getattr reports a read-only directory.
-func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (d *dirNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = fuse.S_IFDIR | dirMode
 	out.Nlink = 1 // unknown subdirectory count: tools must not guess from it
 	t := d.m.mountTime
@@ -204,7 +252,7 @@ func (d *dirNode) Getattr(ctx context.Context, f fs.FileHandle, out *fuse.AttrOu
 }
 
 // Getattr reports the file's size, mode and the torrent's creation date.
-func (f *fileNode) Getattr(ctx context.Context, fh fs.FileHandle, out *fuse.AttrOut) syscall.Errno {
+func (f *fileNode) Getattr(ctx context.Context, fh fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	mode := uint32(fileMode)
 	if f.file.Executable {
 		mode = execMode
@@ -236,8 +284,8 @@ func (m *Server) statfs(out *fuse.StatfsOut) {
 	const bsize = 4096
 	var total int64
 	for _, e := range m.entries {
-		if info := e.info.Load(); info != nil {
-			total += info.TotalLength
+		if t := e.table.Load(); t != nil {
+			total += t.info.TotalLength
 		}
 	}
 	*out = fuse.StatfsOut{}
@@ -249,18 +297,22 @@ func (m *Server) statfs(out *fuse.StatfsOut) {
 }
 
 // Open gives the handle its own FileReader, kept until the handle is
-// released. Writes are refused.
-func (f *fileNode) Open(ctx context.Context, flags uint32) (fs.FileHandle, uint32, syscall.Errno) {
+// released. Writes are refused. OpenFile gets a context bounded like a
+// read's: an open that cannot get its reader fails (EIO, EINTR when
+// interrupted) instead of hanging.
+func (f *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, uint32, syscall.Errno) {
 	if flags&syscall.O_ACCMODE != syscall.O_RDONLY || flags&syscall.O_TRUNC != 0 {
 		return nil, 0, syscall.EROFS
 	}
 	if f.m.ctx.Err() != nil {
 		return nil, 0, syscall.EIO
 	}
-	r, err := f.e.t.OpenFile(ctx, f.index)
+	octx, done := f.m.boundCtx(ctx)
+	defer done()
+	r, err := f.e.t.OpenFile(octx, f.index)
 	if err != nil {
 		f.m.log.Warn("open failed", "torrent", f.e.name, "path", f.file.DisplayPath(), "err", err)
-		return nil, 0, translate(ctx, err)
+		return nil, 0, translate(octx, err)
 	}
 	fuseFlags := uint32(fuse.FOPEN_KEEP_CACHE)
 	if f.m.direct == PageCacheNever || (f.m.direct == PageCacheAuto && !f.complete()) {

@@ -172,7 +172,7 @@ func walkFiles(root string) ([]sourceFile, error) {
 			return fmt.Errorf("%s is not a regular file (%s); remove it or point create at a directory without it", p, st.Mode().Type())
 		}
 		comps := strings.Split(filepath.ToSlash(rel), "/")
-		if err := checkPath(comps); err != nil {
+		if err := checkPath(comps, 0); err != nil { // the name is checked with the whole torrent
 			return fmt.Errorf("%s: %w", p, err)
 		}
 		files = append(files, sourceFile{osPath: p, path: comps, length: st.Size()})

@@ -8,13 +8,15 @@
 // private flag, BEP 47 pad files and attributes. InfoBytes are kept exactly
 // as found and InfoHash is their SHA-1, so re-encoding with Bytes never
 // changes a torrent's identity. Every file path is validated component by
-// component ("..", ".", empty, NUL, "/" and over-long components are
-// rejected, as are duplicate paths and a file that is also another file's
-// directory), so joining Info.Name and File.Path below a directory can never
-// leave it. Pad files, BEP 47 symlinks and the legacy ".pad/" directory are
-// left out of Info.Files; their bytes still count in offsets. Sizes are capped
-// (MaxTorrentSize, MaxPieceLength, MaxFiles, MaxPathDepth, MaxDepth) before
-// anything a hostile count controls is allocated.
+// component ("..", ".", empty, NUL, "/" and components over NAME_MAX, 255
+// bytes, are rejected, as are paths whose Info.Name/File.Path is longer than
+// PATH_MAX allows (MaxPathLength), duplicate paths and a file that is also
+// another file's directory), so joining Info.Name and File.Path below a
+// directory can never leave it, and every file can be created and opened.
+// Pad files, BEP 47 symlinks and the legacy ".pad/" directory are left out
+// of Info.Files; their bytes still count in offsets. Sizes are capped
+// (MaxTorrentSize, MaxPieceLength, MaxFiles, MaxPathDepth, MaxPathLength,
+// MaxDepth) before anything a hostile count controls is allocated.
 //
 // Magnets: ParseMagnet reads xt=urn:btih (hex or base32), dn, tr, x.pe, ws
 // and xl; (*Magnet).String writes one back; (*MetaInfo).Magnet makes one.

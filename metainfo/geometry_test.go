@@ -2,6 +2,7 @@ package metainfo
 
 import (
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"reflect"
 	"strings"
@@ -160,6 +161,10 @@ func TestPathValidation(t *testing.T) {
 		{[]rawEntry{{strings.Repeat("x", 255), 1, ""}}, true},
 		{[]rawEntry{{strings.Repeat("d/", MaxPathDepth-1) + "f", 1, ""}}, true},
 		{[]rawEntry{{strings.Repeat("d/", MaxPathDepth) + "f", 1, ""}}, false},
+		// PATH_MAX: "t/" and the path, 4095 bytes at most
+		{[]rawEntry{{pathOfLength(MaxPathLength - 2), 1, ""}}, true},
+		{[]rawEntry{{pathOfLength(MaxPathLength - 1), 1, ""}}, false},
+		{[]rawEntry{{"ok", 1, ""}, {pathOfLength(8000), 1, ""}}, false},
 		// a pad file's path is never used, so it may collide
 		{[]rawEntry{{"a", 1, ""}, {"a", 1, "p"}}, true},
 	}
@@ -168,6 +173,29 @@ func TestPathValidation(t *testing.T) {
 		if (err == nil) != tt.ok {
 			t.Errorf("%v: err = %v, want ok=%v", tt.files, err, tt.ok)
 		}
+	}
+}
+
+// pathOfLength returns a path of n bytes made of components of at most
+// 250 bytes.
+func pathOfLength(n int) string {
+	var comps []string
+	for n > 0 {
+		c := min(n, 250)
+		if n-c == 1 {
+			c-- // leave room for a component after the separator
+		}
+		comps = append(comps, strings.Repeat("x", c))
+		n -= c + 1
+	}
+	return strings.Join(comps, "/")
+}
+
+func TestPathLengthError(t *testing.T) {
+	_, err := ParseInfo(infoBytes(t, 16, rawEntry{"a", 1, ""}, rawEntry{pathOfLength(5000), 1, ""}))
+	if err == nil || !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), "file 1: path of 5002 bytes") ||
+		!strings.Contains(err.Error(), "PATH_MAX") {
+		t.Errorf("err = %v, want an ErrInvalid naming file 1, its length and PATH_MAX", err)
 	}
 }
 

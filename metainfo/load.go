@@ -26,6 +26,10 @@ const (
 	MaxPathDepth = 64
 	// MaxComponentLength caps one path component in bytes (NAME_MAX on Linux).
 	MaxComponentLength = 255
+	// MaxPathLength caps a file's path below the directory it is saved or
+	// mounted in, Info.Name and the components joined with "/", in bytes:
+	// PATH_MAX on Linux (4096) less the terminating NUL.
+	MaxPathLength = 4096 - 1
 	// maxURLs caps the number of tracker and web seed URLs kept from a torrent.
 	maxURLs = 1000
 )
@@ -49,8 +53,11 @@ type rawTorrent struct {
 // Load reads a .torrent file (at most MaxTorrentSize bytes) and returns it
 // parsed and validated. Errors wrap ErrInvalid for malformed input and
 // ErrUnsupported for BitTorrent v2-only torrents.
-func Load(r io.Reader) (*MetaInfo, error) {
-	data, err := io.ReadAll(io.LimitReader(r, MaxTorrentSize+1))
+func Load(r io.Reader) (*MetaInfo, error) { return load(r, 0) }
+
+// load is Load reading into a buffer of hint bytes to begin with.
+func load(r io.Reader, hint int) (*MetaInfo, error) {
+	data, err := readAll(io.LimitReader(r, MaxTorrentSize+1), hint)
 	if err != nil {
 		return nil, fmt.Errorf("metainfo: reading torrent: %w", err)
 	}
@@ -60,6 +67,25 @@ func Load(r io.Reader) (*MetaInfo, error) {
 	return parseTorrent(data)
 }
 
+// readAll is io.ReadAll starting with a buffer of hint bytes (and one to
+// spare, so that reaching the end of a file of that size needs no growth).
+func readAll(r io.Reader, hint int) ([]byte, error) {
+	b := make([]byte, 0, max(hint, 512-1)+1)
+	for {
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			return b, nil
+		}
+		if err != nil {
+			return b, err
+		}
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+	}
+}
+
 // LoadFile reads and parses the .torrent file at path, as Load does.
 func LoadFile(path string) (*MetaInfo, error) {
 	f, err := os.Open(path)
@@ -67,7 +93,13 @@ func LoadFile(path string) (*MetaInfo, error) {
 		return nil, err
 	}
 	defer f.Close()
-	mi, err := Load(f)
+	// A buffer of the file's size, not one grown while reading: a torrent
+	// of many files can be tens of MiB.
+	hint := 0
+	if fi, err := f.Stat(); err == nil && fi.Mode().IsRegular() {
+		hint = int(min(fi.Size(), MaxTorrentSize))
+	}
+	mi, err := load(f, hint)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
@@ -129,6 +161,30 @@ func rawInt(raw RawMessage) (int64, bool) {
 		return 0, false
 	}
 	return n, true
+}
+
+// listEnds returns where each item of a bencoded list ends, as offsets
+// into raw (item i is raw[ends[i-1]:ends[i]], the first starting at 1),
+// stopping after max items (more reports ok=false with the first max).
+// It is rawList for lists that may be long: 4 bytes per item.
+func listEnds(raw RawMessage, max int) (ends []uint32, complete bool, err error) {
+	if len(raw) == 0 || raw[0] != 'l' {
+		return nil, false, &SyntaxError{0, "not a list"}
+	}
+	d := decoder{data: raw, pos: 1}
+	for d.pos < len(raw) && raw[d.pos] != 'e' {
+		if len(ends) == max {
+			return ends, false, nil
+		}
+		if err := d.value(reflect.Value{}, 1); err != nil {
+			return nil, false, err
+		}
+		ends = append(ends, uint32(d.pos))
+	}
+	if d.pos != len(raw)-1 {
+		return nil, false, &SyntaxError{d.pos, "malformed list"}
+	}
+	return ends, true, nil
 }
 
 // rawList splits a bencoded list into its raw items without decoding them,

@@ -2,7 +2,6 @@ package metainfo
 
 import (
 	"fmt"
-	"math"
 	"strings"
 )
 
@@ -102,14 +101,14 @@ func parseInfo(data []byte) (*Info, bool, error) {
 		setAttr(&f, rawString(raw.Attr))
 		in.Files = []File{f}
 	case len(raw.Files) > 0:
-		list, complete, err := rawList(raw.Files, MaxFiles)
+		ends, complete, err := listEnds(raw.Files, MaxFiles)
 		switch {
 		case err != nil:
 			return nil, false, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
 		case !complete:
 			return nil, false, invalidf("more than %d files", MaxFiles)
 		}
-		if in.TotalLength, in.Files, err = parseFiles(list); err != nil {
+		if in.TotalLength, in.Files, err = parseFiles(raw.Files, ends, len(in.Name)); err != nil {
 			return nil, false, err
 		}
 	default:
@@ -162,59 +161,4 @@ func boolFlag(raw RawMessage) bool {
 func setAttr(f *File, attr string) {
 	f.Executable = strings.Contains(attr, "x")
 	f.Hidden = strings.Contains(attr, "h")
-}
-
-// parseFiles decodes a multi-file list, validates every path and returns the
-// total length (pad files included) and the listed files (pad files and
-// BEP 47 symlinks omitted).
-func parseFiles(rawFiles []RawMessage) (int64, []File, error) {
-	var (
-		total int64
-		files = make([]File, 0, len(rawFiles))
-	)
-	for i, r := range rawFiles {
-		var rf rawFile
-		if err := Unmarshal(r, &rf); err != nil {
-			return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
-		}
-		if rf.Length == nil || *rf.Length < 0 {
-			return 0, nil, invalidf("file %d: missing or negative length", i)
-		}
-		length := *rf.Length
-		if total > math.MaxInt64-length {
-			return 0, nil, invalidf("file %d: total length overflows", i)
-		}
-		offset := total
-		total += length
-		attr := rawString(rf.Attr)
-		if strings.Contains(attr, "p") || isLegacyPad(rf.Path) {
-			continue // pad file: bytes count, never shown
-		}
-		if strings.Contains(attr, "l") {
-			if length != 0 {
-				return 0, nil, invalidf("file %d: symlink with length %d", i, length)
-			}
-			continue // BEP 47 symlink: not materialized
-		}
-		path := rf.Path
-		if len(rf.PathUTF8) > 0 {
-			// The utf-8 variant wins when present, so it must be valid too.
-			if err := Unmarshal(rf.PathUTF8, &path); err != nil {
-				return 0, nil, fmt.Errorf("%w: file %d: path.utf-8: %w", ErrInvalid, i, err)
-			}
-		}
-		if err := checkPath(path); err != nil {
-			return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
-		}
-		f := File{Path: path, Length: length, Offset: offset}
-		setAttr(&f, attr)
-		files = append(files, f)
-	}
-	if len(files) == 0 {
-		return 0, nil, invalidf("file list has no files besides padding")
-	}
-	if err := checkCollisions(files); err != nil {
-		return 0, nil, err
-	}
-	return total, files, nil
 }

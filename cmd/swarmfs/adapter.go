@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine"
@@ -10,8 +11,16 @@ import (
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
-// fsTorrent adapts an engine torrent to what the mount needs.
-type fsTorrent struct{ t *engine.Torrent }
+// fsTorrent adapts an engine torrent to what the mount needs, returning
+// promptly as fs.Torrent asks. Info, Name, Bitfield and FileComplete read
+// the torrent's and the cache's own state under short locks; the part of
+// Status that only the torrent loop knows (state, peers) comes from stats,
+// a snapshot refreshed in the background, so getxattr never waits behind
+// the loop's queue; OpenFile waits at most until its context ends.
+type fsTorrent struct {
+	t     *engine.Torrent
+	stats *statsFeed
+}
 
 var _ fs.Torrent = fsTorrent{}
 
@@ -28,12 +37,34 @@ func (a fsTorrent) CreationDate() time.Time {
 	return time.Time{}
 }
 
-func (a fsTorrent) OpenFile(_ context.Context, file int) (fs.FileReader, error) {
-	r, err := a.t.NewReader(file)
-	if err != nil {
-		return nil, err
+// OpenFile opens an engine reader, giving up when ctx ends: NewReader
+// queues the reader's first priorities for the torrent loop and takes no
+// context, so it waits while that queue is full. A reader that arrives
+// after ctx ended is closed.
+func (a fsTorrent) OpenFile(ctx context.Context, file int) (fs.FileReader, error) {
+	type opened struct {
+		r   *engine.Reader
+		err error
 	}
-	return fsReader{r}, nil
+	ch := make(chan opened, 1)
+	go func() {
+		r, err := a.t.NewReader(file)
+		ch <- opened{r, err}
+	}()
+	select {
+	case o := <-ch:
+		if o.err != nil {
+			return nil, o.err
+		}
+		return fsReader{o.r}, nil
+	case <-ctx.Done():
+		go func() {
+			if o := <-ch; o.r != nil {
+				o.r.Close()
+			}
+		}()
+		return nil, fmt.Errorf("opening a reader of file %d: %w (%v)", file, ctx.Err(), context.Cause(ctx))
+	}
 }
 
 // fsReader lets the mount splice replies straight from the cache's file.
@@ -49,17 +80,74 @@ func (r fsReader) ReadSpan(ctx context.Context, off int64, n int) (fs.Span, erro
 	return sp, nil
 }
 
+// Status reports the verified pieces as the cache has them now, and the
+// state and peers from the latest stats snapshot.
 func (a fsTorrent) Status() fs.Status {
-	// Decide from one Stats snapshot: metadata may land between two calls.
-	st := a.t.Stats()
-	s := fs.Status{Verified: st.BytesHave, Text: st.State}
-	if st.PiecesTotal == 0 {
-		s.Text = fmt.Sprintf("%s (%d peers)", st.State, st.Peers)
-		return s
+	st := a.stats.get()
+	info := a.t.Info()
+	if info == nil {
+		return fs.Status{Text: fmt.Sprintf("%s (%d peers)", st.State, st.Peers)}
 	}
-	if info := a.t.Info(); info != nil {
-		s.Total = info.TotalLength
-		s.Pieces = a.t.Bitfield()
+	s := fs.Status{Total: info.TotalLength, Pieces: a.t.Bitfield(), Text: st.State}
+	if st.PiecesTotal == 0 {
+		// The snapshot is from before the metadata; the next one follows.
+		s.Text = "metadata received"
+	}
+	for i, ok := range s.Pieces {
+		if ok {
+			s.Verified += info.PieceSize(i)
+		}
 	}
 	return s
+}
+
+// statsPeriod is how often a statsFeed refreshes its snapshot.
+const statsPeriod = 250 * time.Millisecond
+
+// statsFeed publishes a torrent's Stats for readers that must not wait
+// for the torrent loop: run asks the loop at every tick (and at once when
+// the metadata arrives) and get returns the latest answer.
+type statsFeed struct {
+	stats func() engine.Stats
+	last  atomic.Pointer[engine.Stats]
+}
+
+// newStatsFeed takes a first snapshot; call it where waiting is fine.
+func newStatsFeed(stats func() engine.Stats) *statsFeed {
+	f := &statsFeed{stats: stats}
+	f.refresh()
+	return f
+}
+
+// pendingStatsFeed is a feed whose first snapshot, until run takes one,
+// says "starting": for callers that must not wait for the torrent loop.
+func pendingStatsFeed(stats func() engine.Stats) *statsFeed {
+	f := &statsFeed{stats: stats}
+	f.last.Store(&engine.Stats{State: "starting"})
+	return f
+}
+
+func (f *statsFeed) refresh() {
+	s := f.stats()
+	f.last.Store(&s)
+}
+
+func (f *statsFeed) get() engine.Stats { return *f.last.Load() }
+
+// run refreshes the snapshot at once, then every period and when
+// infoReady closes, until done closes.
+func (f *statsFeed) run(done, infoReady <-chan struct{}, period time.Duration) {
+	tick := time.NewTicker(period)
+	defer tick.Stop()
+	f.refresh()
+	for {
+		select {
+		case <-done:
+			return
+		case <-infoReady:
+			infoReady = nil
+		case <-tick.C:
+		}
+		f.refresh()
+	}
 }

@@ -15,73 +15,43 @@ import (
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
-func init() {
-	commands["create"] = &command{
-		summary: "make a .torrent file from a file or directory",
-		usage:   "[flags] PATH [-o FILE.torrent]",
-		examples: []string{
-			"swarmfs create ./videos -o videos.torrent",
-			"swarmfs create -t http://tracker.example/announce movie.mkv",
-			"swarmfs create -t udp://a.example:1337,udp://b.example:1337 -t http://backup.example/announce ./dir",
-			"swarmfs create --piece-length 1MiB --private --comment 'season 1' -w https://cdn.example/files/ ./show -o show.torrent",
-		},
-		run:     runCreate,
-		flagSet: func() *flag.FlagSet { return newCreateFlags().fs },
-	}
-}
-
-// listFlag collects a repeatable flag's values.
-type listFlag []string
-
-func (l *listFlag) String() string     { return strings.Join(*l, " ") }
-func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
-
-// sizeFlag is a byte size given like 256KiB, 1MiB or 16384.
-type sizeFlag int64
-
-func (s *sizeFlag) String() string {
-	if *s == 0 {
-		return "auto"
-	}
-	return humanize.IBytes(uint64(*s))
-}
-
-func (s *sizeFlag) Set(v string) error {
-	n, err := humanize.ParseBytes(v)
-	if err != nil {
-		return err
-	}
-	if n > 1<<40 {
-		return fmt.Errorf("%s is too large", v)
-	}
-	*s = sizeFlag(n)
-	return nil
+var createCommand = &command{
+	summary: "make a .torrent file from a file or directory",
+	usage:   "[flags] PATH [-o FILE.torrent]",
+	examples: []string{
+		"swarmfs create ./videos -o videos.torrent",
+		"swarmfs create -t http://tracker.example/announce movie.mkv",
+		"swarmfs create -t udp://a.example:1337,udp://b.example:1337 -t http://backup.example/announce ./dir",
+		"swarmfs create --piece-length 1MiB --private --comment 'season 1' -w https://cdn.example/files/ ./show -o show.torrent",
+	},
+	run:     runCreate,
+	flagSet: func() *flag.FlagSet { return newCreateFlags().fs },
 }
 
 type createFlags struct {
 	fs                        *flag.FlagSet
 	output, comment, name, by string
 	trackers, webSeeds        listFlag
-	pieceLength               sizeFlag
+	pieceLength               byteSize
 	private, noDate, force    bool
 }
 
 func newCreateFlags() *createFlags {
 	c := &createFlags{fs: newFlagSet("create")}
-	fs := c.fs
-	fs.StringVar(&c.output, "output", "", "write the torrent to `FILE` (default: NAME.torrent in the current directory)")
-	fs.Var(&c.trackers, "tracker", "announce `URL`s of one tracker tier, separated by commas; repeat the flag for backup tiers (BEP 12)")
-	fs.Var(&c.webSeeds, "web-seed", "web seed `URL` (BEP 19); repeatable, or several separated by commas")
-	fs.Var(&c.pieceLength, "piece-length", "piece `SIZE`, a power of two from 16KiB to 16MiB, e.g. 256KiB (default: chosen from the total size, about 1000-2000 pieces)")
-	fs.BoolVar(&c.private, "private", false, "set the private flag (BEP 27): peers come only from the trackers, no DHT or PEX")
-	fs.StringVar(&c.comment, "comment", "", "store `TEXT` as the torrent's comment")
-	fs.StringVar(&c.name, "name", "", "torrent `NAME` (default: the base name of PATH)")
-	fs.StringVar(&c.by, "created-by", "swarmfs "+version, "store `TEXT` as the creating program; empty leaves it out")
-	fs.BoolVar(&c.noDate, "no-date", false, "leave out the creation date, so the same input gives the same file")
-	fs.BoolVar(&c.force, "force", false, "overwrite the output file if it exists")
+	fset := c.fs
+	fset.StringVar(&c.output, "output", "", "write the torrent to `FILE` (default: NAME.torrent in the current directory)")
+	fset.Var(&c.trackers, "tracker", "announce `URL`s of one tracker tier, separated by commas; repeat the flag for backup tiers (BEP 12)")
+	fset.Var(&c.webSeeds, "web-seed", "web seed `URL` (BEP 19); repeatable, or several separated by commas")
+	fset.Var(&c.pieceLength, "piece-length", "piece `SIZE`, a power of two from 16KiB to 16MiB, e.g. 256KiB (default: chosen from the total size, about 1000-2000 pieces)")
+	fset.BoolVar(&c.private, "private", false, "set the private flag (BEP 27): peers come only from the trackers, no DHT or PEX")
+	fset.StringVar(&c.comment, "comment", "", "store `TEXT` as the torrent's comment")
+	fset.StringVar(&c.name, "name", "", "torrent `NAME` (default: the base name of PATH)")
+	fset.StringVar(&c.by, "created-by", "swarmfs "+version, "store `TEXT` as the creating program; empty leaves it out")
+	fset.BoolVar(&c.noDate, "no-date", false, "leave out the creation date, so the same input gives the same file")
+	fset.BoolVar(&c.force, "force", false, "overwrite the output file if it exists")
 	// One-letter aliases share the long flag's value.
 	for short, long := range map[string]string{"o": "output", "t": "tracker", "w": "web-seed", "p": "private", "c": "comment", "n": "name", "f": "force"} {
-		fs.Var(fs.Lookup(long).Value, short, "short for -"+long)
+		fset.Var(fset.Lookup(long).Value, short, "short for -"+long)
 	}
 	return c
 }
@@ -133,8 +103,8 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	in := mi.Info
-	fmt.Fprintf(e.stdout, "created %s\n", out)
-	fmt.Fprintf(e.stdout, "  name:      %s\n", in.Name)
+	fmt.Fprintf(e.stdout, "created %s\n", printable(out))
+	fmt.Fprintf(e.stdout, "  name:      %s\n", printable(in.Name))
 	fmt.Fprintf(e.stdout, "  info hash: %s\n", mi.InfoHash)
 	fmt.Fprintf(e.stdout, "  size:      %s in %d files\n", size(in.TotalLength), len(in.Files))
 	fmt.Fprintf(e.stdout, "  pieces:    %d x %s\n", in.NumPieces(), humanize.IBytes(uint64(in.PieceLength)))

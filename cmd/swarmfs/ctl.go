@@ -24,34 +24,34 @@ import (
 // ctlTimeout bounds one control command.
 const ctlTimeout = time.Minute
 
-func init() {
-	commands["add"] = &command{
-		summary: "add torrents to a running mount or server",
-		usage:   "[flags] MOUNTPOINT|URL SOURCE...  (SOURCE: FILE.torrent, FILE.magnet, MAGNET, or a directory of them)",
-		examples: []string{
-			"swarmfs add ~/t ubuntu.iso.torrent",
-			"swarmfs add http://127.0.0.1:8080 'magnet:?xt=urn:btih:...'",
-		},
-		flagSet: func() *flag.FlagSet { return ctlFlags("add") },
-		run:     runAdd,
-	}
-	commands["remove"] = &command{
-		summary: "remove a torrent from a running mount or server (open files keep working until closed)",
-		usage:   "[flags] MOUNTPOINT|URL NAME|INFOHASH",
-		examples: []string{
-			"swarmfs remove ~/t ubuntu.iso",
-			"swarmfs remove --purge ~/t d2474e86c95b19b8bcfdb92bc12c9d44667cfa36",
-		},
-		flagSet: func() *flag.FlagSet { return ctlFlags("remove") },
-		run:     runRemove,
-	}
-	commands["status"] = &command{
-		summary:  "show the torrents of a running mount or server",
-		usage:    "[flags] MOUNTPOINT|URL",
-		examples: []string{"swarmfs status ~/t", "swarmfs status --json http://127.0.0.1:8080"},
-		flagSet:  func() *flag.FlagSet { return ctlFlags("status") },
-		run:      runStatus,
-	}
+var addCommand = &command{
+	summary: "add torrents to a running mount or server",
+	usage:   "[flags] MOUNTPOINT|URL SOURCE...  (SOURCE: FILE.torrent, FILE.magnet, MAGNET, or a directory of them)",
+	examples: []string{
+		"swarmfs add ~/t ubuntu.iso.torrent",
+		"swarmfs add http://127.0.0.1:8080 'magnet:?xt=urn:btih:...'",
+	},
+	flagSet: func() *flag.FlagSet { return ctlFlags("add") },
+	run:     runAdd,
+}
+
+var removeCommand = &command{
+	summary: "remove a torrent from a running mount or server (open files keep working until closed)",
+	usage:   "[flags] MOUNTPOINT|URL NAME|INFOHASH",
+	examples: []string{
+		"swarmfs remove ~/t ubuntu.iso",
+		"swarmfs remove --purge ~/t d2474e86c95b19b8bcfdb92bc12c9d44667cfa36",
+	},
+	flagSet: func() *flag.FlagSet { return ctlFlags("remove") },
+	run:     runRemove,
+}
+
+var statusCommand = &command{
+	summary:  "show the torrents of a running mount or server",
+	usage:    "[flags] MOUNTPOINT|URL",
+	examples: []string{"swarmfs status ~/t", "swarmfs status --json http://127.0.0.1:8080"},
+	flagSet:  func() *flag.FlagSet { return ctlFlags("status") },
+	run:      runStatus,
 }
 
 // ctlFlags builds the flags of add, remove and status.
@@ -112,11 +112,11 @@ func runAdd(ctx context.Context, e *env, args []string) error {
 	for _, s := range srcs {
 		t, err := c.Add(ctx, s.name, s.data)
 		if err != nil {
-			fmt.Fprintf(e.stderr, "swarmfs add: %v\n", err)
+			fmt.Fprintf(e.stderr, "swarmfs add: %s\n", printableLines(err.Error()))
 			failed++
 			continue
 		}
-		fmt.Fprintf(e.stdout, "added %s (%s): %s\n", t.Name, t.InfoHash, where(pos[0], t))
+		fmt.Fprintf(e.stdout, "added %s (%s): %s\n", printable(t.Name), t.InfoHash, printable(where(pos[0], t)))
 	}
 	if failed > 0 {
 		return fmt.Errorf("%d of %d sources not added", failed, len(srcs))
@@ -214,7 +214,7 @@ func runRemove(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	msg := fmt.Sprintf("removed %s (%s)", t.Name, t.InfoHash)
+	msg := fmt.Sprintf("removed %s (%s)", printable(t.Name), t.InfoHash)
 	if n := t.Stats.OpenReaders; n > 0 {
 		msg += fmt.Sprintf("; it goes when its %d open file(s) are closed", n)
 	}

@@ -42,18 +42,16 @@ func (d *demoFlags) flagSet() *flag.FlagSet {
 	return f
 }
 
-func init() {
-	commands["demo"] = &command{
-		summary: "serve a generated torrent from local in-process seeders and mount it (no internet needed)",
-		usage:   "[flags]",
-		examples: []string{
-			"swarmfs demo",
-			"swarmfs demo --dir /tmp/t --size 256MiB --seeders 2",
-			"swarmfs demo --duration 30s",
-		},
-		flagSet: func() *flag.FlagSet { return new(demoFlags).flagSet() },
-		run:     runDemo,
-	}
+var demoCommand = &command{
+	summary: "serve a generated torrent from local in-process seeders and mount it (no internet needed)",
+	usage:   "[flags]",
+	examples: []string{
+		"swarmfs demo",
+		"swarmfs demo --dir /tmp/t --size 256MiB --seeders 2",
+		"swarmfs demo --duration 30s",
+	},
+	flagSet: func() *flag.FlagSet { return new(demoFlags).flagSet() },
+	run:     runDemo,
 }
 
 func runDemo(ctx context.Context, e *env, args []string) error {

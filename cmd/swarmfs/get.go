@@ -22,24 +22,22 @@ type getFlags struct {
 }
 
 func (g *getFlags) flagSet() *flag.FlagSet {
-	fs := newFlagSet("get")
-	g.register(fs)
-	fs.StringVar(&g.out, "o", ".", "`DIR` to write the torrent's files into")
-	fs.BoolVar(&g.seed, "seed", false, "keep seeding after the download completes, until interrupted")
-	return fs
+	fset := newFlagSet("get")
+	g.register(fset)
+	fset.StringVar(&g.out, "o", ".", "`DIR` to write the torrent's files into")
+	fset.BoolVar(&g.seed, "seed", false, "keep seeding after the download completes, until interrupted")
+	return fset
 }
 
-func init() {
-	commands["get"] = &command{
-		summary: "download a torrent, verify it and write its files to a directory",
-		usage:   "[flags] FILE.torrent|MAGNET",
-		examples: []string{
-			"swarmfs get ubuntu.iso.torrent -o ~/Downloads",
-			"swarmfs get --seed 'magnet:?xt=urn:btih:...' -o /srv/data",
-		},
-		flagSet: func() *flag.FlagSet { return new(getFlags).flagSet() },
-		run:     runGet,
-	}
+var getCommand = &command{
+	summary: "download a torrent, verify it and write its files to a directory",
+	usage:   "[flags] FILE.torrent|MAGNET",
+	examples: []string{
+		"swarmfs get ubuntu.iso.torrent -o ~/Downloads",
+		"swarmfs get --seed 'magnet:?xt=urn:btih:...' -o /srv/data",
+	},
+	flagSet: func() *flag.FlagSet { return new(getFlags).flagSet() },
+	run:     runGet,
 }
 
 func runGet(ctx context.Context, e *env, args []string) error {
@@ -58,7 +56,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, peers, err := g.newClient(e.stderr)
+	c, err := g.newClient(e.stderr)
 	if err != nil {
 		return err
 	}
@@ -66,7 +64,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(g.out, 0o755); err != nil {
 		return err
 	}
-	t, err := srcs[0].add(c, engine.AddOptions{Peers: peers, Prefetch: true})
+	t, err := srcs[0].add(c, engine.AddOptions{Peers: g.peers, Prefetch: true})
 	if err != nil {
 		return err
 	}
@@ -76,13 +74,14 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	}
 	st := t.Stats()
 	el := time.Since(start)
-	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s), verified\n", t.Name(),
+	name := printable(t.Name())
+	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s), verified\n", name,
 		humanize.IBytes(uint64(st.BytesHave)), el.Round(time.Millisecond),
 		humanize.IBytes(uint64(float64(st.Downloaded)/max(el.Seconds(), 1e-3))))
 	if err := export(ctx, t, g.out); err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "wrote %s into %s\n", t.Name(), g.out)
+	fmt.Fprintf(e.stdout, "wrote %s into %s\n", name, g.out)
 	if !g.seed {
 		return nil
 	}

@@ -7,10 +7,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/dustin/go-humanize"
@@ -18,24 +16,22 @@ import (
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
-func init() {
-	commands["info"] = &command{
-		summary: "show what a .torrent file or magnet URI holds",
-		usage:   "[--json] FILE.torrent|MAGNET",
-		examples: []string{
-			"swarmfs info ubuntu.torrent",
-			"swarmfs info --json ubuntu.torrent | jq .files",
-			"swarmfs info 'magnet:?xt=urn:btih:...&dn=name&tr=udp://tracker:1337'",
-		},
-		run:     runInfo,
-		flagSet: func() *flag.FlagSet { fs, _ := infoFlags(); return fs },
-	}
+var infoCommand = &command{
+	summary: "show what a .torrent file or magnet URI holds",
+	usage:   "[--json] FILE.torrent|MAGNET",
+	examples: []string{
+		"swarmfs info ubuntu.torrent",
+		"swarmfs info --json ubuntu.torrent | jq .files",
+		"swarmfs info 'magnet:?xt=urn:btih:...&dn=name&tr=udp://tracker:1337'",
+	},
+	run:     runInfo,
+	flagSet: func() *flag.FlagSet { fset, _ := infoFlags(); return fset },
 }
 
 func infoFlags() (*flag.FlagSet, *bool) {
-	fs := newFlagSet("info")
-	asJSON := fs.Bool("json", false, "print a JSON object instead of text (for scripts)")
-	return fs, asJSON
+	fset := newFlagSet("info")
+	asJSON := fset.Bool("json", false, "print a JSON object instead of text (for scripts)")
+	return fset, asJSON
 }
 
 // infoJSON is the --json output. Sizes are in bytes; absent values are
@@ -70,8 +66,8 @@ type fileJSON struct {
 }
 
 func runInfo(_ context.Context, e *env, args []string) error {
-	fs, asJSON := infoFlags()
-	pos, err := parseFlags(fs, args)
+	fset, asJSON := infoFlags()
+	pos, err := parseFlags(fset, args)
 	if err != nil {
 		return err
 	}
@@ -83,9 +79,12 @@ func runInfo(_ context.Context, e *env, args []string) error {
 		return err
 	}
 	if *asJSON {
-		enc := json.NewEncoder(e.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(out)
+		b, err := json.MarshalIndent(out, "", "  ")
+		if err != nil {
+			return err
+		}
+		_, err = e.stdout.Write(append(jsonPrintable(b), '\n'))
+		return err
 	}
 	printInfo(e.stdout, out)
 	return nil
@@ -256,17 +255,4 @@ func printTree(w io.Writer, in *infoJSON) {
 		text := strings.Repeat("  ", l.depth) + printable(l.label)
 		fmt.Fprintf(w, "  %-*s  %10s\n", width, text, humanize.IBytes(uint64(l.size)))
 	}
-}
-
-// printable escapes control characters and invalid UTF-8 in text taken from
-// a torrent, so a hostile name cannot drive the terminal.
-func printable(s string) string {
-	ok := utf8.ValidString(s)
-	for _, r := range s {
-		if !ok || !unicode.IsPrint(r) && r != ' ' {
-			q := strconv.Quote(s)
-			return q[1 : len(q)-1]
-		}
-	}
-	return s
 }

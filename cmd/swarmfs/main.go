@@ -1,4 +1,3 @@
-// Command swarmfs mounts BitTorrent content as a read-only filesystem.
 package main
 
 import (
@@ -34,8 +33,21 @@ type env struct {
 	tty            bool
 }
 
-// commands is filled by each command's file in its init.
-var commands = map[string]*command{}
+// commands is the table of subcommands; each is defined in its own file.
+var commands = map[string]*command{
+	"add":     addCommand,
+	"create":  createCommand,
+	"demo":    demoCommand,
+	"get":     getCommand,
+	"info":    infoCommand,
+	"mount":   mountCommand,
+	"remove":  removeCommand,
+	"seed":    seedCommand,
+	"serve":   serveCommand,
+	"status":  statusCommand,
+	"unmount": unmountCommand,
+	"version": versionCommand,
+}
 
 // errUsage marks an error caused by the command line; main prints usage too.
 var errUsage = errors.New("usage")
@@ -107,11 +119,11 @@ func run(ctx context.Context, e *env, args []string) int {
 		printCommandHelp(e.stdout, name, c)
 		return 0
 	case errors.Is(err, errUsage):
-		fmt.Fprintf(e.stderr, "swarmfs %s: %v\n", name, err)
+		fmt.Fprintf(e.stderr, "swarmfs %s: %s\n", name, printableLines(err.Error()))
 		fmt.Fprintf(e.stderr, "usage: swarmfs %s %s\n", name, c.usage)
 		return 2
 	default:
-		fmt.Fprintf(e.stderr, "swarmfs %s: %v\n", name, err)
+		fmt.Fprintf(e.stderr, "swarmfs %s: %s\n", name, printableLines(err.Error()))
 		return 1
 	}
 }
@@ -132,10 +144,10 @@ func printHelp(w io.Writer) {
 
 func printCommandHelp(w io.Writer, name string, c *command) {
 	fmt.Fprintf(w, "swarmfs %s: %s\n\nUsage: swarmfs %s %s\n", name, c.summary, name, c.usage)
-	if fs := c.flags(); fs != nil {
+	if fset := c.flags(); fset != nil {
 		fmt.Fprintln(w, "\nFlags:")
-		fs.SetOutput(w)
-		fs.PrintDefaults()
+		fset.SetOutput(w)
+		fset.PrintDefaults()
 	}
 	if len(c.examples) > 0 {
 		fmt.Fprintln(w, "\nExamples:")
@@ -152,37 +164,6 @@ func (c *command) flags() *flag.FlagSet {
 		return nil
 	}
 	return c.flagSet()
-}
-
-// newFlagSet returns a flag set that reports errors instead of exiting and
-// prints nothing by itself.
-func newFlagSet(name string) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	return fs
-}
-
-// parseFlags parses args into fs, turning flag errors into usage errors.
-// Flags may come before or after positional arguments.
-func parseFlags(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, err
-			}
-			return nil, usageError("%v", err)
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
 }
 
 func isTerminal(f *os.File) bool {

@@ -35,25 +35,24 @@ func (m *mountFlags) flagSet() *flag.FlagSet {
 	return f
 }
 
-func init() {
-	commands["mount"] = &command{
-		summary: "mount torrents as a read-only filesystem and stream their files on demand",
-		usage:   "[flags] SOURCE... MOUNTPOINT  (SOURCE: FILE.torrent, MAGNET, or a directory of .torrent files)",
-		examples: []string{
-			"swarmfs mount ubuntu.iso.torrent ~/t",
-			"swarmfs mount --prefetch --cache-size 20GiB ~/torrents/ ~/t",
-			"swarmfs mount 'magnet:?xt=urn:btih:...&dn=movie' ~/t && mpv ~/t/movie/movie.mkv",
-		},
-		flagSet: func() *flag.FlagSet { return new(mountFlags).flagSet() },
-		run:     runMount,
-	}
-	commands["unmount"] = &command{
-		summary:  "unmount a swarmfs mount (from another shell)",
-		usage:    "[--lazy] MOUNTPOINT",
-		examples: []string{"swarmfs unmount ~/t", "swarmfs unmount --lazy ~/t   # while a program still has a file open"},
-		flagSet:  unmountFlags,
-		run:      runUnmount,
-	}
+var mountCommand = &command{
+	summary: "mount torrents as a read-only filesystem and stream their files on demand",
+	usage:   "[flags] SOURCE... MOUNTPOINT  (SOURCE: FILE.torrent, MAGNET, or a directory of .torrent files)",
+	examples: []string{
+		"swarmfs mount ubuntu.iso.torrent ~/t",
+		"swarmfs mount --prefetch --cache-size 20GiB ~/torrents/ ~/t",
+		"swarmfs mount 'magnet:?xt=urn:btih:...&dn=movie' ~/t && mpv ~/t/movie/movie.mkv",
+	},
+	flagSet: func() *flag.FlagSet { return new(mountFlags).flagSet() },
+	run:     runMount,
+}
+
+var unmountCommand = &command{
+	summary:  "unmount a swarmfs mount (from another shell)",
+	usage:    "[--lazy] MOUNTPOINT",
+	examples: []string{"swarmfs unmount ~/t", "swarmfs unmount --lazy ~/t   # while a program still has a file open"},
+	flagSet:  unmountFlags,
+	run:      runUnmount,
 }
 
 func unmountFlags() *flag.FlagSet {
@@ -110,14 +109,14 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, peers, err := m.newClient(e.stderr)
+	c, err := m.newClient(e.stderr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
 	var torrents []*engine.Torrent
 	for _, s := range srcs {
-		t, err := s.add(c, engine.AddOptions{Peers: peers, Prefetch: m.prefetch})
+		t, err := s.add(c, engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch})
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.arg, err)
 		}
@@ -138,13 +137,23 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	return serveStatus(ctx, e, srv, torrents)
 }
 
-// mountTorrents mounts the engine's torrents through the fs adapter.
+// mountTorrents mounts the engine's torrents through the fs adapter; each
+// torrent's stats feed runs until the mount is gone.
 func mountTorrents(mountpoint string, torrents []*engine.Torrent, opts fs.Options) (*fs.Server, error) {
 	list := make([]fs.Torrent, len(torrents))
+	feeds := make([]*statsFeed, len(torrents))
 	for i, t := range torrents {
-		list[i] = fsTorrent{t}
+		feeds[i] = newStatsFeed(t.Stats)
+		list[i] = fsTorrent{t: t, stats: feeds[i]}
 	}
-	return fs.Mount(mountpoint, list, opts)
+	srv, err := fs.Mount(mountpoint, list, opts)
+	if err != nil {
+		return nil, err
+	}
+	for i, f := range feeds {
+		go f.run(srv.Done(), torrents[i].InfoReady(), statsPeriod)
+	}
+	return srv, nil
 }
 
 // serveStatus prints status lines until ctx ends or the mount goes away,

@@ -9,28 +9,26 @@ import (
 	"github.com/swarmfs/swarmfs/engine"
 )
 
-func init() {
-	commands["seed"] = &command{
-		summary: "verify existing data of a torrent and seed it",
-		usage:   "[flags] FILE.torrent DIR",
-		examples: []string{
-			"swarmfs seed ubuntu.iso.torrent ~/Downloads",
-			"swarmfs seed --port 6881 album.torrent /srv/music",
-		},
-		flagSet: func() *flag.FlagSet {
-			fs := newFlagSet("seed")
-			new(engineFlags).register(fs)
-			return fs
-		},
-		run: runSeed,
-	}
+var seedCommand = &command{
+	summary: "verify existing data of a torrent and seed it",
+	usage:   "[flags] FILE.torrent DIR",
+	examples: []string{
+		"swarmfs seed ubuntu.iso.torrent ~/Downloads",
+		"swarmfs seed --port 6881 album.torrent /srv/music",
+	},
+	flagSet: func() *flag.FlagSet { return seedFlags(new(engineFlags)) },
+	run:     runSeed,
+}
+
+func seedFlags(f *engineFlags) *flag.FlagSet {
+	fset := newFlagSet("seed")
+	f.register(fset)
+	return fset
 }
 
 func runSeed(ctx context.Context, e *env, args []string) error {
 	var f engineFlags
-	fs := newFlagSet("seed")
-	f.register(fs)
-	pos, err := parseFlags(fs, args)
+	pos, err := parseFlags(seedFlags(&f), args)
 	if err != nil {
 		return err
 	}
@@ -52,24 +50,25 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	} else if !fi.IsDir() {
 		return usageError("%s is not a directory", pos[1])
 	}
-	c, peers, err := f.newClient(e.stderr)
+	c, err := f.newClient(e.stderr)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	t, err := c.AddTorrent(srcs[0].meta, engine.AddOptions{Peers: peers, Import: pos[1]})
+	t, err := c.AddTorrent(srcs[0].meta, engine.AddOptions{Peers: f.peers, Import: pos[1]})
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.stdout, "verifying %s in %s\n", t.Name(), pos[1])
+	name := printable(t.Name())
+	fmt.Fprintf(e.stdout, "verifying %s in %s\n", name, pos[1])
 	if err := waitWithStatus(ctx, e, t, t.ImportDone()); err != nil {
 		return err
 	}
 	st := t.Stats()
 	if st.PiecesHave < st.PiecesTotal {
 		fmt.Fprintf(e.stdout, "%s: %d of %d pieces verified in %s; seeding those and downloading the rest\n",
-			t.Name(), st.PiecesHave, st.PiecesTotal, pos[1])
+			name, st.PiecesHave, st.PiecesTotal, pos[1])
 	}
-	fmt.Fprintf(e.stdout, "seeding %s on %s; Ctrl-C to stop\n", t.Name(), c.Addr())
+	fmt.Fprintf(e.stdout, "seeding %s on %s; Ctrl-C to stop\n", name, c.Addr())
 	return waitWithStatus(ctx, e, t, nil)
 }

@@ -26,19 +26,17 @@ func (s *serveFlags) flagSet() *flag.FlagSet {
 	return f
 }
 
-func init() {
-	commands["serve"] = &command{
-		summary: "stream torrents over HTTP without a mount (index, Range requests, playlists, metrics, JSON API)",
-		usage:   "[flags] [SOURCE...]  (SOURCE: FILE.torrent, MAGNET, or a directory of .torrent files)",
-		examples: []string{
-			"swarmfs serve --http :8080 movie.torrent   # then open http://127.0.0.1:8080/",
-			"swarmfs serve --http 0.0.0.0:8080 --watch ~/torrents   # for the TV too",
-			"mpv http://127.0.0.1:8080/playlist/INFOHASH.m3u",
-			"swarmfs add http://127.0.0.1:8080 'magnet:?xt=urn:btih:...'",
-		},
-		flagSet: func() *flag.FlagSet { return new(serveFlags).flagSet() },
-		run:     runServe,
-	}
+var serveCommand = &command{
+	summary: "stream torrents over HTTP without a mount (index, Range requests, playlists, metrics, JSON API)",
+	usage:   "[flags] [SOURCE...]  (SOURCE: FILE.torrent, MAGNET, or a directory of .torrent files)",
+	examples: []string{
+		"swarmfs serve --http :8080 movie.torrent   # then open http://127.0.0.1:8080/",
+		"swarmfs serve --http 0.0.0.0:8080 --watch ~/torrents   # for the TV too",
+		"mpv http://127.0.0.1:8080/playlist/INFOHASH.m3u",
+		"swarmfs add http://127.0.0.1:8080 'magnet:?xt=urn:btih:...'",
+	},
+	flagSet: func() *flag.FlagSet { return new(serveFlags).flagSet() },
+	run:     runServe,
 }
 
 func runServe(ctx context.Context, e *env, args []string) error {
@@ -60,7 +58,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, peers, err := s.newClient(e.stderr)
+	c, err := s.newClient(e.stderr)
 	if err != nil {
 		return err
 	}
@@ -70,7 +68,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		cacheDir = cache.DefaultDir()
 	}
 	logger := newLogger(e.stderr, s.verbose)
-	lib := newEngineLibrary(c, cacheDir, engine.AddOptions{Peers: peers, Prefetch: s.prefetch}, logger)
+	lib := newEngineLibrary(c, cacheDir, engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}, logger)
 	for _, src := range srcs {
 		if _, err := lib.Add(ctx, library.Source{Meta: src.meta, Magnet: src.magnet}); err != nil {
 			return fmt.Errorf("%s: %w", src.arg, err)

@@ -1,0 +1,27 @@
+// Command swarmfs mounts BitTorrent content as a read-only filesystem.
+//
+// It owns the command line and everything shown to people: the command
+// table (main.go; each command's definition, flags and run function in its
+// own file), the flags shared by get, seed and mount (flags.go: one
+// byteSize type for every size flag, --peer parsed once into addresses),
+// loading sources (sources.go: .torrent files, magnets, directories of
+// torrents), status lines (status.go), and the adapter from engine.Torrent
+// to fs.Torrent (adapter.go).
+//
+// Names from torrents, magnets, peers and files reach a terminal or a log
+// line only through printable (display.go), the one sanitizer: control
+// characters, escape sequences, C1 controls, bidi overrides and invalid
+// UTF-8 are shown escaped. The loggers it builds (newLogger) wrap the text
+// handler so that messages and attribute values from the engine and the
+// mount pass through it too, and info --json escapes such runes as \u
+// escapes.
+//
+// Concurrency: each command runs in the goroutine that called run; status
+// printing happens there. The adapter's stats feed (one goroutine per
+// mounted torrent, ended when the mount is gone) refreshes the snapshot the
+// mount's getxattr handlers read, so they never wait on a torrent loop.
+//
+// Errors: a command returns an error; run prints it once (escaped) with
+// the command's name and exits 1, or 2 for command-line mistakes
+// (errUsage), adding the usage line.
+package main

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+	"strings"
+
+	"github.com/dustin/go-humanize"
+	"github.com/swarmfs/swarmfs/engine"
+)
+
+// engineFlags are the flags shared by get, seed and mount.
+type engineFlags struct {
+	cacheDir     string
+	cacheSize    byteSize
+	port         int
+	maxPeers     int
+	readahead    byteSize
+	noDHT        bool
+	dhtBootstrap string
+	peers        addrList
+	encryption   string
+	verbose      bool
+}
+
+func (f *engineFlags) register(fset *flag.FlagSet) {
+	fset.StringVar(&f.cacheDir, "cache-dir", "", "`DIR` for the verified piece cache (default $XDG_CACHE_HOME/swarmfs or ~/.cache/swarmfs)")
+	fset.Var(&f.cacheSize, "cache-size", "cap the cache at `SIZE`, e.g. 10GiB; least recently used pieces are evicted (default unlimited)")
+	fset.IntVar(&f.port, "port", 0, "TCP `PORT` to accept peers on (default: any free port)")
+	fset.IntVar(&f.maxPeers, "max-peers", 0, "connect at most `N` peers per torrent (default 50)")
+	fset.Var(&f.readahead, "readahead", "largest readahead window of one open file, `SIZE` such as 64MiB (default 64MiB)")
+	fset.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
+	fset.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "DHT bootstrap `NODES`, comma-separated host:port (default: the well-known public routers)")
+	fset.Var(&f.peers, "peer", "`ADDRS` of peers to connect to at start, comma-separated ip:port, besides trackers and DHT")
+	fset.StringVar(&f.encryption, "encryption", "prefer", "protocol encryption (MSE): `MODE` prefer (try it, fall back to plain), require, or off")
+	fset.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
+}
+
+// check validates the flags' values; commands call it right after parsing
+// so that a bad flag is reported before any file is read.
+func (f *engineFlags) check() error {
+	if f.port < 0 || f.port > 65535 {
+		return usageError("--port %d is not a TCP port", f.port)
+	}
+	if f.maxPeers < 0 {
+		return usageError("--max-peers must not be negative")
+	}
+	switch engine.EncryptionPolicy(f.encryption) {
+	case engine.EncryptionPrefer, engine.EncryptionRequire, engine.EncryptionOff:
+	default:
+		return usageError("--encryption %q: want prefer, require or off", f.encryption)
+	}
+	return nil
+}
+
+// config turns the flags into an engine configuration.
+func (f *engineFlags) config(stderr io.Writer) (engine.Config, error) {
+	if err := f.check(); err != nil {
+		return engine.Config{}, err
+	}
+	cfg := engine.Config{
+		CacheDir:     f.cacheDir,
+		CacheSize:    int64(f.cacheSize),
+		MaxPeers:     f.maxPeers,
+		MaxReadahead: int64(f.readahead),
+		NoDHT:        f.noDHT,
+		Encryption:   engine.EncryptionPolicy(f.encryption),
+		Logger:       newLogger(stderr, f.verbose),
+	}
+	if f.port != 0 {
+		cfg.ListenAddr = ":" + strconv.Itoa(f.port)
+	}
+	if f.dhtBootstrap != "" {
+		cfg.DHTBootstrap = splitList(f.dhtBootstrap)
+	}
+	return cfg, nil
+}
+
+// newClient validates the flags and starts an engine client. The --peer
+// addresses to add to each torrent are f.peers.
+func (f *engineFlags) newClient(stderr io.Writer) (*engine.Client, error) {
+	cfg, err := f.config(stderr)
+	if err != nil {
+		return nil, err
+	}
+	return engine.New(cfg)
+}
+
+// addrList is a flag holding peer addresses, comma-separated ip:port; it
+// is parsed once, when the flag is set, and repeating the flag adds more.
+type addrList []netip.AddrPort
+
+func (l *addrList) String() string {
+	s := make([]string, len(*l))
+	for i, ap := range *l {
+		s[i] = ap.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func (l *addrList) Set(v string) error {
+	for _, s := range splitList(v) {
+		ap, err := netip.ParseAddrPort(s)
+		if err != nil {
+			return fmt.Errorf("--peer %q: want ip:port", s)
+		}
+		*l = append(*l, ap)
+	}
+	return nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// byteSize is a flag holding a size such as 10GiB, 512MB or 1048576,
+// parsed by humanize. Every size flag uses it; zero prints as "" so that
+// help shows no default for it.
+type byteSize int64
+
+// maxByteSize bounds a size flag; larger values are refused at parsing.
+const maxByteSize = 1 << 62
+
+func (b *byteSize) String() string {
+	if *b == 0 {
+		return ""
+	}
+	return humanize.IBytes(uint64(*b))
+}
+
+func (b *byteSize) Set(s string) error {
+	n, err := humanize.ParseBytes(s)
+	if err != nil {
+		return fmt.Errorf("bad size %q (want e.g. 10GiB, 512MB)", s)
+	}
+	if n > maxByteSize {
+		return fmt.Errorf("size %q is too large", s)
+	}
+	*b = byteSize(n)
+	return nil
+}
+
+// listFlag collects a repeatable flag's values.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, " ") }
+func (l *listFlag) Set(v string) error { *l = append(*l, v); return nil }
+
+// newFlagSet returns a flag set that reports errors instead of exiting and
+// prints nothing by itself.
+func newFlagSet(name string) *flag.FlagSet {
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.SetOutput(io.Discard)
+	return fset
+}
+
+// parseFlags parses args into fset, turning flag errors into usage errors.
+// Flags may come before or after positional arguments.
+func parseFlags(fset *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fset.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return nil, err
+			}
+			return nil, usageError("%v", err)
+		}
+		args = fset.Args()
+		if len(args) == 0 {
+			return pos, nil
+		}
+		if args[0] == "--" {
+			return append(pos, args[1:]...), nil
+		}
+		pos = append(pos, args[0])
+		args = args[1:]
+	}
+}

@@ -1,0 +1,282 @@
+package metainfo
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"reflect"
+	"slices"
+	"strings"
+)
+
+// A torrent may list a million files, so the file list is parsed without an
+// allocation per file or per path component: every kept path is appended,
+// joined with "/", to one byte arena that becomes one string, and each
+// File.Path is a slice of one shared []string whose elements are substrings
+// of it. That keeps loading fast and the garbage it leaves small; the
+// result is the same as decoding each entry on its own.
+
+// fileFields are the keys of one file list entry that swarmfs uses. Byte
+// slices point into the info dictionary's bytes.
+type fileFields struct {
+	length    int64
+	hasLength bool
+	attr      []byte
+	path      [][]byte
+	pathUTF8  [][]byte
+	hasUTF8   bool
+}
+
+func (f *fileFields) reset() {
+	*f = fileFields{path: f.path[:0], pathUTF8: f.pathUTF8[:0]}
+}
+
+// decodeFileFast decodes a file entry whose keys are sorted and whose
+// values have the expected types, into f. It returns false for anything
+// else (unsorted or duplicate keys, other types, malformed bencode); the
+// caller then decodes the entry with Unmarshal, which accepts or rejects it
+// exactly as it always has.
+func decodeFileFast(r []byte, f *fileFields) bool {
+	f.reset()
+	if len(r) == 0 || r[0] != 'd' {
+		return false
+	}
+	d := decoder{data: r, pos: 1}
+	var prev []byte
+	for {
+		if d.pos >= len(r) {
+			return false
+		}
+		if r[d.pos] == 'e' {
+			d.pos++
+			return d.pos == len(r)
+		}
+		if c := r[d.pos]; c < '0' || c > '9' {
+			return false
+		}
+		key, err := d.str()
+		if err != nil || (prev != nil && bytes.Compare(prev, key) >= 0) {
+			return false
+		}
+		prev = key
+		if d.pos >= len(r) {
+			return false
+		}
+		switch string(key) {
+		case "length":
+			if r[d.pos] != 'i' {
+				return false
+			}
+			n, err := d.integer()
+			if err != nil {
+				return false
+			}
+			f.length, f.hasLength = n, true
+		case "attr":
+			if c := r[d.pos]; c < '0' || c > '9' {
+				return false
+			}
+			if f.attr, err = d.str(); err != nil {
+				return false
+			}
+		case "path":
+			if f.path, err = d.strList(f.path); err != nil {
+				return false
+			}
+		case "path.utf-8":
+			if f.pathUTF8, err = d.strList(f.pathUTF8); err != nil {
+				return false
+			}
+			f.hasUTF8 = true
+		default:
+			if d.value(reflect.Value{}, 1) != nil {
+				return false
+			}
+		}
+	}
+}
+
+// strList decodes a list of byte strings, appending them to dst.
+func (d *decoder) strList(dst [][]byte) ([][]byte, error) {
+	if d.data[d.pos] != 'l' {
+		return dst, d.errf("not a list")
+	}
+	d.pos++
+	for {
+		if d.pos >= len(d.data) {
+			return dst, d.errf("unterminated list")
+		}
+		if d.data[d.pos] == 'e' {
+			d.pos++
+			return dst, nil
+		}
+		if c := d.data[d.pos]; c < '0' || c > '9' {
+			return dst, d.errf("not a string")
+		}
+		s, err := d.str()
+		if err != nil {
+			return dst, err
+		}
+		dst = append(dst, s)
+	}
+}
+
+// decodeFileSlow decodes a file entry with Unmarshal into f.
+func decodeFileSlow(r []byte, f *fileFields) error {
+	var rf rawFile
+	if err := Unmarshal(r, &rf); err != nil {
+		return err
+	}
+	f.reset()
+	if rf.Length != nil {
+		f.length, f.hasLength = *rf.Length, true
+	}
+	f.attr = []byte(rawString(rf.Attr))
+	for _, c := range rf.Path {
+		f.path = append(f.path, []byte(c))
+	}
+	if len(rf.PathUTF8) > 0 {
+		var p []string
+		if err := Unmarshal(rf.PathUTF8, &p); err != nil {
+			return fmt.Errorf("path.utf-8: %w", err)
+		}
+		for _, c := range p {
+			f.pathUTF8 = append(f.pathUTF8, []byte(c))
+		}
+		f.hasUTF8 = true
+	}
+	return nil
+}
+
+// span is where a file's path, joined with "/", lies in the arena.
+type span struct{ start, end uint32 }
+
+// parseFiles decodes a multi-file list, validates every path and returns the
+// total length (pad files included) and the listed files (pad files and
+// BEP 47 symlinks omitted). list is the bencoded list and ends where its
+// items end (listEnds); nameLen is the length of the torrent's name, the
+// directory every path lies in.
+func parseFiles(list RawMessage, ends []uint32, nameLen int) (int64, []File, error) {
+	var (
+		total int64
+		files = make([]File, 0, len(ends))
+		spans = make([]span, 0, len(ends))
+		arena strings.Builder // becomes the paths' string without a copy
+		comps int
+		f     fileFields
+		start = uint32(1)
+	)
+	arena.Grow(len(list) / 2) // paths are about half of a typical file list
+	for i, end := range ends {
+		r := list[start:end:end]
+		start = end
+		if !decodeFileFast(r, &f) {
+			if err := decodeFileSlow(r, &f); err != nil {
+				return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
+			}
+		}
+		if !f.hasLength || f.length < 0 {
+			return 0, nil, invalidf("file %d: missing or negative length", i)
+		}
+		if total > math.MaxInt64-f.length {
+			return 0, nil, invalidf("file %d: total length overflows", i)
+		}
+		offset := total
+		total += f.length
+		if bytes.IndexByte(f.attr, 'p') >= 0 || isLegacyPad(f.path) {
+			continue // pad file: bytes count, never shown
+		}
+		if bytes.IndexByte(f.attr, 'l') >= 0 {
+			if f.length != 0 {
+				return 0, nil, invalidf("file %d: symlink with length %d", i, f.length)
+			}
+			continue // BEP 47 symlink: not materialized
+		}
+		path := f.path
+		if f.hasUTF8 {
+			path = f.pathUTF8 // the utf-8 variant wins when present
+		}
+		if err := checkPath(path, nameLen); err != nil {
+			return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
+		}
+		files = append(files, File{Length: f.length, Offset: offset,
+			Executable: bytes.IndexByte(f.attr, 'x') >= 0, Hidden: bytes.IndexByte(f.attr, 'h') >= 0})
+		first := arena.Len()
+		for j, c := range path {
+			if j > 0 {
+				arena.WriteByte('/')
+			}
+			arena.Write(c)
+		}
+		// The arena is at most the info's size, below MaxTorrentSize.
+		spans = append(spans, span{uint32(first), uint32(arena.Len())})
+		comps += len(path)
+	}
+	if len(files) == 0 {
+		return 0, nil, invalidf("file list has no files besides padding")
+	}
+	all := arena.String()
+	parts := make([]string, 0, comps)
+	for i, sp := range spans {
+		first := len(parts)
+		for c := range strings.SplitSeq(all[sp.start:sp.end], "/") {
+			parts = append(parts, c)
+		}
+		files[i].Path = parts[first:len(parts):len(parts)]
+	}
+	if err := checkCollisions(len(files), func(i int32) string { return all[spans[i].start:spans[i].end] }); err != nil {
+		return 0, nil, err
+	}
+	return total, files, nil
+}
+
+// checkCollisions rejects two files with the same path and a file whose path
+// is also a directory of another file (a/b and a/b/c), among n files whose
+// paths, joined with "/", path returns. In the order of paths compared component by
+// component, a file's descendants come right after it, so comparing
+// neighbours finds both; lists are usually in that order already, and are
+// sorted (by index, without touching files) only when not.
+func checkCollisions(n int, path func(int32) string) error {
+	order := make([]int32, n)
+	for i := range order {
+		order[i] = int32(i)
+	}
+	less := func(a, b int32) int { return comparePaths(path(a), path(b)) }
+	if !slices.IsSortedFunc(order, less) {
+		slices.SortFunc(order, less)
+	}
+	for i := 1; i < len(order); i++ {
+		p, q := path(order[i-1]), path(order[i])
+		switch {
+		case p == q:
+			return fmt.Errorf("%w: duplicate file path %q", ErrInvalid, p)
+		case len(q) > len(p) && q[len(p)] == '/' && q[:len(p)] == p:
+			return fmt.Errorf("%w: %q is both a file and a directory", ErrInvalid, p)
+		}
+	}
+	return nil
+}
+
+// comparePaths compares two "/"-joined paths component by component: as
+// strings in which "/" sorts below every other byte (components hold no
+// NUL, so "/" can stand for it).
+func comparePaths(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if x == '/' {
+			return -1
+		}
+		if y == '/' {
+			return 1
+		}
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	return len(a) - len(b)
+}
