@@ -1,0 +1,168 @@
+package enginetest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// acceptOne accepts one connection on l within a deadline and returns the
+// peer's address as the listener saw it.
+func acceptOne(t *testing.T, l net.Listener) <-chan netip.AddrPort {
+	t.Helper()
+	ch := make(chan netip.AddrPort, 1)
+	go func() {
+		defer close(ch)
+		_ = l.(*net.TCPListener).SetDeadline(time.Now().Add(20 * time.Second))
+		c, err := l.Accept()
+		if err != nil {
+			return
+		}
+		ch <- c.RemoteAddr().(*net.TCPAddr).AddrPort()
+		c.Close()
+	}()
+	return ch
+}
+
+// dialFrom connects from h (optionally from local port lport) to addr.
+func dialFrom(h *NetHost, lport int, addr string) (net.Conn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var c net.Conn
+	err := h.Do(func() (err error) {
+		d := net.Dialer{}
+		if lport != 0 {
+			d.LocalAddr = &net.TCPAddr{Port: lport}
+		}
+		c, err = d.DialContext(ctx, "tcp4", addr)
+		return err
+	})
+	return c, err
+}
+
+func TestNetSimNAT(t *testing.T) {
+	var prefix string
+	t.Run("build", func(t *testing.T) {
+		sim := NewNetSim(t)
+		prefix = sim.Prefix()
+		pub := sim.PublicHost("tracker")
+		pub2 := sim.PublicHost("other")
+		cone := sim.Router("home1", ConeNAT)
+		alice := cone.Host("alice")
+		sym := sim.Router("home2", SymmetricNAT)
+		bob := sym.Host("bob")
+		if !pub.Addr().Is4() || !strings.HasPrefix(pub.Addr().String(), "100.64.") || !strings.HasPrefix(alice.Addr().String(), "10.") {
+			t.Fatalf("addresses %v %v", pub.Addr(), alice.Addr())
+		}
+		out, err := alice.Run(context.Background(), "ip", "-4", "-o", "addr", "show", "dev", "eth0")
+		if err != nil || !strings.Contains(out, alice.Addr().String()) {
+			t.Fatalf("Run in alice's namespace: %q %v", out, err)
+		}
+
+		ls := map[*NetHost]net.Listener{}
+		for _, h := range []*NetHost{pub, pub2} {
+			l, err := h.Listen("tcp4", h.Addr().String()+":7000")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer l.Close()
+			ls[h] = l
+		}
+		// The NATed host reaches public hosts from its router's external
+		// address; the cone router keeps the port, for every destination.
+		seen := func(from *NetHost, lport int, to *NetHost) netip.AddrPort {
+			t.Helper()
+			got := acceptOne(t, ls[to])
+			c, err := dialFrom(from, lport, to.Addr().String()+":7000")
+			if err != nil {
+				t.Fatalf("%s -> %s: %v", from.Name(), to.Name(), err)
+			}
+			defer c.Close()
+			ap, ok := <-got
+			if !ok {
+				t.Fatalf("%s did not accept", to.Name())
+			}
+			return ap
+		}
+		for _, to := range []*NetHost{pub, pub2} {
+			ap := seen(alice, 41000, to)
+			if ap.Addr() != cone.ExternalAddr() || ap.Port() != 41000 {
+				t.Errorf("cone NAT: %s sees %v, want %v:41000", to.Name(), ap, cone.ExternalAddr())
+			}
+		}
+		// The symmetric router picks a random port per flow: among a few
+		// pairs of flows from one local port, some differ.
+		differ := false
+		for i := 0; i < 4 && !differ; i++ {
+			a := seen(bob, 42000+i, pub)
+			b := seen(bob, 42000+i, pub2)
+			if a.Addr() != sym.ExternalAddr() || b.Addr() != sym.ExternalAddr() {
+				t.Fatalf("symmetric NAT: seen from %v and %v, want %v", a, b, sym.ExternalAddr())
+			}
+			differ = a.Port() != b.Port()
+		}
+		if !differ {
+			t.Error("symmetric NAT kept one external port for different destinations")
+		}
+
+		// Unsolicited connections from outside fail: to the private address
+		// (no route) and to the router's external address (nothing there).
+		la, err := alice.Listen("tcp4", alice.Addr().String()+":7001")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer la.Close()
+		if c, err := dialFrom(pub, 0, alice.Addr().String()+":7001"); err == nil {
+			c.Close()
+			t.Fatal("a public host reached a private address")
+		}
+		ext := cone.ExternalAddr().String() + ":7001"
+		if c, err := dialFrom(pub, 0, ext); err == nil {
+			c.Close()
+			t.Fatal("an unsolicited connection passed the router without a forward")
+		}
+		// A destination NAT rule on the router (a port forward) opens it.
+		if err := cone.DNAT("tcp", 7001, netip.AddrPortFrom(alice.Addr(), 7001)); err != nil {
+			t.Fatal(err)
+		}
+		got := acceptOne(t, la)
+		c, err := dialFrom(pub, 0, ext)
+		if err != nil {
+			t.Fatalf("through the forward: %v", err)
+		}
+		c.Close()
+		if ap := <-got; ap.Addr() != pub.Addr() {
+			t.Errorf("the NATed host saw %v, want %v", ap, pub.Addr())
+		}
+	})
+	if prefix == "" {
+		return
+	}
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), prefix) {
+		t.Errorf("namespaces left after cleanup:\n%s", out)
+	}
+}
+
+// TestNetSimDoErrors checks that Do reports errors of fn and of a namespace
+// that is gone.
+func TestNetSimDoErrors(t *testing.T) {
+	sim := NewNetSim(t)
+	h := sim.PublicHost("x")
+	want := errors.New("boom")
+	if err := h.Do(func() error { return want }); !errors.Is(err, want) {
+		t.Fatalf("Do returned %v", err)
+	}
+	gone := &NetHost{sim: sim, name: sim.Prefix() + "missing"}
+	if err := gone.Do(func() error { return nil }); err == nil {
+		t.Fatal("Do in a missing namespace succeeded")
+	}
+}
