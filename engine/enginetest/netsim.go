@@ -57,7 +57,7 @@ type NetSim struct {
 	prefix string // "sfs<hex>-", unique per NetSim
 	inet   string // name of the internet namespace
 
-	mu      sync.Mutex // guards the counters and names below
+	mu      sync.Mutex      // guards the counters and names below
 	names   map[string]bool // namespace name: made (false while reserved)
 	publics int
 	routers int
