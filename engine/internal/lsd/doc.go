@@ -8,8 +8,8 @@
 // network namespace) and starts one reader goroutine per socket and one
 // loop goroutine that owns the schedule: each torrent is announced when it
 // joins the set and then once per Config.Interval (5 minutes), and messages
-// go out at least Config.Gap apart, each carrying every torrent due (up to
-// 24 info hashes, within BEP 14's 1400 bytes). Private torrents are never
+// go out at least Config.Gap (1 minute) apart, each carrying every torrent
+// due (up to 24 info hashes, within BEP 14's 1400 bytes). Private torrents are never
 // announced. Received announces are parsed (ParseAnnounce, fuzzed), our own
 // (same cookie) are ignored, and peers for torrents in the current set go
 // to the Peers channel, which drops rather than blocks when full.

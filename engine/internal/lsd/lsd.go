@@ -39,7 +39,8 @@ type Config struct {
 	// minutes (BEP 14).
 	Interval time.Duration
 	// Gap is the least time between two announce messages, the global cap
-	// (each message carries every torrent due, up to 24); zero means 10 s.
+	// (each message carries every torrent due, up to 24); zero means 1
+	// minute, BEP 14's limit. The first message goes out at once.
 	Gap time.Duration
 	// PeerBuffer is the capacity of the Peers channel; peers found while it
 	// is full are dropped. Zero means 64.
@@ -106,7 +107,7 @@ func New(cfg Config) (*LSD, error) {
 		cfg.Interval = 5 * time.Minute
 	}
 	if cfg.Gap <= 0 {
-		cfg.Gap = 10 * time.Second
+		cfg.Gap = time.Minute
 	}
 	if cfg.PeerBuffer <= 0 {
 		cfg.PeerBuffer = 64
