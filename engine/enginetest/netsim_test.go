@@ -166,3 +166,38 @@ func TestNetSimDoErrors(t *testing.T) {
 		t.Fatal("Do in a missing namespace succeeded")
 	}
 }
+
+// TestNetSimLibtorrent runs real libtorrent sessions in the simulated
+// internet: a leecher behind a symmetric NAT downloads from a public
+// seeder, and a public leecher downloads from a seeder behind a cone NAT
+// through a port forward.
+func TestNetSimLibtorrent(t *testing.T) {
+	RequireLibtorrent(t)
+	sim := NewNetSim(t)
+	pub, pub2 := sim.PublicHost("pubseed"), sim.PublicHost("publeech")
+	sym := sim.Router("home1", SymmetricNAT)
+	cone := sim.Router("home2", ConeNAT)
+	natLeech, natSeed := sym.Host("leech"), cone.Host("seed")
+	c := MakeContent(t, "netsim", 32<<10, []FileSpec{{Path: "a.bin", Size: 600_000}})
+	dir := c.Dir
+
+	seed := pub.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: dir})
+	seed.WaitSeeding(t, 2*time.Minute)
+	leech := natLeech.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: t.TempDir(), Peers: []string{seed.Addr}, ExitWhenDone: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, _, err := leech.WaitDone(ctx); err != nil {
+		t.Fatalf("NATed leecher from public seeder: %v\n%s", err, leech.Output())
+	}
+
+	seed2 := natSeed.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: dir, Port: 6881})
+	seed2.WaitSeeding(t, 2*time.Minute)
+	if err := cone.DNAT("tcp", 6881, netip.AddrPortFrom(natSeed.Addr(), 6881)); err != nil {
+		t.Fatal(err)
+	}
+	ext := netip.AddrPortFrom(cone.ExternalAddr(), 6881).String()
+	leech2 := pub2.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: t.TempDir(), Peers: []string{ext}, ExitWhenDone: true})
+	if _, _, err := leech2.WaitDone(ctx); err != nil {
+		t.Fatalf("public leecher from NATed seeder: %v\n%s", err, leech2.Output())
+	}
+}
