@@ -47,6 +47,11 @@ func (k NATKind) String() string {
 //
 // Addresses: public hosts get 100.64.0.1, 100.64.0.2, ...; router N (from 1)
 // gets 100.64.1.N outside and 10.N.0.1 inside; its hosts get 10.N.0.2, ...
+// Every namespace also has IPv6 unique local addresses (fd00::/8, never
+// routed): public hosts fd64::N, router N fd64::1:N outside and fd00:N::1
+// inside, its hosts fd00:N::2, ... Routers masquerade IPv6 the same way as
+// IPv4 (real home routers route IPv6 and only filter it; for reachability
+// tests the difference is which address a peer sees).
 //
 // Methods may be called from several goroutines; building normally happens
 // at the start of a test.
@@ -66,9 +71,10 @@ type NetSim struct {
 // NetHost is a namespace in a NetSim: a public host, a host behind a router,
 // or (through NetRouter.Host's router) the router itself.
 type NetHost struct {
-	sim  *NetSim
-	name string // namespace name
-	addr netip.Addr
+	sim   *NetSim
+	name  string // namespace name
+	addr  netip.Addr
+	addr6 netip.Addr
 }
 
 // NetRouter is a simulated home router: a namespace that forwards between
@@ -81,6 +87,7 @@ type NetRouter struct {
 	kind    NATKind
 	n       int
 	ext     netip.Addr
+	ext6    netip.Addr
 	hosts   int
 }
 
@@ -107,7 +114,7 @@ func NewNetSim(t testing.TB) *NetSim {
 	s := &NetSim{t: t, ip: ip, nft: nft, prefix: "sfs" + hex.EncodeToString(rnd[:]) + "-", names: map[string]bool{}}
 	t.Cleanup(s.cleanup)
 	s.inet = s.addNS("internet")
-	s.must("-n", s.inet, "link", "add", "br0", "type", "bridge")
+	s.must("-n", s.inet, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
 	s.must("-n", s.inet, "link", "set", "br0", "up")
 	return s
 }
@@ -125,8 +132,9 @@ func (s *NetSim) PublicHost(name string) *NetHost {
 	if n > 250 {
 		s.t.Fatal("netsim: more than 250 public hosts")
 	}
-	h := &NetHost{sim: s, name: s.addNS(name), addr: netip.AddrFrom4([4]byte{100, 64, 0, byte(n)})}
-	s.attach(h.name, "eth0", fmt.Sprintf("p%d", n), h.addr.String()+"/16")
+	h := &NetHost{sim: s, name: s.addNS(name), addr: netip.AddrFrom4([4]byte{100, 64, 0, byte(n)}),
+		addr6: netip.MustParseAddr(fmt.Sprintf("fd64::%x", n))}
+	s.attach(h.name, "eth0", fmt.Sprintf("p%d", n), h.addr.String()+"/16", h.addr6.String()+"/64")
 	return h
 }
 
@@ -140,21 +148,26 @@ func (s *NetSim) Router(name string, kind NATKind) *NetRouter {
 	if n > 250 {
 		s.t.Fatal("netsim: more than 250 routers")
 	}
-	r := &NetRouter{kind: kind, n: n, ext: netip.AddrFrom4([4]byte{100, 64, 1, byte(n)})}
-	r.NetHost = NetHost{sim: s, name: s.addNS(name), addr: netip.AddrFrom4([4]byte{10, byte(n), 0, 1})}
-	s.attach(r.name, "wan0", fmt.Sprintf("r%d", n), r.ext.String()+"/16")
+	r := &NetRouter{kind: kind, n: n, ext: netip.AddrFrom4([4]byte{100, 64, 1, byte(n)}),
+		ext6: netip.MustParseAddr(fmt.Sprintf("fd64::1:%x", n))}
+	r.NetHost = NetHost{sim: s, name: s.addNS(name), addr: netip.AddrFrom4([4]byte{10, byte(n), 0, 1}),
+		addr6: netip.MustParseAddr(fmt.Sprintf("fd00:%x::1", n))}
+	s.attach(r.name, "wan0", fmt.Sprintf("r%d", n), r.ext.String()+"/16", r.ext6.String()+"/64")
 	s.must("-n", r.name, "link", "add", "lan0", "type", "bridge", "mcast_snooping", "0")
 	s.must("-n", r.name, "addr", "add", r.addr.String()+"/24", "dev", "lan0")
+	s.must("-n", r.name, "addr", "add", r.addr6.String()+"/64", "dev", "lan0", "nodad")
 	s.must("-n", r.name, "link", "set", "lan0", "up")
-	if _, err := r.Run(context.Background(), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1"); err != nil {
+	if _, err := r.Run(context.Background(), "sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"); err != nil {
 		s.t.Fatal(err)
 	}
 	masq := "masquerade"
 	if kind == SymmetricNAT {
 		masq = "masquerade random"
 	}
-	rules := `
-table ip netsim {
+	var rules string
+	for _, family := range []string{"ip", "ip6"} {
+		rules += `
+table ` + family + ` netsim {
 	chain prerouting { type nat hook prerouting priority -100; }
 	chain postrouting { type nat hook postrouting priority 100; oifname "wan0" ` + masq + `; }
 	chain forward {
@@ -165,6 +178,7 @@ table ip netsim {
 	}
 }
 `
+	}
 	if err := r.Nft(rules); err != nil {
 		s.t.Fatal(err)
 	}
@@ -182,13 +196,16 @@ func (r *NetRouter) Host(name string) *NetHost {
 	if k > 250 {
 		s.t.Fatal("netsim: more than 250 hosts behind one router")
 	}
-	h := &NetHost{sim: s, name: s.addNS(name), addr: netip.AddrFrom4([4]byte{10, byte(r.n), 0, byte(k + 1)})}
+	h := &NetHost{sim: s, name: s.addNS(name), addr: netip.AddrFrom4([4]byte{10, byte(r.n), 0, byte(k + 1)}),
+		addr6: netip.MustParseAddr(fmt.Sprintf("fd00:%x::%x", r.n, k+1))}
 	peer := fmt.Sprintf("h%d", k)
 	s.must("link", "add", "eth0", "netns", h.name, "type", "veth", "peer", "name", peer, "netns", r.name)
 	s.must("-n", r.name, "link", "set", peer, "master", "lan0", "up")
 	s.must("-n", h.name, "addr", "add", h.addr.String()+"/24", "dev", "eth0")
+	s.must("-n", h.name, "addr", "add", h.addr6.String()+"/64", "dev", "eth0", "nodad")
 	s.must("-n", h.name, "link", "set", "eth0", "up")
 	s.must("-n", h.name, "route", "add", "default", "via", r.addr.String())
+	s.must("-n", h.name, "-6", "route", "add", "default", "via", r.addr6.String())
 	return h
 }
 
@@ -199,12 +216,19 @@ func (r *NetRouter) Kind() NATKind { return r.kind }
 // address public hosts see for its hosts' connections.
 func (r *NetRouter) ExternalAddr() netip.Addr { return r.ext }
 
+// ExternalAddr6 is the router's IPv6 address on the internet bridge.
+func (r *NetRouter) ExternalAddr6() netip.Addr { return r.ext6 }
+
 // DNAT makes connections and datagrams of protocol proto ("tcp" or "udp")
-// arriving at the router's external address on port extPort go to to,
-// the way a port forward in a home router's settings would. The rule stays
-// until the simulation is torn down.
+// arriving at the router's external address of to's family on port extPort
+// go to to, the way a port forward in a home router's settings would. The
+// rule stays until the simulation is torn down.
 func (r *NetRouter) DNAT(proto string, extPort uint16, to netip.AddrPort) error {
-	return r.Nft(fmt.Sprintf("add rule ip netsim prerouting iifname \"wan0\" %s dport %d dnat to %s\n", proto, extPort, to))
+	family := "ip"
+	if to.Addr().Is6() {
+		family = "ip6"
+	}
+	return r.Nft(fmt.Sprintf("add rule %s netsim prerouting iifname \"wan0\" %s dport %d dnat to %s\n", family, proto, extPort, to))
 }
 
 // Nft feeds script to nft -f - inside the router's namespace.
@@ -222,8 +246,11 @@ func (r *NetRouter) Nft(script string) error {
 // Name is the namespace's name, usable as /run/netns/NAME.
 func (h *NetHost) Name() string { return h.name }
 
-// Addr is the host's own address (for a router, its LAN address).
+// Addr is the host's own IPv4 address (for a router, its LAN address).
 func (h *NetHost) Addr() netip.Addr { return h.addr }
+
+// Addr6 is the host's own IPv6 address (for a router, its LAN address).
+func (h *NetHost) Addr6() netip.Addr { return h.addr6 }
 
 // Command returns a command that runs name with args inside the host's
 // network namespace. It enters only the network namespace (nsenter --net),
@@ -277,11 +304,13 @@ func (s *NetSim) addNS(name string) string {
 }
 
 // attach links namespace ns to the internet bridge through a veth pair
-// (dev inside ns, peer on the bridge) and gives dev the address cidr.
-func (s *NetSim) attach(ns, dev, peer, cidr string) {
+// (dev inside ns, peer on the bridge) and gives dev the addresses cidr4
+// and cidr6.
+func (s *NetSim) attach(ns, dev, peer, cidr4, cidr6 string) {
 	s.must("link", "add", dev, "netns", ns, "type", "veth", "peer", "name", peer, "netns", s.inet)
 	s.must("-n", s.inet, "link", "set", peer, "master", "br0", "up")
-	s.must("-n", ns, "addr", "add", cidr, "dev", dev)
+	s.must("-n", ns, "addr", "add", cidr4, "dev", dev)
+	s.must("-n", ns, "addr", "add", cidr6, "dev", dev, "nodad")
 	s.must("-n", ns, "link", "set", dev, "up")
 }
 

@@ -39,7 +39,7 @@ func dialFrom(h *NetHost, lport int, addr string) (net.Conn, error) {
 		if lport != 0 {
 			d.LocalAddr = &net.TCPAddr{Port: lport}
 		}
-		c, err = d.DialContext(ctx, "tcp4", addr)
+		c, err = d.DialContext(ctx, "tcp", addr)
 		return err
 	})
 	return c, err
@@ -108,6 +108,43 @@ func TestNetSimNAT(t *testing.T) {
 		}
 		if !differ {
 			t.Error("symmetric NAT kept one external port for different destinations")
+		}
+
+		// IPv6 is masqueraded the same way.
+		l6, err := pub.Listen("tcp6", netip.AddrPortFrom(pub.Addr6(), 7006).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l6.Close()
+		got6 := acceptOne(t, l6)
+		c6, err := dialFrom(alice, 0, netip.AddrPortFrom(pub.Addr6(), 7006).String())
+		if err != nil {
+			t.Fatalf("IPv6 through the router: %v", err)
+		}
+		c6.Close()
+		if ap := <-got6; ap.Addr() != cone.ExternalAddr6() {
+			t.Errorf("IPv6: public host sees %v, want %v", ap, cone.ExternalAddr6())
+		}
+		la6, err := alice.Listen("tcp6", netip.AddrPortFrom(alice.Addr6(), 7001).String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer la6.Close()
+		if c, err := dialFrom(pub, 0, netip.AddrPortFrom(cone.ExternalAddr6(), 7001).String()); err == nil {
+			c.Close()
+			t.Fatal("an unsolicited IPv6 connection passed the router")
+		}
+		if err := cone.DNAT("tcp", 7001, netip.AddrPortFrom(alice.Addr6(), 7001)); err != nil {
+			t.Fatal(err)
+		}
+		gotIn6 := acceptOne(t, la6)
+		if c, err := dialFrom(pub, 0, netip.AddrPortFrom(cone.ExternalAddr6(), 7001).String()); err != nil {
+			t.Fatalf("IPv6 through the forward: %v", err)
+		} else {
+			c.Close()
+		}
+		if ap := <-gotIn6; ap.Addr() != pub.Addr6() {
+			t.Errorf("IPv6 forward: the NATed host saw %v, want %v", ap, pub.Addr6())
 		}
 
 		// Unsolicited connections from outside fail: to the private address
