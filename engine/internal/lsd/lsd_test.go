@@ -46,8 +46,9 @@ func waitPeer(t *testing.T, l *LSD, ih [20]byte, want netip.AddrPort, bad func(P
 }
 
 // TestLSDOnLAN runs two instances on two hosts of one LAN and two on one
-// host: each finds the others for shared public torrents, none reports
-// itself, and a private torrent is neither announced nor accepted.
+// host: each finds the others for shared public torrents over IPv4 and
+// IPv6, none reports itself, and a private torrent is neither announced
+// nor accepted.
 func TestLSDOnLAN(t *testing.T) {
 	sim := enginetest.NewNetSim(t)
 	r := sim.Router("home", enginetest.ConeNAT)
@@ -82,6 +83,11 @@ func TestLSDOnLAN(t *testing.T) {
 		return p.InfoHash == priv || self(alice.Addr(), 6881)(p)
 	})
 	waitPeer(t, lb, pub, netip.AddrPortFrom(alice.Addr(), 6881), self(bob.Addr(), 6882))
+	// The IPv6 group too.
+	waitPeer(t, lb, pub, netip.AddrPortFrom(alice.Addr6(), 6881), self(bob.Addr6(), 6882))
+	waitPeer(t, la, pub, netip.AddrPortFrom(bob.Addr6(), 6882), func(p Peer) bool {
+		return p.InfoHash == priv || self(alice.Addr6(), 6881)(p)
+	})
 	waitPeer(t, lb, pub, netip.AddrPortFrom(bob.Addr(), 6883), self(bob.Addr(), 6882))
 	waitPeer(t, lb2, pub, netip.AddrPortFrom(bob.Addr(), 6882), self(bob.Addr(), 6883))
 

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"syscall"
 	"time"
 )
 
@@ -50,9 +49,6 @@ func roundTrip(ctx context.Context, dial dialFunc, gw netip.Addr, req func(local
 	rto := 250 * time.Millisecond
 	for {
 		if _, err := conn.Write(msg); err != nil {
-			if errors.Is(err, syscall.ECONNREFUSED) {
-				return fmt.Errorf("%w: %v", ErrNoAnswer, err)
-			}
 			return fmt.Errorf("%w: %v", ErrNoAnswer, err)
 		}
 		until := time.Now().Add(rto)
@@ -67,6 +63,7 @@ func roundTrip(ctx context.Context, dial dialFunc, gw netip.Addr, req func(local
 				if errors.As(err, &ne) && ne.Timeout() {
 					break
 				}
+				// ECONNREFUSED: the gateway's host says nobody listens.
 				return fmt.Errorf("%w: %v", ErrNoAnswer, err)
 			}
 			ok, err := accept(buf[:n])
