@@ -204,10 +204,10 @@ func TestNetSimDoErrors(t *testing.T) {
 	}
 }
 
-// TestNetSimLibtorrent runs real libtorrent sessions in the simulated
-// internet: a leecher behind a symmetric NAT downloads from a public
-// seeder, and a public leecher downloads from a seeder behind a cone NAT
-// through a port forward.
+// TestNetSimLibtorrent runs real libtorrent sessions and opentracker in the
+// simulated internet: a leecher behind a symmetric NAT finds a public seeder
+// through the tracker and downloads, and a public leecher downloads from a
+// seeder behind a cone NAT through a port forward.
 func TestNetSimLibtorrent(t *testing.T) {
 	RequireLibtorrent(t)
 	sim := NewNetSim(t)
@@ -215,18 +215,28 @@ func TestNetSimLibtorrent(t *testing.T) {
 	sym := sim.Router("home1", SymmetricNAT)
 	cone := sim.Router("home2", ConeNAT)
 	natLeech, natSeed := sym.Host("leech"), cone.Host("seed")
-	c := MakeContent(t, "netsim", 32<<10, []FileSpec{{Path: "a.bin", Size: 600_000}})
+	trk := sim.PublicHost("tracker")
+	c := MakeContent(t, "netsim", 32<<10, []FileSpec{{Path: "a.bin", Size: 600_000}}, trk.TrackerURL())
 	dir := c.Dir
+	trk.StartOpentracker(t, c.Meta.InfoHash.String())
 
+	// The NATed leecher finds the public seeder through the tracker.
 	seed := pub.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: dir})
 	seed.WaitSeeding(t, 2*time.Minute)
-	leech := natLeech.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: t.TempDir(), Peers: []string{seed.Addr}, ExitWhenDone: true})
+	leech := natLeech.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: t.TempDir(), ExitWhenDone: true})
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if _, _, err := leech.WaitDone(ctx); err != nil {
 		t.Fatalf("NATed leecher from public seeder: %v\n%s", err, leech.Output())
 	}
 
+	// Then the only seeder is behind the cone NAT.
+	seed.Kill()
+	select {
+	case <-seed.Exited():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the public seeder did not exit")
+	}
 	seed2 := natSeed.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: dir, Port: 6881})
 	seed2.WaitSeeding(t, 2*time.Minute)
 	if err := cone.DNAT("tcp", 6881, netip.AddrPortFrom(natSeed.Addr(), 6881)); err != nil {
