@@ -261,3 +261,34 @@ deny 0-65535 0.0.0.0/0 0-65535
 		t.Errorf("miniupnpd saw no SSDP search from %v", alice.Addr())
 	}
 }
+
+// TestMapperLibtorrentReached maps the port of a libtorrent seeder behind
+// a NAT router (through the test's PCP responder) and has a public
+// libtorrent leecher download from the router's external address and the
+// mapped port: the path an incoming BitTorrent connection takes.
+func TestMapperLibtorrentReached(t *testing.T) {
+	enginetest.RequireLibtorrent(t)
+	sim := enginetest.NewNetSim(t)
+	pub := sim.PublicHost("leech")
+	r := sim.Router("home", enginetest.SymmetricNAT)
+	alice := r.Host("seed")
+	startResponder(t, r, true, true, false)
+	c := enginetest.MakeContent(t, "mapped", 32<<10, []enginetest.FileSpec{{Path: "a.bin", Size: 400_000}})
+	seed := alice.StartLibtorrent(t, enginetest.LTOptions{Torrent: c.Torrent, SavePath: c.Dir, Port: 6881})
+	seed.WaitSeeding(t, 2*time.Minute)
+
+	m := Start(context.Background(), Config{Gateway: r.Addr(), Timeout: 3 * time.Second,
+		Dial: alice.DialContext, ListenPacket: alice.ListenPacket}, Port{TCP, 6881}, Port{UDP, 6881})
+	defer m.Close()
+	st := waitStatus(t, m, func(s Status) bool { return s.Attempts > 0 })
+	if st.Err != nil || !st.External.IsValid() || st.ExternalPort(Port{TCP, 6881}) == 0 {
+		t.Fatalf("status %+v", st)
+	}
+	ext := netip.AddrPortFrom(st.External, st.ExternalPort(Port{TCP, 6881}))
+	leech := pub.StartLibtorrent(t, enginetest.LTOptions{Torrent: c.Torrent, SavePath: t.TempDir(), Peers: []string{ext.String()}, ExitWhenDone: true})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if _, _, err := leech.WaitDone(ctx); err != nil {
+		t.Fatalf("public leecher through %v: %v\n%s", ext, err, leech.Output())
+	}
+}
