@@ -149,6 +149,9 @@ func New(cfg Config) (*LSD, error) {
 		}
 	}
 	if len(l.socks) == 0 {
+		if len(errs) == 0 {
+			return nil, fmt.Errorf("%w: no up, multicast-capable, non-loopback interface", ErrNoSocket)
+		}
 		return nil, fmt.Errorf("%w: %w", ErrNoSocket, errors.Join(errs...))
 	}
 	for _, err := range errs {

@@ -78,3 +78,16 @@ func TestFormatAnnounceRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// TestNewErrors checks New's refusals without opening sockets.
+func TestNewErrors(t *testing.T) {
+	if _, err := New(Config{}); err == nil {
+		t.Error("New without a port succeeded")
+	}
+	if _, err := New(Config{Port: 1, Interfaces: []string{"no-such-if0"}}); err == nil {
+		t.Error("New on a missing interface succeeded")
+	}
+	if _, err := New(Config{Port: 1, Interfaces: []string{}}); !errors.Is(err, ErrNoSocket) || strings.Contains(err.Error(), "%!") {
+		t.Errorf("New with no interfaces: %v", err)
+	}
+}

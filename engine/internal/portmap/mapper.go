@@ -358,7 +358,7 @@ func (m *Mapper) mapAll(ctx context.Context, meth method) (netip.Addr, []Mapping
 			m.remove(meth, maps)
 			return netip.Addr{}, nil, err
 		}
-		if !ext.IsValid() && g.Addr.IsValid() {
+		if !ext.IsValid() && g.Addr.IsValid() && !g.Addr.IsUnspecified() {
 			ext = g.Addr
 		}
 		maps = append(maps, mappingOf(p, g))
