@@ -290,7 +290,9 @@ func (s *NetSim) addNS(name string) string {
 	full := s.prefix + name
 	s.mu.Lock()
 	_, dup := s.names[full]
-	s.names[full] = false // reserved; true once made
+	if !dup {
+		s.names[full] = false // reserved; true once made
+	}
 	s.mu.Unlock()
 	if dup {
 		s.t.Fatalf("netsim: two namespaces named %q", name)
@@ -332,8 +334,9 @@ func (s *NetSim) runIP(args ...string) error {
 	return nil
 }
 
-// cleanup deletes every namespace of s; deleting a namespace removes its
-// links and, once its processes are gone, its nftables rules.
+// cleanup deletes every namespace of s (those not deleted already);
+// deleting a namespace removes its links and, once its processes are gone,
+// its nftables rules.
 func (s *NetSim) cleanup() {
 	s.mu.Lock()
 	names := make([]string, 0, len(s.names))
@@ -346,6 +349,10 @@ func (s *NetSim) cleanup() {
 	for _, n := range names {
 		if err := s.runIP("netns", "delete", n); err != nil {
 			s.t.Errorf("netsim cleanup: %v", err)
+			continue
 		}
+		s.mu.Lock()
+		delete(s.names, n)
+		s.mu.Unlock()
 	}
 }

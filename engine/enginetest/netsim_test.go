@@ -3,9 +3,11 @@ package enginetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -246,5 +248,48 @@ func TestNetSimLibtorrent(t *testing.T) {
 	leech2 := pub2.StartLibtorrent(t, LTOptions{Torrent: c.Torrent, SavePath: t.TempDir(), Peers: []string{ext}, ExitWhenDone: true})
 	if _, _, err := leech2.WaitDone(ctx); err != nil {
 		t.Fatalf("public leecher from NATed seeder: %v\n%s", err, leech2.Output())
+	}
+}
+
+// fatalRecorder is a testing.TB whose Fatal ends only the calling goroutine
+// and records the message, to test the harness's own failures.
+type fatalRecorder struct {
+	testing.TB
+	msg string
+}
+
+func (f *fatalRecorder) Fatal(args ...any) { f.msg = fmt.Sprint(args...); runtime.Goexit() }
+func (f *fatalRecorder) Fatalf(format string, args ...any) {
+	f.msg = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+
+// TestNetSimDuplicateName checks that a second host of one name fails the
+// test, and that cleanup still deletes the first one.
+func TestNetSimDuplicateName(t *testing.T) {
+	rec := &fatalRecorder{TB: t}
+	var sim *NetSim
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sim = NewNetSim(rec)
+		sim.PublicHost("dup")
+		sim.PublicHost("dup")
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("building timed out")
+	}
+	if !strings.Contains(rec.msg, "two namespaces") {
+		t.Fatalf("Fatal message %q", rec.msg)
+	}
+	sim.cleanup()
+	out, err := exec.Command("ip", "netns", "list").CombinedOutput()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), sim.Prefix()) {
+		t.Errorf("namespaces left after cleanup:\n%s", out)
 	}
 }
