@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/cache"
+	"github.com/swarmfs/swarmfs/engine/internal/dht"
 	"github.com/swarmfs/swarmfs/engine/internal/mse"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
 	"github.com/swarmfs/swarmfs/metainfo"
@@ -104,7 +105,7 @@ type Client struct {
 	ln     net.Listener
 	addr   netip.AddrPort
 	budget *cache.Budget
-	dht    dhtNode
+	dht    *dht.Node
 
 	trackers *tracker.Client
 	localIP  netip.Addr // the listen IP when bound to one; outgoing connections leave from it

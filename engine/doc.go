@@ -10,10 +10,19 @@
 //     random bytes), a per-client connection limit, the tracker client and
 //     the DHT node shared by all torrents, and the cache Budget.
 //   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable
-//     state in a loopState: peers, picker, choker, known addresses, bans,
-//     statistics, metadata fetching. Exported methods send closures to it
-//     (Torrent.do) and wait, both sides also selecting on the torrent's
-//     closing channel.
+//     state in a loopState made of parts, each a type in its own file:
+//     conns (connected peers), addrBook (known addresses with their
+//     PeerSource, dial queue, strikes, bans; it knows no sockets),
+//     diskPipe (blocks on their way to the cache, hashing, who sent each
+//     piece; it returns outcomes the loop applies), prios (reader ranges),
+//     rates, announce (trackers and DHT), metaFetch (BEP 9) and pexState;
+//     choking and interest are in choke.go. Exported methods that change
+//     the torrent send closures to the loop (Torrent.do) and wait, both
+//     sides also selecting on the torrent's closing channel. Stats, Peers
+//     and Banned read a snapshot the loop publishes through an atomic
+//     pointer after each step that changed it (byte counters are atomics
+//     the peers add to); Info, MetaInfo and Bitfield read the metainfo and
+//     cache store, published once. None of them waits on the loop.
 //   - Peer connections: a reader goroutine (messages in, posted to the
 //     loop) and a writer goroutine (a queue filled by the loop without
 //     blocking; it also reads served blocks from the cache) per peer. BEP 3
@@ -64,7 +73,7 @@
 // Magnet torrents fetch the info dictionary from several peers with
 // ut_metadata, verify it against the info hash, drop peers that lie, and
 // save it in the cache directory as <infohash>.metadata so that adding the
-// same magnet again is instant, even offline.
+// same magnet again is instant, even offline (a failed save is logged).
 //
 // # Concurrency
 //

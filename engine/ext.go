@@ -42,7 +42,10 @@ func (ls *loopState) ourExtHandshake(p *peer) wire.Message {
 }
 
 // private reports whether the torrent is private (BEP 27): no DHT, no PEX.
-func (ls *loopState) private() bool { return ls.info != nil && ls.info.Private }
+func (ls *loopState) private() bool {
+	info := ls.info()
+	return info != nil && info.Private
+}
 
 // onExtended handles a BEP 10 message.
 func (ls *loopState) onExtended(p *peer, m wire.Message) {
@@ -69,11 +72,7 @@ func (ls *loopState) onExtended(p *peer, m wire.Message) {
 		if h.P > 0 && h.P < 65536 {
 			listen := netip.AddrPortFrom(p.addr.Addr(), uint16(h.P))
 			if !p.outgoing {
-				if c, ok := ls.known[listen]; ok {
-					c.connected = true
-				} else if len(ls.known) < maxKnownPeers {
-					ls.known[listen] = &candidate{connected: true}
-				}
+				ls.book.Listening(listen)
 				p.listen = listen
 			}
 		}
@@ -213,6 +212,6 @@ func (ls *loopState) onPex(p *peer, payload []byte) {
 		addrs = append(addrs, a.Addr)
 	}
 	if len(addrs) > 0 {
-		ls.addCandidates(addrs, "pex")
+		ls.addPeers(addrs, SourcePex)
 	}
 }

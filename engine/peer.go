@@ -27,6 +27,7 @@ type peer struct {
 	addr     netip.AddrPort
 	hs       handshakeResult
 	outgoing bool
+	source   PeerSource // where we learned of it; SourceIncoming when it dialed us
 	log      *slog.Logger
 	id       picker.PeerID
 	since    time.Time
@@ -35,8 +36,8 @@ type peer struct {
 	closeOnce sync.Once
 	closeErr  error // set before closed is closed
 
-	// down and up count payload bytes; written by the reader, writer and
-	// loop, read by the loop.
+	// down and up count payload bytes; written by the reader and writer
+	// (with the torrent's counters, see count), read by the loop.
 	down, up atomic.Int64
 
 	mu          sync.Mutex // guards queue, queuedBytes and serve
@@ -57,8 +58,7 @@ type peer struct {
 	listen                      netip.AddrPort // where the peer accepts connections, if known
 	allowedOut                  map[int]bool   // pieces the peer may request while we choke it
 	allowedIn                   []int          // pieces we may request while it chokes us (BEP 6), capped
-	lastDown, lastUp            int64
-	downRate, upRate            float64
+	downRate, upRate            rate
 	lastPiece                   time.Time // last block received
 	reqSent                     map[picker.Request]time.Time
 	// stale counts sends of a request whose answer (a block, or a BEP 6
@@ -249,7 +249,7 @@ func (p *peer) readLoop() {
 			continue
 		}
 		if m.ID == wire.Piece {
-			p.down.Add(int64(len(m.Data)))
+			p.countDown(len(m.Data))
 		}
 		if len(m.Data) > 0 && m.ID != wire.Piece { // a block has its own buffer
 			m.Data = append(make([]byte, 0, len(m.Data)), m.Data...)
@@ -257,6 +257,20 @@ func (p *peer) readLoop() {
 		if !p.post(peerMsg{p, m}) {
 			return
 		}
+	}
+}
+
+// countDown and countUp count payload bytes received from and sent to the
+// peer, for the peer and for its torrent.
+func (p *peer) countDown(n int) {
+	p.down.Add(int64(n))
+	p.t.bytes.down.Add(int64(n))
+}
+
+func (p *peer) countUp(n int) {
+	if n > 0 {
+		p.up.Add(int64(n))
+		p.t.bytes.up.Add(int64(n))
 	}
 }
 
@@ -347,7 +361,7 @@ func (p *peer) writeLoop() {
 				// Count the block before writing it: once the write
 				// returns, the peer may have it, hang up, and be removed
 				// (its counter read for the last time) before we get here.
-				p.up.Add(int64(sent))
+				p.countUp(sent)
 				if err := p.write(out); err != nil {
 					return
 				}

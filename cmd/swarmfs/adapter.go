@@ -52,7 +52,7 @@ func (r fsReader) ReadSpan(ctx context.Context, off int64, n int) (fs.Span, erro
 func (a fsTorrent) Status() fs.Status {
 	// Decide from one Stats snapshot: metadata may land between two calls.
 	st := a.t.Stats()
-	s := fs.Status{Verified: st.BytesHave, Text: st.State}
+	s := fs.Status{Verified: st.BytesHave, Text: st.State.String()}
 	if st.PiecesTotal == 0 {
 		s.Text = fmt.Sprintf("%s (%d peers)", st.State, st.Peers)
 		return s
