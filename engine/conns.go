@@ -2,6 +2,7 @@ package engine
 
 import (
 	"net/netip"
+	"time"
 
 	"github.com/swarmfs/swarmfs/engine/internal/picker"
 )
@@ -12,8 +13,12 @@ import (
 type conns struct {
 	peers    map[*peer]struct{}
 	byID     map[picker.PeerID]*peer
+	perIP    map[netip.Addr]int // connected peers per IP
 	nextID   picker.PeerID
-	halfOpen int // outgoing dials in flight
+	halfOpen int  // outgoing dials in flight
+	starved  bool // a dial found no free connection slot of the client (logged once)
+
+	lastEvict time.Time // the last eviction of a useless peer
 
 	refill    map[*peer]bool // peers whose request pipeline needs topping up
 	refillAll bool
@@ -23,6 +28,7 @@ func newConns() conns {
 	return conns{
 		peers:  make(map[*peer]struct{}),
 		byID:   make(map[picker.PeerID]*peer),
+		perIP:  make(map[netip.Addr]int),
 		refill: make(map[*peer]bool),
 	}
 }
@@ -36,12 +42,19 @@ func (c *conns) newID() picker.PeerID {
 func (c *conns) add(p *peer) {
 	c.peers[p] = struct{}{}
 	c.byID[p.id] = p
+	c.perIP[p.addr.Addr()]++
 }
 
 func (c *conns) remove(p *peer) {
+	if _, ok := c.peers[p]; !ok {
+		return
+	}
 	delete(c.peers, p)
 	delete(c.byID, p.id)
 	delete(c.refill, p)
+	if c.perIP[p.addr.Addr()]--; c.perIP[p.addr.Addr()] <= 0 {
+		delete(c.perIP, p.addr.Addr())
+	}
 }
 
 // len returns the number of connected peers.

@@ -248,6 +248,7 @@ func (ls *loopState) tick(now time.Time) {
 	dt := ls.rates.interval(now)
 	var down, up float64
 	for p := range ls.conns.peers {
+		p.noteUseful(now)
 		down += p.downRate.update(p.down.Load(), dt)
 		up += p.upRate.update(p.up.Load(), dt)
 		ls.checkTimeouts(p, now)

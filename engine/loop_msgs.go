@@ -24,6 +24,12 @@ func (ls *loopState) handle(ev any) {
 			}
 			ls.removePeer(ev.p, reason)
 		}
+	case peerExtHandshake:
+		if !ev.p.removed {
+			ls.onExtHandshake(ev.p, ev.h)
+		}
+	case peerBroke:
+		ls.dropPeer(ev.p, ev.reason)
 	case peerServeFailed:
 		if !ev.p.removed && ev.p.hs.fast {
 			r := ev.r

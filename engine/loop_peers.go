@@ -42,6 +42,11 @@ func (ls *loopState) maybeDial() {
 	if ls.paused {
 		return
 	}
+	if ls.conns.halfOpen == 0 && ls.conns.len() >= t.c.cfg.MaxPeers && ls.book.Queued() && !ls.completed {
+		// Every slot is taken and addresses wait: a useless peer
+		// makes room.
+		ls.evictForDials(time.Now())
+	}
 	for ls.conns.halfOpen < maxHalfOpen && ls.conns.len()+ls.conns.halfOpen < t.c.cfg.MaxPeers {
 		if ls.info() != nil && ls.completed && ls.conns.len() >= t.c.cfg.MaxPeers/2 {
 			return // a seed waits for leechers to come
@@ -54,9 +59,16 @@ func (ls *loopState) maybeDial() {
 			continue
 		}
 		if !t.c.acquireConn() {
+			// Retried at the next step of the loop (at the latest the
+			// next tick); said once until a dial gets a slot again.
 			ls.book.Unpop(a)
+			if !ls.conns.starved {
+				ls.conns.starved = true
+				t.log.Info("no free connection slot for a dial; retrying", "max_conns", t.c.cfg.MaxConns)
+			}
 			return
 		}
+		ls.conns.starved = false
 		ls.book.Dialing(a, time.Now())
 		ls.conns.halfOpen++
 		ls.dirty = true
@@ -104,11 +116,11 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	if ls.book.Banned(ap.Addr()) {
 		return false
 	}
-	if ls.conns.len() >= t.c.cfg.MaxPeers {
-		return false
-	}
 	if ls.conns.hasClient(hs.peerID) {
 		return false // already connected to that client
+	}
+	if !ls.roomFor(ap.Addr().Unmap(), time.Now()) {
+		return false
 	}
 	p := newPeer(t, conn, hs, outgoing, ls.conns.newID())
 	ls.conns.add(p)

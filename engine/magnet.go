@@ -71,16 +71,16 @@ const (
 // metaWritten reports the metadata file written to the cache directory.
 type metaWritten struct{ err error }
 
-// metaSize returns the metadata size p claims, or 0 when it cannot serve
-// ut_metadata.
+// metaSize returns the metadata size p claimed first, or 0 when it cannot
+// serve ut_metadata.
 func metaSize(p *peer) int {
-	if p.removed || p.ext == nil || p.ext.MetadataSize <= 0 {
+	if p.removed || p.ext == nil || p.metaClaim <= 0 {
 		return 0
 	}
 	if _, ok := p.ext.ID(wire.ExtMetadata); !ok {
 		return 0
 	}
-	return p.ext.MetadataSize
+	return p.metaClaim
 }
 
 // metaPeerReady starts asking a peer that announced metadata_size.

@@ -86,3 +86,21 @@ func TestStateString(t *testing.T) {
 		}
 	}
 }
+
+func TestTokenBucket(t *testing.T) {
+	t0 := time.Unix(100, 0)
+	b := newTokenBucket(2, 10*time.Second, t0)
+	for i, step := range []struct {
+		at   time.Duration
+		want bool
+	}{
+		{0, true}, {0, true}, {0, false}, // the burst
+		{5 * time.Second, false},                            // half an interval: no token yet
+		{10 * time.Second, true}, {10 * time.Second, false}, // one per interval
+		{time.Hour, true}, {time.Hour, true}, {time.Hour, false}, // capped at the burst
+	} {
+		if got := b.take(t0.Add(step.at)); got != step.want {
+			t.Fatalf("step %d (at %v): take %v, want %v", i, step.at, got, step.want)
+		}
+	}
+}
