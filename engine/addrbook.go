@@ -80,6 +80,9 @@ type addrBook struct {
 	dialQ    []netip.AddrPort
 	strikes  map[netip.Addr]int
 	banned   map[netip.Addr]string
+	// parole holds the IPs that shared a piece that failed its hash
+	// check, until one sends a good piece alone.
+	parole map[netip.Addr]bool
 }
 
 func newAddrBook(self netip.AddrPort) *addrBook {
@@ -88,6 +91,7 @@ func newAddrBook(self netip.AddrPort) *addrBook {
 		known:   make(map[netip.AddrPort]*candidate),
 		strikes: make(map[netip.Addr]int),
 		banned:  make(map[netip.Addr]string),
+		parole:  make(map[netip.Addr]bool),
 	}
 }
 
@@ -365,11 +369,36 @@ func (b *addrBook) Ban(ip netip.Addr, reason string) bool {
 		return false
 	}
 	b.banned[ip] = reason
+	delete(b.parole, ip)
 	for a := range b.known {
 		if a.Addr() == ip {
 			b.forget(a)
 		}
 	}
+	return true
+}
+
+// Parole puts ip on parole (it shared a piece that failed its hash check,
+// and the liar among those who did is not known yet); it reports false
+// when it was already. Banned IPs are not put on parole.
+func (b *addrBook) Parole(ip netip.Addr) bool {
+	if b.parole[ip] || b.Banned(ip) {
+		return false
+	}
+	b.parole[ip] = true
+	return true
+}
+
+// OnParole reports whether ip is on parole.
+func (b *addrBook) OnParole(ip netip.Addr) bool { return b.parole[ip] }
+
+// EndParole takes ip off parole (it sent a good piece alone); it reports
+// whether it was on parole.
+func (b *addrBook) EndParole(ip netip.Addr) bool {
+	if !b.parole[ip] {
+		return false
+	}
+	delete(b.parole, ip)
 	return true
 }
 

@@ -185,3 +185,19 @@ func TestPeerSourceString(t *testing.T) {
 		}
 	}
 }
+
+func TestAddrBookParole(t *testing.T) {
+	b := newAddrBook(netip.AddrPort{})
+	ip := netip.MustParseAddr("10.0.0.1")
+	if !b.Parole(ip) || b.Parole(ip) || !b.OnParole(ip) {
+		t.Fatal("Parole did not take, or took twice")
+	}
+	if !b.EndParole(ip) || b.EndParole(ip) || b.OnParole(ip) {
+		t.Fatal("EndParole did not take, or took twice")
+	}
+	b.Parole(ip)
+	b.Ban(ip, "test")
+	if b.OnParole(ip) || b.Parole(ip) {
+		t.Fatal("a banned IP is on parole")
+	}
+}

@@ -2,7 +2,9 @@ package engine
 
 import (
 	"errors"
+	"hash/maphash"
 	"net/netip"
+	"slices"
 	"sync"
 
 	"github.com/swarmfs/swarmfs/cache"
@@ -11,8 +13,9 @@ import (
 // Events posted by the disk workers.
 type (
 	blockWritten struct {
-		piece int
-		err   error
+		piece, begin int
+		sum          uint64 // blockSum of the block's bytes
+		err          error
 	}
 	pieceHashed struct {
 		piece int
@@ -35,10 +38,16 @@ type diskWorkers struct {
 
 // diskPipe carries received blocks to the cache and verifies complete
 // pieces: blocks in flight, a writer per piece, pieces ready to hash and
-// being hashed, pieces with a failed write, and which IPs sent the blocks
-// of each piece. The loop feeds it (Received, Ready) and hands it the
-// workers' events (Written, Hashed); it answers with a diskOutcome the loop
-// applies. Used from the loop goroutine only; the disk I/O runs in workers.
+// being hashed, pieces with a failed write, and who sent each block of a
+// piece with a checksum of its bytes (its origin). The loop feeds it
+// (Received, Ready) and hands it the workers' events (Written, Hashed); it
+// answers with a diskOutcome the loop applies. Used from the loop
+// goroutine only; the disk I/O runs in workers.
+//
+// Fair blame: when a piece whose blocks came from several IPs fails its
+// hash check, the origins of its blocks are kept (as a suspect). When the
+// piece later verifies, each kept block whose checksum differs from the
+// verified block's names its sender as a liar; nobody else is charged.
 type diskPipe struct {
 	st pieceStore
 	w  diskWorkers
@@ -51,19 +60,45 @@ type diskPipe struct {
 	ready   map[int]bool // pieces with every block received, awaiting writes
 	hashing map[int]bool // pieces being verified
 	failed  map[int]bool // pieces with a failed block write
-	contrib map[int]map[netip.Addr]bool
+	// origins holds, per piece being received, who sent the block at
+	// each offset and its checksum (once written).
+	origins map[int]map[int]blockOrigin
+	// suspects holds the origins of the failed tries of pieces that
+	// several IPs sent, until the piece verifies (bounded).
+	suspects map[int][]map[int]blockOrigin
 }
+
+// blockOrigin is who sent a block and a checksum of its bytes.
+type blockOrigin struct {
+	ip  netip.Addr
+	sum uint64
+}
+
+// Bounds on the origins kept for fair blame: the pieces with failed
+// tries, and the tries kept per piece.
+const (
+	maxSuspectPieces = 64
+	maxSuspectTries  = 4
+)
+
+// blockSeed keys blockSum: a peer cannot craft a corrupt block with the
+// checksum of the good one without knowing it.
+var blockSeed = maphash.MakeSeed()
+
+// blockSum is the checksum of a block kept for fair blame.
+func blockSum(b []byte) uint64 { return maphash.Bytes(blockSeed, b) }
 
 func newDiskPipe(st pieceStore, w diskWorkers) *diskPipe {
 	return &diskPipe{
-		st:      st,
-		w:       w,
-		writes:  make(map[int]int),
-		writers: make(map[int]*pieceWriter),
-		ready:   make(map[int]bool),
-		hashing: make(map[int]bool),
-		failed:  make(map[int]bool),
-		contrib: make(map[int]map[netip.Addr]bool),
+		st:       st,
+		w:        w,
+		writes:   make(map[int]int),
+		writers:  make(map[int]*pieceWriter),
+		ready:    make(map[int]bool),
+		hashing:  make(map[int]bool),
+		failed:   make(map[int]bool),
+		origins:  make(map[int]map[int]blockOrigin),
+		suspects: make(map[int][]map[int]blockOrigin),
 	}
 }
 
@@ -91,6 +126,9 @@ type diskOutcome struct {
 	piece int
 	// from are the IPs that sent the piece's blocks (verified or failed).
 	from []netip.Addr
+	// liars are the IPs that sent blocks of failed tries of a piece that
+	// now verified, which differ from the verified blocks.
+	liars []netip.Addr
 	// err is the error of verification (outcomeLost); a failed write
 	// is reported by the loop when its event arrives.
 	err error
@@ -102,12 +140,12 @@ type diskOutcome struct {
 // Received queues a new block of piece from ip for its piece's writer.
 // The pipeline owns data from here (it returns it to the pool).
 func (d *diskPipe) Received(piece, begin int, data []byte, from netip.Addr) {
-	ips := d.contrib[piece]
-	if ips == nil {
-		ips = make(map[netip.Addr]bool, 1)
-		d.contrib[piece] = ips
+	o := d.origins[piece]
+	if o == nil {
+		o = make(map[int]blockOrigin)
+		d.origins[piece] = o
 	}
-	ips[from] = true
+	o[begin] = blockOrigin{ip: from}
 	d.writes[piece]++
 	d.writing++
 	d.writeBlock(piece, begin, data)
@@ -132,6 +170,9 @@ func (d *diskPipe) Written(ev blockWritten) diskOutcome {
 	}
 	if ev.err != nil {
 		d.failed[ev.piece] = true
+	} else if bo, ok := d.origins[ev.piece][ev.begin]; ok {
+		bo.sum = ev.sum
+		d.origins[ev.piece][ev.begin] = bo
 	}
 	o := d.maybeHash(ev.piece)
 	o.unblocked = unblocked
@@ -146,7 +187,7 @@ func (d *diskPipe) maybeHash(piece int) diskOutcome {
 	delete(d.ready, piece)
 	if d.failed[piece] {
 		delete(d.failed, piece)
-		delete(d.contrib, piece)
+		delete(d.origins, piece)
 		return diskOutcome{kind: outcomeLost, piece: piece} // the disk failed, not the peers
 	}
 	d.hashing[piece] = true
@@ -160,8 +201,9 @@ func (d *diskPipe) maybeHash(piece int) diskOutcome {
 
 // Hashed takes a verifier's result.
 func (d *diskPipe) Hashed(ev pieceHashed) diskOutcome {
-	delete(d.hashing, ev.piece)
-	o := diskOutcome{piece: ev.piece}
+	i := ev.piece
+	delete(d.hashing, i)
+	o := diskOutcome{piece: i}
 	switch {
 	case ev.err == nil:
 		o.kind = outcomeVerified
@@ -170,13 +212,43 @@ func (d *diskPipe) Hashed(ev pieceHashed) diskOutcome {
 	default:
 		o.kind, o.err = outcomeLost, ev.err // not the peers' fault
 	}
-	if o.kind != outcomeLost {
-		for ip := range d.contrib[ev.piece] {
-			o.from = append(o.from, ip)
+	origins := d.origins[i]
+	delete(d.origins, i)
+	if o.kind == outcomeLost {
+		return o
+	}
+	seen := make(map[netip.Addr]bool, 1)
+	for _, bo := range origins {
+		if !seen[bo.ip] {
+			seen[bo.ip] = true
+			o.from = append(o.from, bo.ip)
 		}
 	}
-	delete(d.contrib, ev.piece)
+	switch o.kind {
+	case outcomeVerified:
+		o.liars = d.convict(i, origins)
+	case outcomeHashFailed:
+		tries, known := d.suspects[i]
+		if len(o.from) > 1 && len(tries) < maxSuspectTries && (known || len(d.suspects) < maxSuspectPieces) {
+			d.suspects[i] = append(tries, origins)
+		}
+	}
 	return o
+}
+
+// convict compares the failed tries of piece i with its verified blocks
+// and returns the IPs whose blocks differed, each once.
+func (d *diskPipe) convict(i int, good map[int]blockOrigin) []netip.Addr {
+	var liars []netip.Addr
+	for _, try := range d.suspects[i] {
+		for begin, bo := range try {
+			if g, ok := good[begin]; ok && g.sum != bo.sum && !slices.Contains(liars, bo.ip) {
+				liars = append(liars, bo.ip)
+			}
+		}
+	}
+	delete(d.suspects, i)
+	return liars
 }
 
 // pieceWriter writes the received blocks of one piece to the cache one at
@@ -219,13 +291,14 @@ func (d *diskPipe) writeBlock(piece, begin int, data []byte) {
 			pw.queue[0] = queuedBlock{}
 			pw.queue = pw.queue[1:]
 			pw.mu.Unlock()
+			sum := blockSum(b.data)
 			err := st.WriteBlock(piece, b.begin, b.data)
 			putBlock(b.data) // the cache has copied it
 			pw.mu.Lock()
 			more := len(pw.queue) > 0
 			pw.running = more
 			pw.mu.Unlock()
-			if !w.post(blockWritten{piece: piece, err: err}) || !more {
+			if !w.post(blockWritten{piece: piece, begin: b.begin, sum: sum, err: err}) || !more {
 				return
 			}
 		}

@@ -16,6 +16,9 @@ type fakePieceStore struct {
 	writeErr  map[string]error
 	finished  []int
 	finishErr map[int]error
+	// finishErrs, when set, gives the errors of successive FinishPiece
+	// calls (then nil).
+	finishErrs []error
 }
 
 func (s *fakePieceStore) WriteBlock(piece, begin int, data []byte) error {
@@ -26,6 +29,11 @@ func (s *fakePieceStore) WriteBlock(piece, begin int, data []byte) error {
 
 func (s *fakePieceStore) FinishPiece(piece int) error {
 	s.finished = append(s.finished, piece)
+	if len(s.finishErrs) > 0 {
+		err := s.finishErrs[0]
+		s.finishErrs = s.finishErrs[1:]
+		return err
+	}
 	return s.finishErr[piece]
 }
 
@@ -85,7 +93,7 @@ func TestDiskPipeVerified(t *testing.T) {
 	if !slices.Equal(st.writes, []string{"3/0", "3/10"}) || !slices.Equal(st.finished, []int{3}) {
 		t.Fatalf("writes %v finished %v", st.writes, st.finished)
 	}
-	if len(d.writes)+len(d.writers)+len(d.ready)+len(d.hashing)+len(d.contrib) != 0 || d.writing != 0 {
+	if len(d.writes)+len(d.writers)+len(d.ready)+len(d.hashing)+len(d.origins)+len(d.suspects) != 0 || d.writing != 0 {
 		t.Fatalf("state left behind: %+v", d)
 	}
 }
@@ -155,5 +163,72 @@ func TestDiskPipeFull(t *testing.T) {
 	}
 	if len(started) != maxWriting {
 		t.Fatalf("%d writers for %d pieces", len(started), maxWriting)
+	}
+}
+
+// TestDiskPipeFairBlame: a piece sent by two IPs fails; fetched again it
+// verifies, and only the IP whose block differed is named.
+func TestDiskPipeFairBlame(t *testing.T) {
+	liar := netip.MustParseAddr("10.0.0.66")
+	good := func(b int) []byte { return []byte(fmt.Sprintf("block %d", b)) }
+	st := &fakePieceStore{finishErrs: []error{cache.ErrHashMismatch}}
+	d, events := syncPipe(st)
+	d.Received(7, 0, good(0), ipA)
+	d.Received(7, 16, []byte("corrupt"), liar)
+	d.Received(7, 32, good(2), ipB)
+	d.Ready(7)
+	got := drain(d, events)
+	if len(got) != 1 || got[0].kind != outcomeHashFailed || len(got[0].from) != 3 || len(got[0].liars) != 0 {
+		t.Fatalf("first try: %+v", got)
+	}
+	// The second try comes from A alone and verifies.
+	for b := 0; b < 3; b++ {
+		d.Received(7, 16*b, good(b), ipA)
+	}
+	d.Ready(7)
+	got = drain(d, events)
+	if len(got) != 1 || got[0].kind != outcomeVerified {
+		t.Fatalf("second try: %+v", got)
+	}
+	if !slices.Equal(got[0].liars, []netip.Addr{liar}) || !slices.Equal(got[0].from, []netip.Addr{ipA}) {
+		t.Fatalf("liars %v from %v; want %v from %v", got[0].liars, got[0].from, liar, ipA)
+	}
+	if len(d.suspects)+len(d.origins) != 0 {
+		t.Fatal("origins kept after the piece verified")
+	}
+}
+
+// TestDiskPipeSuspectsBounded: failed tries are kept for at most
+// maxSuspectPieces pieces and maxSuspectTries tries each; a failure from
+// one IP alone keeps none (it is blamed at once).
+func TestDiskPipeSuspectsBounded(t *testing.T) {
+	st := &fakePieceStore{finishErr: map[int]error{}}
+	for i := 0; i < maxSuspectPieces+10; i++ {
+		st.finishErr[i] = cache.ErrHashMismatch
+	}
+	d, events := syncPipe(st)
+	try := func(i int, ips ...netip.Addr) {
+		for k, ip := range ips {
+			d.Received(i, 16*k, []byte{byte(k)}, ip)
+		}
+		d.Ready(i)
+		drain(d, events)
+	}
+	for i := 0; i < maxSuspectPieces+10; i++ {
+		try(i, ipA, ipB)
+	}
+	if len(d.suspects) != maxSuspectPieces {
+		t.Fatalf("%d suspect pieces, cap %d", len(d.suspects), maxSuspectPieces)
+	}
+	for k := 0; k < maxSuspectTries+3; k++ {
+		try(0, ipA, ipB)
+	}
+	if n := len(d.suspects[0]); n != maxSuspectTries {
+		t.Fatalf("%d tries kept, cap %d", n, maxSuspectTries)
+	}
+	st.finishErr[maxSuspectPieces+20] = cache.ErrHashMismatch
+	try(maxSuspectPieces+20, ipA)
+	if _, ok := d.suspects[maxSuspectPieces+20]; ok {
+		t.Fatal("a failure from one IP kept as a suspect")
 	}
 }

@@ -59,12 +59,33 @@
 // Messages and extensions we do not know are ignored where they are read.
 // A peer whose send queue passes 4 MiB (it does not read what we send) is
 // disconnected. Magnet metadata is assembled separately for each size that
-// peers claim, so one liar cannot block it. Peers that break the protocol
+// peers claim (the first each peer claims), so one liar cannot block it. Peers that break the protocol
 // (a bad piece index, a block we did not request, a bitfield of the wrong
 // length, fast-extension messages without the fast bit, oversized messages) are dropped with a logged reason.
-// Pieces that fail the hash check cost the IPs that sent their blocks
-// points (more when one IP sent the whole piece); good pieces earn points
-// back; an IP with too many points is banned and never dialed again.
+// Blame is fair: a piece that fails the hash check and came from one IP
+// costs that IP points (good pieces earn points back; an IP with too many
+// points is banned and never dialed again). A failed piece that several
+// IPs sent charges nobody: each of them goes on parole (the picker gives
+// it whole pieces alone, so that its next bad piece names it, and a good
+// one ends the parole), and the checksums of its blocks are kept; when the
+// piece verifies later, an IP whose kept block differs from the verified
+// one is banned.
+//
+// Slots cannot be squatted: one IP holds at most maxPeersPerIP peers of a
+// torrent; when every slot is taken, a peer that has been useless for
+// evictAfter (nothing moved either way, nothing we want or it chokes us)
+// makes room for a peer that connects or an address waiting to be dialed.
+// Incoming connections handshake within incomingHandshakeTimeout under a
+// budget of their own (a tenth of Config.MaxConns), so that sockets that
+// connect and say nothing cannot take the slots outgoing dials need; a
+// dial that finds no slot is retried and logged once.
+//
+// A peer's reader charges large messages to it: extension handshakes are
+// decoded there (at most 64 KiB, a burst of extHandshakeBurst and then one
+// per extHandshakeEvery), bitfields likewise rate-limited, ut_metadata and
+// ut_pex messages capped, all before anything is copied to the loop's
+// queue; a peer over its share is dropped. Only the first metadata_size a
+// peer claims counts.
 // Requests are pipelined to each peer about one second deep at its
 // measured rate. Pieces whose priority falls to None (a reader seeked or
 // closed) have their requests cancelled at once. Requests for pieces not in

@@ -133,6 +133,9 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	if info := ls.info(); info != nil {
 		p.have = bitfield.New(info.NumPieces())
 	}
+	if ls.pk != nil && ls.book.OnParole(p.addr.Addr()) {
+		ls.pk.SetParole(p.id, true)
+	}
 	p.log.Debug("peer connected", "outgoing", outgoing, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
 	if hs.ext {
 		p.send(ls.ourExtHandshake(p))
@@ -220,6 +223,23 @@ func (ls *loopState) blame(piece int, ips []netip.Addr) {
 		if s.banned {
 			ls.dropBanned(s.ip, "sent pieces that failed the hash check")
 		}
+	}
+}
+
+// setParole puts ip on parole or takes it off, telling the picker about
+// its connected peers.
+func (ls *loopState) setParole(ip netip.Addr, on bool) {
+	changed := false
+	if on {
+		changed = ls.book.Parole(ip)
+	} else {
+		changed = ls.book.EndParole(ip)
+	}
+	if !changed || ls.pk == nil {
+		return
+	}
+	for _, p := range ls.conns.fromIP(ip) {
+		ls.pk.SetParole(p.id, on)
 	}
 }
 

@@ -178,13 +178,29 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 	switch o.kind {
 	case outcomeVerified:
 		ls.book.Credit(o.from)
+		if len(o.from) == 1 {
+			ls.setParole(o.from[0], false)
+		}
+		for _, ip := range o.liars {
+			ls.ban(ip, "sent a block that differs from the verified piece")
+		}
 		ls.pk.PieceComplete(i)
 		ls.announceHave(i)
 		ls.checkComplete()
 		ls.dirty = true
 	case outcomeHashFailed:
 		ls.pk.PieceFailed(i)
-		ls.blame(i, o.from)
+		if len(o.from) == 1 {
+			ls.blame(i, o.from) // it sent the whole piece: it lied
+		} else {
+			// One of them lied: the piece is fetched again and its
+			// blocks compared (diskPipe); meanwhile each gets whole
+			// pieces alone, so that its next bad piece names it.
+			ls.t.log.Info("piece from several peers failed the hash check; they are on parole", "piece", i, "ips", o.from)
+			for _, ip := range o.from {
+				ls.setParole(ip, true)
+			}
+		}
 		ls.conns.refillAll = true
 	case outcomeLost:
 		if o.err != nil {
