@@ -116,8 +116,10 @@ func (t *Torrent) run() {
 				}
 				break
 			}
-		case u := <-t.prio:
-			ls.applyPrio(u)
+		case <-t.prio.wake:
+			for _, u := range t.prio.take() {
+				ls.applyPrio(u)
+			}
 		case <-evicted:
 			ls.onEvicted()
 		case <-verified:

@@ -104,3 +104,27 @@ func TestTokenBucket(t *testing.T) {
 		}
 	}
 }
+
+func TestPrioBox(t *testing.T) {
+	b := newPrioBox()
+	b.put(prioOwner{owner: 1, seq: 2})
+	b.put(prioOwner{owner: 1, seq: 1}) // older: dropped
+	b.put(prioOwner{owner: 2, seq: 1})
+	b.put(prioOwner{owner: 2, clear: true})
+	b.put(prioOwner{owner: 2, seq: 5}) // after a clear: dropped
+	select {
+	case <-b.wake:
+	default:
+		t.Fatal("no wake-up")
+	}
+	got := map[int]prioOwner{}
+	for _, u := range b.take() {
+		got[u.owner] = u
+	}
+	if len(got) != 2 || got[1].seq != 2 || got[1].clear || !got[2].clear {
+		t.Fatalf("took %+v", got)
+	}
+	if len(b.take()) != 0 {
+		t.Fatal("box not emptied")
+	}
+}

@@ -1,6 +1,10 @@
 package engine
 
-import "github.com/swarmfs/swarmfs/engine/internal/picker"
+import (
+	"sync"
+
+	"github.com/swarmfs/swarmfs/engine/internal/picker"
+)
 
 // prioOwner is a reader's priority update for the loop.
 type prioOwner struct {
@@ -53,4 +57,45 @@ func (u prioOwner) applyTo(pk *picker.Picker) {
 	} else {
 		pk.SetRanges(u.owner, u.ranges)
 	}
+}
+
+// prioBox carries readers' priority updates to the loop without ever
+// making a reader wait for it: a reader leaves its latest update here and
+// wakes the loop, which takes all of them at its next step. It holds one
+// update per reader (the newest by seq; a clear is final), so its size is
+// bounded by the open readers.
+type prioBox struct {
+	mu      sync.Mutex // guards pending
+	pending map[int]prioOwner
+	wake    chan struct{} // cap 1: updates are pending
+}
+
+func newPrioBox() *prioBox {
+	return &prioBox{pending: make(map[int]prioOwner), wake: make(chan struct{}, 1)}
+}
+
+// put leaves u for the loop. It never blocks.
+func (b *prioBox) put(u prioOwner) {
+	b.mu.Lock()
+	old, ok := b.pending[u.owner]
+	if !ok || u.clear || (!old.clear && u.seq >= old.seq) {
+		b.pending[u.owner] = u
+	}
+	b.mu.Unlock()
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// take returns the pending updates and empties the box.
+func (b *prioBox) take() []prioOwner {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]prioOwner, 0, len(b.pending))
+	for _, u := range b.pending {
+		out = append(out, u)
+	}
+	clear(b.pending)
+	return out
 }

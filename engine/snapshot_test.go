@@ -10,7 +10,8 @@ import (
 // TestPeersAndStatsWithoutTheLoop downloads from another of our clients,
 // then blocks the torrent's goroutine and checks that Stats, Peers and
 // Banned still answer (they read the published snapshot) and describe the
-// seeder.
+// seeder, and that what the mount's handlers call (issue 12, row 5:
+// getxattr, open, read, release) does not wait on the loop either.
 func TestPeersAndStatsWithoutTheLoop(t *testing.T) {
 	f := makeFixture(t, "snap", 16<<10, nil, 1<<20)
 	seed := newTestClient(t, "127.0.12.2", Config{})
@@ -36,18 +37,36 @@ func TestPeersAndStatsWithoutTheLoop(t *testing.T) {
 	}
 	answered := make(chan struct{})
 	var (
-		st     Stats
-		peers  []PeerInfo
-		banned []netip.Addr
+		st      Stats
+		peers   []PeerInfo
+		banned  []netip.Addr
+		readErr error
 	)
 	go func() {
+		defer close(answered)
 		st, peers, banned = tor.Stats(), tor.Peers(), tor.Banned()
-		close(answered)
+		// What the mount's handlers call (cmd/swarmfs/adapter.go):
+		// lookups, getxattr, open, read of cached data, release. Many
+		// readers, so that a bounded queue to the loop would fill.
+		_, _, _, _ = tor.Name(), tor.Info(), tor.MetaInfo(), tor.Bitfield()
+		tor.FileComplete(0)
+		buf := make([]byte, 4096)
+		for i := 0; i < 200 && readErr == nil; i++ {
+			var r *Reader
+			if r, readErr = tor.NewReader(0); readErr != nil {
+				break
+			}
+			_, readErr = r.ReadAt(ctx, buf, int64(i)*4096)
+			r.Close()
+		}
 	}()
 	select {
 	case <-answered:
 	case <-ctx.Done():
-		t.Fatal("Stats or Peers waited on the blocked torrent loop")
+		t.Fatal("Stats, Peers, open, read or close waited on the blocked torrent loop")
+	}
+	if readErr != nil {
+		t.Fatalf("reading cached data while the loop is blocked: %v", readErr)
 	}
 	if st.State != StateSeeding || st.PiecesHave != f.mi.Info.NumPieces() || st.Downloaded < f.mi.Info.TotalLength {
 		t.Fatalf("stats %+v", st)

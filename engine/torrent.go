@@ -28,7 +28,7 @@ type Torrent struct {
 
 	cmds    chan func()    // closures run by the loop
 	events  chan any       // from peers, dialers and workers
-	prio    chan prioOwner // reader priority updates
+	prio    *prioBox       // reader priority updates
 	closing chan struct{}  // closed by Remove: the loop ends
 	done    chan struct{}  // closed when the loop and its goroutines ended
 	wg      sync.WaitGroup // goroutines that post to events
@@ -89,7 +89,7 @@ func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo,
 		trackers:  trackers,
 		cmds:      make(chan func()),
 		events:    make(chan any, 256),
-		prio:      make(chan prioOwner, 64),
+		prio:      newPrioBox(),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		infoReady: make(chan struct{}),
