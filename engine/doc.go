@@ -37,8 +37,9 @@
 //     in worker goroutines. They post results back to the loop; the loop
 //     never touches the disk on the data path.
 //   - Reader: ReadAt maps a file range to pieces, feeds the readahead
-//     policy, sends Now/Readahead/HeadTail ranges to the loop, pins the
-//     pieces it reads and waits for them with cache Wait.
+//     policy, leaves its Now/Readahead/HeadTail ranges in a mailbox the
+//     loop drains (prioBox: one update per reader, never waiting for the
+//     loop), pins the pieces it reads and waits for them with cache Wait.
 //
 // Connections may use Message Stream Encryption (internal/mse) as
 // Config.Encryption says: by default outgoing connections try it first
