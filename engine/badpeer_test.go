@@ -249,11 +249,7 @@ func TestCorruptPeerBanned(t *testing.T) {
 	defer cancel()
 	// Let the liar serve alone until it is banned.
 	for {
-		var banned bool
-		if err := tor.do(func() { _, banned = tor.ls.banned[bad.addr.Addr()] }); err != nil {
-			t.Fatal(err)
-		}
-		if banned {
+		if slices.Contains(tor.Banned(), bad.addr.Addr()) {
 			break
 		}
 		select {
@@ -269,13 +265,11 @@ func TestCorruptPeerBanned(t *testing.T) {
 	waitClosed(t, ctx, tor.Complete(), "download from the honest peer", tor)
 	checkFiles(t, ctx, tor, f)
 	var conns int
-	_ = tor.do(func() {
-		for p := range tor.ls.peers {
-			if p.addr.Addr() == bad.addr.Addr() {
-				conns++
-			}
+	for _, p := range tor.Peers() {
+		if p.Addr.Addr() == bad.addr.Addr() {
+			conns++
 		}
-	})
+	}
 	if conns != 0 {
 		t.Fatalf("still connected to the banned peer")
 	}
@@ -305,9 +299,7 @@ func TestPeerDisconnectsMidPiece(t *testing.T) {
 	tor.AddPeers(addrPort(t, honest.Addr))
 	waitClosed(t, ctx, tor.Complete(), "download", tor)
 	checkFiles(t, ctx, tor, f)
-	var banned int
-	_ = tor.do(func() { banned = len(tor.ls.banned) })
-	if banned != 0 {
+	if banned := len(tor.Banned()); banned != 0 {
 		t.Fatalf("%d addresses banned after an honest disconnect", banned)
 	}
 	// Blocks received before each hang-up were kept, not fetched again:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swarmfs/swarmfs/cache"
+	"github.com/swarmfs/swarmfs/engine/internal/dht"
 	"github.com/swarmfs/swarmfs/engine/internal/mse"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
 	"github.com/swarmfs/swarmfs/metainfo"
@@ -104,15 +105,20 @@ type Client struct {
 	ln     net.Listener
 	addr   netip.AddrPort
 	budget *cache.Budget
-	dht    dhtNode
+	dht    *dht.Node
 
 	trackers *tracker.Client
 	localIP  netip.Addr // the listen IP when bound to one; outgoing connections leave from it
 
-	// connSem bounds the number of open peer connections of the client.
+	// connSem bounds the number of open peer connections of the client
+	// (outgoing dials and handshakes, and peers).
 	connSem chan struct{}
-	closed  chan struct{}
-	wg      sync.WaitGroup
+	// inSem bounds the incoming connections still in their handshake, so
+	// that sockets that connect and send nothing cannot take the slots
+	// outgoing dials need.
+	inSem  chan struct{}
+	closed chan struct{}
+	wg     sync.WaitGroup
 
 	mu        sync.Mutex
 	torrents  map[metainfo.Hash]*Torrent
@@ -155,6 +161,7 @@ func New(cfg Config) (*Client, error) {
 		cfg:      cfg,
 		log:      log,
 		connSem:  make(chan struct{}, cfg.MaxConns),
+		inSem:    make(chan struct{}, incomingHandshakes(cfg.MaxConns)),
 		closed:   make(chan struct{}),
 		torrents: make(map[metainfo.Hash]*Torrent),
 	}
@@ -363,6 +370,10 @@ func (c *Client) acquireConn() bool {
 
 func (c *Client) releaseConn() { <-c.connSem }
 
+// incomingHandshakes is the number of incoming connections that may be in
+// their handshake at once: a tenth of the connection limit, at least 4.
+func incomingHandshakes(maxConns int) int { return max(4, maxConns/10) }
+
 // acceptLoop accepts incoming connections until the listener closes.
 func (c *Client) acceptLoop() {
 	defer c.wg.Done()
@@ -388,8 +399,10 @@ func (c *Client) acceptLoop() {
 			}
 		}
 		delay = 0
-		if !c.acquireConn() {
-			conn.Close()
+		select {
+		case c.inSem <- struct{}{}:
+		default:
+			conn.Close() // too many handshakes in progress
 			continue
 		}
 		c.wg.Add(1)
@@ -402,41 +415,48 @@ func (c *Client) acceptLoop() {
 
 // handleIncoming runs the MSE handshake of an incoming connection if it
 // starts with one, reads the BitTorrent handshake up to the info hash,
-// finds the torrent and hands the connection to it.
+// finds the torrent and hands the connection to it. The handshake holds a
+// slot of inSem and must end within incomingHandshakeTimeout; the peer
+// then needs a connection slot of the client like any other.
 func (c *Client) handleIncoming(conn net.Conn) {
-	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
-	defer cancel()
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
-	defer stop()
-	_ = conn.SetDeadline(time.Now().Add(handshakeTimeout))
-	sc, skey, err := openIncoming(conn, c.cfg.Encryption, c.lookupSKey)
-	var hs handshakeResult
-	if err == nil {
-		hs, err = acceptHandshake(sc, c.peerID, c.dht != nil, func(ih metainfo.Hash) bool {
-			if sc.crypto != 0 && ih != skey {
-				return false // MSE named another torrent
-			}
-			t, ok := c.Torrent(ih)
-			return ok && t.acceptsIncoming()
-		})
-		hs.crypto = sc.crypto
-	}
+	hs, sc, err := c.incomingHandshake(conn)
+	<-c.inSem
 	if err != nil {
 		c.log.Debug("incoming handshake failed", "remote", conn.RemoteAddr(), "err", err)
 		conn.Close()
-		c.releaseConn()
 		return
 	}
 	t, ok := c.Torrent(hs.infoHash)
-	if !ok {
+	if !ok || !c.acquireConn() {
 		conn.Close()
-		c.releaseConn()
 		return
 	}
 	if !t.handOver(sc, hs, false) {
 		conn.Close()
 		c.releaseConn()
 	}
+}
+
+// incomingHandshake runs the handshakes of an incoming connection.
+func (c *Client) incomingHandshake(conn net.Conn) (handshakeResult, *streamConn, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), incomingHandshakeTimeout)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
+	defer stop()
+	_ = conn.SetDeadline(time.Now().Add(incomingHandshakeTimeout))
+	sc, skey, err := openIncoming(conn, c.cfg.Encryption, c.lookupSKey)
+	if err != nil {
+		return handshakeResult{}, nil, err
+	}
+	hs, err := acceptHandshake(sc, c.peerID, c.dht != nil, func(ih metainfo.Hash) bool {
+		if sc.crypto != 0 && ih != skey {
+			return false // MSE named another torrent
+		}
+		t, ok := c.Torrent(ih)
+		return ok && t.acceptsIncoming()
+	})
+	hs.crypto = sc.crypto
+	return hs, sc, err
 }
 
 // lookupSKey finds the torrent whose info hash gives the MSE SKEY hash

@@ -10,10 +10,19 @@
 //     random bytes), a per-client connection limit, the tracker client and
 //     the DHT node shared by all torrents, and the cache Budget.
 //   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable
-//     state in a loopState: peers, picker, choker, known addresses, bans,
-//     statistics, metadata fetching. Exported methods send closures to it
-//     (Torrent.do) and wait, both sides also selecting on the torrent's
-//     closing channel.
+//     state in a loopState made of parts, each a type in its own file:
+//     conns (connected peers), addrBook (known addresses with their
+//     PeerSource, dial queue, strikes, bans; it knows no sockets),
+//     diskPipe (blocks on their way to the cache, hashing, who sent each
+//     piece; it returns outcomes the loop applies), prios (reader ranges),
+//     rates, announce (trackers and DHT), metaFetch (BEP 9) and pexState;
+//     choking and interest are in choke.go. Exported methods that change
+//     the torrent send closures to the loop (Torrent.do) and wait, both
+//     sides also selecting on the torrent's closing channel. Stats, Peers
+//     and Banned read a snapshot the loop publishes through an atomic
+//     pointer after each step that changed it (byte counters are atomics
+//     the peers add to); Info, MetaInfo and Bitfield read the metainfo and
+//     cache store, published once. None of them waits on the loop.
 //   - Peer connections: a reader goroutine (messages in, posted to the
 //     loop) and a writer goroutine (a queue filled by the loop without
 //     blocking; it also reads served blocks from the cache) per peer. BEP 3
@@ -28,8 +37,9 @@
 //     in worker goroutines. They post results back to the loop; the loop
 //     never touches the disk on the data path.
 //   - Reader: ReadAt maps a file range to pieces, feeds the readahead
-//     policy, sends Now/Readahead/HeadTail ranges to the loop, pins the
-//     pieces it reads and waits for them with cache Wait.
+//     policy, leaves its Now/Readahead/HeadTail ranges in a mailbox the
+//     loop drains (prioBox: one update per reader, never waiting for the
+//     loop), pins the pieces it reads and waits for them with cache Wait.
 //
 // Connections may use Message Stream Encryption (internal/mse) as
 // Config.Encryption says: by default outgoing connections try it first
@@ -50,12 +60,33 @@
 // Messages and extensions we do not know are ignored where they are read.
 // A peer whose send queue passes 4 MiB (it does not read what we send) is
 // disconnected. Magnet metadata is assembled separately for each size that
-// peers claim, so one liar cannot block it. Peers that break the protocol
+// peers claim (the first each peer claims), so one liar cannot block it. Peers that break the protocol
 // (a bad piece index, a block we did not request, a bitfield of the wrong
 // length, fast-extension messages without the fast bit, oversized messages) are dropped with a logged reason.
-// Pieces that fail the hash check cost the IPs that sent their blocks
-// points (more when one IP sent the whole piece); good pieces earn points
-// back; an IP with too many points is banned and never dialed again.
+// Blame is fair: a piece that fails the hash check and came from one IP
+// costs that IP points (good pieces earn points back; an IP with too many
+// points is banned and never dialed again). A failed piece that several
+// IPs sent charges nobody: each of them goes on parole (the picker gives
+// it whole pieces alone, so that its next bad piece names it, and a good
+// one ends the parole), and the checksums of its blocks are kept; when the
+// piece verifies later, an IP whose kept block differs from the verified
+// one is banned.
+//
+// Slots cannot be squatted: one IP holds at most maxPeersPerIP peers of a
+// torrent; when every slot is taken, a peer that has been useless for
+// evictAfter (nothing moved either way, nothing we want or it chokes us)
+// makes room for a peer that connects or an address waiting to be dialed.
+// Incoming connections handshake within incomingHandshakeTimeout under a
+// budget of their own (a tenth of Config.MaxConns), so that sockets that
+// connect and say nothing cannot take the slots outgoing dials need; a
+// dial that finds no slot is retried and logged once.
+//
+// A peer's reader charges large messages to it: extension handshakes are
+// decoded there (at most 64 KiB, a burst of extHandshakeBurst and then one
+// per extHandshakeEvery), bitfields likewise rate-limited, ut_metadata and
+// ut_pex messages capped, all before anything is copied to the loop's
+// queue; a peer over its share is dropped. Only the first metadata_size a
+// peer claims counts.
 // Requests are pipelined to each peer about one second deep at its
 // measured rate. Pieces whose priority falls to None (a reader seeked or
 // closed) have their requests cancelled at once. Requests for pieces not in
@@ -64,7 +95,7 @@
 // Magnet torrents fetch the info dictionary from several peers with
 // ut_metadata, verify it against the info hash, drop peers that lie, and
 // save it in the cache directory as <infohash>.metadata so that adding the
-// same magnet again is instant, even offline.
+// same magnet again is instant, even offline (a failed save is logged).
 //
 // # Concurrency
 //

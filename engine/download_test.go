@@ -115,7 +115,7 @@ func TestStreamThroughSmallCache(t *testing.T) {
 	var mismatch []int
 	_ = tor.do(func() {
 		tor.ls.onEvicted() // take evictions not yet signalled to the loop
-		for i, h := range tor.ls.store.Bitfield() {
+		for i, h := range tor.ls.store().Bitfield() {
 			if tor.ls.pk.Have(i) != h {
 				mismatch = append(mismatch, i)
 			}

@@ -42,7 +42,10 @@ func (ls *loopState) ourExtHandshake(p *peer) wire.Message {
 }
 
 // private reports whether the torrent is private (BEP 27): no DHT, no PEX.
-func (ls *loopState) private() bool { return ls.info != nil && ls.info.Private }
+func (ls *loopState) private() bool {
+	info := ls.info()
+	return info != nil && info.Private
+}
 
 // onExtended handles a BEP 10 message.
 func (ls *loopState) onExtended(p *peer, m wire.Message) {
@@ -52,36 +55,8 @@ func (ls *loopState) onExtended(p *peer, m wire.Message) {
 	}
 	switch m.ExtID {
 	case wire.ExtHandshakeID:
-		h, err := wire.ParseExtHandshake(m.Data)
-		if err != nil {
-			ls.dropPeer(p, err.Error())
-			return
-		}
-		first := p.ext == nil
-		p.ext = &h
-		if !first {
-			// BEP 10 allows repeated handshakes to update the extension
-			// ids; the listen address and the PEX state stay those of the
-			// first, so that a peer cannot add entries by repeating it.
-			ls.metaPeerReady(p)
-			return
-		}
-		if h.P > 0 && h.P < 65536 {
-			listen := netip.AddrPortFrom(p.addr.Addr(), uint16(h.P))
-			if !p.outgoing {
-				if c, ok := ls.known[listen]; ok {
-					c.connected = true
-				} else if len(ls.known) < maxKnownPeers {
-					ls.known[listen] = &candidate{connected: true}
-				}
-				p.listen = listen
-			}
-		}
-		if p.outgoing {
-			p.listen = p.addr
-		}
-		ls.pexConnected(p)
-		ls.metaPeerReady(p)
+		// Decoded by the peer's reader (peerExtHandshake); a raw one
+		// cannot get here.
 	case wire.ExtMetadataID:
 		ls.onMetadataMsg(p, m.Data)
 	case wire.ExtPexID:
@@ -89,6 +64,37 @@ func (ls *loopState) onExtended(p *peer, m wire.Message) {
 	default:
 		// BEP 10: ignore extended messages we did not advertise.
 	}
+}
+
+// onExtHandshake applies a peer's BEP 10 handshake, decoded by its reader.
+func (ls *loopState) onExtHandshake(p *peer, h wire.ExtHandshake) {
+	first := p.ext == nil
+	p.ext = &h
+	if p.metaClaim == 0 && h.MetadataSize > 0 {
+		// Only the first size a peer claims counts: a peer that repeats
+		// its handshake with new sizes cannot make us assemble each.
+		p.metaClaim = h.MetadataSize
+	}
+	if !first {
+		// BEP 10 allows repeated handshakes to update the extension
+		// ids; the listen address and the PEX state stay those of the
+		// first, so that a peer cannot add entries by repeating it.
+		ls.metaPeerReady(p)
+		return
+	}
+	if h.P > 0 && h.P < 65536 {
+		listen := netip.AddrPortFrom(p.addr.Addr(), uint16(h.P))
+		if !p.outgoing {
+			ls.book.Listening(listen)
+			p.listen = listen
+		}
+	}
+	if p.outgoing {
+		p.listen = p.addr
+	}
+	ls.pexConnected(p)
+	ls.metaPeerReady(p)
+	ls.dirty = true
 }
 
 // sendExt sends an extension message if p supports ext.
@@ -213,6 +219,6 @@ func (ls *loopState) onPex(p *peer, payload []byte) {
 		addrs = append(addrs, a.Addr)
 	}
 	if len(addrs) > 0 {
-		ls.addCandidates(addrs, "pex")
+		ls.addPeers(addrs, SourcePex)
 	}
 }

@@ -19,10 +19,14 @@ import (
 // Timeouts of the peer protocol.
 const (
 	handshakeTimeout = 10 * time.Second
-	dialTimeout      = 8 * time.Second
-	keepAliveEvery   = 2 * time.Minute
-	idleTimeout      = 3 * time.Minute
-	writeTimeout     = 60 * time.Second
+	// incomingHandshakeTimeout bounds the handshakes of an incoming
+	// connection (MSE and BitTorrent): a peer that connects to us is
+	// ready to talk, and a socket that says nothing must not hold a slot.
+	incomingHandshakeTimeout = 5 * time.Second
+	dialTimeout              = 8 * time.Second
+	keepAliveEvery           = 2 * time.Minute
+	idleTimeout              = 3 * time.Minute
+	writeTimeout             = 60 * time.Second
 )
 
 // errSelf is returned when a handshake shows that we connected to ourselves.

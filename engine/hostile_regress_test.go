@@ -106,7 +106,7 @@ func TestPexCannotCrowdOutPeers(t *testing.T) {
 	for prev := -1; ; prev = known {
 		time.Sleep(300 * time.Millisecond)
 		if err := tor.do(func() {
-			known, pexKnown, swarm, peers = len(tor.ls.known), tor.ls.pexKnown, tor.ls.pex.swarm.Len(), len(tor.ls.peers)
+			known, pexKnown, swarm, peers = tor.ls.book.Len(), tor.ls.book.pexKnown, tor.ls.pex.swarm.Len(), tor.ls.conns.len()
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -133,10 +133,10 @@ func TestPexCannotCrowdOutPeers(t *testing.T) {
 	user := netip.MustParseAddrPort("10.8.0.1:6881")
 	var has bool
 	if err := tor.do(func() {
-		tor.ls.addCandidates(full, "tracker")
-		tor.ls.addCandidates([]netip.AddrPort{user}, "user")
-		_, has = tor.ls.known[user]
-		known = len(tor.ls.known)
+		tor.ls.addPeers(full, SourceTracker)
+		tor.ls.addPeers([]netip.AddrPort{user}, SourceUser)
+		has = tor.ls.book.Has(user)
+		known = tor.ls.book.Len()
 	}); err != nil {
 		t.Fatal(err)
 	}

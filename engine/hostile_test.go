@@ -82,8 +82,8 @@ func sampleBounds(tor *Torrent) func() boundsSample {
 			s := boundsSample{heapInuse: ms.HeapInuse}
 			_ = tor.do(func() {
 				ls := tor.ls
-				s.known, s.peers, s.pexSwarm = len(ls.known), len(ls.peers), ls.pex.swarm.Len()
-				for p := range ls.peers {
+				s.known, s.peers, s.pexSwarm = ls.book.Len(), ls.conns.len(), ls.pex.swarm.Len()
+				for p := range ls.conns.peers {
 					q, serve := p.queueSizes()
 					s.sendQueue = max(s.sendQueue, q)
 					s.serveQueue = max(s.serveQueue, serve)

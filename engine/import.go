@@ -22,7 +22,7 @@ type importResult struct {
 
 // startImport verifies the data in dir into the cache in a worker.
 func (ls *loopState) startImport(dir string) {
-	t, st, info := ls.t, ls.store, ls.info
+	t, st, info := ls.t, ls.store(), ls.info()
 	ls.importing = true
 	have := st.Bitfield()
 	t.wg.Add(1)
@@ -44,6 +44,7 @@ func (ls *loopState) startImport(dir string) {
 func (ls *loopState) onImport(r importResult) {
 	if r.done {
 		ls.importing = false
+		ls.publish() // Stats no longer says "verifying" once ImportDone is closed
 		ls.t.endImport()
 		if r.err != nil {
 			ls.t.log.Warn("import of existing data", "dir", ls.t.opt.Import, "err", r.err)
@@ -57,6 +58,7 @@ func (ls *loopState) onImport(r importResult) {
 		ls.announceHave(r.piece)
 		ls.checkComplete()
 		ls.cancelUnwanted()
+		ls.dirty = true
 	}
 }
 

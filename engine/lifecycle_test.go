@@ -91,7 +91,7 @@ func TestPauseResumeRemove(t *testing.T) {
 		t.Fatal(err)
 	}
 	tor.Pause()
-	if st := tor.Stats(); st.State != "paused" || st.Peers != 0 {
+	if st := tor.Stats(); st.State != StatePaused || st.Peers != 0 {
 		t.Fatalf("after Pause: %+v", st)
 	}
 	tor.Resume()

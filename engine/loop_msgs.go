@@ -3,9 +3,7 @@ package engine
 import (
 	"fmt"
 	"slices"
-	"time"
 
-	"github.com/swarmfs/swarmfs/engine/internal/choker"
 	"github.com/swarmfs/swarmfs/engine/internal/picker"
 	"github.com/swarmfs/swarmfs/engine/internal/wire"
 	"github.com/swarmfs/swarmfs/engine/internal/wire/bitfield"
@@ -26,6 +24,12 @@ func (ls *loopState) handle(ev any) {
 			}
 			ls.removePeer(ev.p, reason)
 		}
+	case peerExtHandshake:
+		if !ev.p.removed {
+			ls.onExtHandshake(ev.p, ev.h)
+		}
+	case peerBroke:
+		ls.dropPeer(ev.p, ev.reason)
 	case peerServeFailed:
 		if !ev.p.removed && ev.p.hs.fast {
 			r := ev.r
@@ -38,17 +42,21 @@ func (ls *loopState) handle(ev any) {
 	case blockWritten:
 		ls.onBlockWritten(ev)
 	case pieceHashed:
-		ls.onPieceHashed(ev)
+		ls.applyDisk(ls.disk.Hashed(ev))
 	case importResult:
 		ls.onImport(ev)
 	case metaWritten:
-		// nothing to do: the file is only an accelerator
+		if ev.err != nil {
+			// The file only makes adding the magnet again instant.
+			ls.t.log.Warn("saving fetched metadata", "err", ev.err)
+		}
 	}
 }
 
 // onMessage handles one message from a peer.
 func (ls *loopState) onMessage(p *peer, m wire.Message) {
-	if ls.info == nil {
+	info := ls.info()
+	if info == nil {
 		switch m.ID {
 		case wire.Have, wire.Bitfield, wire.Request, wire.Piece, wire.Cancel,
 			wire.Suggest, wire.Reject, wire.AllowedFast:
@@ -84,7 +92,7 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 		}
 	case wire.Unchoke:
 		p.peerChoking = false
-		ls.refill[p] = true
+		ls.conns.wantRefill(p)
 	case wire.Interested:
 		p.peerInterested = true
 		ls.maybeUnchokeNow(p)
@@ -92,8 +100,8 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 		p.peerInterested = false
 	case wire.Have:
 		i := int(m.Index)
-		if i >= ls.info.NumPieces() {
-			ls.dropPeer(p, fmt.Sprintf("have for piece %d of %d", i, ls.info.NumPieces()))
+		if i >= info.NumPieces() {
+			ls.dropPeer(p, fmt.Sprintf("have for piece %d of %d", i, info.NumPieces()))
 			return
 		}
 		p.seenHave = true
@@ -101,7 +109,7 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 			p.have.Set(i)
 			ls.pk.PeerHave(p.id, i)
 			ls.updateInterest(p)
-			ls.refill[p] = true
+			ls.conns.wantRefill(p)
 		}
 	case wire.Bitfield:
 		if err := ls.applyBitfield(p, m.Data); err != nil {
@@ -132,7 +140,7 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 		}
 		if live {
 			ls.pk.Rejected(p.id, r)
-			ls.refillAll = true
+			ls.conns.refillAll = true
 		}
 	case wire.AllowedFast, wire.Suggest:
 		// Suggestions are validated, then ignored: the picker's order
@@ -143,14 +151,14 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 			return
 		}
 		i := int(m.Index)
-		if i >= ls.info.NumPieces() {
-			ls.dropPeer(p, fmt.Sprintf("%s for piece %d of %d", m.ID, i, ls.info.NumPieces()))
+		if i >= info.NumPieces() {
+			ls.dropPeer(p, fmt.Sprintf("%s for piece %d of %d", m.ID, i, info.NumPieces()))
 			return
 		}
 		if m.ID == wire.AllowedFast && len(p.allowedIn) < maxAllowedIn && !slices.Contains(p.allowedIn, i) {
 			p.allowedIn = append(p.allowedIn, i)
 			if p.peerChoking {
-				ls.refill[p] = true
+				ls.conns.wantRefill(p)
 			}
 		}
 	case wire.Port:
@@ -162,7 +170,8 @@ func (ls *loopState) onMessage(p *peer, m wire.Message) {
 
 // applyBitfield validates and records a peer's bitfield.
 func (ls *loopState) applyBitfield(p *peer, data []byte) error {
-	bf, err := bitfield.Parse(data, ls.info.NumPieces())
+	info := ls.info()
+	bf, err := bitfield.Parse(data, info.NumPieces())
 	if err != nil {
 		return fmt.Errorf("bad bitfield: %v", err)
 	}
@@ -171,31 +180,33 @@ func (ls *loopState) applyBitfield(p *peer, data []byte) error {
 	p.haveAll = bf.All()
 	ls.pk.PeerBitfield(p.id, bf.Bools())
 	ls.updateInterest(p)
-	ls.refill[p] = true
+	ls.conns.wantRefill(p)
 	return nil
 }
 
 func (ls *loopState) applyHaveAllNone(p *peer, all bool) {
+	info := ls.info()
 	p.seenHave = true
 	if all {
-		p.have = bitfield.Full(ls.info.NumPieces())
+		p.have = bitfield.Full(info.NumPieces())
 		p.haveAll = true
 		ls.pk.PeerHaveAll(p.id)
 	} else {
-		p.have = bitfield.New(ls.info.NumPieces())
+		p.have = bitfield.New(info.NumPieces())
 		ls.pk.PeerHaveNone(p.id)
 	}
 	ls.updateInterest(p)
-	ls.refill[p] = true
+	ls.conns.wantRefill(p)
 }
 
 // replayHaves applies what a peer told us before the metadata was known.
 func (ls *loopState) replayHaves(p *peer) {
-	p.have = bitfield.New(ls.info.NumPieces())
+	info := ls.info()
+	p.have = bitfield.New(info.NumPieces())
 	switch {
 	case p.haveAll:
 		ls.pk.PeerHaveAll(p.id)
-		p.have = bitfield.Full(ls.info.NumPieces())
+		p.have = bitfield.Full(info.NumPieces())
 	case p.rawBitfield != nil:
 		if err := ls.applyBitfield(p, p.rawBitfield); err != nil {
 			ls.dropPeer(p, err.Error())
@@ -203,8 +214,8 @@ func (ls *loopState) replayHaves(p *peer) {
 		}
 	}
 	for _, i := range p.rawHaves {
-		if i < 0 || i >= ls.info.NumPieces() {
-			ls.dropPeer(p, fmt.Sprintf("have for piece %d of %d", i, ls.info.NumPieces()))
+		if i < 0 || i >= info.NumPieces() {
+			ls.dropPeer(p, fmt.Sprintf("have for piece %d of %d", i, info.NumPieces()))
 			return
 		}
 		p.have.Set(i)
@@ -212,40 +223,18 @@ func (ls *loopState) replayHaves(p *peer) {
 	}
 	p.rawBitfield, p.rawHaves = nil, nil
 	ls.updateInterest(p)
-	ls.refill[p] = true
-}
-
-// updateInterest sends Interested or NotInterested when it changes.
-func (ls *loopState) updateInterest(p *peer) {
-	if ls.pk == nil || p.removed {
-		return
-	}
-	want := ls.pk.Interesting(p.id)
-	if want == p.amInterested {
-		return
-	}
-	p.amInterested = want
-	if want {
-		p.send(wire.Message{ID: wire.Interested})
-	} else {
-		p.send(wire.Message{ID: wire.NotInterested})
-	}
-}
-
-func (ls *loopState) updateInterestAll() {
-	for p := range ls.peers {
-		ls.updateInterest(p)
-	}
+	ls.conns.wantRefill(p)
 }
 
 // onRequest queues a peer's block request for the writer, or rejects it.
 func (ls *loopState) onRequest(p *peer, m wire.Message) {
+	info := ls.info()
 	r := picker.Request{Piece: int(m.Index), Begin: int(m.Begin), Length: int(m.Length)}
-	if r.Piece >= ls.info.NumPieces() {
-		ls.dropPeer(p, fmt.Sprintf("request for piece %d of %d", r.Piece, ls.info.NumPieces()))
+	if r.Piece >= info.NumPieces() {
+		ls.dropPeer(p, fmt.Sprintf("request for piece %d of %d", r.Piece, info.NumPieces()))
 		return
 	}
-	size := int(ls.info.PieceSize(r.Piece))
+	size := int(info.PieceSize(r.Piece))
 	if r.Length <= 0 || r.Length > wire.MaxBlockSize || r.Begin < 0 || r.Begin+r.Length > size {
 		ls.dropPeer(p, fmt.Sprintf("request outside piece %d: begin %d length %d", r.Piece, r.Begin, r.Length))
 		return
@@ -255,66 +244,11 @@ func (ls *loopState) onRequest(p *peer, m wire.Message) {
 			p.send(wire.Message{ID: wire.Reject, Index: m.Index, Begin: m.Begin, Length: m.Length})
 		}
 	}
-	if (p.amChoking && !p.allowedOut[r.Piece]) || !ls.pk.Have(r.Piece) || !ls.store.Has(r.Piece) {
+	if (p.amChoking && !p.allowedOut[r.Piece]) || !ls.pk.Have(r.Piece) || !ls.store().Has(r.Piece) {
 		reject()
 		return
 	}
 	if !p.queueServe(r) {
 		reject()
-	}
-}
-
-// maybeUnchokeNow gives a newly interested peer a free upload slot at once
-// rather than at the next rechoke.
-func (ls *loopState) maybeUnchokeNow(p *peer) {
-	if !p.amChoking || ls.info == nil || ls.pk.HaveCount() == 0 {
-		return
-	}
-	unchoked := 0
-	for q := range ls.peers {
-		if !q.amChoking {
-			unchoked++
-		}
-	}
-	if unchoked < ls.ch.Config().Slots {
-		p.amChoking = false
-		p.send(wire.Message{ID: wire.Unchoke})
-	}
-}
-
-// rechoke runs the choker and applies its decision.
-func (ls *loopState) rechoke(now time.Time) {
-	if ls.info == nil {
-		return
-	}
-	views := make([]choker.Peer, 0, len(ls.peers))
-	for p := range ls.peers {
-		views = append(views, choker.Peer{
-			ID: int(p.id), Interested: p.peerInterested, Choked: p.amChoking,
-			Snubbed:  p.amInterested && len(p.reqSent) > 0 && now.Sub(p.lastPiece) > time.Minute && now.Sub(p.since) > time.Minute,
-			DownRate: p.downRate, UpRate: p.upRate, Connected: p.since,
-		})
-	}
-	unchoke := ls.ch.Rechoke(now, views, ls.completed)
-	keep := make(map[int]bool, len(unchoke))
-	for _, id := range unchoke {
-		keep[id] = true
-	}
-	for p := range ls.peers {
-		want := !keep[int(p.id)]
-		if want == p.amChoking {
-			continue
-		}
-		p.amChoking = want
-		if want {
-			p.send(wire.Message{ID: wire.Choke})
-			for _, r := range p.clearServe() {
-				if p.hs.fast {
-					p.send(wire.Message{ID: wire.Reject, Index: uint32(r.Piece), Begin: uint32(r.Begin), Length: uint32(r.Length)})
-				}
-			}
-		} else {
-			p.send(wire.Message{ID: wire.Unchoke})
-		}
 	}
 }

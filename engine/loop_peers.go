@@ -26,99 +26,14 @@ type (
 	}
 )
 
-// addCandidates records peer addresses to dial. The set is capped at
-// maxKnownPeers, and addresses learned through ut_pex at maxPexKnown of
-// them, so that hostile peers cannot crowd out those from trackers and the
-// DHT; addresses the user gives (AddPeers, AddOptions.Peers, magnet x.pe)
-// always get in, in place of an unconnected address learned otherwise.
-func (ls *loopState) addCandidates(addrs []netip.AddrPort, source string) {
+// addPeers records peer addresses to dial (see addrBook.Add).
+func (ls *loopState) addPeers(addrs []netip.AddrPort, source PeerSource) {
 	if len(addrs) == 0 {
 		return
 	}
-	self := ls.t.c.addr
-	user := source == "user" || source == "options"
-	for _, a := range addrs {
-		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
-		if !a.IsValid() || a.Port() == 0 || a.Addr().IsUnspecified() {
-			continue
-		}
-		if a == self {
-			continue
-		}
-		if _, bad := ls.banned[a.Addr()]; bad {
-			continue
-		}
-		if _, ok := ls.known[a]; ok {
-			continue
-		}
-		if source == "pex" && ls.pexKnown >= maxPexKnown {
-			break
-		}
-		if len(ls.known) >= maxKnownPeers && !(user && ls.evictCandidate()) {
-			break
-		}
-		c := &candidate{pex: source == "pex"}
-		if c.pex {
-			ls.pexKnown++
-		}
-		ls.known[a] = c
-		ls.queueDial(a)
-	}
-	ls.t.log.Debug("peers added", "source", source, "n", len(addrs), "known", len(ls.known), "first", addrs[0])
-}
-
-// Caps on the known peer addresses of a torrent.
-const (
-	maxKnownPeers = 2000
-	maxPexKnown   = maxKnownPeers / 2
-)
-
-// evictCandidate forgets one unconnected address to make room, preferring
-// one learned through ut_pex, then one that failed to connect. It reports
-// false when every known address is connected.
-func (ls *loopState) evictCandidate() bool {
-	var victim netip.AddrPort
-	best := -1
-	for a, c := range ls.known {
-		if c.connected || c.dialing {
-			continue
-		}
-		score := 0
-		if c.pex {
-			score += 2
-		}
-		if c.fails > 0 {
-			score++
-		}
-		if score > best {
-			victim, best = a, score
-			if score == 3 {
-				break
-			}
-		}
-	}
-	if best < 0 {
-		return false
-	}
-	ls.forgetCandidate(victim)
-	return true
-}
-
-// forgetCandidate drops a known address. A queued dial of it is skipped.
-func (ls *loopState) forgetCandidate(a netip.AddrPort) {
-	if c := ls.known[a]; c != nil && c.pex {
-		ls.pexKnown--
-	}
-	delete(ls.known, a)
-}
-
-func (ls *loopState) queueDial(a netip.AddrPort) {
-	c := ls.known[a]
-	if c == nil || c.queued || c.connected {
-		return
-	}
-	c.queued = true
-	ls.dialQ = append(ls.dialQ, a)
+	n := ls.book.Add(addrs, source)
+	ls.dirty = ls.dirty || n > 0
+	ls.t.log.Debug("peers added", "source", source, "n", len(addrs), "new", n, "known", ls.book.Len(), "first", addrs[0])
 }
 
 // maybeDial starts outgoing connections while there is room.
@@ -127,95 +42,58 @@ func (ls *loopState) maybeDial() {
 	if ls.paused {
 		return
 	}
-	for len(ls.dialQ) > 0 && ls.halfOpen < maxHalfOpen && len(ls.peers)+ls.halfOpen < t.c.cfg.MaxPeers {
-		if ls.info != nil && ls.completed && len(ls.peers) >= t.c.cfg.MaxPeers/2 {
+	if ls.conns.halfOpen == 0 && ls.conns.len() >= t.c.cfg.MaxPeers && ls.book.Queued() && !ls.completed {
+		// Every slot is taken and addresses wait: a useless peer
+		// makes room.
+		ls.evictForDials(time.Now())
+	}
+	for ls.conns.halfOpen < maxHalfOpen && ls.conns.len()+ls.conns.halfOpen < t.c.cfg.MaxPeers {
+		if ls.info() != nil && ls.completed && ls.conns.len() >= t.c.cfg.MaxPeers/2 {
 			return // a seed waits for leechers to come
 		}
-		a := ls.dialQ[0]
-		ls.dialQ = ls.dialQ[1:]
-		c := ls.known[a]
-		if c == nil {
-			continue
+		a, ok := ls.book.NextDial()
+		if !ok {
+			return
 		}
-		c.queued = false
-		if c.connected || c.dialing || ls.connectedTo(a) {
-			continue // a dial can take long (MSE, then plain): one at a time
-		}
-		if _, bad := ls.banned[a.Addr()]; bad {
+		if ls.conns.connectedTo(a) {
 			continue
 		}
 		if !t.c.acquireConn() {
-			ls.dialQ = append([]netip.AddrPort{a}, ls.dialQ...)
-			c.queued = true
+			// Retried at the next step of the loop (at the latest the
+			// next tick); said once until a dial gets a slot again.
+			ls.book.Unpop(a)
+			if !ls.conns.starved {
+				ls.conns.starved = true
+				t.log.Info("no free connection slot for a dial; retrying", "max_conns", t.c.cfg.MaxConns)
+			}
 			return
 		}
-		c.tried = time.Now()
-		c.dialing = true
-		ls.halfOpen++
-		t.wg.Add(1)
-		go func() {
-			defer t.wg.Done()
+		ls.conns.starved = false
+		ls.book.Dialing(a, time.Now())
+		ls.conns.halfOpen++
+		ls.dirty = true
+		t.goWorker(func() {
 			conn, hs, err := dialPeer(ls.ctx, t.c.localIP, a, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption)
-			select {
-			case t.events <- dialResult{addr: a, conn: conn, hs: hs, err: err}:
-			case <-t.closing:
+			if !t.post(dialResult{addr: a, conn: conn, hs: hs, err: err}) {
 				if conn != nil {
 					conn.Close()
 				}
 				t.c.releaseConn()
 			}
-		}()
-	}
-}
-
-// connectedTo reports whether a connection to addr exists.
-func (ls *loopState) connectedTo(a netip.AddrPort) bool {
-	for p := range ls.peers {
-		if p.addr == a {
-			return true
-		}
-	}
-	return false
-}
-
-// requeueKnown retries failed addresses with backoff when peers are few.
-func (ls *loopState) requeueKnown(now time.Time) {
-	if len(ls.dialQ) > 0 || len(ls.peers) >= ls.t.c.cfg.MaxPeers/2 || !ls.wantsPeers() {
-		return
-	}
-	for a, c := range ls.known {
-		if c.connected || c.queued || c.fails > 6 {
-			continue
-		}
-		// 1 s after the first failure (a peer still starting up), then
-		// 5 s doubling up to about 5 minutes.
-		back := time.Second
-		if c.fails > 1 {
-			back = time.Duration(1<<min(c.fails-2, 6)) * 5 * time.Second
-		}
-		if now.Sub(c.tried) >= back {
-			ls.queueDial(a)
-		}
+		})
 	}
 }
 
 func (ls *loopState) onDialResult(r dialResult) {
-	ls.halfOpen--
-	c := ls.known[r.addr]
-	if c != nil {
-		c.dialing = false
-	}
+	ls.conns.halfOpen--
+	ls.dirty = true
 	if r.err != nil {
 		ls.t.c.releaseConn()
-		if c != nil {
-			c.fails++
-			if errors.Is(r.err, errSelf) {
-				c.fails = 100
-			}
-		}
+		ls.book.Failed(r.addr, r.err)
 		ls.t.log.Debug("dial failed", "peer", r.addr, "err", r.err)
 		return
 	}
+	ls.book.DialDone(r.addr)
 	if !ls.acceptConn(r.conn, r.hs, true) {
 		r.conn.Close()
 		ls.t.c.releaseConn()
@@ -235,29 +113,28 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	if err != nil || ls.paused {
 		return false
 	}
-	if _, bad := ls.banned[ap.Addr().Unmap()]; bad {
+	if ls.book.Banned(ap.Addr()) {
 		return false
 	}
-	if len(ls.peers) >= t.c.cfg.MaxPeers {
+	if ls.conns.hasClient(hs.peerID) {
+		return false // already connected to that client
+	}
+	if !ls.roomFor(ap.Addr().Unmap(), time.Now()) {
 		return false
 	}
-	for q := range ls.peers {
-		if q.hs.peerID == hs.peerID {
-			return false // already connected to that client
-		}
-	}
-	ls.nextID++
-	p := newPeer(t, conn, hs, outgoing, ls.nextID)
-	ls.peers[p] = struct{}{}
-	ls.byID[p.id] = p
+	p := newPeer(t, conn, hs, outgoing, ls.conns.newID())
+	ls.conns.add(p)
+	ls.dirty = true
+	p.source = SourceIncoming
 	if outgoing {
-		if c := ls.known[p.addr]; c != nil {
-			c.connected = true
-			c.fails = 0
-		}
+		p.source = ls.book.Source(p.addr)
+		ls.book.Connected(p.addr)
 	}
-	if ls.info != nil {
-		p.have = bitfield.New(ls.info.NumPieces())
+	if info := ls.info(); info != nil {
+		p.have = bitfield.New(info.NumPieces())
+	}
+	if ls.pk != nil && ls.book.OnParole(p.addr.Addr()) {
+		ls.pk.SetParole(p.id, true)
 	}
 	p.log.Debug("peer connected", "outgoing", outgoing, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
 	if hs.ext {
@@ -274,17 +151,18 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 
 // sendHaves sends our piece set to a new peer.
 func (ls *loopState) sendHaves(p *peer) {
-	if ls.info == nil {
+	info := ls.info()
+	if info == nil {
 		if p.hs.fast {
 			p.send(wire.Message{ID: wire.HaveNone})
 		}
 		return
 	}
-	have := ls.store.Bitfield()
+	have := ls.store().Bitfield()
 	bf := bitfield.FromBools(have)
 	n := bf.Count()
 	switch {
-	case p.hs.fast && n == ls.info.NumPieces():
+	case p.hs.fast && n == info.NumPieces():
 		p.send(wire.Message{ID: wire.HaveAll})
 	case p.hs.fast && n == 0:
 		p.send(wire.Message{ID: wire.HaveNone})
@@ -297,7 +175,7 @@ func (ls *loopState) sendHaves(p *peer) {
 	// BEP 6 allowed fast set: pieces the peer may request while choked
 	// (only those we have, so that the grant means something).
 	p.allowedOut = make(map[int]bool)
-	for _, i := range wire.AllowedFastSet(p.addr.Addr(), ls.t.infoHash, ls.info.NumPieces(), wire.DefaultAllowedFast) {
+	for _, i := range wire.AllowedFastSet(p.addr.Addr(), ls.t.infoHash, info.NumPieces(), wire.DefaultAllowedFast) {
 		if int(i) < len(have) && have[i] {
 			p.allowedOut[int(i)] = true
 			p.send(wire.Message{ID: wire.AllowedFast, Index: i})
@@ -312,22 +190,16 @@ func (ls *loopState) removePeer(p *peer, reason string) {
 	}
 	p.removed = true
 	p.close(errors.New(reason))
-	delete(ls.peers, p)
-	delete(ls.byID, p.id)
-	delete(ls.refill, p)
+	ls.conns.remove(p)
+	ls.dirty = true
 	if ls.pk != nil {
 		if reqs := ls.pk.PeerGone(p.id); len(reqs) > 0 {
-			ls.refillAll = true
+			ls.conns.refillAll = true
 		}
 	}
-	ls.downBase += p.down.Load()
-	ls.upBase += p.up.Load()
-	for _, a := range []netip.AddrPort{p.addr, p.listen} {
-		if c := ls.known[a]; c != nil && a.IsValid() {
-			c.connected = false
-			c.tried = time.Now()
-		}
-	}
+	now := time.Now()
+	ls.book.Gone(p.addr, now)
+	ls.book.Gone(p.listen, now)
 	ls.t.c.releaseConn()
 	ls.pexDropped(p)
 	ls.metaPeerGone(p)
@@ -343,62 +215,53 @@ func (ls *loopState) dropPeer(p *peer, reason string) {
 	ls.removePeer(p, reason)
 }
 
-// Blame for pieces that fail the hash check, per IP: a peer that sent a
-// whole bad piece alone earns strikeSole, one that sent part of it
-// strikeShared; each good piece it helped with takes one point off. An IP
-// at banPoints is banned.
-const (
-	strikeSole   = 2
-	strikeShared = 1
-	banPoints    = 4
-)
-
-// blame records a bad piece against the IPs that sent its blocks.
-func (ls *loopState) blame(piece int, ips map[netip.Addr]bool) {
-	w := strikeShared
-	if len(ips) == 1 {
-		w = strikeSole
-	}
-	for ip := range ips {
-		ls.strikes[ip] += w
-		ls.t.log.Info("peer sent part of a bad piece", "ip", ip, "piece", piece, "points", ls.strikes[ip])
-		if ls.strikes[ip] >= banPoints {
-			ls.ban(ip, "sent pieces that failed the hash check")
+// blame records a bad piece against the IPs that sent its blocks, banning
+// those with too many points.
+func (ls *loopState) blame(piece int, ips []netip.Addr) {
+	for _, s := range ls.book.Blame(ips, "sent pieces that failed the hash check") {
+		ls.t.log.Info("peer sent part of a bad piece", "ip", s.ip, "piece", piece, "points", s.points)
+		if s.banned {
+			ls.dropBanned(s.ip, "sent pieces that failed the hash check")
 		}
 	}
 }
 
-// credit takes a point off the IPs that helped with a good piece.
-func (ls *loopState) credit(ips map[netip.Addr]bool) {
-	for ip := range ips {
-		if ls.strikes[ip] > 0 {
-			ls.strikes[ip]--
-		}
+// setParole puts ip on parole or takes it off, telling the picker about
+// its connected peers.
+func (ls *loopState) setParole(ip netip.Addr, on bool) {
+	changed := false
+	if on {
+		changed = ls.book.Parole(ip)
+	} else {
+		changed = ls.book.EndParole(ip)
+	}
+	if !changed || ls.pk == nil {
+		return
+	}
+	for _, p := range ls.conns.fromIP(ip) {
+		ls.pk.SetParole(p.id, on)
 	}
 }
 
 // ban drops every connection from ip and never connects to it again.
 func (ls *loopState) ban(ip netip.Addr, reason string) {
-	if _, ok := ls.banned[ip]; ok {
-		return
+	if ls.book.Ban(ip, reason) {
+		ls.dropBanned(ip, reason)
 	}
-	ls.banned[ip] = reason
+}
+
+// dropBanned drops the connections of an IP the book just banned.
+func (ls *loopState) dropBanned(ip netip.Addr, reason string) {
 	ls.t.log.Info("banned peer", "ip", ip, "reason", reason)
-	for q := range ls.peers {
-		if q.addr.Addr() == ip {
-			ls.dropPeer(q, "banned: "+reason)
-		}
-	}
-	for a := range ls.known {
-		if a.Addr() == ip {
-			ls.forgetCandidate(a)
-		}
+	ls.dirty = true
+	for _, q := range ls.conns.fromIP(ip) {
+		ls.dropPeer(q, "banned: "+reason)
 	}
 }
 
 // isSeed reports whether p has every piece.
 func (ls *loopState) isSeed(p *peer) bool {
-	if ls.info == nil {
+	if ls.info() == nil {
 		return p.haveAll
 	}
 	return p.haveAll || (p.have.Len() > 0 && p.have.All())

@@ -1,27 +1,11 @@
 package engine
 
 import (
-	"errors"
 	"fmt"
-	"net/netip"
-	"sync"
 	"time"
 
-	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/internal/picker"
 	"github.com/swarmfs/swarmfs/engine/internal/wire"
-)
-
-// Events posted by the disk workers.
-type (
-	blockWritten struct {
-		piece int
-		err   error
-	}
-	pieceHashed struct {
-		piece int
-		err   error
-	}
 )
 
 // maxAllowedIn caps the allowed-fast pieces we remember per peer (BEP 6
@@ -31,7 +15,7 @@ const maxAllowedIn = 32
 // pipeline returns how many requests to keep outstanding at p: about one
 // second of data at its measured rate, bounded.
 func (ls *loopState) pipeline(p *peer) int {
-	d := int(p.downRate/wire.BlockSize) + minPipeline
+	d := int(p.downRate.value/wire.BlockSize) + minPipeline
 	d = min(max(d, minPipeline), maxPipeline)
 	if p.ext != nil && p.ext.Reqq > 0 {
 		d = min(d, p.ext.Reqq)
@@ -42,25 +26,23 @@ func (ls *loopState) pipeline(p *peer) int {
 // fillRequests tops up the request pipelines of the peers marked for it.
 func (ls *loopState) fillRequests() {
 	if ls.pk == nil || ls.paused {
-		clear(ls.refill)
-		ls.refillAll = false
+		ls.conns.clearRefill()
 		return
 	}
-	if ls.writing >= maxWriting {
+	if ls.disk.Full() {
 		return // refilled when writes complete
 	}
 	ls.pk.SetClock(time.Now())
-	if ls.refillAll {
-		for p := range ls.peers {
+	if ls.conns.refillAll {
+		for p := range ls.conns.peers {
 			ls.fillPeer(p)
 		}
 	} else {
-		for p := range ls.refill {
+		for p := range ls.conns.refill {
 			ls.fillPeer(p)
 		}
 	}
-	clear(ls.refill)
-	ls.refillAll = false
+	ls.conns.clearRefill()
 }
 
 func (ls *loopState) fillPeer(p *peer) {
@@ -115,7 +97,7 @@ func (ls *loopState) cancelUnwanted() {
 // already on its way, or the peer's BEP 6 reject of the cancelled request,
 // is then no protocol violation, even if we request the block again.
 func (ls *loopState) sendCancel(pr picker.PeerRequest) {
-	q := ls.byID[pr.Peer]
+	q := ls.conns.get(pr.Peer)
 	if q == nil || q.removed {
 		return
 	}
@@ -152,11 +134,11 @@ func (p *peer) answered(r picker.Request) (ok, live bool) {
 	return false, false
 }
 
-// onPiece validates a received block and hands it to a disk worker.
+// onPiece validates a received block and hands it to the disk pipeline.
 func (ls *loopState) onPiece(p *peer, m wire.Message) {
 	r := picker.Request{Piece: int(m.Index), Begin: int(m.Begin), Length: len(m.Data)}
-	if r.Piece >= ls.info.NumPieces() {
-		ls.dropPeer(p, fmt.Sprintf("block for piece %d of %d", r.Piece, ls.info.NumPieces()))
+	if n := ls.info().NumPieces(); r.Piece >= n {
+		ls.dropPeer(p, fmt.Sprintf("block for piece %d of %d", r.Piece, n))
 		return
 	}
 	if ok, _ := p.answered(r); !ok {
@@ -165,7 +147,7 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 	}
 	// A block answering a cancelled send is still used if we lack it.
 	p.lastPiece = time.Now()
-	ls.refill[p] = true
+	ls.conns.wantRefill(p)
 	rc := ls.pk.Received(p.id, r)
 	for _, c := range rc.Cancels {
 		ls.sendCancel(c)
@@ -173,157 +155,65 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 	if !rc.New {
 		putBlock(m.Data) // a duplicate, or for a piece we have
 	} else {
-		ips := ls.contrib[r.Piece]
-		if ips == nil {
-			ips = make(map[netip.Addr]bool, 1)
-			ls.contrib[r.Piece] = ips
-		}
-		ips[p.addr.Addr()] = true
-		ls.writes[r.Piece]++
-		ls.writing++
-		ls.writeBlock(r.Piece, r.Begin, m.Data)
+		ls.disk.Received(r.Piece, r.Begin, m.Data, p.addr.Addr())
 	}
 	if rc.PieceReady {
-		ls.ready[r.Piece] = true
-		ls.maybeHash(r.Piece)
+		ls.applyDisk(ls.disk.Ready(r.Piece))
 	}
-}
-
-// pieceWriter writes the received blocks of one piece to the cache one at
-// a time, in the order they arrived. Blocks of a piece mostly arrive in
-// order, and the cache hashes in-order blocks as they are written, while
-// they are in the CPU cache; written concurrently they would race, break
-// that order, and make FinishPiece read the piece back from disk.
-type pieceWriter struct {
-	mu      sync.Mutex
-	queue   []queuedBlock
-	running bool
-}
-
-type queuedBlock struct {
-	begin int
-	data  []byte
-}
-
-// writeBlock queues a block for its piece's writer goroutine, starting one
-// when none runs. Each written block posts blockWritten.
-func (ls *loopState) writeBlock(piece, begin int, data []byte) {
-	w := ls.writers[piece]
-	if w == nil {
-		w = &pieceWriter{}
-		ls.writers[piece] = w
-	}
-	w.mu.Lock()
-	w.queue = append(w.queue, queuedBlock{begin, data})
-	start := !w.running
-	w.running = true
-	w.mu.Unlock()
-	if !start {
-		return
-	}
-	st, t := ls.store, ls.t
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		for {
-			w.mu.Lock()
-			b := w.queue[0]
-			w.queue[0] = queuedBlock{}
-			w.queue = w.queue[1:]
-			w.mu.Unlock()
-			err := st.WriteBlock(piece, b.begin, b.data)
-			putBlock(b.data) // the cache has copied it
-			w.mu.Lock()
-			more := len(w.queue) > 0
-			w.running = more
-			w.mu.Unlock()
-			select {
-			case t.events <- blockWritten{piece: piece, err: err}:
-			case <-t.closing:
-				return
-			}
-			if !more {
-				return
-			}
-		}
-	}()
 }
 
 func (ls *loopState) onBlockWritten(ev blockWritten) {
-	if ls.writing == maxWriting {
-		ls.refillAll = true // requests were held back
-	}
-	ls.writing--
-	ls.writes[ev.piece]--
-	if ls.writes[ev.piece] <= 0 {
-		delete(ls.writes, ev.piece)
-		delete(ls.writers, ev.piece) // its goroutine is done with it
-	}
 	if ev.err != nil {
 		ls.t.log.Warn("writing block to the cache", "piece", ev.piece, "err", ev.err)
-		ls.writeFailed(ev.piece)
 	}
-	ls.maybeHash(ev.piece)
+	ls.applyDisk(ls.disk.Written(ev))
 }
 
-// writeFailed remembers a piece whose staged blocks are incomplete.
-func (ls *loopState) writeFailed(piece int) {
-	if ls.failedWrites == nil {
-		ls.failedWrites = make(map[int]bool)
+// applyDisk does what a step of the disk pipeline decided.
+func (ls *loopState) applyDisk(o diskOutcome) {
+	if o.unblocked {
+		ls.conns.refillAll = true // requests were held back
 	}
-	ls.failedWrites[piece] = true
-}
-
-// maybeHash starts verifying a piece once all its blocks are written.
-func (ls *loopState) maybeHash(piece int) {
-	if !ls.ready[piece] || ls.writes[piece] > 0 || ls.hashing[piece] {
-		return
-	}
-	delete(ls.ready, piece)
-	if ls.failedWrites[piece] {
-		delete(ls.failedWrites, piece)
-		delete(ls.contrib, piece)
-		ls.pk.PieceFailed(piece) // no blame: the disk failed, not the peers
-		ls.refillAll = true
-		return
-	}
-	ls.hashing[piece] = true
-	st, t := ls.store, ls.t
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		err := st.FinishPiece(piece)
-		select {
-		case t.events <- pieceHashed{piece: piece, err: err}:
-		case <-t.closing:
+	i := o.piece
+	switch o.kind {
+	case outcomeVerified:
+		ls.book.Credit(o.from)
+		if len(o.from) == 1 {
+			ls.setParole(o.from[0], false)
 		}
-	}()
-}
-
-func (ls *loopState) onPieceHashed(ev pieceHashed) {
-	delete(ls.hashing, ev.piece)
-	i := ev.piece
-	defer delete(ls.contrib, i)
-	switch {
-	case ev.err == nil:
-		ls.credit(ls.contrib[i])
+		for _, ip := range o.liars {
+			ls.ban(ip, "sent a block that differs from the verified piece")
+		}
 		ls.pk.PieceComplete(i)
 		ls.announceHave(i)
 		ls.checkComplete()
-	case errors.Is(ev.err, cache.ErrHashMismatch):
+		ls.dirty = true
+	case outcomeHashFailed:
 		ls.pk.PieceFailed(i)
-		ls.blame(i, ls.contrib[i])
-		ls.refillAll = true
-	default:
-		ls.t.log.Warn("verifying piece", "piece", i, "err", ev.err) // not the peers' fault
-		ls.pk.PieceFailed(i)
-		ls.refillAll = true
+		if len(o.from) == 1 {
+			ls.blame(i, o.from) // it sent the whole piece: it lied
+		} else {
+			// One of them lied: the piece is fetched again and its
+			// blocks compared (diskPipe); meanwhile each gets whole
+			// pieces alone, so that its next bad piece names it.
+			ls.t.log.Info("piece from several peers failed the hash check; they are on parole", "piece", i, "ips", o.from)
+			for _, ip := range o.from {
+				ls.setParole(ip, true)
+			}
+		}
+		ls.conns.refillAll = true
+	case outcomeLost:
+		if o.err != nil {
+			ls.t.log.Warn("verifying piece", "piece", i, "err", o.err) // not the peers' fault
+		}
+		ls.pk.PieceFailed(i) // no blame: the disk failed, not the peers
+		ls.conns.refillAll = true
 	}
 }
 
 // announceHave tells peers about a new piece and updates our interest.
 func (ls *loopState) announceHave(i int) {
-	for p := range ls.peers {
+	for p := range ls.conns.peers {
 		if p.have.Len() > 0 && p.have.Get(i) {
 			ls.updateInterest(p)
 			continue
@@ -345,14 +235,14 @@ func (ls *loopState) checkTimeouts(p *peer, now time.Time) {
 			for _, r := range ls.pk.Requests(p.id) {
 				ls.pk.TimedOut(p.id, r)
 			}
-			ls.refillAll = true
+			ls.conns.refillAll = true
 			p.log.Debug("requests timed out")
 		case idle > nowTimeout:
 			// A reader is blocked on these: let other peers have them.
 			for _, r := range ls.pk.Requests(p.id) {
 				if ls.pk.Priority(r.Piece) == picker.Now {
 					ls.pk.TimedOut(p.id, r)
-					ls.refillAll = true
+					ls.conns.refillAll = true
 				}
 			}
 		}
@@ -371,22 +261,23 @@ func (ls *loopState) checkTimeouts(p *peer, now time.Time) {
 
 // whyMissing explains why piece i is not here yet, for reader errors.
 func (ls *loopState) whyMissing(i int) string {
+	info := ls.info()
 	switch {
-	case ls.info == nil:
-		return fmt.Sprintf("metadata not received yet (%d peers)", len(ls.peers))
+	case info == nil:
+		return fmt.Sprintf("metadata not received yet (%d peers)", ls.conns.len())
 	case ls.paused:
 		return "torrent paused"
-	case len(ls.peers) == 0:
-		return fmt.Sprintf("no peers (%d addresses known, %d connecting)", len(ls.known), ls.halfOpen)
-	case i < 0 || i >= ls.info.NumPieces():
+	case ls.conns.len() == 0:
+		return fmt.Sprintf("no peers (%d addresses known, %d connecting)", ls.book.Len(), ls.conns.halfOpen)
+	case i < 0 || i >= info.NumPieces():
 		return fmt.Sprintf("piece %d out of range", i)
 	}
 	n := ls.pk.Availability(i)
 	if n == 0 {
-		return fmt.Sprintf("no connected peer has piece %d (%d peers)", i, len(ls.peers))
+		return fmt.Sprintf("no connected peer has piece %d (%d peers)", i, ls.conns.len())
 	}
 	unchoked := 0
-	for p := range ls.peers {
+	for p := range ls.conns.peers {
 		if p.have.Len() > 0 && p.have.Get(i) && !p.peerChoking {
 			unchoked++
 		}

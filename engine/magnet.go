@@ -71,23 +71,23 @@ const (
 // metaWritten reports the metadata file written to the cache directory.
 type metaWritten struct{ err error }
 
-// metaSize returns the metadata size p claims, or 0 when it cannot serve
-// ut_metadata.
+// metaSize returns the metadata size p claimed first, or 0 when it cannot
+// serve ut_metadata.
 func metaSize(p *peer) int {
-	if p.removed || p.ext == nil || p.ext.MetadataSize <= 0 {
+	if p.removed || p.ext == nil || p.metaClaim <= 0 {
 		return 0
 	}
 	if _, ok := p.ext.ID(wire.ExtMetadata); !ok {
 		return 0
 	}
-	return p.ext.MetadataSize
+	return p.metaClaim
 }
 
 // metaPeerReady starts asking a peer that announced metadata_size.
 func (ls *loopState) metaPeerReady(p *peer) {
 	mf := ls.meta
 	size := metaSize(p)
-	if mf == nil || ls.info != nil || size == 0 {
+	if mf == nil || ls.info() != nil || size == 0 {
 		return
 	}
 	if mf.bySize[size] == nil {
@@ -203,13 +203,13 @@ func (ls *loopState) metaData(p *peer, msg wire.MetadataMsg) {
 }
 
 func (ls *loopState) metaAskAll() {
-	if ls.meta == nil || ls.info != nil {
+	if ls.meta == nil || ls.info() != nil {
 		return
 	}
 	// Peers without requests in flight first: a silent peer must not get
 	// its own stale piece again before the others had a chance.
 	var busy []*peer
-	for p := range ls.peers {
+	for p := range ls.conns.peers {
 		if len(ls.meta.asked[p]) > 0 {
 			busy = append(busy, p)
 			continue
@@ -226,11 +226,11 @@ func (ls *loopState) metaAskAll() {
 // stored nothing for a while.
 func (ls *loopState) metaTick(now time.Time) {
 	mf := ls.meta
-	if mf == nil || ls.info != nil {
+	if mf == nil || ls.info() != nil {
 		return
 	}
 	claimed := make(map[int]bool)
-	for p := range ls.peers {
+	for p := range ls.conns.peers {
 		claimed[metaSize(p)] = true
 	}
 	for size, sf := range mf.bySize {
@@ -288,29 +288,25 @@ func (ls *loopState) metadataDone(infoBytes []byte) {
 	ls.meta = nil
 	t.log.Info("metadata received", "name", info.Name, "pieces", info.NumPieces())
 	root := t.c.cfg.CacheDir
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		err := saveMetadata(root, t.infoHash, infoBytes)
-		select {
-		case t.events <- metaWritten{err}:
-		case <-t.closing:
-		}
-	}()
+	t.goWorker(func() {
+		t.post(metaWritten{saveMetadata(root, t.infoHash, infoBytes)})
+	})
 	ls.infoKnown(mi)
 	if info.Private {
 		ls.stopDHT()
 	}
-	for p := range ls.peers {
+	for p := range ls.conns.peers {
 		ls.replayHaves(p)
 		// Say what we have now (nothing, unless the cache held pieces).
-		if ls.store != nil {
-			if n, _ := ls.store.Present(); n > 0 {
+		if st := ls.store(); st != nil {
+			if n, _ := st.Present(); n > 0 {
 				ls.sendHaves(p)
 			}
 		}
 	}
-	ls.refillAll = true
+	ls.conns.refillAll = true
+	ls.publish()
+	close(t.infoReady) // after the snapshot: Stats then has the pieces
 }
 
 // metadataPath is where fetched metadata is kept: next to the cache store

@@ -27,6 +27,7 @@ type peer struct {
 	addr     netip.AddrPort
 	hs       handshakeResult
 	outgoing bool
+	source   PeerSource // where we learned of it; SourceIncoming when it dialed us
 	log      *slog.Logger
 	id       picker.PeerID
 	since    time.Time
@@ -35,8 +36,8 @@ type peer struct {
 	closeOnce sync.Once
 	closeErr  error // set before closed is closed
 
-	// down and up count payload bytes; written by the reader, writer and
-	// loop, read by the loop.
+	// down and up count payload bytes; written by the reader and writer
+	// (with the torrent's counters, see count), read by the loop.
 	down, up atomic.Int64
 
 	mu          sync.Mutex // guards queue, queuedBytes and serve
@@ -54,11 +55,12 @@ type peer struct {
 	haveAll                     bool
 	seenHave                    bool // got a bitfield/have all/have none
 	ext                         *wire.ExtHandshake
+	metaClaim                   int            // the first metadata_size it claimed; 0 for none
 	listen                      netip.AddrPort // where the peer accepts connections, if known
 	allowedOut                  map[int]bool   // pieces the peer may request while we choke it
 	allowedIn                   []int          // pieces we may request while it chokes us (BEP 6), capped
-	lastDown, lastUp            int64
-	downRate, upRate            float64
+	downRate, upRate            rate
+	usefulAt                    time.Time // connected, or last moved payload (at a tick)
 	lastPiece                   time.Time // last block received
 	reqSent                     map[picker.Request]time.Time
 	// stale counts sends of a request whose answer (a block, or a BEP 6
@@ -78,10 +80,12 @@ type staleSend struct {
 func newPeer(t *Torrent, conn net.Conn, hs handshakeResult, outgoing bool, id picker.PeerID) *peer {
 	addr, _ := netip.ParseAddrPort(conn.RemoteAddr().String())
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
+	now := time.Now()
 	return &peer{
 		t: t, conn: conn, addr: addr, hs: hs, outgoing: outgoing, id: id,
 		log:         t.log.With("peer", addr.String()),
-		since:       time.Now(),
+		since:       now,
+		usefulAt:    now,
 		closed:      make(chan struct{}),
 		wake:        make(chan struct{}, 1),
 		amChoking:   true,
@@ -201,6 +205,17 @@ type (
 		m wire.Message // Data owned by the event
 	}
 	peerGone struct{ p *peer }
+	// peerExtHandshake is a peer's BEP 10 handshake, decoded by its reader.
+	peerExtHandshake struct {
+		p *peer
+		h wire.ExtHandshake
+	}
+	// peerBroke reports a peer its reader found breaking the protocol or
+	// over its share; the loop drops it with the reason.
+	peerBroke struct {
+		p      *peer
+		reason string
+	}
 	// peerServed reports a block the writer could not serve (evicted).
 	peerServeFailed struct {
 		p *peer
@@ -233,6 +248,8 @@ func (p *peer) readLoop() {
 	br := bufio.NewReaderSize(p.conn, 64<<10)
 	buf := make([]byte, 32<<10)
 	maxLen := uint32(wire.DefaultMaxMessageLen)
+	extLimit := newTokenBucket(extHandshakeBurst, extHandshakeEvery, time.Now())
+	bitfieldLimit := newTokenBucket(bitfieldBurst, bitfieldEvery, time.Now())
 	for {
 		_ = p.conn.SetReadDeadline(time.Now().Add(idleTimeout))
 		m, err := wire.ReadMessageInto(br, maxLen, buf, getBlock)
@@ -248,8 +265,43 @@ func (p *peer) readLoop() {
 			// here, without copying them (up to 1 MiB each) to the loop.
 			continue
 		}
+		// Large control messages are checked (and extension handshakes
+		// decoded) here, at the sender's cost: what goes to the loop is
+		// small.
+		var bad error
+		switch {
+		case m.ID == wire.Bitfield:
+			// Some clients (aria2) send their bitfield again; a
+			// peer that keeps sending large ones is dropped.
+			if !bitfieldLimit.take(time.Now()) {
+				bad = errBitfieldFlood
+			}
+		case m.ID == wire.Extended && p.hs.ext && m.ExtID == wire.ExtHandshakeID:
+			if !extLimit.take(time.Now()) {
+				bad = errExtFlood
+				break
+			}
+			h, err := wire.ParseExtHandshake(m.Data)
+			if err != nil {
+				bad = err
+				break
+			}
+			if !p.post(peerExtHandshake{p, h}) {
+				return
+			}
+			continue
+		case m.ID == wire.Extended && p.hs.ext && m.ExtID == wire.ExtMetadataID && len(m.Data) > wire.MaxMetadataMsgLen:
+			bad = fmt.Errorf("ut_metadata message of %d bytes, over the cap of %d", len(m.Data), wire.MaxMetadataMsgLen)
+		case m.ID == wire.Extended && p.hs.ext && m.ExtID == wire.ExtPexID && len(m.Data) > wire.MaxPexMessageLen:
+			bad = fmt.Errorf("ut_pex message of %d bytes, over the cap of %d", len(m.Data), wire.MaxPexMessageLen)
+		}
+		if bad != nil {
+			p.post(peerBroke{p, bad.Error()})
+			p.close(bad)
+			return
+		}
 		if m.ID == wire.Piece {
-			p.down.Add(int64(len(m.Data)))
+			p.countDown(len(m.Data))
 		}
 		if len(m.Data) > 0 && m.ID != wire.Piece { // a block has its own buffer
 			m.Data = append(make([]byte, 0, len(m.Data)), m.Data...)
@@ -257,6 +309,20 @@ func (p *peer) readLoop() {
 		if !p.post(peerMsg{p, m}) {
 			return
 		}
+	}
+}
+
+// countDown and countUp count payload bytes received from and sent to the
+// peer, for the peer and for its torrent.
+func (p *peer) countDown(n int) {
+	p.down.Add(int64(n))
+	p.t.bytes.down.Add(int64(n))
+}
+
+func (p *peer) countUp(n int) {
+	if n > 0 {
+		p.up.Add(int64(n))
+		p.t.bytes.up.Add(int64(n))
 	}
 }
 
@@ -347,7 +413,7 @@ func (p *peer) writeLoop() {
 				// Count the block before writing it: once the write
 				// returns, the peer may have it, hang up, and be removed
 				// (its counter read for the last time) before we get here.
-				p.up.Add(int64(sent))
+				p.countUp(sent)
 				if err := p.write(out); err != nil {
 					return
 				}

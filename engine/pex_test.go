@@ -28,7 +28,7 @@ func TestPexFromLibtorrent(t *testing.T) {
 	defer cancel()
 	for {
 		var known bool
-		if err := tor.do(func() { _, known = tor.ls.known[want] }); err != nil {
+		if err := tor.do(func() { known = tor.ls.book.Has(want) }); err != nil {
 			t.Fatal(err)
 		}
 		if known {
@@ -71,7 +71,7 @@ func TestPexBetweenOurClients(t *testing.T) {
 	defer cancel()
 	for {
 		var known bool
-		if err := tb.do(func() { _, known = tb.ls.known[cc.Addr()] }); err != nil {
+		if err := tb.do(func() { known = tb.ls.book.Has(cc.Addr()) }); err != nil {
 			t.Fatal(err)
 		}
 		if known {

@@ -226,18 +226,19 @@ func (r *Reader) rangesLocked() []picker.Range {
 	return rs
 }
 
-// push sends the reader's ranges to the torrent loop.
-// Updates pushed concurrently may arrive out of order; the loop keeps the
-// one with the highest seq.
+// push gives the reader's ranges to the torrent loop, without waiting for
+// it. Updates pushed concurrently may arrive out of order; the newest by
+// seq wins.
 func (r *Reader) push(ctx context.Context, ranges []picker.Range, seq uint64) error {
 	select {
-	case r.t.prio <- prioOwner{owner: r.owner, ranges: ranges, seq: seq}:
-		return nil
 	case <-r.t.closing:
 		return ErrClosed
 	case <-ctx.Done():
 		return fmt.Errorf("engine: setting read priority: %w", ctx.Err())
+	default:
 	}
+	r.t.prio.put(prioOwner{owner: r.owner, ranges: ranges, seq: seq})
+	return nil
 }
 
 // explain turns a failed wait for piece i into an error that says why.
@@ -270,13 +271,8 @@ func (r *Reader) Close() error {
 	return nil
 }
 
-// pushClear tells the loop to drop the reader's ranges.
+// pushClear tells the loop to drop the reader's ranges (without waiting
+// for it).
 func (r *Reader) pushClear() {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	select {
-	case r.t.prio <- prioOwner{owner: r.owner, clear: true}:
-	case <-r.t.closing:
-	case <-ctx.Done():
-	}
+	r.t.prio.put(prioOwner{owner: r.owner, clear: true})
 }

@@ -15,8 +15,10 @@ import (
 )
 
 // Torrent is one torrent of a Client. Its exported methods are safe for
-// concurrent use; they send commands to the torrent's goroutine, which owns
-// all mutable state (peers, picker, choker, statistics).
+// concurrent use; those that change the torrent send commands to the
+// torrent's goroutine, which owns all mutable state (peers, picker,
+// choker, statistics); those that only look (Stats, Peers, Info, Bitfield)
+// read what the goroutine published and never wait on it.
 type Torrent struct {
 	c        *Client
 	infoHash metainfo.Hash
@@ -26,7 +28,7 @@ type Torrent struct {
 
 	cmds    chan func()    // closures run by the loop
 	events  chan any       // from peers, dialers and workers
-	prio    chan prioOwner // reader priority updates
+	prio    *prioBox       // reader priority updates
 	closing chan struct{}  // closed by Remove: the loop ends
 	done    chan struct{}  // closed when the loop and its goroutines ended
 	wg      sync.WaitGroup // goroutines that post to events
@@ -36,18 +38,23 @@ type Torrent struct {
 	imported  chan struct{} // closed when AddOptions.Import has been verified
 	importEnd sync.Once
 
-	mu       sync.Mutex // guards the fields below
+	nameMu   sync.Mutex // guards name
 	name     string
-	mi       *metainfo.MetaInfo
-	store    *cache.Store
-	last     Stats // snapshot kept for Stats after the loop ended
+	loaded   atomic.Pointer[loadedInfo] // set once, when the metadata is known
 	removeMu sync.Once
 
 	ls *loopState // owned by the loop goroutine
 
-	// Byte counters published by the loop for the tracker announcer.
-	statUp, statDown, statLeft atomic.Int64
-	nextOwner                  atomic.Int64
+	snap      atomic.Pointer[snapshot] // published by the loop
+	published chan struct{}            // closed when the first snapshot is
+	bytes     byteCounters
+	nextOwner atomic.Int64
+}
+
+// loadedInfo is a torrent's metainfo and the cache store opened for it.
+type loadedInfo struct {
+	mi    *metainfo.MetaInfo
+	store *cache.Store
 }
 
 // Stats is a snapshot of a torrent's transfer state.
@@ -62,10 +69,11 @@ type Stats struct {
 	PiecesHave, PiecesTotal int
 	// BytesHave is the size of the verified pieces.
 	BytesHave int64
-	// State is "fetching metadata", "paused", "verifying" (existing data
-	// of AddOptions.Import), "downloading", "seeding", "idle" (nothing
-	// wanted is missing, not complete) or "removed".
-	State string
+	// State is what the torrent is doing; its String is "fetching
+	// metadata", "paused", "verifying" (existing data of
+	// AddOptions.Import), "downloading", "seeding", "idle" (nothing wanted
+	// is missing, not complete) or "removed".
+	State State
 	// HalfOpen is the number of outgoing connection attempts in flight and
 	// Known the number of peer addresses known but not connected.
 	HalfOpen, Known int
@@ -81,12 +89,13 @@ func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo,
 		trackers:  trackers,
 		cmds:      make(chan func()),
 		events:    make(chan any, 256),
-		prio:      make(chan prioOwner, 64),
+		prio:      newPrioBox(),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		infoReady: make(chan struct{}),
 		complete:  make(chan struct{}),
 		imported:  make(chan struct{}),
+		published: make(chan struct{}),
 	}
 	if opt.Import == "" {
 		t.endImport()
@@ -96,23 +105,23 @@ func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo,
 		if err := t.setInfo(mi); err != nil {
 			return nil, err
 		}
+		close(t.infoReady)
 	}
 	return t, nil
 }
 
-// setInfo opens the cache store for mi and publishes the metadata. It runs
-// before the loop starts or on the loop goroutine.
+// setInfo opens the cache store for mi and publishes the metadata; the
+// caller closes infoReady. It runs before the loop starts or on the loop
+// goroutine.
 func (t *Torrent) setInfo(mi *metainfo.MetaInfo) error {
 	st, err := cache.Open(t.c.cfg.CacheDir, t.infoHash, mi.Info, cache.Config{Budget: t.c.budget, Logger: t.log})
 	if err != nil {
 		return fmt.Errorf("engine: open cache: %w", err)
 	}
-	t.mu.Lock()
-	t.mi = mi
+	t.nameMu.Lock()
 	t.name = mi.Info.Name
-	t.store = st
-	t.mu.Unlock()
-	close(t.infoReady)
+	t.nameMu.Unlock()
+	t.loaded.Store(&loadedInfo{mi: mi, store: st})
 	return nil
 }
 
@@ -130,32 +139,32 @@ func (t *Torrent) InfoHash() metainfo.Hash { return t.infoHash }
 // Name returns the torrent's name: the info's name, else the magnet's dn,
 // else the hex info hash.
 func (t *Torrent) Name() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
+	t.nameMu.Lock()
+	defer t.nameMu.Unlock()
 	return t.name
 }
 
 // Info returns the validated info dictionary, or nil until it is known.
 func (t *Torrent) Info() *metainfo.Info {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.mi == nil {
-		return nil
+	if l := t.loaded.Load(); l != nil {
+		return l.mi.Info
 	}
-	return t.mi.Info
+	return nil
 }
 
 // MetaInfo returns the torrent's metainfo, or nil until it is known.
 func (t *Torrent) MetaInfo() *metainfo.MetaInfo {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.mi
+	if l := t.loaded.Load(); l != nil {
+		return l.mi
+	}
+	return nil
 }
 
 func (t *Torrent) storeOrNil() *cache.Store {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.store
+	if l := t.loaded.Load(); l != nil {
+		return l.store
+	}
+	return nil
 }
 
 // FileComplete reports whether every piece of file index i of the info is
@@ -217,18 +226,6 @@ func (t *Torrent) doCtx(ctx context.Context, f func()) error {
 	}
 }
 
-// Stats returns a snapshot of the torrent's transfer state.
-func (t *Torrent) Stats() Stats {
-	var s Stats
-	if t.do(func() { s = t.ls.stats() }) != nil {
-		t.mu.Lock()
-		s = t.last
-		t.mu.Unlock()
-		s.State = "removed"
-	}
-	return s
-}
-
 // Bitfield returns which pieces are verified in the cache (nil until the
 // metadata is known).
 func (t *Torrent) Bitfield() []bool {
@@ -242,7 +239,7 @@ func (t *Torrent) Bitfield() []bool {
 // AddPeers adds peer addresses to dial.
 func (t *Torrent) AddPeers(addrs ...netip.AddrPort) {
 	addrs = append([]netip.AddrPort(nil), addrs...)
-	_ = t.do(func() { t.ls.addCandidates(addrs, "user") })
+	_ = t.do(func() { t.ls.addPeers(addrs, SourceUser) })
 }
 
 // SetPrefetch turns background download of the whole torrent on or off.

@@ -88,7 +88,7 @@ func (a fsTorrent) Status() fs.Status {
 	if info == nil {
 		return fs.Status{Text: fmt.Sprintf("%s (%d peers)", st.State, st.Peers)}
 	}
-	s := fs.Status{Total: info.TotalLength, Pieces: a.t.Bitfield(), Text: st.State}
+	s := fs.Status{Total: info.TotalLength, Pieces: a.t.Bitfield(), Text: st.State.String()}
 	if st.PiecesTotal == 0 {
 		// The snapshot is from before the metadata; the next one follows.
 		s.Text = "metadata received"
@@ -119,13 +119,6 @@ func newStatsFeed(stats func() engine.Stats) *statsFeed {
 	return f
 }
 
-// pendingStatsFeed is a feed whose first snapshot, until run takes one,
-// says "starting": for callers that must not wait for the torrent loop.
-func pendingStatsFeed(stats func() engine.Stats) *statsFeed {
-	f := &statsFeed{stats: stats}
-	f.last.Store(&engine.Stats{State: "starting"})
-	return f
-}
 
 func (f *statsFeed) refresh() {
 	s := f.stats()

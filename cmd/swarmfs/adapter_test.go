@@ -20,7 +20,7 @@ func TestStatsFeedNeverWaits(t *testing.T) {
 		if n == 2 {
 			<-wedged // the loop is busy
 		}
-		return engine.Stats{State: "downloading", Peers: int(n)}
+		return engine.Stats{State: engine.StateDownloading, Peers: int(n)}
 	})
 	done, infoReady := make(chan struct{}), make(chan struct{})
 	ended := make(chan struct{})
@@ -58,8 +58,5 @@ func TestStatsFeedNeverWaits(t *testing.T) {
 	case <-ended:
 	case <-time.After(10 * time.Second):
 		t.Fatal("run did not end when done closed")
-	}
-	if p := pendingStatsFeed(nil).get(); p.State != "starting" {
-		t.Errorf("a pending feed says %q before its first snapshot", p.State)
 	}
 }

@@ -275,9 +275,10 @@ func sortTorrents(ts []library.Torrent) {
 
 // engineStats turns library stats back into engine stats for statusLine.
 func engineStats(s library.Stats) engine.Stats {
+	state, _ := engine.ParseState(s.State)
 	return engine.Stats{
 		Downloaded: s.Downloaded, Uploaded: s.Uploaded, DownRate: s.DownRate, UpRate: s.UpRate,
 		Peers: s.Peers, Seeds: s.Seeds, PiecesHave: s.PiecesHave, PiecesTotal: s.PiecesTotal,
-		BytesHave: s.BytesHave, State: s.State,
+		BytesHave: s.BytesHave, State: state,
 	}
 }

@@ -98,7 +98,7 @@ func snapshot(e *libEntry, readers int) library.Torrent {
 	out := library.Torrent{
 		InfoHash: t.InfoHash(), Name: t.Name(), Modified: e.added,
 		Stats: library.Stats{
-			State: st.State, Downloaded: st.Downloaded, Uploaded: st.Uploaded,
+			State: st.State.String(), Downloaded: st.Downloaded, Uploaded: st.Uploaded,
 			DownRate: st.DownRate, UpRate: st.UpRate, Peers: st.Peers, Seeds: st.Seeds,
 			PiecesHave: st.PiecesHave, PiecesTotal: st.PiecesTotal, BytesHave: st.BytesHave,
 			OpenReaders: readers,
@@ -248,7 +248,7 @@ func (l *engineLibrary) fsTorrent(h metainfo.Hash) (fs.Torrent, bool) {
 		return nil, false
 	}
 	if e.stats == nil {
-		e.stats = pendingStatsFeed(e.t.Stats)
+		e.stats = newStatsFeed(e.t.Stats) // Stats reads a snapshot: no wait
 		go e.stats.run(e.t.Done(), e.t.InfoReady(), statsPeriod)
 	}
 	return libFSTorrent{fsTorrent: fsTorrent{t: e.t, stats: e.stats}, l: l}, true

@@ -50,6 +50,7 @@ func (p *Picker) addReq(ps *peerState, i, b int) {
 func (p *Picker) dropRequests(ps *peerState) []Request {
 	out := p.requestsOf(ps)
 	for _, r := range out {
+		p.release(ps, r.Piece)
 		p.removeReq(ps, r.Piece, r.Begin/p.blockSize)
 	}
 	return out
@@ -85,6 +86,9 @@ func (p *Picker) Received(peer PeerID, r Request) Receipt {
 	}
 	blk.reqs = nil
 	blk.recv, blk.from = true, peer
+	if peer != d.owner {
+		d.alone = false // another peer's block: the piece is shared now
+	}
 	d.nrecv++
 	rc.New = true
 	rc.PieceReady = d.nrecv == len(d.blocks)
@@ -99,7 +103,32 @@ func (p *Picker) Rejected(peer PeerID, r Request) bool {
 	if !ok || ps == nil {
 		return false
 	}
+	p.release(ps, i)
 	return p.removeReq(ps, i, b)
+}
+
+// release opens piece i to every peer if ps held it alone: ps gave a
+// block of it back.
+func (p *Picker) release(ps *peerState, i int) {
+	if d := p.dl[i]; d != nil && d.alone && d.owner == ps.id {
+		d.alone = false
+	}
+}
+
+// SetParole puts a peer on parole, or takes it off. A peer on parole only
+// gets pieces no other peer has blocks of, and the pieces it starts are
+// left to it alone until it gives a block back (reject, time-out, choke,
+// disconnect) or another peer delivers one: a piece it sends alone that
+// fails its hash check names it alone. Pieces it holds alone are opened to
+// every peer when it is taken off parole.
+func (p *Picker) SetParole(peer PeerID, on bool) {
+	ps := p.peerFor(peer)
+	ps.parole = on
+	if !on {
+		for _, i := range p.active {
+			p.release(ps, i)
+		}
+	}
 }
 
 // TimedOut returns the request r of peer to the pool so that other peers may
@@ -134,6 +163,7 @@ func (p *Picker) PieceFailed(i int) []PeerID {
 	}
 	d := p.dl[i]
 	p.detach(i, false)
+	d.alone = false
 	var blame []PeerID
 	pending := false
 	d.nfree, d.nrecv = 0, 0

@@ -47,6 +47,15 @@
 // PickAllowed is Pick restricted to a peer's BEP 6 allowed-fast pieces,
 // for use while that peer chokes us.
 //
+// # Parole
+//
+// SetParole puts a peer on parole (it shared a piece that failed its hash
+// check): it then only gets pieces no other peer has blocks of, and the
+// pieces it starts are left to it alone, so that its next bad piece names
+// it. Such a piece opens to every peer when its owner gives a block back
+// (reject, time-out, choke, disconnect), when another peer delivers one
+// of its blocks, or when the owner is taken off parole.
+//
 // Received accepts a block whether or not it was requested from that peer
 // (Receipt.Expected says which): a block that arrives after a Cancel, a
 // Choked or a TimedOut is still stored if we lack it. Deciding whether an

@@ -62,10 +62,14 @@ func (p *Picker) fetchedElsewhere(ps *peerState, i int) bool {
 // take appends requests for the free blocks of piece i, in block order, if
 // the peer has the piece and it is wanted and missing.
 func (p *Picker) take(ps *peerState, i int, out []Request, max int) []Request {
-	if !p.wantedP(i) || p.free(i) == 0 || !(ps.seed || hasBit(ps.has, i)) {
+	if !p.wantedP(i) || p.free(i) == 0 || !(ps.seed || hasBit(ps.has, i)) || !p.mayTake(ps, i) {
 		return out
 	}
+	fresh := p.dl[i] == nil
 	d := p.startDownload(i)
+	if fresh && ps.parole {
+		d.alone = true // addReq makes ps its owner
+	}
 	for b := range d.blocks {
 		if len(out) >= max || d.nfree == 0 {
 			break
@@ -76,6 +80,17 @@ func (p *Picker) take(ps *peerState, i int, out []Request, max int) []Request {
 		}
 	}
 	return out
+}
+
+// mayTake reports whether ps may request blocks of piece i: a peer on
+// parole only those of fresh pieces or of its own alone pieces, others
+// none of another peer's alone piece.
+func (p *Picker) mayTake(ps *peerState, i int) bool {
+	d := p.dl[i]
+	if ps.parole {
+		return d == nil || (d.alone && d.owner == ps.id)
+	}
+	return d == nil || !d.alone || d.owner == ps.id
 }
 
 // scanClass appends requests from the rarest-first index of class c: rarest
@@ -154,7 +169,7 @@ func (p *Picker) pickEndgame(ps *peerState, max int) []Request {
 	whole := p.wanted == p.numPieces-p.haveCount
 	var cand []int
 	for _, i := range p.active {
-		if p.wantedP(i) && (whole || p.prio[i] == Now) &&
+		if p.wantedP(i) && (whole || p.prio[i] == Now) && p.mayTake(ps, i) &&
 			(ps.seed || hasBit(ps.has, i)) && p.dl[i].nrecv < len(p.dl[i].blocks) {
 			cand = append(cand, i)
 		}

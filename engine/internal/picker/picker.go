@@ -62,7 +62,8 @@ type peerState struct {
 	count  int      // pieces in has
 	wanted int      // wanted pieces we lack that the peer has (not seeds)
 	reqs   map[int]struct{}
-	lidx   int // index in plist, -1 for seeds
+	lidx   int  // index in plist, -1 for seeds
+	parole bool // only whole pieces of its own (SetParole)
 }
 
 // download is the block state of a piece being downloaded.
@@ -72,6 +73,9 @@ type download struct {
 	nrecv  int    // blocks received
 	aidx   int    // index in Picker.active
 	owner  PeerID // the peer that requested a block of it last
+	// alone is set while the piece is left to its owner alone: a peer on
+	// parole started it, and no other peer may take its blocks.
+	alone bool
 }
 
 // block is one block of a piece being downloaded.

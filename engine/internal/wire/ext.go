@@ -38,6 +38,11 @@ const (
 	MaxClientNameLen = 128
 	// MaxReqq caps the advertised request queue length we believe.
 	MaxReqq = 4096
+	// MaxExtHandshakeLen is the largest extension handshake payload
+	// accepted. Real ones are a few hundred bytes (libtorrent gives up on
+	// handshakes of more than 1000 bencode tokens); a larger one is an
+	// error, before it is decoded.
+	MaxExtHandshakeLen = 64 << 10
 )
 
 // ErrExtension is wrapped by errors about malformed extension handshakes.
@@ -114,11 +119,14 @@ func addrBytes(a netip.Addr) []byte {
 // where clients differ (fields of an unexpected type are ignored, entries
 // in "m" that are not integers in 0..255 are dropped, an over-long client
 // name is truncated) and strict about what could cost memory or confuse the
-// engine: the payload must be one bencoded dictionary, "m" may hold at most
-// MaxExtensions entries and metadata_size at most MaxMetadataSize.
-// Errors wrap ErrExtension.
+// engine: the payload must be one bencoded dictionary of at most
+// MaxExtHandshakeLen bytes, "m" may hold at most MaxExtensions entries and
+// metadata_size at most MaxMetadataSize. Errors wrap ErrExtension.
 func ParseExtHandshake(payload []byte) (ExtHandshake, error) {
 	var h ExtHandshake
+	if len(payload) > MaxExtHandshakeLen {
+		return h, fmt.Errorf("%w: %d bytes, over the cap of %d", ErrExtension, len(payload), MaxExtHandshakeLen)
+	}
 	v, err := metainfo.Decode(payload)
 	if err != nil {
 		return h, fmt.Errorf("%w: %w", ErrExtension, err)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -147,5 +148,23 @@ func TestMetadataMsgErrors(t *testing.T) {
 		if _, err := ParseMetadataMsg([]byte(in)); !errors.Is(err, ErrMetadataMsg) {
 			t.Errorf("%s: %v, want ErrMetadataMsg", name, err)
 		}
+	}
+}
+
+// TestExtHandshakeSizeCap: a valid handshake over MaxExtHandshakeLen (a
+// huge "v", say) is refused before it is decoded.
+func TestExtHandshakeSizeCap(t *testing.T) {
+	pad := strings.Repeat("x", MaxExtHandshakeLen)
+	big := []byte("d1:md11:ut_metadatai2ee1:v" + strconv.Itoa(len(pad)) + ":" + pad + "e")
+	if _, err := ParseExtHandshake(big); !errors.Is(err, ErrExtension) {
+		t.Fatalf("handshake of %d bytes: err %v, want ErrExtension", len(big), err)
+	}
+	small := []byte("d1:md11:ut_metadatai2ee1:v3:abce")
+	if _, err := ParseExtHandshake(small); err != nil {
+		t.Fatal(err)
+	}
+	meta := AppendMetadataMsg(nil, MetadataMsg{Type: MetadataRequest, Piece: 1})
+	if _, err := ParseMetadataMsg(append(meta, make([]byte, MaxMetadataMsgLen)...)); !errors.Is(err, ErrMetadataMsg) {
+		t.Fatalf("oversized ut_metadata message: err %v", err)
 	}
 }

@@ -64,6 +64,9 @@ func FuzzExtHandshake(f *testing.F) {
 	f.Add([]byte("d1:md6:ut_pexi0ee1:v3:abce"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		h, err := ParseExtHandshake(data)
+		if err == nil && len(data) > MaxExtHandshakeLen {
+			t.Fatalf("a handshake of %d bytes passed the cap of %d", len(data), MaxExtHandshakeLen)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrExtension) {
 				t.Fatalf("error does not wrap ErrExtension: %v", err)
@@ -96,6 +99,9 @@ func FuzzMetadataMsg(f *testing.F) {
 	f.Add(AppendMetadataMsg(nil, MetadataMsg{Type: MetadataData, Piece: 1, TotalSize: 20000, Data: make([]byte, 20000-MetadataPieceSize)}))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := ParseMetadataMsg(data)
+		if err == nil && len(data) > MaxMetadataMsgLen {
+			t.Fatalf("a message of %d bytes passed the cap of %d", len(data), MaxMetadataMsgLen)
+		}
 		if err != nil {
 			if !errors.Is(err, ErrMetadataMsg) {
 				t.Fatalf("error does not wrap ErrMetadataMsg: %v", err)

@@ -76,7 +76,12 @@ func AppendMetadataMsg(dst []byte, m MetadataMsg) []byte {
 	return dst
 }
 
-// ParseMetadataMsg decodes a ut_metadata payload. It checks what can be
+// MaxMetadataMsgLen is the largest ut_metadata payload accepted: a piece
+// and room for its dictionary.
+const MaxMetadataMsgLen = MetadataPieceSize + 1024
+
+// ParseMetadataMsg decodes a ut_metadata payload of at most
+// MaxMetadataMsgLen bytes. It checks what can be
 // checked without knowing the torrent: msg_type and piece present and in
 // range, a data message's total_size in 1..MaxMetadataSize, its piece
 // inside total_size and carrying at most MetadataPieceSize bytes, and no
@@ -85,6 +90,9 @@ func AppendMetadataMsg(dst []byte, m MetadataMsg) []byte {
 // Errors wrap ErrMetadataMsg.
 func ParseMetadataMsg(payload []byte) (MetadataMsg, error) {
 	var m MetadataMsg
+	if len(payload) > MaxMetadataMsgLen {
+		return m, fmt.Errorf("%w: %d bytes, over the cap of %d", ErrMetadataMsg, len(payload), MaxMetadataMsgLen)
+	}
 	v, n, err := metainfo.DecodePrefix(payload)
 	if err != nil {
 		return m, fmt.Errorf("%w: %w", ErrMetadataMsg, err)
