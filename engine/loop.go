@@ -136,6 +136,7 @@ func (t *Torrent) run() {
 			return
 		}
 		ls.fillRequests()
+		ls.updateReadClasses()
 		ls.maybeDial()
 		if ls.dirty {
 			ls.publish()
@@ -260,7 +261,7 @@ func (ls *loopState) tick(now time.Time) {
 		ls.rechoke(now)
 	}
 	ls.dirty = true
-	if ls.wantsPeers() && !ls.book.Queued() && ls.conns.len() < ls.t.c.cfg.MaxPeers/2 {
+	if ls.wantsPeers() && !ls.book.Queued() && ls.conns.len() < ls.t.c.cfg.MaxConnsPerTorrent/2 {
 		ls.book.RequeueDue(now)
 	}
 	if ls.ann.trk != nil && ls.conns.len() < 5 && ls.wantsPeers() {
