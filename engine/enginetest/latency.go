@@ -6,15 +6,23 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"path/filepath"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // LatencyConfig configures a LatencyProxy.
 type LatencyConfig struct {
 	// Listen is the address to listen on; empty means "127.0.0.1:0".
 	Listen string
+	// Listener, when set, is accepted on instead of listening on Listen
+	// (for instance one made by ListenInNetns); Close closes it.
+	Listener net.Listener
 	// Target is the address every accepted connection is forwarded to.
 	Target string
 	// Delay is the one-way delay added in each direction, so a round trip
@@ -60,6 +68,9 @@ var errProxyClosed = errors.New("enginetest: latency proxy closed")
 // NewLatencyProxy starts a proxy; Close it when done.
 func NewLatencyProxy(cfg LatencyConfig) (*LatencyProxy, error) {
 	if cfg.Target == "" {
+		if cfg.Listener != nil {
+			cfg.Listener.Close()
+		}
 		return nil, errors.New("enginetest: latency proxy needs a target")
 	}
 	if cfg.Listen == "" {
@@ -69,9 +80,12 @@ func NewLatencyProxy(cfg LatencyConfig) (*LatencyProxy, error) {
 		cfg.Buffer = 8 << 20
 	}
 	cfg.Buffer = max(cfg.Buffer, proxyChunk)
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return nil, fmt.Errorf("enginetest: latency proxy: %w", err)
+	ln := cfg.Listener
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("enginetest: latency proxy: %w", err)
+		}
 	}
 	ctx, stop := context.WithCancel(context.Background())
 	p := &LatencyProxy{
@@ -341,3 +355,60 @@ func (b *bucket) take(now time.Time, n int) time.Time {
 	}
 	return now.Add(time.Duration(-b.tokens / b.rate * float64(time.Second)))
 }
+
+// ListenInNetns listens on addr inside the network namespace
+// /run/netns/name (see NewNetns). Connections accepted on it live in that
+// namespace, while those the process dials stay in its own, so a
+// LatencyProxy given this listener joins the two: a client confined to
+// the namespace reaches servers outside it only through the proxy.
+func ListenInNetns(name, addr string) (net.Listener, error) {
+	type result struct {
+		ln  net.Listener
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		// The thread switches namespaces; it is given back to the runtime
+		// only once it is back in its own (a locked thread whose goroutine
+		// ends is discarded).
+		runtime.LockOSThread()
+		ln, back, err := listenSwitched(name, addr)
+		if back {
+			runtime.UnlockOSThread()
+		}
+		ch <- result{ln, err}
+	}()
+	r := <-ch
+	if r.err != nil {
+		return nil, fmt.Errorf("enginetest: listen on %s in netns %s: %w", addr, name, r.err)
+	}
+	return r.ln, nil
+}
+
+// listenSwitched enters the namespace, listens, and returns to the
+// thread's own namespace, reporting whether it did.
+func listenSwitched(name, addr string) (ln net.Listener, back bool, err error) {
+	self, err := os.Open(fmt.Sprintf("/proc/self/task/%d/ns/net", unix.Gettid()))
+	if err != nil {
+		return nil, true, err
+	}
+	defer self.Close()
+	target, err := os.Open(filepath.Join("/run/netns", name))
+	if err != nil {
+		return nil, true, err
+	}
+	defer target.Close()
+	if err := setns(target.Fd()); err != nil {
+		return nil, true, err
+	}
+	ln, err = net.Listen("tcp", addr)
+	if berr := setns(self.Fd()); berr != nil {
+		if ln != nil {
+			ln.Close()
+		}
+		return nil, false, fmt.Errorf("returning to the own namespace: %w", berr)
+	}
+	return ln, true, err
+}
+
+func setns(fd uintptr) error { return unix.Setns(int(fd), unix.CLONE_NEWNET) }

@@ -206,3 +206,25 @@ func proxyGoroutines() string {
 	}
 	return strings.Join(out, "\n\n")
 }
+
+// TestListenInNetns puts a proxy's listener in a network namespace: a
+// client inside the namespace reaches the echo server outside through it,
+// and the address is not open outside the namespace.
+func TestListenInNetns(t *testing.T) {
+	ns := NewNetns(t, 1)
+	ln, err := ListenInNetns(ns.Name, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := StartLatencyProxy(t, LatencyConfig{Listener: ln, Target: echoServer(t), Delay: 5 * time.Millisecond})
+	if c, err := net.DialTimeout("tcp", p.Addr(), time.Second); err == nil {
+		c.Close()
+		t.Fatalf("%s is open outside the namespace", p.Addr())
+	}
+	host, port, _ := net.SplitHostPort(p.Addr())
+	script := "import socket; s = socket.create_connection(('" + host + "', " + port + "), 5); s.sendall(b'ping'); print(s.recv(4).decode())"
+	p2 := Start(t, "nsenter", "--net=/run/netns/"+ns.Name, Python, "-c", script)
+	if got := p2.WaitLine(t, "ping", 30*time.Second); got != "" {
+		t.Fatalf("echo through the namespace: %q", got)
+	}
+}
