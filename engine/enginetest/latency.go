@@ -41,7 +41,9 @@ type LatencyConfig struct {
 
 // LatencyProxy is an in-process TCP proxy that delays every chunk of bytes
 // by Delay from the time it arrived, in both directions, preserving order:
-// it adds latency without capping throughput to one chunk per delay.
+// it adds latency without capping throughput to one chunk per delay. A new
+// connection also pays the round trip of TCP's handshake: nothing passes
+// before 2*Delay after the accept.
 // Optional token buckets cap each direction's rate. Close ends every
 // goroutine it started.
 type LatencyProxy struct {
@@ -162,12 +164,16 @@ func (p *LatencyProxy) accept() {
 			continue
 		}
 		p.wg.Add(1)
-		go p.serve(c)
+		go p.serve(c, time.Now())
 	}
 }
 
-// serve dials the target for client c and runs both directions.
-func (p *LatencyProxy) serve(c net.Conn) {
+// serve dials the target for client c, accepted at time at, and runs both
+// directions. The client's connect returned at once, where over a real
+// path it takes a round trip: no byte may leave before at + 2*Delay, when
+// the client would have been connected, so a chunk is due at the later of
+// its arrival and that time, plus Delay.
+func (p *LatencyProxy) serve(c net.Conn, at time.Time) {
 	defer p.wg.Done()
 	defer p.untrack(c)
 	ctx, cancel := context.WithTimeout(p.ctx, 10*time.Second)
@@ -184,8 +190,9 @@ func (p *LatencyProxy) serve(c net.Conn) {
 	var wg sync.WaitGroup
 	wg.Add(2)
 	fail := func() { c.Close(); t.Close() }
-	go func() { defer wg.Done(); p.pipe(c, t, p.up, fail) }()
-	go func() { defer wg.Done(); p.pipe(t, c, p.down, fail) }()
+	open := at.Add(2 * p.cfg.Delay)
+	go func() { defer wg.Done(); p.pipe(c, t, p.up, open, fail) }()
+	go func() { defer wg.Done(); p.pipe(t, c, p.down, open, fail) }()
 	wg.Wait()
 }
 
@@ -199,7 +206,7 @@ type delayed struct {
 // with its arrival time plus Delay, a writer sends it at that time (and
 // after the rate bucket allows it). At src's end it half-closes dst; on an
 // error it calls fail, which closes both sockets.
-func (p *LatencyProxy) pipe(src, dst net.Conn, b *bucket, fail func()) {
+func (p *LatencyProxy) pipe(src, dst net.Conn, b *bucket, open time.Time, fail func()) {
 	line := make(chan delayed, 1024)
 	space := make(chan struct{}, 1)
 	var mu sync.Mutex // guards held
@@ -228,7 +235,7 @@ func (p *LatencyProxy) pipe(src, dst net.Conn, b *bucket, fail func()) {
 			}
 		}
 	}()
-	eof := p.readInto(src, line, &mu, &held, space)
+	eof := p.readInto(src, line, &mu, &held, space, open)
 	close(line)
 	<-writerDone
 	if !eof {
@@ -242,12 +249,16 @@ func (p *LatencyProxy) pipe(src, dst net.Conn, b *bucket, fail func()) {
 
 // readInto reads src into the delay line until src ends (true) or fails
 // or the proxy closes (false).
-func (p *LatencyProxy) readInto(src net.Conn, line chan<- delayed, mu *sync.Mutex, held *int64, space <-chan struct{}) bool {
+func (p *LatencyProxy) readInto(src net.Conn, line chan<- delayed, mu *sync.Mutex, held *int64, space <-chan struct{}, open time.Time) bool {
 	buf := make([]byte, proxyChunk)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			ch := delayed{b: append([]byte(nil), buf[:n]...), due: time.Now().Add(p.cfg.Delay)}
+			at := time.Now()
+			if at.Before(open) {
+				at = open
+			}
+			ch := delayed{b: append([]byte(nil), buf[:n]...), due: at.Add(p.cfg.Delay)}
 			if !p.reserve(mu, held, int64(n), space) {
 				return false
 			}
