@@ -12,7 +12,9 @@
 // over; then Result returns the ranges. The first range asked for is the
 // file's head. Walk runs the same steps over an io.ReaderAt. Every step,
 // count and size read is capped, so hostile input costs a bounded number of
-// steps and bounded memory, whatever the sizes it claims.
+// steps and bounded memory, whatever the sizes it claims: a Probe keeps the
+// bytes of at most Config.MaxSteps reads (16), each at most 256 KiB and
+// usually 64 KiB, and drops them when the walk is over.
 //
 // # Concurrency
 //
