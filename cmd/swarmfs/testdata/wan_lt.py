@@ -47,6 +47,7 @@ mode = cfg["mode"]
 
 start = time.time()
 h = ses.add_torrent({"ti": ti, "save_path": cfg["save_path"]})
+h.replace_trackers([])  # peers come from connect_peer only
 if mode in ("stream", "connect"):
     h.prioritize_pieces([0] * n)
 if mode == "download":
