@@ -296,9 +296,10 @@ func wanStop(b *testing.B, p *enginetest.Proc, mp string) {
 		mp, holders, strings.Join(out[:min(len(out), 150)], "\n"))
 }
 
-// mountHolders returns the PIDs whose mount table lists mp.
-func mountHolders(mp string) []int {
-	var pids []int
+// mountHolders describes the processes whose mount table lists mp: "PID
+// (command, mount namespace)".
+func mountHolders(mp string) []string {
+	var out []string
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
 		pid, err := strconv.Atoi(e.Name())
@@ -306,10 +307,12 @@ func mountHolders(mp string) []int {
 			continue
 		}
 		if b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "mountinfo")); err == nil && strings.Contains(string(b), " "+mp+" ") {
-			pids = append(pids, pid)
+			comm, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "comm"))
+			ns, _ := os.Readlink(filepath.Join("/proc", e.Name(), "ns", "mnt"))
+			out = append(out, fmt.Sprintf("%d (%s, %s)", pid, strings.TrimSpace(string(comm)), ns))
 		}
 	}
-	return pids
+	return out
 }
 
 // waitListed waits until path exists (a mount came up).
