@@ -9,7 +9,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
 )
 
 // LatencyConfig configures a LatencyProxy.
@@ -379,4 +378,3 @@ func ListenInNetns(name, addr string) (net.Listener, error) {
 	}
 	return ln, nil
 }
-
