@@ -41,6 +41,11 @@
 //
 // # Concurrency and errors
 //
+// Tested: the codec by table and fuzzing; each policy by unit tests with
+// a fake view of the torrent; and against libtorrent as the relay
+// (TestInteropLibtorrentRelay: its connect messages reach both sides and
+// parse, its errors match our Relay's).
+//
 // Every type is a plain value owned by one goroutine (the torrent loop);
 // the current time is passed in. Memory is bounded by configuration:
 // every map has a cap. Parse errors wrap ErrMalformed; the policies return
