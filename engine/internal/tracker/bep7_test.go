@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/enginetest"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -296,6 +297,64 @@ func TestAnnounceFamily(t *testing.T) {
 			case f != FamilyIPv6 && err != nil:
 				t.Errorf("%s over %s: %v", target, f, err)
 			}
+		}
+	}
+}
+
+// ltIPv6Seeder is a libtorrent session that listens on [::1] only and
+// seeds torrent from dir; it prints "listening PORT" and then "state S"
+// lines.
+const ltIPv6Seeder = `
+import sys, time, libtorrent as lt
+ses = lt.session({"listen_interfaces": "[::1]:0", "outgoing_interfaces": "::1",
+    "enable_dht": False, "enable_lsd": False, "enable_upnp": False, "enable_natpmp": False,
+    "enable_incoming_utp": False, "enable_outgoing_utp": False})
+h = ses.add_torrent({"ti": lt.torrent_info(sys.argv[1]), "save_path": sys.argv[2]})
+print("listening", ses.listen_port(), flush=True)
+last = None
+deadline = time.time() + 120
+while time.time() < deadline:
+    s = str(h.status().state)
+    if s != last:
+        print("state", s, flush=True)
+        last = s
+    time.sleep(0.05)
+`
+
+// TestIPv6LibtorrentViaTracker: an IPv6-only libtorrent seeder announces
+// to our test trackers on [::1] (HTTP and UDP); our client, announcing over
+// IPv6, gets its address from "peers6" and from 18-byte UDP entries.
+func TestIPv6LibtorrentViaTracker(t *testing.T) {
+	enginetest.RequireLibtorrent(t)
+	var tr bep7Tracker
+	httpURL := tr.serveHTTP(t, listenOrSkip(t, "tcp", "[::1]:0").(net.Listener))
+	udpURL := tr.serveUDP(t, listenOrSkip(t, "udp", "[::1]:0").(*net.UDPConn))
+	c := enginetest.MakeContent(t, "v6.bin", 16384, []enginetest.FileSpec{{Size: 50000}}, httpURL, udpURL)
+	lt := enginetest.Start(t, enginetest.Python, "-c", ltIPv6Seeder, c.Torrent, c.Dir)
+	port, err := strconv.Atoi(lt.WaitLine(t, "listening ", 30*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := netip.AddrPortFrom(netip.MustParseAddr("::1"), uint16(port))
+	client := NewClient(Config{UDPRetryBase: time.Second, UDPMaxRetries: 2})
+	defer client.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
+	defer cancel()
+	for _, u := range []string{httpURL, udpURL} {
+		req := AnnounceRequest{InfoHash: [20]byte(c.Meta.InfoHash), Port: 7001, Left: 1, NumWant: 50, Family: FamilyIPv6}
+		copy(req.PeerID[:], "-SF0001-v6v6v6v6v6v6")
+		for {
+			r, err := client.Announce(ctx, u, req)
+			if err != nil {
+				t.Fatalf("%s: %v", u, err)
+			}
+			if slices.Contains(r.Peers, want) {
+				break
+			}
+			if ctx.Err() != nil {
+				t.Fatalf("%s never gave libtorrent's %v; last peers %v; libtorrent:\n%s", u, want, r.Peers, lt.Output())
+			}
+			time.Sleep(100 * time.Millisecond)
 		}
 	}
 }
