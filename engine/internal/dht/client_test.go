@@ -259,3 +259,28 @@ func TestClientJoinsIPv6ThroughIPv4(t *testing.T) {
 		t.Errorf("duplicates or strangers in %v", got)
 	}
 }
+
+// TestClientIPv6Optional: an IPv6 node that cannot open its socket (here an
+// address the host does not have) fails NewClient, unless IPv6Optional:
+// then the client runs its IPv4 node alone.
+func TestClientIPv6Optional(t *testing.T) {
+	c4 := testConfig()
+	c6 := testConfig6()
+	c6.Addr = "[2001:db8::5]:0"
+	if _, err := NewClient(ClientConfig{IPv4: &c4, IPv6: &c6}); err == nil {
+		t.Fatal("client started without its IPv6 node")
+	}
+	c, err := NewClient(ClientConfig{IPv4: &c4, IPv6: &c6, IPv6Optional: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if c.Node6() != nil || c.Node4() == nil || len(c.Addrs()) != 1 || c.Addr() != c.Node4().Addr() {
+		t.Fatalf("nodes %v %v, addrs %v", c.Node4(), c.Node6(), c.Addrs())
+	}
+	// A PORT message naming an IPv6 node has nowhere to go, and no panic.
+	c.AddNode(netip.MustParseAddrPort("[::1]:1"))
+	if _, err := NewClient(ClientConfig{}); err == nil {
+		t.Fatal("client without nodes")
+	}
+}

@@ -358,3 +358,50 @@ func TestIPv6LibtorrentViaTracker(t *testing.T) {
 		}
 	}
 }
+
+// TestAnnouncerFamily: an Announcer configured for IPv6 announces over
+// IPv6 and names its IPv4 address with "ipv4=", so that the tracker knows
+// both.
+func TestAnnouncerFamily(t *testing.T) {
+	var tr bep7Tracker
+	u := tr.serveHTTP(t, listenOrSkip(t, "tcp", "[::1]:0").(net.Listener))
+	c := NewClient(Config{})
+	defer c.Close()
+	cfg := AnnouncerConfig{InfoHash: [20]byte{9}, Port: 7009, Family: FamilyIPv6, IPv4: netip.MustParseAddr("192.0.2.7")}
+	copy(cfg.PeerID[:], "-SF0001-announcer-6-")
+	a := NewAnnouncer(c, [][]string{{u}}, cfg, nil)
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	for a.Status().Announces == 0 && ctx.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	tr.mu.Lock()
+	gets, stillIn := tr.gets, tr.peers["-SF0001-announcer-6-"]
+	tr.mu.Unlock()
+	if len(gets) == 0 || gets[0].Get("ipv4") != "192.0.2.7" {
+		t.Fatalf("queries %v", gets)
+	}
+	if stillIn != nil {
+		t.Fatalf("still in the swarm after stopped: %+v", stillIn)
+	}
+	// The same tracker is out of reach for an IPv4 announcer.
+	cfg.Family = FamilyIPv4
+	a4 := NewAnnouncer(c, [][]string{{u}}, cfg, nil)
+	ctx4, cancel4 := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel4()
+	go func() { done <- a4.Run(ctx4) }()
+	for a4.Status().Failures == 0 && ctx4.Err() == nil {
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel4()
+	<-done
+	if err := a4.LastError(); !errors.Is(err, ErrNoAddress) {
+		t.Fatalf("IPv4 announcer to an IPv6 tracker: %v", err)
+	}
+}
