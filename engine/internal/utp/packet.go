@@ -103,10 +103,9 @@ func parsePacket(b []byte) (packet, error) {
 		if len(rest)-2 < n {
 			return p, fmt.Errorf("%w: extension %d of %d bytes, %d left", ErrPacket, ext, n, len(rest)-2)
 		}
-		if ext == extSack {
-			if n == 0 || n%4 != 0 {
-				return p, fmt.Errorf("%w: selective ack of %d bytes", ErrPacket, n)
-			}
+		// BEP 29 asks for a multiple of four bytes, but libtorrent sends
+		// as many as it needs: accept any non-empty bitmask.
+		if ext == extSack && n > 0 {
 			if p.sack == nil {
 				p.sack = rest[2 : 2+n : 2+n]
 			}
