@@ -80,7 +80,7 @@ func (l *ledbat) onAck(acked, flight int) {
 		return
 	}
 	// An application-limited sender must not grow a window it does not use.
-	limited := flight+acked+l.mss < l.cwnd
+	limited := flight+2*l.mss < l.cwnd
 	qd := l.queuingDelay()
 	if l.slow && qd > l.target/2 {
 		l.slow = false
