@@ -147,10 +147,14 @@ func (w *sendWindow) ackUpTo(ack uint16, done func(*outPacket)) int {
 
 // applySack marks the packets a selective ack names as received (calling
 // done for each newly marked one) and returns the payload bytes newly
-// acknowledged and the packets now deemed lost: unacknowledged ones with
-// at least dupAckLimit acknowledged packets after them.
+// acknowledged and the packets now deemed lost: unacknowledged ones not
+// already queued for resending, with at least dupAckLimit acknowledged
+// packets after them, and last sent before the newest packet this ack
+// covers was sent (so a resent packet is deemed lost again only when
+// something sent after the resend has arrived).
 func (w *sendWindow) applySack(ack uint16, sack []byte, done func(*outPacket)) (acked int, lost []*outPacket) {
 	top := -1
+	var newest time.Time
 	for i := range len(sack) * 8 {
 		if sack[i/8]&(1<<(i%8)) == 0 {
 			continue
@@ -160,9 +164,11 @@ func (w *sendWindow) applySack(ack uint16, sack []byte, done func(*outPacket)) (
 			break
 		}
 		top = i
+		if p.sentAt.After(newest) {
+			newest = p.sentAt
+		}
 		if !p.sacked {
 			p.sacked = true
-			p.resend = false
 			w.land(p)
 			acked += p.size
 			done(p)
@@ -178,7 +184,7 @@ func (w *sendWindow) applySack(ack uint16, sack []byte, done func(*outPacket)) (
 			count++
 			continue
 		}
-		if count >= dupAckLimit && !p.fast && p.tx > 0 {
+		if count >= dupAckLimit && !p.resend && p.tx > 0 && p.sentAt.Before(newest) {
 			lost = append(lost, p)
 		}
 	}

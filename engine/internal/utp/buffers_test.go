@@ -3,13 +3,14 @@ package utp
 import (
 	"bytes"
 	"testing"
+	"time"
 )
 
 func newTestWindow(first uint16, n int) *sendWindow {
 	w := &sendWindow{}
 	w.reset(first)
-	for range n {
-		op := &outPacket{size: 100, tx: 1, flying: true}
+	for i := range n {
+		op := &outPacket{size: 100, tx: 1, flying: true, sentAt: time.Unix(int64(i), 0)}
 		w.push(op)
 		w.flight += op.size
 	}
@@ -51,9 +52,21 @@ func TestSendWindowSackMarksLost(t *testing.T) {
 	if w.flight != 500 {
 		t.Fatalf("flight %d after sack, want 500", w.flight)
 	}
+	// Once resent, they count as lost again only when a packet sent after
+	// the resend is acknowledged.
+	for _, p := range lost {
+		p.sentAt = time.Unix(100, 0)
+	}
+	if _, lost := w.applySack(65533, []byte{0b11110}, func(*outPacket) {}); len(lost) != 0 {
+		t.Fatalf("resent packets lost again by an ack of older packets: %d", len(lost))
+	}
+	w.at(4).sentAt = time.Unix(101, 0)
+	if _, lost := w.applySack(65533, []byte{0b111110}, func(*outPacket) {}); len(lost) != 2 {
+		t.Fatalf("resent packets not lost again after a later packet arrived: %d", len(lost))
+	}
 	// A cumulative ack over sacked packets does not count them twice.
-	if got := w.ackUpTo(3, func(*outPacket) {}); got != 300 {
-		t.Fatalf("cumulative ack after sack acknowledged %d, want 300", got)
+	if got := w.ackUpTo(3, func(*outPacket) {}); got != 200 {
+		t.Fatalf("cumulative ack after sack acknowledged %d, want 200", got)
 	}
 }
 

@@ -55,6 +55,10 @@ type Config struct {
 	// OtherQueue caps the non-uTP datagrams (DHT) waiting to be read from
 	// PacketConn; more are dropped. 0 means 256.
 	OtherQueue int
+	// SocketBuffer is the kernel receive and send buffer size asked for
+	// the UDP socket (the kernel may cap it: net.core.rmem_max); 0 means
+	// 4 MiB, negative leaves the kernel's default.
+	SocketBuffer int
 	// Tick is the resolution of the socket's timer: delayed acks,
 	// retransmission timeouts, keep-alives. 0 means 10 ms.
 	Tick time.Duration
@@ -80,6 +84,9 @@ func (c Config) withDefaults() Config {
 	def(&c.Gain, 3000)
 	def(&c.MaxTimeouts, 7)
 	def(&c.OtherQueue, 256)
+	if c.SocketBuffer == 0 {
+		c.SocketBuffer = 4 << 20
+	}
 	defDur(&c.TargetDelay, 100*time.Millisecond)
 	defDur(&c.MinRTO, 500*time.Millisecond)
 	defDur(&c.Linger, 10*time.Second)

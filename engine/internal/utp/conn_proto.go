@@ -125,7 +125,7 @@ func (c *Conn) processAckLocked(p packet, now time.Time) {
 		lost = append(lost, w.out[0])
 	}
 	for _, op := range lost {
-		if op.fast || op.sacked {
+		if op.resend || op.sacked {
 			continue
 		}
 		op.fast = true

@@ -82,6 +82,15 @@ func NewSocket(pc net.PacketConn, cfg Config) *Socket {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	s.resetTokens = 2 * cfg.ResetRate
+	if sb, ok := pc.(interface {
+		SetReadBuffer(int) error
+		SetWriteBuffer(int) error
+	}); ok && cfg.SocketBuffer > 0 {
+		// Best effort: a burst of a full window must not overflow the
+		// kernel's queue; the kernel caps what it grants.
+		sb.SetReadBuffer(cfg.SocketBuffer)
+		sb.SetWriteBuffer(cfg.SocketBuffer)
+	}
 	s.other = newPacketView(s, cfg.OtherQueue)
 	s.wg.Add(2)
 	go s.readLoop()
