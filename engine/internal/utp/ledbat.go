@@ -4,11 +4,12 @@ import "time"
 
 // ledbat is the congestion controller of one connection (RFC 6817 as BEP
 // 29 applies it): the window grows while the measured queuing delay is
-// below the target and shrinks when it is above, so uTP yields to TCP on a
-// shared bottleneck. It adds slow start until the first loss or until the
-// queuing delay reaches half the target, halves the window on loss (once
-// per window of data) and drops it to one packet on a timeout. It is a
-// plain value used under its connection's lock.
+// below the target and shrinks when it is above (multiplicatively, as in
+// LEDBAT++), so uTP yields to TCP on a shared bottleneck. It adds slow
+// start until the first loss or until the queuing delay reaches half the
+// target, halves the window on loss (once per window of data) and drops
+// it to its minimum on a timeout. It is a plain value used under its
+// connection's lock.
 type ledbat struct {
 	target   uint32 // target queuing delay, microseconds
 	gain     int    // most bytes the window grows by per round trip
@@ -75,36 +76,43 @@ func (l *ledbat) addDelaySample(sample uint32, now time.Time) {
 
 // onAck adjusts the window for acked newly acknowledged payload bytes;
 // flight is the number of bytes that were in flight before the ack.
+//
+// Below the target the window grows by at most gain bytes per round trip,
+// in proportion to the distance from the target (RFC 6817, BEP 29). Above
+// it the window shrinks multiplicatively, by the fraction the delay
+// exceeds the target per round trip (at most half), as LEDBAT++ does:
+// BEP 29's linear decrease of a few kilobytes per round trip would take
+// tens of seconds to give back a large window to a TCP flow.
 func (l *ledbat) onAck(acked, flight int) {
 	if acked <= 0 {
 		return
 	}
-	// An application-limited sender must not grow a window it does not use.
-	limited := flight+2*l.mss < l.cwnd
 	qd := l.queuingDelay()
 	if l.slow && qd > l.target/2 {
 		l.slow = false
 		l.ssthresh = l.cwnd
 	}
-	if limited {
+	if qd > l.target {
+		frac := min(float64(qd-l.target)/float64(l.target), 0.5)
+		l.cwnd -= int(frac * float64(acked))
+		l.slow = false
+		l.clamp()
+		return
+	}
+	// An application-limited sender must not grow a window it does not use.
+	if flight+2*l.mss < l.cwnd {
 		return
 	}
 	if l.slow && l.cwnd < l.ssthresh {
 		l.cwnd += acked
 	} else {
-		// off_target in [-1, 1]; gain bytes per round trip at most.
-		off := (int64(l.target) - int64(qd))
-		if off < -int64(l.target) {
-			off = -int64(l.target)
-		}
+		off := int64(l.target) - int64(qd) // in (0, target]
 		delta := int64(l.gain) * off * int64(acked) / int64(l.target) / int64(l.cwnd)
 		if delta == 0 && off > 0 {
 			delta = 1
 		}
 		l.cwnd += int(delta)
-		if l.slow {
-			l.slow = false
-		}
+		l.slow = false
 	}
 	l.clamp()
 }

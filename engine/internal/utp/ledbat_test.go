@@ -42,9 +42,15 @@ func TestLedbatSlowStartThenLinear(t *testing.T) {
 	if d := w3 - w2; d < 1300 || d > 2000 {
 		t.Fatalf("window grew by %d at half the target, want about 1500", d)
 	}
-	w4 := ackRound(&l, base, 200*time.Millisecond, now)
-	if d := w4 - w3; d > -2000 || d < -3400 {
-		t.Fatalf("window changed by %d at twice the target, want about -3000", d)
+	// Above the target the window shrinks by the excess fraction per round
+	// trip, at most half.
+	w4 := ackRound(&l, base, 120*time.Millisecond, now)
+	if r := float64(w4) / float64(w3); r < 0.75 || r > 0.9 {
+		t.Fatalf("window went from %d to %d at 1.2 times the target, want about 20%% less", w3, w4)
+	}
+	w5 := ackRound(&l, base, 300*time.Millisecond, now)
+	if r := float64(w5) / float64(w4); r < 0.4 || r > 0.65 {
+		t.Fatalf("window went from %d to %d at 3 times the target, want about half", w4, w5)
 	}
 }
 
