@@ -73,6 +73,7 @@ type connTimer struct {
 	rtoAt      time.Time // retransmission timeout; zero when nothing is in flight
 	timeouts   int       // in a row
 	ackPending int       // data packets received and not acknowledged
+	deferred   bool      // on the socket's list of deferred acks
 	lastRecv   time.Time
 	lastSend   time.Time
 }
@@ -326,6 +327,17 @@ func (c *Conn) sendStateLocked(now time.Time) {
 	c.timer.ackPending = 0
 	c.timer.lastSend = now
 	c.advert = wnd
+}
+
+// sendDeferredAck sends the acknowledgement deferred until the socket was
+// drained, unless one went out meanwhile.
+func (c *Conn) sendDeferredAck() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.timer.deferred = false
+	if c.timer.ackPending > 0 && c.st == stateConnected {
+		c.sendStateLocked(time.Now())
+	}
 }
 
 // maybeUpdateWindowLocked tells the peer about window freed by Read when

@@ -3,7 +3,9 @@ package utp
 import "time"
 
 // handle processes one packet for the connection, on the read goroutine.
-func (c *Conn) handle(p packet, now time.Time) {
+// It reports whether the connection now owes an acknowledgement that the
+// socket should send once it is drained.
+func (c *Conn) handle(p packet, now time.Time) (deferAck bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.st == stateDone {
@@ -16,17 +18,17 @@ func (c *Conn) handle(p packet, now time.Time) {
 		} else {
 			c.finishLocked(ErrReset)
 		}
-		return
+		return false
 	case stSyn:
 		// Our answer to the SYN was lost: answer again.
 		if c.incoming {
 			c.sendStateLocked(now)
 		}
-		return
+		return false
 	}
 	if c.st == stateSynSent {
 		if p.ack != c.send.first {
-			return
+			return false
 		}
 		// The answer's seq_nr is the first the peer will send.
 		c.recv.ack = p.seq - 1
@@ -34,7 +36,7 @@ func (c *Conn) handle(p packet, now time.Time) {
 		close(c.connected)
 	}
 	if seqLess(c.send.next-1, p.ack) {
-		return // acknowledges what we never sent: forged or broken
+		return false // acknowledges what we never sent: forged or broken
 	}
 	c.timer.lastRecv = now
 	c.reply = c.s.micro(now) - p.ts
@@ -54,12 +56,13 @@ func (c *Conn) handle(p packet, now time.Time) {
 			// Nobody will read it: tell the peer.
 			c.sendResetLocked(now)
 			c.finishLocked(ErrConnClosed)
-			return
+			return false
 		}
 		switch c.recv.insert(p.seq, p.payload) {
 		case inOrder:
-			// Every second packet in order is acknowledged at once, a
-			// lone one by the next tick or by data we send.
+			// Packets in order are acknowledged once the socket is
+			// drained (or every second one when the socket cannot tell),
+			// or by data we send, or at the latest by the next tick.
 			c.timer.ackPending++
 			ackNow = c.recv.ahead > 0
 			notify(c.readReady)
@@ -73,11 +76,26 @@ func (c *Conn) handle(p packet, now time.Time) {
 		ackNow = true
 	}
 	c.flushLocked(now)
-	if c.st == stateConnected && (ackNow || c.timer.ackPending >= 2) {
-		c.sendStateLocked(now)
+	if c.st == stateConnected {
+		switch {
+		case ackNow || c.timer.ackPending >= maxDeferredAcks:
+			c.sendStateLocked(now)
+		case c.timer.ackPending == 0:
+		case !c.s.drainAware:
+			if c.timer.ackPending >= 2 {
+				c.sendStateLocked(now)
+			}
+		case !c.timer.deferred:
+			c.timer.deferred = true
+			deferAck = true
+		}
 	}
 	c.maybeFinishLocked()
+	return deferAck
 }
+
+// maxDeferredAcks is the most packets in order acknowledged by one ack.
+const maxDeferredAcks = 32
 
 // processAckLocked applies the packet's cumulative and selective acks:
 // frees acknowledged packets, samples the round trip, feeds the congestion

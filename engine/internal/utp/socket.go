@@ -52,6 +52,11 @@ type Socket struct {
 	accept chan *Conn
 	wg     sync.WaitGroup
 
+	// Owned by the read goroutine: whether it learns when the socket is
+	// drained, and the connections owing a deferred acknowledgement.
+	drainAware bool
+	deferred   []*Conn
+
 	mu          sync.Mutex // guards the fields below
 	conns       map[connKey]*Conn
 	closed      bool
@@ -236,86 +241,6 @@ func (s *Socket) removeConn(c *Conn) {
 		delete(s.conns, c.key)
 	}
 	s.mu.Unlock()
-}
-
-func (s *Socket) readLoop() {
-	defer s.wg.Done()
-	buf := make([]byte, maxDatagramLen)
-	errs := 0
-	for {
-		n, from, err := s.pc.ReadFrom(buf)
-		if err != nil {
-			select {
-			case <-s.done:
-				return
-			default:
-			}
-			if errors.Is(err, net.ErrClosed) {
-				s.log.Debug("utp: socket closed under us", "err", err)
-				return
-			}
-			// Transient errors (ICMP unreachable reported on the socket,
-			// for example): go on, a little slower when they repeat.
-			errs++
-			if errs > 10 {
-				select {
-				case <-s.done:
-					return
-				case <-time.After(10 * time.Millisecond):
-				}
-			}
-			continue
-		}
-		errs = 0
-		b := buf[:n]
-		if !isUTP(b) {
-			s.other.deliver(b, from)
-			continue
-		}
-		s.handle(b, from, time.Now())
-	}
-}
-
-func addrPortOf(a net.Addr) (netip.AddrPort, bool) {
-	if u, ok := a.(*net.UDPAddr); ok {
-		ap := u.AddrPort()
-		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), ap.IsValid()
-	}
-	ap, err := netip.ParseAddrPort(a.String())
-	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), err == nil
-}
-
-// handle routes one uTP packet to its connection, opens a connection for
-// a SYN, or answers RESET.
-func (s *Socket) handle(b []byte, from net.Addr, now time.Time) {
-	p, err := parsePacket(b)
-	if err != nil {
-		s.log.Debug("utp: dropped packet", "from", from, "err", err)
-		return
-	}
-	ap, ok := addrPortOf(from)
-	if !ok {
-		return
-	}
-	s.mu.Lock()
-	c := s.lookupLocked(ap, p)
-	if c == nil && p.typ == stSyn {
-		c = s.acceptLocked(ap, p, now)
-		s.mu.Unlock()
-		if c != nil {
-			s.poke()
-		}
-		return
-	}
-	if c == nil {
-		if p.typ != stReset {
-			s.resetLocked(ap, p, now)
-		}
-		s.mu.Unlock()
-		return
-	}
-	s.mu.Unlock()
-	c.handle(p, now)
 }
 
 func (s *Socket) lookupLocked(ap netip.AddrPort, p packet) *Conn {
