@@ -39,6 +39,9 @@ func (c *Conn) handle(p packet, now time.Time) (deferAck bool) {
 		return false // acknowledges what we never sent: forged or broken
 	}
 	c.timer.lastRecv = now
+	// The peer answers: timeouts in a row (a lost probe of a closed
+	// window, say) do not mean it is gone.
+	c.timer.timeouts = 0
 	c.reply = c.s.micro(now) - p.ts
 	c.peerWnd = int(p.wnd)
 	if p.tsDiff != 0 {

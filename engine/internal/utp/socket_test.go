@@ -277,3 +277,36 @@ func TestIdleTimeoutAndKeepAlive(t *testing.T) {
 		t.Fatalf("idle connection: %v, want ErrTimedOut", err)
 	}
 }
+
+// TestZeroWindowSurvives pauses the reader long enough for many
+// retransmission timeouts of the sender's probes; the connection must
+// survive (the receiver answers every probe) and deliver everything.
+func TestZeroWindowSurvives(t *testing.T) {
+	cfg := Config{RecvBuffer: 16 << 10, SendBuffer: 64 << 10, MinRTO: 20 * time.Millisecond, MaxTimeouts: 2}
+	a, b := socketPair(t, cfg, nil)
+	d, acc := connPair(t, a, b)
+	const n = 200 << 10
+	errc := make(chan error, 1)
+	go func() {
+		d.SetWriteDeadline(time.Now().Add(time.Minute))
+		_, err := d.Write(make([]byte, n))
+		if err == nil {
+			err = d.CloseWrite()
+		}
+		errc <- err
+	}()
+	waitFor(t, 10*time.Second, "the receive window to close", func() bool {
+		acc.mu.Lock()
+		defer acc.mu.Unlock()
+		return acc.recv.window() == 0
+	})
+	time.Sleep(time.Second) // about ten timeouts of the 20 ms minimum, backed off
+	acc.SetReadDeadline(time.Now().Add(time.Minute))
+	got, err := io.ReadAll(acc)
+	if err != nil || len(got) != n {
+		t.Fatalf("read %d of %d bytes after the pause: %v", len(got), n, err)
+	}
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
