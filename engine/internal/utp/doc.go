@@ -3,30 +3,54 @@
 // (RFC 6817) yields to TCP on a shared bottleneck. Connections implement
 // net.Conn, so MSE and the BitTorrent wire code run over them unchanged.
 //
-// # What it owns
+// # Use
 //
-// A Socket owns one UDP socket (NewSocket over a net.PacketConn, or
-// Listen). It may be shared with the DHT: datagrams whose first byte is
+//	s, err := utp.Listen("udp", ":6881", utp.Config{Logger: log})
+//	dht.New(dht.Config{Conn: s.PacketConn(), ...}) // the DHT shares the socket
+//	go acceptLoop(s.Listener())                      // a net.Listener
+//	c, err := s.Dial(ctx, addrPort)                  // *Conn, a net.Conn
+//	...
+//	s.Close() // after the DHT and the listener's users are done
+//
+// NewSocket runs over a net.PacketConn the caller opened (normally a
+// *net.UDPConn) and owns it from then on. Datagrams whose first byte is
 // that of a uTP v1 packet (type<<4 | 1, type 0 to 4) are uTP; every other
 // datagram (a KRPC message starts with 'd') is queued, up to
-// Config.OtherQueue, for the net.PacketConn that PacketConn returns, which
-// the DHT reads and writes as if it were the socket (dht.Config.Conn).
+// Config.OtherQueue, for the net.PacketConn that PacketConn returns:
+// ReadFrom gives those datagrams, WriteTo sends on the shared socket, a
+// past read deadline stops a blocked reader, and Close closes only the
+// view. DialContext has net.Dialer's signature. Listener().Close stops
+// accepting (SYNs are answered by RESET) without closing the socket.
 //
-// Dial opens a connection, Accept (or the net.Listener from Listener)
-// returns incoming ones. A connection has a receive id and a send id (the
-// dialer's SYN carries its receive id; the send id is one more), sequence
-// and ack numbers that wrap at 16 bits, selective acks, fast retransmit
-// after three duplicate acks or three selectively acked later packets,
-// RFC 6298 retransmission timeouts with exponential backoff, a receive
-// window advertised in every packet and the peer's window respected, and
-// LEDBAT with a 100 ms target, a ten-minute base delay history, slow start
-// until the delay reaches half the target, and halving on loss. Writes are
-// sent at once (no Nagle) in packets of at most Config.MaxPayload bytes
-// (1380 by default: a 1400-byte datagram, safe on IPv4 and IPv6 paths; no
-// path MTU discovery). FIN ends a direction, RESET aborts; Close returns
-// at once and lingers in the background for at most Config.Linger to
-// deliver what was written. Idle connections send keep-alive acks and end
-// after Config.IdleTimeout without a packet.
+// # Protocol
+//
+// A connection has a receive id and a send id (the dialer's SYN carries
+// its receive id; its send id is one more), sequence and ack numbers that
+// wrap at 16 bits, selective acks (any bitmask length is accepted, as
+// libtorrent sends them unpadded), fast retransmit after three duplicate
+// acks or three selectively acked later packets (a resent packet again
+// once something sent after it arrives), RFC 6298 retransmission timeouts
+// with exponential backoff, a receive window advertised in every packet
+// and the peer's window respected (a closed window is probed). LEDBAT
+// measures one-way delay from the timestamp differences, keeps a
+// ten-minute base delay history, targets 100 ms of queuing delay, grows
+// by at most Config.Gain bytes per round trip below the target and
+// shrinks multiplicatively above it (as LEDBAT++ does: BEP 29's linear
+// decrease gives a large window back too slowly), with slow start until
+// half the target and halving on loss. Writes are sent at once (no Nagle)
+// in packets of at most Config.MaxPayload bytes (1380 by default: a
+// 1400-byte datagram, safe on IPv4 and IPv6 paths; no path MTU discovery).
+// Acknowledgements of in-order data wait until the UDP socket is drained
+// (one per burst) or the next tick.
+//
+// FIN ends a direction (CloseWrite sends it and keeps reading); RESET
+// aborts. Close returns at once: written data and the FIN go on in the
+// background for at most Config.Linger, then the connection is reset;
+// unread data, or data arriving after Close, resets it at once, as TCP
+// does. Idle connections send keep-alive acks every Config.KeepAlive and
+// end after Config.IdleTimeout without a packet; a peer that stops
+// answering ends the connection after Config.MaxTimeouts timeouts in a
+// row.
 //
 // # Limits
 //
@@ -42,9 +66,10 @@
 // every packet, one runs the timers of all connections every Config.Tick
 // while there are connections. Both end in Close, which waits for them.
 // Socket.mu guards the connection table; each Conn's mu guards its state;
-// the lock order is Conn.mu then Socket.mu. Read and Write may run on two
-// goroutines at once; blocking calls wake through channels and honour the
-// net.Conn deadlines.
+// the lock order is Conn.mu then Socket.mu. A Conn's Read and Write may
+// run on two goroutines at once; blocking calls wake through channels and
+// honour the net.Conn deadlines. All Socket methods are safe for
+// concurrent use.
 //
 // # Errors
 //
