@@ -43,7 +43,7 @@ func (c *Conn) handle(p packet, now time.Time) (deferAck bool) {
 	// window, say) do not mean it is gone.
 	c.timer.timeouts = 0
 	c.reply = c.s.micro(now) - p.ts
-	c.peerWnd = int(p.wnd)
+	c.peerWnd = int(min(p.wnd, 1<<30))
 	if p.tsDiff != 0 {
 		c.cc.addDelaySample(p.tsDiff, now)
 	}
@@ -56,7 +56,11 @@ func (c *Conn) handle(p packet, now time.Time) (deferAck bool) {
 			break
 		}
 		if c.closed {
-			// Nobody will read it: tell the peer.
+			if !seqLess(c.recv.ack, p.seq) {
+				ackNow = true // a resend of what we had: ack it again
+				break
+			}
+			// New data nobody will read: tell the peer.
 			c.sendResetLocked(now)
 			c.finishLocked(ErrConnClosed)
 			return false
