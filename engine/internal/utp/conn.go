@@ -66,6 +66,7 @@ type Conn struct {
 	advert    int    // window we last advertised
 	sackBuf   [maxSackLen]byte
 	ctrlBuf   []byte
+	batch     [][]byte // packets of the flush in progress
 }
 
 // connTimer holds a connection's timer state, run by the socket's tick.

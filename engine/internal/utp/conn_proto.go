@@ -183,11 +183,14 @@ func (c *Conn) markResendLocked(op *outPacket) {
 
 // flushLocked sends what the congestion and peer windows allow: lost
 // packets first, then new data from the queue, then our FIN once Close
-// was called and everything before it went out.
+// was called and everything before it went out. The packets of one flush
+// leave in one batch (see Socket.writeBatch).
 func (c *Conn) flushLocked(now time.Time) {
 	if c.st != stateConnected {
 		return
 	}
+	c.batch = c.batch[:0]
+	defer c.sendBatchLocked()
 	w := &c.send
 	win := min(c.cc.window(), c.peerWnd)
 	if c.resends > 0 {
@@ -200,7 +203,7 @@ func (c *Conn) flushLocked(now time.Time) {
 			}
 			op.resend = false
 			c.resends--
-			c.transmitLocked(op, now)
+			c.prepareLocked(op, now)
 		}
 	}
 	mss := c.s.cfg.MaxPayload
@@ -216,7 +219,7 @@ func (c *Conn) flushLocked(now time.Time) {
 		op := &outPacket{buf: appendPacket(c.s.pool.get(), h, nil, c.queue.peek(n)), size: n}
 		c.queue.discard(n)
 		w.push(op)
-		c.transmitLocked(op, now)
+		c.prepareLocked(op, now)
 		notify(c.writeReady)
 	}
 	if (c.closed || c.wclosed) && !c.finSent && c.queue.len() == 0 && len(w.out) < maxOutPackets {
@@ -224,12 +227,21 @@ func (c *Conn) flushLocked(now time.Time) {
 		op := &outPacket{buf: appendPacket(c.s.pool.get(), h, nil, nil), fin: true}
 		w.push(op)
 		c.finSent = true
-		c.transmitLocked(op, now)
+		c.prepareLocked(op, now)
 	}
 }
 
-// transmitLocked sends op, stamped with the current time, window and ack.
+// transmitLocked sends op alone, stamped with the current time, window
+// and ack.
 func (c *Conn) transmitLocked(op *outPacket, now time.Time) {
+	c.batch = c.batch[:0]
+	c.prepareLocked(op, now)
+	c.sendBatchLocked()
+}
+
+// prepareLocked stamps op with the current time, window and ack, counts it
+// in flight and adds it to the batch to send.
+func (c *Conn) prepareLocked(op *outPacket, now time.Time) {
 	wnd := c.recv.window()
 	stampHeader(op.buf, c.s.micro(now), c.reply, uint32(wnd), c.recv.ack)
 	op.sentAt = now
@@ -238,12 +250,20 @@ func (c *Conn) transmitLocked(op *outPacket, now time.Time) {
 		op.flying = true
 		c.send.flight += op.size
 	}
-	c.s.writeTo(op.buf, c.raddr)
+	c.batch = append(c.batch, op.buf)
 	c.timer.ackPending = 0
 	c.timer.lastSend = now
 	c.advert = wnd
 	if c.timer.rtoAt.IsZero() {
 		c.timer.rtoAt = now.Add(c.rtt.rto)
+	}
+}
+
+func (c *Conn) sendBatchLocked() {
+	if len(c.batch) > 0 {
+		c.s.writeBatch(c.batch, c.raddr)
+		clear(c.batch)
+		c.batch = c.batch[:0]
 	}
 }
 

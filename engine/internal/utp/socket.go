@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -51,6 +52,9 @@ type Socket struct {
 	wake   chan struct{} // starts the timer loop when idle
 	accept chan *Conn
 	wg     sync.WaitGroup
+
+	udp   *net.UDPConn // pc, when segmentation offload may be used
+	noGSO atomic.Bool  // the kernel refused segmentation offload
 
 	// Owned by the read goroutine: whether it learns when the socket is
 	// drained, and the connections owing a deferred acknowledgement.
@@ -97,6 +101,9 @@ func NewSocket(pc net.PacketConn, cfg Config) *Socket {
 		sb.SetWriteBuffer(cfg.SocketBuffer)
 	}
 	s.other = newPacketView(s, cfg.OtherQueue)
+	if u, ok := pc.(*net.UDPConn); ok && gsoSupported {
+		s.udp = u
+	}
 	s.wg.Add(2)
 	go s.readLoop()
 	go s.timerLoop()
