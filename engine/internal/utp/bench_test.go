@@ -9,9 +9,9 @@ import (
 // BenchmarkLoopback moves data over one connection on loopback: our uTP
 // beside a real loopback TCP connection in the same run (the goal
 // is uTP at 0.8x TCP). Compare the MB/s of the sub-benchmarks. uTP sends
-// 1400-byte datagrams where loopback TCP moves 64 KiB segments, so the
-// kernel's per-datagram cost bounds it (segmentation offload batches the
-// sending side only); utp-jumbo shows the rate without that bound.
+// 1400-byte datagrams where loopback TCP moves 64 KiB segments; UDP
+// segmentation and receive offload batch them through the kernel, and
+// utp-jumbo shows the rate with datagrams near loopback's 64 KiB MTU.
 func BenchmarkLoopback(b *testing.B) {
 	b.Run("utp", func(b *testing.B) {
 		sa, sb := socketPair(b, Config{}, nil)

@@ -42,8 +42,9 @@
 // 1400-byte datagram, safe on IPv4 and IPv6 paths; no path MTU discovery).
 // Acknowledgements of in-order data wait until the UDP socket is drained
 // (one per burst) or the next tick. On Linux the datagrams of one burst
-// leave in one sendmsg with UDP segmentation offload when the kernel
-// allows it (the peer receives ordinary datagrams).
+// leave in one sendmsg with UDP segmentation offload, and arrive glued
+// together through UDP receive offload, when the kernel allows it (on the
+// wire they are ordinary datagrams).
 //
 // FIN ends a direction (CloseWrite sends it and keeps reading); RESET
 // aborts. Close returns at once: written data and the FIN go on in the

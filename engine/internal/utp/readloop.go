@@ -39,15 +39,33 @@ func (s *Socket) readLoop() {
 	}
 }
 
-// readRaw reads with non-blocking recvfrom calls inside the runtime's
-// poller, flushing deferred acks whenever the socket runs dry.
+// readRaw reads with non-blocking receive calls inside the runtime's
+// poller, flushing deferred acks whenever the socket runs dry. Where the
+// kernel offers UDP receive offload (Linux UDP_GRO), one call may return
+// several datagrams of one peer glued together, with their size in a
+// control message; they are split again here.
 func (s *Socket) readRaw(rc syscall.RawConn, buf []byte) {
+	gro := enableGRO(rc)
+	oob := make([]byte, 64)
 	errs := 0
 	for {
 		var rerr error
 		err := rc.Read(func(fd uintptr) bool {
 			for {
-				n, sa, err := syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+				var (
+					n, seg int
+					sa     syscall.Sockaddr
+					err    error
+				)
+				if gro {
+					var oobn int
+					n, oobn, _, sa, err = syscall.Recvmsg(int(fd), buf, oob, syscall.MSG_DONTWAIT)
+					if err == nil {
+						seg = groSegment(oob[:oobn])
+					}
+				} else {
+					n, sa, err = syscall.Recvfrom(int(fd), buf, syscall.MSG_DONTWAIT)
+				}
 				switch {
 				case err == syscall.EAGAIN:
 					s.flushDeferredAcks()
@@ -68,7 +86,16 @@ func (s *Socket) readRaw(rc syscall.RawConn, buf []byte) {
 				default:
 					continue
 				}
-				s.dispatch(buf[:n], ap, nil, time.Now())
+				now := time.Now()
+				if seg <= 0 || seg >= n {
+					s.dispatch(buf[:n], ap, nil, now)
+					continue
+				}
+				for b := buf[:n]; len(b) > 0; {
+					k := min(seg, len(b))
+					s.dispatch(b[:k], ap, nil, now)
+					b = b[k:]
+				}
 			}
 		})
 		if err == nil {
