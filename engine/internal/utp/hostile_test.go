@@ -1,6 +1,7 @@
 package utp
 
 import (
+	"errors"
 	"math/rand/v2"
 	"net"
 	"testing"
@@ -105,5 +106,35 @@ func TestHostilePeerStaysBounded(t *testing.T) {
 		if p.typ == stData && string(p.payload) == "still here" {
 			break
 		}
+	}
+}
+
+// TestRepeatedSYN answers a SYN sent again (its answer was lost) with the
+// same STATE, opening one connection only, and a RESET carrying either id
+// of the connection ends it.
+func TestRepeatedSYN(t *testing.T) {
+	s, _ := socketPair(t, Config{}, nil)
+	r := newRawPeer(t, s.Addr())
+	r.send(header{typ: stSyn, connID: 7, seq: 40}, nil, nil)
+	first, ok := r.recv(5 * time.Second)
+	r.send(header{typ: stSyn, connID: 7, seq: 40}, nil, nil)
+	second, ok2 := r.recv(5 * time.Second)
+	if !ok || !ok2 || first.typ != stState || second.typ != stState || first.seq != second.seq || second.ack != 40 {
+		t.Fatalf("answers %+v %+v", first, second)
+	}
+	if n := s.NumConns(); n != 1 {
+		t.Fatalf("%d connections after a repeated SYN", n)
+	}
+	c, err := s.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	// libtorrent resets with our receive id, libutp may use its own: 7 is
+	// the peer's receive id, 8 ours.
+	r.send(header{typ: stReset, connID: 7, seq: 41, ack: first.seq}, nil, nil)
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := c.Read(make([]byte, 1)); !errors.Is(err, ErrReset) {
+		t.Fatalf("read after RESET: %v", err)
 	}
 }
