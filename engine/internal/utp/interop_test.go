@@ -94,7 +94,7 @@ func TestLibtorrentSeedsOverUTP(t *testing.T) {
 				ia := wire.AppendHandshake(nil, hs)
 				rw, _, err = mse.InitiateHandshake(conn, ih, ia, mse.RC4)
 				if err != nil {
-					t.Fatalf("MSE over uTP: %v", err)
+					t.Fatalf("MSE over uTP: %v\n%s", err, lt.Output())
 				}
 			} else if err := wire.WriteHandshake(rw, hs); err != nil {
 				t.Fatal(err)

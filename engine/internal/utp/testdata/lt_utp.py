@@ -18,7 +18,8 @@ settings = {
     "unchoke_slots_limit": -1,
     "upload_rate_limit": 0, "download_rate_limit": 0,
     "alert_mask": lt.alert.category_t.error_notification
-    | (lt.alert.category_t.peer_notification | lt.alert.category_t.connect_notification if cfg.get("debug") else 0)
+    | lt.alert.category_t.peer_notification
+    | (lt.alert.category_t.connect_notification if cfg.get("debug") else 0)
     | lt.alert.category_t.status_notification
     | lt.alert.category_t.piece_progress_notification,
 }
@@ -44,7 +45,7 @@ while time.time() < deadline:
         elif isinstance(a, lt.session_stats_alert) and cfg.get("debug"):
             c = a.values
             print("stats", {k: c[k] for k in c if k.startswith("utp") and c[k]}, flush=True)
-        elif cfg.get("debug"):
+        elif cfg.get("debug") or isinstance(a, (lt.peer_disconnected_alert, lt.peer_error_alert)):
             print("alert", a.what(), a.message(), flush=True)
     if cfg.get("debug") and int(time.time() * 20) % 20 == 0:
         ses.post_session_stats()
