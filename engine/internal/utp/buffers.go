@@ -81,15 +81,23 @@ type outPacket struct {
 	fin    bool
 }
 
-// sendWindow is the sequence of packets sent and not yet acknowledged,
-// oldest first: out[i] has sequence number first+i. It is a plain value
-// used under its connection's lock.
+// sendWindow is the sending half of a connection: the bytes written and
+// not yet sent, and the sequence of packets sent and not yet
+// acknowledged, oldest first: out[i] has sequence number first+i. It is a
+// plain value used under its connection's lock.
 type sendWindow struct {
 	out    []*outPacket
 	first  uint16 // sequence number of out[0]; next when out is empty
 	next   uint16 // sequence number of the next packet
 	flight int    // payload bytes counted in flight
 	bytes  int    // payload bytes held in out
+
+	queue    byteQueue // written, not yet packetized
+	resends  int       // packets in out marked resend
+	dupAcks  int       // duplicate acks in a row
+	peerWnd  int       // the peer's advertised window
+	finSent  bool
+	finAcked bool
 }
 
 func (w *sendWindow) reset(seq uint16) { w.first, w.next = seq, seq }

@@ -50,18 +50,12 @@ type Conn struct {
 	err       error // why the connection ended
 	closed    bool  // Close was called: FIN queued, no more reads or writes
 	wclosed   bool  // CloseWrite was called: FIN queued, no more writes
-	finSent   bool
-	finAcked  bool
 	lingerEnd time.Time
 	send      sendWindow
-	queue     byteQueue // written, not yet packetized
-	resends   int       // packets in send marked resend
 	recv      recvWindow
 	cc        ledbat
 	rtt       rttEstimator
 	timer     connTimer
-	peerWnd   int
-	dupAcks   int
 	reply     uint32 // timestamp difference we send back
 	advert    int    // window we last advertised
 	sackBuf   [maxSackLen]byte
@@ -97,8 +91,8 @@ func newConn(s *Socket, key connKey, sendID uint16, incoming bool) *Conn {
 		recv:       newRecvWindow(cfg.RecvBuffer, max(16, cfg.RecvBuffer/1000), s.pool),
 		cc:         newLedbat(cfg.TargetDelay, cfg.Gain, cfg.MaxPayload, max(cfg.SendBuffer, 4*cfg.MaxPayload)),
 		rtt:        newRTT(initialRTO, cfg.MinRTO, maxRTO),
-		peerWnd:    cfg.MaxPayload,
 	}
+	c.send.peerWnd = cfg.MaxPayload
 	c.rdl.init()
 	c.wdl.init()
 	c.timer.lastRecv, c.timer.lastSend = now, now
@@ -118,7 +112,7 @@ func (c *Conn) sendSynLocked(now time.Time) {
 func (c *Conn) acceptSynLocked(p packet, now time.Time) {
 	c.recv.ack = p.seq
 	c.send.reset(uint16(rand.Uint32()))
-	c.peerWnd = max(int(p.wnd), c.s.cfg.MaxPayload) // libtorrent's SYN says 0
+	c.send.peerWnd = max(int(p.wnd), c.s.cfg.MaxPayload) // libtorrent's SYN says 0
 	c.reply = c.s.micro(now) - p.ts
 	c.st = stateConnected
 	close(c.connected)
@@ -200,9 +194,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 			c.mu.Unlock()
 			return n, c.err
 		}
-		if room := c.s.cfg.SendBuffer - c.queue.len() - c.send.bytes; room > 0 && n < len(b) {
+		if room := c.s.cfg.SendBuffer - c.send.queue.len() - c.send.bytes; room > 0 && n < len(b) {
 			k := min(room, len(b)-n)
-			c.queue.write(b[n : n+k])
+			c.send.queue.write(b[n : n+k])
 			n += k
 			c.flushLocked(time.Now())
 		}
@@ -281,7 +275,7 @@ func (c *Conn) endErr() error {
 // maybeFinishLocked ends a closed connection once its FIN is acknowledged
 // and the peer's FIN arrived.
 func (c *Conn) maybeFinishLocked() {
-	if c.closed && c.finAcked && c.recv.eofDone {
+	if c.closed && c.send.finAcked && c.recv.eofDone {
 		c.finishLocked(ErrConnClosed)
 	}
 }
@@ -300,7 +294,7 @@ func (c *Conn) finishLocked(err error) {
 	}
 	c.send.out = nil
 	c.send.bytes, c.send.flight = 0, 0
-	c.queue.release()
+	c.send.queue.release()
 	if c.closed {
 		c.recv.release()
 	} else {

@@ -43,7 +43,7 @@ func (c *Conn) handle(p packet, now time.Time) (deferAck bool) {
 	// window, say) do not mean it is gone.
 	c.timer.timeouts = 0
 	c.reply = c.s.micro(now) - p.ts
-	c.peerWnd = int(min(p.wnd, 1<<30))
+	c.send.peerWnd = int(min(p.wnd, 1<<30))
 	if p.tsDiff != 0 {
 		c.cc.addDelaySample(p.tsDiff, now)
 	}
@@ -120,10 +120,10 @@ func (c *Conn) processAckLocked(p packet, now time.Time) {
 		}
 		if op.resend {
 			op.resend = false
-			c.resends--
+			c.send.resends--
 		}
 		if op.fin {
-			c.finAcked = true
+			c.send.finAcked = true
 		}
 	}
 	acked := 0
@@ -135,10 +135,10 @@ func (c *Conn) processAckLocked(p packet, now time.Time) {
 			op.buf = nil
 		})
 		progress = true
-		c.dupAcks = 0
+		c.send.dupAcks = 0
 		c.timer.timeouts = 0
 	} else if p.typ == stState && p.ack == w.lastAcked() && len(w.out) > 0 {
-		c.dupAcks++
+		c.send.dupAcks++
 	}
 	var lost []*outPacket
 	if p.sack != nil && len(w.out) > 0 && p.ack == w.lastAcked() {
@@ -146,7 +146,7 @@ func (c *Conn) processAckLocked(p packet, now time.Time) {
 		a, lost = w.applySack(p.ack, p.sack, done)
 		acked += a
 	}
-	if c.dupAcks >= dupAckLimit && len(w.out) > 0 && !w.out[0].fast && w.out[0].tx > 0 {
+	if c.send.dupAcks >= dupAckLimit && len(w.out) > 0 && !w.out[0].fast && w.out[0].tx > 0 {
 		lost = append(lost, w.out[0])
 	}
 	for _, op := range lost {
@@ -177,7 +177,7 @@ func (c *Conn) markResendLocked(op *outPacket) {
 		return
 	}
 	op.resend = true
-	c.resends++
+	c.send.resends++
 	c.send.land(op)
 }
 
@@ -192,8 +192,8 @@ func (c *Conn) flushLocked(now time.Time) {
 	c.batch = c.batch[:0]
 	defer c.sendBatchLocked()
 	w := &c.send
-	win := min(c.cc.window(), c.peerWnd)
-	if c.resends > 0 {
+	win := min(c.cc.window(), c.send.peerWnd)
+	if c.send.resends > 0 {
 		for _, op := range w.out {
 			if !op.resend {
 				continue
@@ -202,13 +202,13 @@ func (c *Conn) flushLocked(now time.Time) {
 				return
 			}
 			op.resend = false
-			c.resends--
+			c.send.resends--
 			c.prepareLocked(op, now)
 		}
 	}
 	mss := c.s.cfg.MaxPayload
-	for c.queue.len() > 0 && len(w.out) < maxOutPackets {
-		n := min(mss, c.queue.len())
+	for c.send.queue.len() > 0 && len(w.out) < maxOutPackets {
+		n := min(mss, c.send.queue.len())
 		if room := win - w.flight; room < n {
 			if w.flight > 0 || room <= 0 {
 				return
@@ -216,17 +216,17 @@ func (c *Conn) flushLocked(now time.Time) {
 			n = room // a small peer window with nothing in flight
 		}
 		h := header{typ: stData, connID: c.sendID, seq: w.next}
-		op := &outPacket{buf: appendPacket(c.s.pool.get(), h, nil, c.queue.peek(n)), size: n}
-		c.queue.discard(n)
+		op := &outPacket{buf: appendPacket(c.s.pool.get(), h, nil, c.send.queue.peek(n)), size: n}
+		c.send.queue.discard(n)
 		w.push(op)
 		c.prepareLocked(op, now)
 		notify(c.writeReady)
 	}
-	if (c.closed || c.wclosed) && !c.finSent && c.queue.len() == 0 && len(w.out) < maxOutPackets {
+	if (c.closed || c.wclosed) && !c.send.finSent && c.send.queue.len() == 0 && len(w.out) < maxOutPackets {
 		h := header{typ: stFin, connID: c.sendID, seq: w.next}
 		op := &outPacket{buf: appendPacket(c.s.pool.get(), h, nil, nil), fin: true}
 		w.push(op)
-		c.finSent = true
+		c.send.finSent = true
 		c.prepareLocked(op, now)
 	}
 }
@@ -278,7 +278,7 @@ func (c *Conn) tick(now time.Time) {
 	cfg := &c.s.cfg
 	t := &c.timer
 	if c.closed && now.After(c.lingerEnd) && !c.lingerEnd.IsZero() {
-		if !c.finAcked {
+		if !c.send.finAcked {
 			c.sendResetLocked(now)
 		}
 		c.finishLocked(ErrConnClosed)
@@ -308,9 +308,9 @@ func (c *Conn) tick(now time.Time) {
 	}
 	// Zero-window probe: the peer's window is too small for anything and
 	// nothing in flight will bring an update.
-	if len(w.out) == 0 && c.queue.len() > 0 && c.peerWnd < min(c.queue.len(), cfg.MaxPayload) &&
+	if len(w.out) == 0 && c.send.queue.len() > 0 && c.send.peerWnd < min(c.send.queue.len(), cfg.MaxPayload) &&
 		now.Sub(t.lastSend) >= c.rtt.rto {
-		c.peerWnd = cfg.MaxPayload
+		c.send.peerWnd = cfg.MaxPayload
 		c.flushLocked(now)
 	}
 	if now.Sub(t.lastSend) >= cfg.KeepAlive {
@@ -342,7 +342,7 @@ func (c *Conn) timeoutLocked(now time.Time) {
 	if c.st == stateSynSent {
 		op := c.send.out[0]
 		op.resend = false
-		c.resends--
+		c.send.resends--
 		c.transmitLocked(op, now)
 		return
 	}

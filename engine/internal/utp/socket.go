@@ -61,12 +61,28 @@ type Socket struct {
 	drainAware bool
 	deferred   []*Conn
 
-	mu          sync.Mutex // guards the fields below
-	conns       map[connKey]*Conn
-	closed      bool
-	lnClosed    bool
-	resetTokens float64
-	resetAt     time.Time
+	mu       sync.Mutex // guards the fields below
+	conns    map[connKey]*Conn
+	closed   bool
+	lnClosed bool
+	resets   tokenBucket
+}
+
+// tokenBucket allows rate events a second, in bursts of twice that.
+type tokenBucket struct {
+	rate   float64
+	tokens float64
+	at     time.Time
+}
+
+func (b *tokenBucket) allow(now time.Time) bool {
+	b.tokens = min(b.tokens+now.Sub(b.at).Seconds()*b.rate, 2*b.rate)
+	b.at = now
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
 }
 
 // NewSocket runs uTP over pc (normally a *net.UDPConn), which the Socket
@@ -90,7 +106,7 @@ func NewSocket(pc net.PacketConn, cfg Config) *Socket {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.resetTokens = 2 * cfg.ResetRate
+	s.resets = tokenBucket{rate: cfg.ResetRate, tokens: 2 * cfg.ResetRate, at: s.epoch}
 	if sb, ok := pc.(interface {
 		SetReadBuffer(int) error
 		SetWriteBuffer(int) error
@@ -293,13 +309,9 @@ func (s *Socket) acceptLocked(ap netip.AddrPort, p packet, now time.Time) *Conn 
 // resetLocked answers a packet for no known connection with RESET, at
 // most Config.ResetRate a second.
 func (s *Socket) resetLocked(ap netip.AddrPort, p packet, now time.Time) {
-	rate := s.cfg.ResetRate
-	s.resetTokens = min(s.resetTokens+now.Sub(s.resetAt).Seconds()*rate, 2*rate)
-	s.resetAt = now
-	if s.resetTokens < 1 {
+	if !s.resets.allow(now) {
 		return
 	}
-	s.resetTokens--
 	h := header{typ: stReset, connID: p.connID, ts: s.micro(now), seq: uint16(rand.Uint32()), ack: p.seq}
 	var buf [headerLen]byte
 	s.writeTo(appendPacket(buf[:0], h, nil, nil), net.UDPAddrFromAddrPort(ap))
