@@ -19,8 +19,8 @@ func (ls *loopState) handle(ev any) {
 	case peerGone:
 		if !ev.p.removed {
 			reason := "connection closed"
-			if ev.p.closeErr != nil {
-				reason = ev.p.closeErr.Error()
+			if ev.err != nil {
+				reason = ev.err.Error()
 			}
 			ls.removePeer(ev.p, reason)
 		}
