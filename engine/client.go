@@ -33,7 +33,8 @@ type Config struct {
 	// (all torrents, dials in flight included); 0 means 200.
 	MaxConns int
 	// MaxConnsPerTorrent is the number of connected peers of one torrent;
-	// 0 derives it from MaxConns (see PerTorrentConns).
+	// 0 derives it from MaxConns (see PerTorrentConns); it is never more
+	// than MaxConns.
 	MaxConnsPerTorrent int
 	// MaxUploadRate and MaxDownloadRate cap the bytes per second the
 	// client sends to and receives from all peers of all torrents,

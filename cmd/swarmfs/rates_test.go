@@ -69,6 +69,7 @@ func TestEngineFlags(t *testing.T) {
 		{[]string{"get", "--max-conns", "10", "--max-conns-per-torrent", "20", "x.torrent"}, "above --max-conns"},
 		{[]string{"get", "--max-upload-rate", "2PiB", "x.torrent"}, "at most"},
 		{[]string{"seed", "--no-upload", "x.torrent", "."}, "would upload nothing"},
+		{[]string{"serve", "--no-upload", "--seed-time", "1h"}, "exclude each other"},
 	} {
 		if code, _, errOut := runCmd(t, tc.args...); code != 2 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: exit %d: %s (want %q)", tc.args, code, errOut, tc.want)

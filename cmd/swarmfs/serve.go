@@ -56,6 +56,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := s.seedPol.check(); err != nil {
 		return err
 	}
+	if s.noUpload && s.seedPol.p.set() {
+		return usageError("--no-upload and --seed-ratio or --seed-time exclude each other")
+	}
 	if s.living.httpAddr == "" {
 		return usageError("serve needs --http ADDR")
 	}
