@@ -329,3 +329,50 @@ func TestConnLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestNowPiecesFirstUnderDownloadCap saturates a download cap with a
+// prefetch from one libtorrent seeder, then reads a file of another
+// torrent from a second seeder: while the read waits, its peer's
+// connection reads in the Urgent class, so the read's bytes take most of
+// the cap and the prefetch gets less than they do.
+func TestNowPiecesFirstUnderDownloadCap(t *testing.T) {
+	bulk := makeFixture(t, "bulk", 256<<10, nil, 32<<20)
+	read := makeFixture(t, "urgent", 64<<10, nil, 4<<20)
+	s1 := startSeeder(t, "127.0.46.50", bulk)
+	s2 := startSeeder(t, "127.0.46.51", read)
+	c := newTestClient(t, "127.0.46.52", Config{MaxDownloadRate: 512 << 10})
+	bt, err := c.AddTorrent(bulk.mi, AddOptions{Peers: []netip.AddrPort{addrPort(t, s1.Addr)}, Prefetch: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := c.AddTorrent(read.mi, AddOptions{Peers: []netip.AddrPort{addrPort(t, s2.Addr)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for bt.Stats().Downloaded < 1<<20 || rt.Stats().Peers == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no prefetch or no peer: %+v %+v", bt.Stats(), rt.Stats())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	r, err := rt.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	b0, r0 := bt.Stats().Downloaded, rt.Stats().Downloaded
+	buf := make([]byte, 64<<10)
+	for off := int64(1 << 20); off < 3<<20; off += int64(len(buf)) {
+		if _, err := r.ReadAt(ctx, buf, off); err != nil {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	bulkBytes, readBytes := bt.Stats().Downloaded-b0, rt.Stats().Downloaded-r0
+	t.Logf("during the read: %d bytes for it, %d for the prefetch", readBytes, bulkBytes)
+	if bulkBytes >= readBytes {
+		t.Errorf("the prefetch got %d bytes while the read got %d: the read did not go first", bulkBytes, readBytes)
+	}
+}
