@@ -1,10 +1,6 @@
 package cache
 
-import (
-	"fmt"
-
-	"golang.org/x/sys/unix"
-)
+import "fmt"
 
 // Eviction: the Budget picks victims; a Store drops them here and punches
 // their holes once a state that no longer claims them is on disk (persist).
@@ -49,7 +45,7 @@ func (s *Store) punch(p int) error {
 	if size == 0 {
 		return nil
 	}
-	err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, s.info.PieceOffset(p), size)
+	err := s.data.punch(s.info.PieceOffset(p), size)
 	if err != nil {
 		return s.diskErr(fmt.Sprintf("punch hole for piece %d", p), p, err)
 	}
