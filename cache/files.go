@@ -28,6 +28,7 @@ type fileStore struct {
 	paths []string     // where each of info.Files lives
 	lock  *os.File     // flock'ed lock file in the store directory
 	read  atomic.Int64 // bytes read from the files, for tests
+	syncs atomic.Int64 // files fdatasync'ed, for tests
 
 	// fileMu guards the table of open files and what awaits a sync.
 	fileMu  sync.Mutex
@@ -204,6 +205,7 @@ func (fl *fileStore) sync() error {
 			fl.redirty(idx[k:], dirs)
 			return &fs.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
 		}
+		fl.syncs.Add(1)
 	}
 	for k, d := range dirs {
 		if err = syncDir(d); err != nil {

@@ -69,6 +69,8 @@ func (s *Store) loadFiles(fl *fileStore) error {
 	if reason == "" {
 		copy(trusted, st.present)
 		suspect := make([]bool, len(s.pieces))
+		// Stamps exist only in a clean state: after a crash only the
+		// sizes can tell.
 		stamped := st.clean && len(st.stamps) == len(info.Files)
 		for i, f := range info.Files {
 			if f.Length == 0 {
