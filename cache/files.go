@@ -23,7 +23,7 @@ import (
 // (never preallocated). Bytes of pad files are zeros that are never
 // stored: reads fill them in, writes skip them.
 type fileStore struct {
-	dir   string // absolute data directory
+	dir   string // absolute directory that holds everything created
 	info  *metainfo.Info
 	paths []string     // where each of info.Files lives
 	lock  *os.File     // flock'ed lock file in the store directory
@@ -44,24 +44,33 @@ func filesKey(absDir string) string {
 	return "files-" + hex.EncodeToString(sum[:8])
 }
 
-// filePaths returns where each of info.Files lives under dir.
-func filePaths(dir string, info *metainfo.Info) []string {
+// filePaths returns where each of info.Files lives: under dir as other
+// clients lay them out, or with content set, at content itself (a single
+// file) or below it (a multi-file torrent's top directory).
+func filePaths(dir, content string, info *metainfo.Info) []string {
 	paths := make([]string, len(info.Files))
 	for i, f := range info.Files {
-		if info.SingleFile {
+		switch {
+		case content != "" && info.SingleFile:
+			paths[i] = content
+		case content != "":
+			paths[i] = filepath.Join(append([]string{content}, f.Path...)...)
+		case info.SingleFile:
 			paths[i] = filepath.Join(append([]string{dir}, f.Path...)...)
-		} else {
+		default:
 			paths[i] = filepath.Join(append([]string{dir, info.Name}, f.Path...)...)
 		}
 	}
 	return paths
 }
 
-func newFileStore(dir string, info *metainfo.Info, lock *os.File) *fileStore {
+// newFileStore makes the storage of info's files at paths, creating
+// directories as needed below dir.
+func newFileStore(dir string, paths []string, info *metainfo.Info, lock *os.File) *fileStore {
 	return &fileStore{
 		dir:     dir,
 		info:    info,
-		paths:   filePaths(dir, info),
+		paths:   paths,
 		lock:    lock,
 		open:    make([]*os.File, len(info.Files)),
 		dirty:   make(map[int]struct{}),

@@ -9,29 +9,42 @@ import (
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
-// openFiles opens a Files layout store over the data directory dir: its
-// state and lock files live in the store's directory, named after dir's
-// absolute path, so that one torrent may have stores in several data
-// directories.
-func (s *Store) openFiles(dir string) error {
-	if dir == "" {
-		return errors.New("cache: Files layout without a directory")
+// openFiles opens a Files layout store: its state and lock files live in
+// the store's directory, named after the data directory's (or content's)
+// absolute path, so that one torrent may have stores in several places.
+func (s *Store) openFiles(l Files) error {
+	where, what := l.Dir, "dir"
+	if l.Content != "" {
+		where, what = l.Content, "content"
 	}
-	abs, err := filepath.Abs(dir)
+	if (l.Dir == "") == (l.Content == "") {
+		return errors.New("cache: Files layout needs either Dir or Content")
+	}
+	abs, err := filepath.Abs(where)
 	if err != nil {
 		return fmt.Errorf("cache: data directory: %w", err)
 	}
-	if err := os.MkdirAll(abs, 0o777); err != nil {
+	base := abs // holds what the store creates
+	if l.Content != "" && s.info.SingleFile {
+		base = filepath.Dir(abs)
+	}
+	if err := os.MkdirAll(base, 0o777); err != nil {
 		return fmt.Errorf("cache: data directory: %w", err)
 	}
-	key := filesKey(abs)
+	key := filesKey(what + "\x00" + abs)
 	s.ioDir = abs
 	s.statePath = filepath.Join(s.dir, key+".state")
 	lock, err := lockFile(filepath.Join(s.dir, key+".lock"), os.O_RDWR|os.O_CREATE, abs)
 	if err != nil {
 		return err
 	}
-	fl := newFileStore(abs, s.info, lock)
+	var paths []string
+	if l.Content != "" {
+		paths = filePaths("", abs, s.info)
+	} else {
+		paths = filePaths(abs, "", s.info)
+	}
+	fl := newFileStore(base, paths, s.info, lock)
 	s.data, s.files = fl, fl
 	removeTemps(s.statePath)
 	if err := s.loadFiles(fl); err != nil {

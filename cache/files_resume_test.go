@@ -249,3 +249,76 @@ func maps2Equal(a, b map[string]time.Time) bool {
 	}
 	return true
 }
+
+// TestFilesContentElsewhere seeds content whose name differs from the
+// torrent's (Files.Content): a directory for a multi-file torrent and a
+// file for a single-file one verify in place, and a missing piece written
+// goes into that content, not into a new directory named after the
+// torrent.
+func TestFilesContentElsewhere(t *testing.T) {
+	rng := rand.New(rand.NewPCG(77, 78))
+	src := t.TempDir()
+	tree := makeTree(t, rng, src, "tree")
+	mi, err := metainfo.Create(tree, metainfo.CreateOptions{PieceLength: 16 << 10, NoDate: true, Name: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := filepath.Join(tree, "a.bin")
+	single, err := metainfo.Create(one, metainfo.CreateOptions{PieceLength: 16 << 10, NoDate: true, Name: "renamed.bin"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(one)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range map[string]struct {
+		tt      *torrent
+		content string
+	}{
+		"multi":  {torrentOfTree(t, mi, tree), tree},
+		"single": {&torrent{info: single.Info, hash: single.InfoHash, payload: b}, one},
+	} {
+		t.Run(name, func(t *testing.T) {
+			root := t.TempDir()
+			s := openT(t, root, c.tt, Config{Layout: Files{Content: c.content}})
+			waitVerified(t, s)
+			if n, _ := s.Present(); n != c.tt.info.NumPieces() {
+				t.Fatalf("%d of %d pieces verified in place", n, c.tt.info.NumPieces())
+			}
+			checkPresentData(t, s, c.tt)
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+			// Piece 0 damaged behind its back: rewritten in place.
+			f, err := os.OpenFile(filePathContent(c.content, c.tt, c.tt.info.Files[0]), os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.WriteAt([]byte{c.tt.payload[0] ^ 1}, 0)
+			f.Close()
+			os.Chtimes(f.Name(), time.Now(), time.Now().Add(time.Hour))
+			s = openT(t, root, c.tt, Config{Layout: Files{Content: c.content}})
+			waitVerified(t, s)
+			if s.Has(0) {
+				t.Fatal("damaged piece 0 present")
+			}
+			if err := s.WritePiece(0, c.tt.piece(0)); err != nil {
+				t.Fatal(err)
+			}
+			checkPresentData(t, s, c.tt)
+			for _, p := range []string{filepath.Join(src, "other"), filepath.Join(tree, "renamed.bin"), filepath.Join(src, "renamed.bin")} {
+				if _, err := os.Stat(p); err == nil {
+					t.Fatalf("%s created", p)
+				}
+			}
+		})
+	}
+}
+
+func filePathContent(content string, tt *torrent, f metainfo.File) string {
+	if tt.info.SingleFile {
+		return content
+	}
+	return filepath.Join(append([]string{content}, f.Path...)...)
+}

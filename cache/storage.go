@@ -30,6 +30,12 @@ type DataFile struct{}
 type Files struct {
 	// Dir is the data directory. A relative path is made absolute at Open.
 	Dir string
+	// Content, set instead of Dir, is where the torrent's content itself
+	// is, whatever its name: the top directory of a multi-file torrent
+	// (its files are Content/<path...>) or the one file of a single-file
+	// torrent. It serves `seed PATH` of data whose name differs from the
+	// torrent's.
+	Content string
 }
 
 func (DataFile) layout() {}

@@ -212,7 +212,7 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 		err = s.openDataFile()
 	case Files:
 		s.budget = nil // the user's files are never evicted
-		err = s.openFiles(l.Dir)
+		err = s.openFiles(l)
 	default:
 		err = fmt.Errorf("cache: unknown layout %T", cfg.Layout)
 	}
