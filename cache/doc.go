@@ -126,8 +126,13 @@
 // touches re-verified; the others are trusted. Before that, Open writes a
 // state that no longer claims the pieces it re-verifies. Without a usable
 // state (none, another directory, a torrent's data made by another
-// program), every piece of the files that exist is verified. Changes made
-// while the store is open are not detected.
+// program), every piece of the files that exist is verified. While the
+// store is open, a read that finds a file cut short drops the pieces read
+// whose bytes are gone, reported like evicted ones (Evictions,
+// TakeEvicted), so they are no longer served and may be downloaded again;
+// a file replaced by rename keeps being served from the open original,
+// whose verified bytes did not change; bytes overwritten in place while
+// the store is open are not detected until the next Open.
 //
 // Re-verification hashes on Config.VerifyWorkers goroutines (GOMAXPROCS by
 // default), each reading 1 MiB at a time, taking pieces in order so that

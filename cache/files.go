@@ -186,6 +186,22 @@ func (fl *fileStore) writeAt(p []byte, off int64) error {
 	return nil
 }
 
+// holds reports whether the files are long enough to hold the torrent
+// bytes [off, off+n).
+func (fl *fileStore) holds(off, n int64) bool {
+	for _, pt := range fl.info.FileParts(off, n) {
+		f, err := fl.file(pt.File, false)
+		if err != nil {
+			return false
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() < pt.FileOffset+pt.Length {
+			return false
+		}
+	}
+	return true
+}
+
 // punch does nothing: the user's files never lose bytes to the store.
 func (fl *fileStore) punch(off, n int64) error { return nil }
 

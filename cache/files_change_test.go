@@ -1,8 +1,10 @@
 package cache
 
 import (
+	"errors"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
 )
@@ -192,3 +194,55 @@ func TestFilesChangedBehindBack(t *testing.T) {
 type byteRange struct{ off, end int64 }
 
 func fr(off, n int64) byteRange { return byteRange{off, off + n} }
+
+// TestFilesCutWhileOpen truncates a file of an open Files store, as a user
+// might while it seeds: the read of a piece past the cut fails with a
+// *DiskError, the pieces past the cut are dropped and reported like
+// evicted ones (so the engine stops offering them), the others stay, and
+// the dropped pieces can be downloaded again.
+func TestFilesCutWhileOpen(t *testing.T) {
+	rng := rand.New(rand.NewPCG(79, 80))
+	pl := int64(4 * BlockSize)
+	tt := multiTorrent(rng, pl, []int64{2*pl + 10, 5*pl + 3, pl}, false)
+	root, dir := t.TempDir(), t.TempDir()
+	s := openFilesT(t, root, dir, tt, Config{})
+	writeAll(t, s, tt)
+	f := tt.info.Files[1]
+	cutAt := f.Length / 2
+	if err := os.Truncate(filePath(dir, tt, f), cutAt); err != nil {
+		t.Fatal(err)
+	}
+	victim := tt.info.PieceAt(f.Offset + f.Length - 1)
+	buf := make([]byte, 100)
+	var de *DiskError
+	if err := s.ReadBlock(victim, 0, buf); !errors.As(err, &de) {
+		t.Fatalf("ReadBlock of a piece past the cut: %v, want a *DiskError", err)
+	}
+	select {
+	case <-s.Evictions():
+	default:
+		t.Fatal("no eviction reported for the dropped pieces")
+	}
+	dropped := s.TakeEvicted()
+	for p, ok := range s.Bitfield() {
+		lo := tt.info.PieceOffset(p)
+		past := overlaps(lo, lo+tt.info.PieceSize(p), f.Offset+cutAt, f.Offset+f.Length)
+		if p == victim && (ok || !slices.Contains(dropped, p)) {
+			t.Fatalf("piece %d past the cut: present=%v, dropped %v", p, ok, dropped)
+		}
+		if !past && !ok {
+			t.Fatalf("piece %d before the cut dropped", p)
+		}
+	}
+	for _, p := range dropped {
+		if err := s.WritePiece(p, tt.piece(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.ReadBlock(victim, 0, buf); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

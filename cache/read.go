@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -40,6 +41,9 @@ func (s *Store) ReadAt(p []byte, off int64) (int, error) {
 	upto := min(off+n, s.info.PieceOffset(last))
 	m, rerr := s.data.readAt(p[:upto-off], off)
 	s.releaseRange(first, last)
+	if errors.Is(rerr, errShort) {
+		s.dropShort(first, last)
+	}
 	switch {
 	case rerr != nil && !(rerr == io.EOF && int64(m) == upto-off):
 		return m, s.diskErr(fmt.Sprintf("read at %d", off), first, rerr)
@@ -104,6 +108,9 @@ func (s *Store) ReadBlock(piece, begin int, p []byte) error {
 	}
 	_, rerr := s.data.readAt(p, s.info.PieceOffset(piece)+int64(begin))
 	s.releaseRange(piece, last)
+	if errors.Is(rerr, errShort) {
+		s.dropShort(piece, last)
+	}
 	if rerr != nil {
 		return s.diskErr(fmt.Sprintf("read piece %d at %d", piece, begin), piece, rerr)
 	}
