@@ -205,7 +205,27 @@ func (fl *fileStore) holds(off, n int64) bool {
 // punch does nothing: the user's files never lose bytes to the store.
 func (fl *fileStore) punch(off, n int64) error { return nil }
 
-func (fl *fileStore) isHole(off, n int64) bool { return false }
+// isHole reports whether every file part of [off, off+n) lies within its
+// file and in a hole (a sparse file another client created at full size),
+// so that verifying it needs no read. A missing or short file is not a
+// hole: its bytes are not there at all.
+func (fl *fileStore) isHole(off, n int64) bool {
+	for _, pt := range fl.info.FileParts(off, n) {
+		f, err := fl.file(pt.File, false)
+		if err != nil {
+			return false
+		}
+		fi, err := f.Stat()
+		if err != nil || fi.Size() < pt.FileOffset+pt.Length {
+			return false
+		}
+		data, err := unix.Seek(int(f.Fd()), pt.FileOffset, unix.SEEK_DATA)
+		if !errors.Is(err, unix.ENXIO) && (err != nil || data < pt.FileOffset+pt.Length) {
+			return false
+		}
+	}
+	return true
+}
 
 // sync fdatasyncs every file written since the last sync and fsyncs the
 // directories that gained files, so that a state claiming their pieces

@@ -33,6 +33,11 @@ func (s *Store) openFiles(l Files) error {
 	}
 	key := filesKey(what + "\x00" + abs)
 	s.ioDir = abs
+	if l.Content != "" {
+		s.layout = Files{Content: abs}
+	} else {
+		s.layout = Files{Dir: abs}
+	}
 	s.statePath = filepath.Join(s.dir, key+".state")
 	lock, err := lockFile(filepath.Join(s.dir, key+".lock"), os.O_RDWR|os.O_CREATE, abs)
 	if err != nil {

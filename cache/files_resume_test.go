@@ -322,3 +322,49 @@ func filePathContent(content string, tt *torrent, f metainfo.File) string {
 	}
 	return filepath.Join(append([]string{content}, f.Path...)...)
 }
+
+// TestFilesVerifySparseForeign verifies, with no state, files another
+// client preallocated sparse at full size and filled in part: pieces in
+// holes are settled without reading (a piece of zeros in a hole verifies,
+// being zeros), written pieces verify, the rest stay absent, and a short
+// file's all-zero piece is not taken for a hole.
+func TestFilesVerifySparseForeign(t *testing.T) {
+	pl := int64(4 * BlockSize)
+	rng := rand.New(rand.NewPCG(81, 82))
+	tt := multiTorrent(rng, pl, []int64{4 * pl, 2 * pl, pl}, true)
+	clear(tt.payload[pl : 2*pl]) // piece 1 is zeros
+	clear(tt.payload[4*pl:])     // so are the second and third files
+	tt = hashTorrent(tt.info, tt.payload)
+	dir := t.TempDir()
+	for i, f := range tt.info.Files {
+		p := filePath(dir, tt, f)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		fh, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		size := f.Length
+		if i == 2 { // short: its piece's bytes are not there at all
+			size /= 2
+		}
+		if err := fh.Truncate(size); err != nil {
+			t.Fatal(err)
+		}
+		if i == 0 { // pieces 0 and 3 written, 1 and 2 holes
+			fh.WriteAt(tt.piece(0), 0)
+			fh.WriteAt(tt.piece(3), 3*pl)
+		}
+		fh.Close()
+	}
+	s := openFilesT(t, t.TempDir(), dir, tt, Config{})
+	waitVerified(t, s)
+	want := []bool{true, true, false, true, true, true, false}
+	if got := s.Bitfield(); !boolsEqual(got, want) {
+		t.Fatalf("present %v, want %v", got, want)
+	}
+	// The two written pieces, and the short file up to its end.
+	if got := s.files.read.Load(); got != 2*pl+pl/2 {
+		t.Fatalf("read %d bytes, want only the %d of the two written pieces and the short file", got, 2*pl+pl/2)
+	}
+	checkPresentData(t, s, tt)
+}

@@ -75,6 +75,7 @@ type Store struct {
 	statePath    string  // the state file
 	data         storage // the torrent's bytes
 	files        *fileStore
+	layout       Layout
 	budget       *Budget
 	log          *slog.Logger
 	syncInterval time.Duration
@@ -209,6 +210,7 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 	var err error
 	switch l := cfg.Layout.(type) {
 	case nil, DataFile:
+		s.layout = DataFile{}
 		err = s.openDataFile()
 	case Files:
 		s.budget = nil // the user's files are never evicted
@@ -342,6 +344,10 @@ func (s *Store) Info() *metainfo.Info { return s.info }
 // Dir returns the store's directory in the cache root (where its state
 // lives).
 func (s *Store) Dir() string { return s.dir }
+
+// Layout returns the store's layout: DataFile{}, or Files with Dir or
+// Content made absolute. Only a DataFile store is charged to a Budget.
+func (s *Store) Layout() Layout { return s.layout }
 
 // DataDir returns where the torrent's bytes are: the store's directory for
 // the DataFile layout, the absolute data directory for Files.
