@@ -122,20 +122,19 @@ func (fl *fileStore) file(i int, create bool) (*os.File, error) {
 	}
 	fl.fileMu.Lock()
 	defer fl.fileMu.Unlock()
-	if fl.open[i] != nil { // another goroutine was first
-		f.Close()
-		return fl.open[i], nil
-	}
-	fl.open[i] = f
-	if created {
+	if created { // whoever installs the file, its entry must become durable
 		for d := filepath.Dir(path); len(d) >= len(fl.dir); d = filepath.Dir(d) {
 			fl.newDirs[d] = struct{}{}
 			if d == fl.dir || d == filepath.Dir(d) {
 				break
 			}
 		}
-		fl.dirty[i] = struct{}{}
 	}
+	if fl.open[i] != nil { // another goroutine was first
+		f.Close()
+		return fl.open[i], nil
+	}
+	fl.open[i] = f
 	return f, nil
 }
 
