@@ -239,3 +239,29 @@ func TestFilesLayoutUnverifiedInvisible(t *testing.T) {
 		t.Fatalf("first file after a block across its end and the pad: %v, %v", fi, err)
 	}
 }
+
+// TestFilesLayoutNoCap writes a torrent ten times a budget's cap into the
+// Files layout: the user's files are never evicted nor charged to the
+// budget, and WouldEvict forecasts nothing.
+func TestFilesLayoutNoCap(t *testing.T) {
+	rng := rand.New(rand.NewPCG(85, 86))
+	pl := int64(4 * BlockSize)
+	tt := multiTorrent(rng, pl, []int64{5 * pl, 5*pl + 1}, true)
+	b := NewBudget(pl)
+	dir := t.TempDir()
+	s := openFilesT(t, t.TempDir(), dir, tt, Config{Budget: b})
+	writeMixed(t, rng, s, tt)
+	if n, _ := s.Present(); n != tt.info.NumPieces() || len(s.TakeEvicted()) != 0 {
+		t.Fatalf("%d of %d pieces present under a one-piece budget", n, tt.info.NumPieces())
+	}
+	if b.Used() != 0 || b.Staged() != 0 {
+		t.Fatalf("budget charged %d verified and %d staged bytes", b.Used(), b.Staged())
+	}
+	if f := s.WouldEvict(pl); len(f.Pieces) != 0 || f.Others != 0 || f.Short != 0 {
+		t.Fatalf("WouldEvict = %+v", f)
+	}
+	if _, ok := s.Layout().(Files); !ok || s.DataDir() != dir {
+		t.Fatalf("Layout %#v, DataDir %q", s.Layout(), s.DataDir())
+	}
+	checkTree(t, dir, tt)
+}

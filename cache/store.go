@@ -207,21 +207,24 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 	case cfg.WriteBuffers > 0:
 		s.maxWbufs = cfg.WriteBuffers
 	}
+	files, isFiles := cfg.Layout.(Files)
+	if isFiles {
+		s.budget = nil // the user's files are never evicted
+	}
+	s.staged = stagedAcct{budget: s.budget}
 	var err error
-	switch l := cfg.Layout.(type) {
+	switch cfg.Layout.(type) {
 	case nil, DataFile:
 		s.layout = DataFile{}
 		err = s.openDataFile()
 	case Files:
-		s.budget = nil // the user's files are never evicted
-		err = s.openFiles(l)
+		err = s.openFiles(files)
 	default:
 		err = fmt.Errorf("cache: unknown layout %T", cfg.Layout)
 	}
 	if err != nil {
 		return nil, err
 	}
-	s.staged = stagedAcct{budget: s.budget}
 	s.budget.addStore(s)
 	s.bg.Add(1)
 	go s.persistLoop()
