@@ -119,7 +119,6 @@ func newStatsFeed(stats func() engine.Stats) *statsFeed {
 	return f
 }
 
-
 func (f *statsFeed) refresh() {
 	s := f.stats()
 	f.last.Store(&s)
