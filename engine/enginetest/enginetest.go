@@ -476,9 +476,13 @@ func StartAria2(t testing.TB, o Aria2Options) *Proc {
 		"--interface=" + o.IP, "--seed-time=" + strconv.Itoa(int(o.SeedTime.Seconds())),
 		"--check-integrity=true", "--bt-stop-timeout=300", "--summary-interval=0",
 		"--console-log-level=warn", "--file-allocation=none", "--bt-tracker-interval=2",
-		o.Torrent,
 	}
-	return Start(t, bin, args...)
+	if ip := net.ParseIP(o.IP); ip != nil && ip.To4() != nil {
+		// The swarm is IPv4: without this aria2 also tries to listen on
+		// IPv6 at the IPv4 address and logs a (harmless) bind error.
+		args = append(args, "--disable-ipv6=true")
+	}
+	return Start(t, bin, append(args, o.Torrent)...)
 }
 
 // MaxRSS returns the peak resident set size of the exited process in bytes,
