@@ -1,5 +1,6 @@
 // Package enginetest starts real BitTorrent software for tests: libtorrent
-// seeders and leechers (through /usr/bin/python3), opentracker and aria2.
+// seeders and leechers (through /usr/bin/python3), opentracker, aria2 and
+// transmission (whose announces pass through a relay, see announceRelay).
 // Every process is started by the test, killed in t.Cleanup, and every wait
 // on it is bounded. A helper skips the test only when its tool is missing,
 // naming the Debian package to install.
