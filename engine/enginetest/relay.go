@@ -95,7 +95,9 @@ func (rl *announceRelay) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if resp.StatusCode == http.StatusOK && strings.HasSuffix(r.URL.Path, "/announce") {
 		body = shortenInterval(body, relayInterval)
 	}
-	w.Header().Set("Content-Type", resp.Header.Get("Content-Type"))
+	if ct := resp.Header.Get("Content-Type"); ct != "" {
+		w.Header().Set("Content-Type", ct)
+	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = w.Write(body)
 }

@@ -182,10 +182,11 @@ func TestSeedToTransmission(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// The tracker must know our engine before transmission's only early
-	// announce. (It may count it as a leecher: the engine's "started" goes
-	// out while the import runs, and its "completed" waits for the
-	// tracker's min interval.)
+	// The tracker should know our engine before transmission's first
+	// announce (transmission announces again every few seconds through its
+	// relay, so this only saves time). It may count the engine as a
+	// leecher: the engine's "started" goes out while the import runs, and
+	// its "completed" waits for the tracker's min interval.
 	known := func(complete, incomplete int) bool { return complete+incomplete >= 1 }
 	if err := waitScrape(ctx, tr.HTTP, c.Meta.InfoHash, "swarmfs", known); err != nil {
 		t.Fatalf("swarmfs did not announce: %v; stats %+v", err, tor.Stats())
