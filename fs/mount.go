@@ -35,8 +35,16 @@ type Server struct {
 	mountTime   time.Time
 	stale       bool
 
-	entries []*entry
-	nodes   atomic.Int64 // files in the tree, for statfs
+	// dynamic mounts always show one directory per torrent and take
+	// AddTorrent and RemoveTorrent.
+	dynamic bool
+	root    *dirNode
+	// set is the torrents mounted now; changeMu serializes the adds and
+	// removes that replace it, and guards gens and stopped.
+	set      atomic.Pointer[torrentSet]
+	changeMu sync.Mutex
+	gens     uint64 // node generations handed to added torrents
+	stopped  bool   // the server has stopped: no more watchers
 
 	server *fuse.Server
 	// direct says which files Open gives FOPEN_DIRECT_IO: PageCacheNever
@@ -60,7 +68,7 @@ type Server struct {
 // process, it is detached and mounted again; StaleReplaced then reports true
 // and a warning is logged.
 func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error) {
-	if len(torrents) == 0 {
+	if len(torrents) == 0 && !opts.Dynamic {
 		return nil, ErrNoTorrents
 	}
 	mp, err := filepath.Abs(mountpoint)
@@ -78,6 +86,7 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 		log:         logger,
 		readTimeout: readTimeout(opts.ReadTimeout, logger),
 		mountTime:   time.Now(),
+		dynamic:     opts.Dynamic,
 		done:        make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
@@ -88,15 +97,16 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 	}
 	m.stale = stale
 
-	m.entries = makeEntries(torrents, m.mountTime)
-	server, err := m.serve(m.layoutRoot())
+	m.set.Store(makeEntries(torrents, m.mountTime))
+	m.root = m.layoutRoot()
+	server, err := m.serve(m.root)
 	if err != nil {
 		m.cancel(ErrUnmounted)
 		return nil, err
 	}
 	m.server = server
 	m.setReadAhead()
-	for _, e := range m.entries {
+	for _, e := range m.set.Load().list {
 		if e.table.Load() == nil {
 			m.wg.Add(1)
 			go m.watch(e)
@@ -105,29 +115,11 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 	return m, nil
 }
 
-func makeEntries(torrents []Torrent, now time.Time) []*entry {
-	used := map[string]bool{}
-	bases := map[uint64]bool{}
-	entries := make([]*entry, 0, len(torrents))
-	for _, t := range torrents {
-		hash := t.InfoHash()
-		name := cleanName(t.Name(), hash)
-		for i := 2; used[name]; i++ {
-			name = cleanName(t.Name(), hash) + " (" + strconv.Itoa(i) + ")"
-		}
-		used[name] = true
-		mtime := t.CreationDate()
-		if mtime.IsZero() {
-			mtime = now
-		}
-		entries = append(entries, &entry{t: t, hash: hash, name: name, mtime: mtime, inoBase: inoBase(hash, bases)})
-	}
-	return entries
-}
-
 // serve mounts the tree and starts the server loop.
 func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
-	entryTimeout := time.Hour // the tree never changes except for magnets filling
+	// The tree never changes except for magnets filling and, in a
+	// dynamic mount, torrents added and removed, which notify the kernel.
+	entryTimeout := time.Hour
 	attrTimeout := time.Hour
 	fsName := m.opts.FSName
 	if fsName == "" {
@@ -176,6 +168,11 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 	go func() {
 		server.Serve()
 		m.cancel(ErrUnmounted)
+		// From here AddTorrent starts no watcher; one that started
+		// before has counted it in wg.
+		m.changeMu.Lock()
+		m.stopped = true
+		m.changeMu.Unlock()
 		m.wg.Wait()
 		close(m.done)
 	}()
@@ -203,6 +200,8 @@ func (m *Server) watch(e *entry) {
 	defer m.wg.Done()
 	select {
 	case <-e.t.InfoReady():
+	case <-e.gone:
+		return
 	case <-m.ctx.Done():
 		return
 	}
