@@ -129,14 +129,14 @@
 // # Concurrency
 //
 // Every exported method of Server is safe for concurrent use. The read path
-// takes no lock of this package: nodes and file tables are immutable (a
-// table is published through an atomic pointer) and a handle only holds
-// its reader, which must be safe for concurrent ReadAt calls. AddTorrent
-// and RemoveTorrent are serialized by one mutex that no handler takes, and
-// are not called from handlers. Each mount runs
+// takes no lock of this package: nodes, file tables and the torrent set are
+// immutable (tables and the set are published through atomic pointers) and
+// a handle only holds its reader, which must be safe for concurrent ReadAt
+// calls. AddTorrent and RemoveTorrent are serialized by one mutex that no
+// handler takes; they must not be called from a handler. Each mount runs
 // go-fuse's server goroutines plus one goroutine per magnet waiting for its
-// info (ended when it is removed); Unmount ends them all. Torrent methods other than FileReader.ReadAt
-// must not block.
+// info (ended when it is removed); Unmount ends them all. Torrent methods
+// other than FileReader.ReadAt must not block.
 //
 // # Errors
 //

@@ -61,7 +61,10 @@ func TestBadCommandLines(t *testing.T) {
 		msg  string
 	}{
 		{[]string{"frobnicate"}, 2, "unknown command"},
-		{[]string{"mount", "only-one-arg"}, 2, "want at least one source"},
+		{[]string{"mount"}, 2, "want a mountpoint"},
+		{[]string{"mount", "only-one.torrent"}, 2, "want a mountpoint after the sources"},
+		{[]string{"mount", "only-one-arg"}, 1, "does not exist"},
+		{[]string{"mount", "--watch", "/nonexistent-watch", "/mnt"}, 2, "--watch"},
 		{[]string{"mount", "--cache-size", "lots", "a.torrent", "/mnt"}, 2, "bad size"},
 		{[]string{"mount", "--read-timeout", "-1s", "a.torrent", "/mnt"}, 2, "must be positive"},
 		{[]string{"mount", "--port", "70000", "testdata-missing.torrent", t.TempDir()}, 2, "not a TCP port"},

@@ -84,22 +84,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "; API token in %s", fe.TokenFile)
 	}
 	fmt.Fprintln(e.stdout, "; Ctrl-C to stop")
-	return serveLibraryStatus(ctx, e, lib, fe.Err())
+	return serveLibraryStatus(ctx, newLibraryReporter(e, lib, s.verbose), fe.Err())
 }
 
-// serveLibraryStatus prints status lines until ctx ends or the HTTP
-// server fails.
-func serveLibraryStatus(ctx context.Context, e *env, lib library.Library, srvErr <-chan error) error {
-	p := &statusPrinter{w: e.stderr, tty: e.tty, interval: 10 * time.Second}
-	defer p.done()
+// serveLibraryStatus reports the library's state until ctx ends or the
+// HTTP server fails.
+func serveLibraryStatus(ctx context.Context, r *libraryReporter, srvErr <-chan error) error {
+	defer r.done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		var lines []string
-		for _, t := range sortedTorrents(lib) {
-			lines = append(lines, statusLine(t.Name, engineStats(t.Stats)))
-		}
-		p.print(time.Now(), lines, false)
+		r.report(time.Now())
 		select {
 		case <-ctx.Done():
 			return nil

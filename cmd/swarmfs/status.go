@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dustin/go-humanize"
+	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
 	"github.com/swarmfs/swarmfs/engine"
 )
 
@@ -75,6 +76,50 @@ func (p *statusPrinter) done() {
 	if p.tty && p.width > 0 {
 		fmt.Fprintln(p.w)
 		p.width = 0
+	}
+}
+
+// libraryReporter reports a living library's state while a mount or
+// server runs: a status line per torrent on stderr, in place on a
+// terminal; elsewhere (a log file, the journal) only with -v and at most
+// once a minute, since such a process runs for weeks and `swarmfs status`
+// shows the same on demand.
+type libraryReporter struct {
+	lib library.Library
+	p   *statusPrinter // nil: no status lines
+}
+
+// quietStatusInterval is how often status lines go to a stderr that is
+// not a terminal, with -v.
+const quietStatusInterval = time.Minute
+
+func newLibraryReporter(e *env, lib library.Library, verbose bool) *libraryReporter {
+	r := &libraryReporter{lib: lib}
+	if e.tty || verbose {
+		r.p = &statusPrinter{w: e.stderr, tty: e.tty, interval: quietStatusInterval}
+	}
+	return r
+}
+
+// report prints the status lines when they are due.
+func (r *libraryReporter) report(now time.Time) {
+	if r.p == nil {
+		return
+	}
+	var lines []string
+	for _, t := range sortedTorrents(r.lib) {
+		lines = append(lines, statusLine(t.Name, engineStats(t.Stats)))
+	}
+	if len(lines) == 0 {
+		lines = []string{"no torrents"}
+	}
+	r.p.print(now, lines, false)
+}
+
+// done ends an in-place line.
+func (r *libraryReporter) done() {
+	if r.p != nil {
+		r.p.done()
 	}
 }
 
