@@ -14,10 +14,13 @@
 // Names from torrents, magnets, peers and files reach a terminal or a log
 // line only through printable (display.go), the one sanitizer: control
 // characters, escape sequences, C1 controls, bidi overrides and invalid
-// UTF-8 are shown escaped. The loggers it builds (newLogger) wrap the text
-// handler so that messages and attribute values from the engine and the
-// mount pass through it too, and info --json escapes such runes as \u
-// escapes.
+// UTF-8 are shown escaped. The loggers it builds (engineFlags.logger for
+// --log-format text|json and the journal, newLogger for demo) wrap their
+// handler in sanitizingHandler so that messages and attribute values from
+// the engine and the mount pass through it too, and info --json escapes
+// such runes as \u escapes. Status lines are redrawn in place only when
+// stderr is a terminal (logfmt.IsTerminal); mount and serve tell systemd
+// their state through sdnotify (READY, STATUS, STOPPING).
 //
 // Concurrency: each command runs in the goroutine that called run; status
 // printing happens there. The control socket, watch directory and HTTP

@@ -12,6 +12,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/control"
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
+	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/sdnotify"
 	"github.com/swarmfs/swarmfs/engine"
 	"github.com/swarmfs/swarmfs/fs"
 )
@@ -125,12 +126,16 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := m.newClient(e.stderr)
+	logger := m.logger(e)
+	notify, err := sdnotify.FromEnv()
+	if err != nil {
+		logger.Warn("not telling systemd about the mount", "err", err)
+	}
+	c, err := m.newClient(logger)
 	if err != nil {
 		return err
 	}
 	defer c.Close()
-	logger := newLogger(e.stderr, m.verbose)
 	lib := newEngineLibrary(c, m.cacheDir, engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch}, logger)
 	var torrents []fs.Torrent
 	for _, s := range srcs {
@@ -165,7 +170,11 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	defer fe.Close()
 	fmt.Fprintf(e.stdout, "mounted %d torrent(s) at %s (peers on %s); %s; Ctrl-C or 'swarmfs unmount %s' to stop\n",
 		len(torrents), srv.Mountpoint(), c.Addr(), fe.describe(), mountpoint)
-	return serveMount(ctx, e, srv, fe, newLibraryReporter(e, mlib, m.verbose))
+	if err := notify.Ready(fmt.Sprintf("mounted %d torrent(s) at %s", len(torrents), srv.Mountpoint())); err != nil {
+		logger.Warn("telling systemd the mount is ready", "err", err)
+	}
+	r := newLibraryReporter(e, mlib, m.verbose, m.statusHandler(e), notify, logger)
+	return serveMount(ctx, e, srv, fe, r)
 }
 
 // looksLikeSource reports whether arg names a torrent rather than a
@@ -185,6 +194,7 @@ func serveMount(ctx context.Context, e *env, srv *fs.Server, fe *frontEnds, r *l
 		select {
 		case <-ctx.Done():
 			r.done()
+			r.stopping("unmounting " + srv.Mountpoint())
 			fe.Close()
 			if err := srv.Unmount(); err != nil {
 				return fmt.Errorf("unmount: %w", err)
@@ -197,6 +207,7 @@ func serveMount(ctx context.Context, e *env, srv *fs.Server, fe *frontEnds, r *l
 			return nil
 		case err := <-fe.Err():
 			r.done()
+			r.stopping("HTTP server failed; unmounting " + srv.Mountpoint())
 			fe.Close()
 			if uerr := srv.Unmount(); uerr != nil {
 				fmt.Fprintf(e.stderr, "swarmfs mount: unmount: %v\n", uerr)
