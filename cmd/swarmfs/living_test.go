@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +20,13 @@ import (
 // with its own XDG_RUNTIME_DIR (for the control socket) and waits until it
 // is mounted.
 func startLivingMount(t *testing.T, args ...string) (*enginetest.Proc, string) {
+	p, mp, _ := startLivingMountLine(t, args...)
+	return p, mp
+}
+
+// startLivingMountLine is startLivingMount also returning the rest of the
+// "mounted " line.
+func startLivingMountLine(t *testing.T, args ...string) (*enginetest.Proc, string, string) {
 	t.Helper()
 	requireFUSE(t)
 	t.Setenv("XDG_RUNTIME_DIR", t.TempDir())
@@ -27,10 +36,11 @@ func startLivingMount(t *testing.T, args ...string) (*enginetest.Proc, string) {
 	}
 	detachOnCleanup(t, mp)
 	p := startSwarmfs(t, append(append([]string{"mount"}, args...), mp)...)
-	if _, err := p.AwaitLine("mounted ", 60*time.Second); err != nil {
+	line, err := p.AwaitLine("mounted ", 60*time.Second)
+	if err != nil {
 		t.Fatalf("mount: %v\n%s", err, p.Output())
 	}
-	return p, mp
+	return p, mp, line
 }
 
 // ctl runs add, remove or status in-process and fails the test unless it
@@ -161,7 +171,8 @@ func TestMountLiving(t *testing.T) {
 
 // TestMountFixedAndSeveral checks which mounts can change: one source
 // without --watch keeps its layout (a single file at the root) and refuses
-// add and remove with a reason; two sources make a mount that takes more.
+// add and remove with a reason; two sources make a mount that takes more,
+// here with --http, whose index follows the adds.
 func TestMountFixedAndSeveral(t *testing.T) {
 	one := enginetest.MakeContent(t, "one.bin", 16<<10, []enginetest.FileSpec{{Size: 5000}})
 	two := enginetest.MakeContent(t, "two", 16<<10, []enginetest.FileSpec{{Path: "t.bin", Size: 3000}})
@@ -183,8 +194,18 @@ func TestMountFixedAndSeveral(t *testing.T) {
 	p.Kill()
 	waitExit(t, p, 20*time.Second)
 
-	_, mp = startLivingMount(t, "--cache-dir", t.TempDir(), "--no-dht", one.Torrent, two.Torrent)
+	_, mp, line := startLivingMountLine(t, "--cache-dir", t.TempDir(), "--no-dht", "--http", "127.0.0.1:0", one.Torrent, two.Torrent)
+	m := regexp.MustCompile(`HTTP at (http://127\.0\.0\.1:\d+)/; API token in (\S+);`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("start message names no HTTP server: %q", line)
+	}
 	ctl(t, 0, "add", mp, three.Torrent)
+	if _, page := request(t, http.MethodGet, m[1]+"/", nil); !bytes.Contains(page, []byte(">three<")) || !bytes.Contains(page, []byte(">two<")) {
+		t.Errorf("the mount's HTTP index lacks its torrents:\n%s", page)
+	}
+	if fi, err := os.Stat(m[2]); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("token file: %v, %v", fi, err)
+	}
 	var names []string
 	ents, err := os.ReadDir(mp)
 	for _, e := range ents {
