@@ -200,6 +200,14 @@ func TestMountFixedAndSeveral(t *testing.T) {
 		t.Fatalf("start message names no HTTP server: %q", line)
 	}
 	ctl(t, 0, "add", mp, three.Torrent)
+	// Another torrent named two gets a directory of its own; add says which.
+	twoAgain := enginetest.MakeContent(t, "two", 16<<10, []enginetest.FileSpec{{Path: "other.bin", Size: 20}})
+	if out := ctl(t, 0, "add", mp, twoAgain.Torrent); !strings.HasSuffix(out, ": "+filepath.Join(mp, "two (2)")+"\n") {
+		t.Errorf("add of a second torrent named two says %q", out)
+	}
+	if fi, err := os.Stat(filepath.Join(mp, "two (2)", "other.bin")); err != nil || fi.Size() != 20 {
+		t.Errorf("two (2)/other.bin: %v, %v", fi, err)
+	}
 	if _, page := request(t, http.MethodGet, m[1]+"/", nil); !bytes.Contains(page, []byte(">three<")) || !bytes.Contains(page, []byte(">two<")) {
 		t.Errorf("the mount's HTTP index lacks its torrents:\n%s", page)
 	}
@@ -211,7 +219,7 @@ func TestMountFixedAndSeveral(t *testing.T) {
 	for _, e := range ents {
 		names = append(names, e.Name())
 	}
-	if err != nil || strings.Join(names, " ") != "one.bin three two" {
+	if err != nil || strings.Join(names, " ") != "one.bin three two two (2)" {
 		t.Errorf("mount of several lists %v, %v", names, err)
 	}
 	if fi, err := os.Stat(filepath.Join(mp, "one.bin", "one.bin")); err != nil || fi.Size() != 5000 {

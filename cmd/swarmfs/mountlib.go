@@ -35,7 +35,8 @@ type mountLibrary struct {
 
 var _ library.Library = (*mountLibrary)(nil)
 
-// Add adds the torrent to the library and its directory to the mount.
+// Add adds the torrent to the library and its directory to the mount,
+// whose name it returns in Torrent.Dir.
 func (l *mountLibrary) Add(ctx context.Context, src library.Source) (library.Torrent, error) {
 	if l.fixed {
 		return library.Torrent{}, errFixedMount
@@ -50,7 +51,8 @@ func (l *mountLibrary) Add(ctx context.Context, src library.Source) (library.Tor
 	if !ok {
 		return library.Torrent{}, fmt.Errorf("%w: %s was removed while being added", library.ErrNotFound, src.Name())
 	}
-	if _, err := l.srv.AddTorrent(ft); err != nil {
+	t.Dir, err = l.srv.AddTorrent(ft)
+	if err != nil {
 		_ = l.engineLibrary.Remove(ctx, t.InfoHash, false)
 		return library.Torrent{}, fmt.Errorf("mounting %s: %w", src.Name(), err)
 	}
