@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -170,5 +172,53 @@ func TestLogFormats(t *testing.T) {
 		if code, _, errOut := runCmd(t, cmd, "--log-format", "xml", "x"); code != 2 || !strings.Contains(errOut, "log format") {
 			t.Errorf("%s --log-format xml: exit %d: %s", cmd, code, errOut)
 		}
+	}
+}
+
+// TestJournalStream runs get with stderr on a pipe that $JOURNAL_STREAM
+// names, as systemd does when it connects a service to the journal: log
+// lines then start with their syslog priority and carry no time stamp.
+func TestJournalStream(t *testing.T) {
+	c := enginetest.MakeContent(t, "journaled", 16<<10, []enginetest.FileSpec{{Path: "j.bin", Size: 3000}})
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pr.Close()
+	var st syscall.Stat_t
+	if err := syscall.Fstat(int(pw.Fd()), &st); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "get", "-v", "--no-dht", "--cache-dir", t.TempDir(), "-o", t.TempDir(), c.Torrent)
+	cmd.Env = append(os.Environ(), "SWARMFS_TEST_MAIN=1", fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino))
+	cmd.Stderr = pw
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pw.Close()
+	var stderr syncBuf
+	copied := make(chan struct{})
+	go func() {
+		_, _ = io.Copy(&stderr, pr)
+		close(copied)
+	}()
+	waitUntil(t, "a status line", func() bool { return strings.Contains(stderr.String(), "journaled: ") })
+	_ = cmd.Process.Signal(os.Interrupt)
+	_ = cmd.Wait()
+	<-copied
+	var logged int
+	for _, line := range strings.Split(strings.TrimSpace(stderr.String()), "\n") {
+		if strings.HasPrefix(line, "journaled: ") || strings.HasPrefix(line, "swarmfs get: ") {
+			continue // a status line, the final error
+		}
+		if len(line) < 3 || line[0] != '<' || line[2] != '>' || strings.Contains(line, "time=") {
+			t.Errorf("not a journal line: %q", line)
+		}
+		logged++
+	}
+	if logged == 0 {
+		t.Errorf("nothing logged with -v:\n%s", stderr.String())
 	}
 }
