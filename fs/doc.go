@@ -143,12 +143,16 @@
 // One function, translate, turns errors into errnos: an interrupted request
 // gives EINTR; a read that timed out (cause ErrReadTimeout) or that was
 // released by unmounting (cause ErrUnmounted) gives EIO, logged with the
-// reason the reader gave; a syscall.Errno in the chain is passed on; anything
-// else is EIO. AddTorrent fails with ErrExists for a torrent already
-// mounted and RemoveTorrent with ErrNotFound for one that is not; both
-// fail with ErrFixed on a mount that is not dynamic. Mount fails with
-// ErrNoTorrents when given none (and not dynamic) and with
-// ErrMounted when a live swarmfs mount is already at the mountpoint; the package
-// function Unmount returns ErrNotMounted for a path that is not a mountpoint
-// and an error wrapping syscall.EBUSY when open files keep the mount busy.
+// reason the reader gave; a syscall.Errno in the chain is passed on;
+// anything else is EIO. AddTorrent fails with ErrExists for a torrent
+// already mounted and RemoveTorrent with ErrNotFound for one that is not;
+// both fail with ErrFixed on a mount that is not dynamic. Mount fails with
+// ErrNoTorrents when given none (and not dynamic) and with ErrMounted when a
+// live swarmfs mount is already at the mountpoint. Server.Unmount returns
+// ErrConnectionLingers when the mount is gone from this namespace but a copy
+// in another mount namespace (a process that ran unshare -m while it was up)
+// keeps the kernel connection: it does not wait for that namespace, whose
+// copy stops working when this process exits. The package function Unmount
+// returns ErrNotMounted for a path that is not a mountpoint and an error
+// wrapping syscall.EBUSY when open files keep the mount busy.
 package fs

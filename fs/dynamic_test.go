@@ -2,9 +2,12 @@ package fs
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -223,5 +226,52 @@ func TestDynamicChurn(t *testing.T) {
 	// one.bin, waiting, and the 15 kept: t, t (2), ... t (15).
 	if got := names(t, dir); !strings.HasPrefix(got, "one.bin waiting t t (2) ") || !strings.HasSuffix(got, " t (15)") {
 		t.Errorf("root after the churn: %s", got)
+	}
+}
+
+// TestUnmountWithACopyElsewhere unmounts while another mount namespace
+// (unshare -m) holds a copy of the mount: Unmount must not wait for that
+// namespace forever. It reports ErrConnectionLingers, and the connection
+// ends (Done closes) when the namespace goes.
+func TestUnmountWithACopyElsewhere(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("unshare -m needs root")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skip("unshare not found (util-linux)")
+	}
+	s, dir := mountT(t, []Torrent{multiFake("album", fakeOptions{})}, Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	copyHolder := exec.CommandContext(ctx, unshare, "-m", "--propagation", "private", "sleep", "120")
+	if err := copyHolder.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = copyHolder.Process.Kill()
+		_ = copyHolder.Wait()
+	}()
+	// The copy exists once the child runs sleep in its own namespace.
+	eventually(t, 10*time.Second, "the namespace copy", func() bool {
+		self, err1 := os.Readlink("/proc/self/ns/mnt")
+		other, err2 := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", copyHolder.Process.Pid))
+		b, err3 := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", copyHolder.Process.Pid))
+		return err1 == nil && err2 == nil && err3 == nil && self != other && strings.HasPrefix(string(b), "sleep")
+	})
+	var uerr error
+	within(t, 30*time.Second, "Unmount", func() error { uerr = s.Unmount(); return nil })
+	if !errors.Is(uerr, ErrConnectionLingers) {
+		t.Errorf("Unmount with a copy elsewhere: %v", uerr)
+	}
+	if isMountpoint(dir) {
+		t.Errorf("%s still mounted here", dir)
+	}
+	_ = copyHolder.Process.Kill()
+	_ = copyHolder.Wait()
+	select {
+	case <-s.Done():
+	case <-time.After(30 * time.Second):
+		t.Fatal("the connection did not end when the namespace holding the copy went")
 	}
 }

@@ -22,6 +22,13 @@ import (
 // ErrNoTorrents is returned by Mount when it is given no torrent.
 var ErrNoTorrents = errors.New("fs: no torrents to mount")
 
+// ErrConnectionLingers is returned by Unmount when the mount is gone from
+// this mount namespace but its kernel connection does not end: a process
+// that unshared its mounts (unshare -m, ip netns exec) while the mount was
+// up holds a copy of it. The connection ends when that namespace does, or
+// when this process exits.
+var ErrConnectionLingers = errors.New("fs: unmounted, but a copy of the mount in another mount namespace keeps its connection open")
+
 // unmountWait bounds how long Unmount waits for the kernel connection to
 // end after the mount was detached.
 const unmountWait = 10 * time.Second
@@ -231,8 +238,12 @@ func (m *Server) Wait() { <-m.done }
 // Unmount releases every blocked read (they fail with EIO), unmounts, and
 // waits for the server to stop. If open files keep the mount busy it is
 // detached lazily (the kernel drops it when they are closed; their reads
-// fail at once), and Unmount waits at most 10 s for that. It is safe to call
-// more than once and from several goroutines.
+// fail at once), and Unmount waits at most 10 s for that. If the mount is
+// gone from this mount namespace but the kernel connection lives on (a
+// process that unshared its mounts holds a copy of the mount), Unmount
+// returns ErrConnectionLingers after 10 s; the connection ends when that
+// namespace does or when this process exits. It is safe to call more than
+// once and from several goroutines.
 func (m *Server) Unmount() error {
 	m.unmountOnce.Do(func() { m.unmountErr = m.unmount() })
 	return m.unmountErr
@@ -245,20 +256,40 @@ func (m *Server) unmount() error {
 		return nil // already unmounted from outside
 	default:
 	}
-	if err := m.server.Unmount(); err != nil && isMountpoint(m.mountpoint) {
-		m.log.Info("mount busy; detaching it lazily", "err", err)
-		if err := detach(m.mountpoint); err != nil {
-			return fmt.Errorf("fs: unmount %s: %w", m.mountpoint, err)
-		}
-	}
 	t := time.NewTimer(unmountWait)
 	defer t.Stop()
+	// go-fuse's Unmount runs fusermount3 -u, then waits for the kernel
+	// connection to end, which a copy of the mount in another namespace
+	// delays without bound: wait for it here, with a deadline.
+	unmounted := make(chan error, 1)
+	go func() { unmounted <- m.server.Unmount() }()
+	select {
+	case err := <-unmounted:
+		if err != nil && isMountpoint(m.mountpoint) {
+			m.log.Info("mount busy; detaching it lazily", "err", err)
+			if err := detach(m.mountpoint); err != nil {
+				return fmt.Errorf("fs: unmount %s: %w", m.mountpoint, err)
+			}
+		}
+	case <-m.done:
+		return nil
+	case <-t.C:
+		return m.lingering()
+	}
 	select {
 	case <-m.done:
 		return nil
 	case <-t.C:
+		return m.lingering()
+	}
+}
+
+// lingering explains why the connection has not ended after an unmount.
+func (m *Server) lingering() error {
+	if isMountpoint(m.mountpoint) {
 		return fmt.Errorf("fs: %s detached, but open files still hold the connection", m.mountpoint)
 	}
+	return fmt.Errorf("%w: %s", ErrConnectionLingers, m.mountpoint)
 }
 
 // readTimeout picks the per-read timeout: d or the default, kept below the

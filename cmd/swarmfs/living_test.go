@@ -82,6 +82,7 @@ func TestMountLiving(t *testing.T) {
 
 	// add: the directory is there when the command returns.
 	hashA := alpha.Meta.InfoHash.String()
+	start := time.Now()
 	if out := ctl(t, 0, "add", mp, alpha.Torrent); out != "added alpha ("+hashA+"): "+filepath.Join(mp, "alpha")+"\n" {
 		t.Errorf("add says %q", out)
 	}
@@ -89,6 +90,7 @@ func TestMountLiving(t *testing.T) {
 	if fi, err := os.Stat(big); err != nil || fi.Size() != 6<<20+12345 {
 		t.Fatalf("stat right after add: %v, %v", fi, err)
 	}
+	t.Logf("swarmfs add to a file visible in the mount: %v (goal: under 100 ms)", time.Since(start))
 	if out := ctl(t, 0, "status", mp); !strings.HasPrefix(out, hashA+"  alpha: ") {
 		t.Errorf("status: %q", out)
 	}

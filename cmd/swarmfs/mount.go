@@ -196,7 +196,11 @@ func serveMount(ctx context.Context, e *env, srv *fs.Server, fe *frontEnds, r *l
 			r.done()
 			r.stopping("unmounting " + srv.Mountpoint())
 			fe.Close()
-			if err := srv.Unmount(); err != nil {
+			err := srv.Unmount()
+			if errors.Is(err, fs.ErrConnectionLingers) {
+				// Gone from here; the copy's connection ends when we exit.
+				fmt.Fprintf(e.stderr, "note: %s\n", printable(err.Error()))
+			} else if err != nil {
 				return fmt.Errorf("unmount: %w", err)
 			}
 			fmt.Fprintf(e.stdout, "unmounted %s\n", srv.Mountpoint())
