@@ -27,7 +27,8 @@
 // server call the library from their own goroutines; mountLibrary
 // serializes adds and removes with one mutex, so the library and the mount
 // change in the same order. The adapter's stats feed (one goroutine per
-// mounted torrent, ended when the mount is gone) refreshes the snapshot the
+// mounted torrent, ended when the torrent leaves the engine, or when the
+// mount is gone for demo's mountTorrents) refreshes the snapshot the
 // mount's getxattr handlers read, so they never wait on a torrent loop.
 //
 // Errors: a command returns an error; run prints it once (escaped) with
