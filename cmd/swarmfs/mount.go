@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -177,10 +178,15 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	return serveMount(ctx, e, srv, fe, r)
 }
 
-// looksLikeSource reports whether arg names a torrent rather than a
-// mountpoint: a magnet link or a .torrent file.
+// looksLikeSource reports whether arg, given alone, names torrents rather
+// than a mountpoint: a magnet link, a .torrent file, or a directory that
+// holds .torrent files (mounting over it would hide them).
 func looksLikeSource(arg string) bool {
-	return strings.HasPrefix(arg, "magnet:") || strings.HasSuffix(strings.ToLower(arg), ".torrent")
+	if strings.HasPrefix(arg, "magnet:") || strings.HasSuffix(strings.ToLower(arg), ".torrent") {
+		return true
+	}
+	m, err := filepath.Glob(filepath.Join(arg, "*.torrent"))
+	return err == nil && len(m) > 0
 }
 
 // serveMount reports the library's state until ctx ends, the mount goes
