@@ -160,7 +160,7 @@ func TestLogFormats(t *testing.T) {
 	f = engineFlags{logFormat: logfmt.JSON}
 	e := &env{stderr: &b}
 	p := &statusPrinter{w: &b, rec: f.statusHandler(e), interval: time.Minute}
-	p.print(time.Now(), []string{statusLine(hostile, engine.Stats{State: "downloading"})}, false)
+	p.print(time.Now(), []string{statusLine(hostile, engine.Stats{State: engine.StateDownloading})}, false)
 	if err := json.Unmarshal(b.Bytes(), &rec); err != nil || rec["msg"] != "status" || !strings.HasPrefix(rec["line"].(string), `evil\x1b`) {
 		t.Errorf("status record %q: %v", b.String(), err)
 	}
