@@ -228,23 +228,13 @@ func serveMount(ctx context.Context, e *env, srv *fs.Server, fe *frontEnds, r *l
 	}
 }
 
-// mountTorrents mounts the engine's torrents through the fs adapter; each
-// torrent's stats feed runs until the mount is gone.
+// mountTorrents mounts the engine's torrents through the fs adapter.
 func mountTorrents(mountpoint string, torrents []*engine.Torrent, opts fs.Options) (*fs.Server, error) {
 	list := make([]fs.Torrent, len(torrents))
-	feeds := make([]*statsFeed, len(torrents))
 	for i, t := range torrents {
-		feeds[i] = newStatsFeed(t.Stats)
-		list[i] = fsTorrent{t: t, stats: feeds[i]}
+		list[i] = fsTorrent{t: t}
 	}
-	srv, err := fs.Mount(mountpoint, list, opts)
-	if err != nil {
-		return nil, err
-	}
-	for i, f := range feeds {
-		go f.run(srv.Done(), torrents[i].InfoReady(), statsPeriod)
-	}
-	return srv, nil
+	return fs.Mount(mountpoint, list, opts)
 }
 
 // serveStatus prints status lines until ctx ends or the mount goes away,
