@@ -23,6 +23,7 @@ type mountFlags struct {
 	living      livingFlags
 	readTimeout time.Duration
 	prefetch    bool
+	dataDir     string
 	allowOther  bool
 	pageCache   fs.PageCacheMode
 }
@@ -33,6 +34,7 @@ func (m *mountFlags) flagSet() *flag.FlagSet {
 	m.living.register(f, "")
 	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after `DURATION` (the download goes on)")
 	f.BoolVar(&m.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
+	f.StringVar(&m.dataDir, "data-dir", "", "keep each torrent as its own files under `DIR` (DIR/NAME/...), written in place as pieces verify, instead of in the cache; what was read stays as ordinary files and no cache cap applies to them")
 	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root)")
 	f.Func("page-cache", "which files the kernel page cache keeps: `MODE` auto (complete files; files still downloading are read directly, which saves a copy and lets Ctrl-C interrupt a waiting read), always or never (default auto)", func(s string) error {
 		v, err := fs.ParsePageCacheMode(s)
@@ -112,6 +114,11 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if m.readTimeout <= 0 {
 		return usageError("--read-timeout must be positive")
 	}
+	if m.dataDir != "" {
+		if err := checkDataDir(m.dataDir); err != nil {
+			return err
+		}
+	}
 	mountpoint := pos[len(pos)-1]
 	if len(pos) == 1 && looksLikeSource(mountpoint) {
 		return usageError("want a mountpoint after the sources")
@@ -137,7 +144,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	lib := newEngineLibrary(c, m.cacheDir, engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch}, logger)
+	lib := newEngineLibrary(c, m.cacheDir, engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch, DataDir: m.dataDir}, logger)
 	var torrents []fs.Torrent
 	for _, s := range srcs {
 		t, err := lib.Add(ctx, library.Source{Meta: s.meta, Magnet: s.magnet})
@@ -277,6 +284,19 @@ func checkMountpoint(mp string) error {
 		return nil // e.g. ENOTCONN: a dead mount that fs.Mount replaces
 	case !fi.IsDir():
 		return fmt.Errorf("mountpoint %s is not a directory", mp)
+	}
+	return nil
+}
+
+// checkDataDir refuses a --data-dir that is not an existing directory, so
+// that a typo does not scatter a download into a new tree.
+func checkDataDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("--data-dir: %w", err)
+	}
+	if !fi.IsDir() {
+		return fmt.Errorf("--data-dir %s: not a directory", printable(dir))
 	}
 	return nil
 }
