@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -66,7 +67,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := g.newClient(e.stderr)
+	c, err := g.newClient(g.logger(e))
 	if err != nil {
 		return err
 	}
@@ -79,7 +80,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	start := time.Now()
-	if err := waitWithStatus(ctx, e, t, t.Complete()); err != nil {
+	if err := waitWithStatus(ctx, e, g.statusHandler(e), t, t.Complete()); err != nil {
 		return err
 	}
 	st := t.Stats()
@@ -97,14 +98,14 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	}
 	if !g.seedPol.p.set() {
 		fmt.Fprintf(e.stdout, "seeding on %s; Ctrl-C to stop\n", c.Addr())
-		return waitWithStatus(ctx, e, t, nil)
+		return waitWithStatus(ctx, e, g.statusHandler(e), t, nil)
 	}
-	return seedUntil(ctx, e, t, g.seedPol.p, c.Addr().String())
+	return seedUntil(ctx, e, g.statusHandler(e), t, g.seedPol.p, c.Addr().String())
 }
 
 // seedUntil seeds t, with status lines, until the policy is reached
 // (then it says so) or ctx ends.
-func seedUntil(ctx context.Context, e *env, t *engine.Torrent, p seedPolicy, addr string) error {
+func seedUntil(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent, p seedPolicy, addr string) error {
 	name := printable(t.Name())
 	fmt.Fprintf(e.stdout, "seeding on %s until %s; Ctrl-C to stop\n", addr, p)
 	sctx, cancel := context.WithCancel(ctx)
@@ -116,7 +117,7 @@ func seedUntil(ctx context.Context, e *env, t *engine.Torrent, p seedPolicy, add
 		defer close(reached)
 		why, werr = waitSeedPolicy(sctx, t, p, time.Now(), seedPollEvery)
 	}()
-	err := waitWithStatus(ctx, e, t, reached)
+	err := waitWithStatus(ctx, e, rec, t, reached)
 	cancel()
 	<-reached
 	switch {
@@ -132,9 +133,10 @@ func seedUntil(ctx context.Context, e *env, t *engine.Torrent, p seedPolicy, add
 }
 
 // waitWithStatus prints the torrent's status until until is closed (nil:
-// until ctx ends, which is then not an error).
-func waitWithStatus(ctx context.Context, e *env, t *engine.Torrent, until <-chan struct{}) error {
-	p := &statusPrinter{w: e.stderr, tty: e.tty, interval: 5 * time.Second}
+// until ctx ends, which is then not an error). rec, when not nil, takes
+// the lines as records (see engineFlags.statusHandler).
+func waitWithStatus(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent, until <-chan struct{}) error {
+	p := &statusPrinter{w: e.stderr, tty: e.tty, rec: rec, interval: 5 * time.Second}
 	defer p.done()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()

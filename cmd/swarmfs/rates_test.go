@@ -52,7 +52,7 @@ func TestEngineFlags(t *testing.T) {
 	if err != nil || len(pos) != 1 {
 		t.Fatal(pos, err)
 	}
-	cfg, err := g.config(new(strings.Builder))
+	cfg, err := g.config(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
