@@ -9,7 +9,10 @@ import (
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
 )
 
-var _ library.RateLimiter = (*engineLibrary)(nil)
+var (
+	_ library.RateLimiter = (*engineLibrary)(nil)
+	_ library.RateLimiter = (*mountLibrary)(nil) // set-rate reaches a living mount too
+)
 
 // RateLimits returns the engine's upload and download caps.
 func (l *engineLibrary) RateLimits() library.RateLimits {
