@@ -47,6 +47,9 @@ type Config struct {
 	// Encryption is the Message Stream Encryption (MSE/PE) policy: "" means
 	// EncryptionPrefer; see EncryptionPolicy for the others.
 	Encryption EncryptionPolicy
+	// WebSeedConns is the most HTTP connections (and fetches in flight)
+	// per web seed of a torrent; 0 means 2.
+	WebSeedConns int
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
 }
@@ -267,6 +270,11 @@ type AddOptions struct {
 	// says (DIR/NAME for a single file, DIR/NAME/PATH... for several). Its
 	// pieces are verified into the cache so that they can be seeded.
 	Import string
+	// WebSeeds are BEP 19 web seed URLs used beside the torrent's url-list.
+	WebSeeds []string
+	// NoWebSeeds turns web seeds off: neither the url-list nor WebSeeds is
+	// used.
+	NoWebSeeds bool
 }
 
 // AddTorrent adds a torrent whose metainfo is known and starts it.

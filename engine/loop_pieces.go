@@ -185,6 +185,7 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 			ls.ban(ip, "sent a block that differs from the verified piece")
 		}
 		ls.pk.PieceComplete(i)
+		ls.webSeedHave(i)
 		ls.announceHave(i)
 		ls.checkComplete()
 		ls.dirty = true
