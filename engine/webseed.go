@@ -36,8 +36,15 @@ type wsRun struct {
 	first, next, end  int
 	cancel            context.CancelFunc
 	window            bool // fetched for readers, not for a whole download
+	stopped           bool // cancelled; its goroutine is ending
 	started           time.Time
 	delivered, failed int
+}
+
+// stop cancels the run; its goroutine ends and posts wsDone.
+func (r *wsRun) stop() {
+	r.stopped = true
+	r.cancel()
 }
 
 // Bounds of web seed runs.
@@ -145,6 +152,7 @@ func (ls *loopState) fillWebSeeds() {
 		return
 	}
 	now := time.Now()
+	ls.cancelUnwantedRuns()
 	window := ls.windowPieces(now)
 	wait := nowWait(ls.info().PieceLength, ls.rates.down)
 	for si, s := range ws.seeds {
@@ -154,6 +162,37 @@ func (ls *loopState) fillWebSeeds() {
 				break
 			}
 			ls.startRun(si, first, end, win, now)
+		}
+	}
+	ls.preemptForNow(window, wait, now)
+}
+
+// cancelUnwantedRuns cancels the runs whose next piece nobody wants any
+// more (a reader moved on) or that peers delivered: their slots go to
+// what is wanted now.
+func (ls *loopState) cancelUnwantedRuns() {
+	for r := range ls.ws.runs {
+		if r.next < r.end && (ls.pk.Have(r.next) || ls.pk.Priority(r.next) == picker.None) {
+			r.stop()
+		}
+	}
+}
+
+// preemptForNow cancels one run that fetches pieces nobody waits on when
+// a piece a reader waits on should come from a web seed but every slot
+// is taken: the run ends at once and the loop refills with the waited-on
+// piece first.
+func (ls *loopState) preemptForNow(window []int, wait time.Duration, now time.Time) {
+	ws := &ls.ws
+	for _, i := range window {
+		if ls.pk.Priority(i) < picker.Now {
+			return // sorted: no Now piece left
+		}
+		for r := range ws.runs {
+			if !r.stopped && r.next < r.end && ls.pk.Priority(r.next) < picker.Now && ls.windowWanted(ws.seeds[r.seed], i, wait, now) {
+				r.stop()
+				return
+			}
 		}
 	}
 }
@@ -363,7 +402,7 @@ func (ls *loopState) onWSDone(ev wsDone) {
 // rest of the run goes back to the picker.
 func (ls *loopState) webSeedHave(i int) {
 	if r := ls.ws.busy[i]; r != nil && r.next == i {
-		r.cancel()
+		r.stop()
 	}
 }
 
@@ -375,7 +414,7 @@ func (ls *loopState) webSeedTick() {
 	ws := &ls.ws
 	for r := range ws.runs {
 		if ls.paused || (r.next < r.end && ls.pk.Have(r.next)) {
-			r.cancel()
+			r.stop()
 		}
 	}
 	ws.kick = true

@@ -93,6 +93,9 @@ func (a fsTorrent) Status() fs.Status {
 		// The snapshot is from before the metadata; the next one follows.
 		s.Text = "metadata received"
 	}
+	if note := webSeedNote(st); note != "" {
+		s.Text += " (" + note + ")"
+	}
 	for i, ok := range s.Pieces {
 		if ok {
 			s.Verified += info.PieceSize(i)
@@ -118,7 +121,6 @@ func newStatsFeed(stats func() engine.Stats) *statsFeed {
 	f.refresh()
 	return f
 }
-
 
 func (f *statsFeed) refresh() {
 	s := f.stats()

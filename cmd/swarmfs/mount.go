@@ -15,6 +15,7 @@ import (
 
 type mountFlags struct {
 	engineFlags
+	ws          webSeedFlags
 	readTimeout time.Duration
 	prefetch    bool
 	allowOther  bool
@@ -24,6 +25,7 @@ type mountFlags struct {
 func (m *mountFlags) flagSet() *flag.FlagSet {
 	f := newFlagSet("mount")
 	m.register(f)
+	m.ws.register(f)
 	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after `DURATION` (the download goes on)")
 	f.BoolVar(&m.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
 	f.BoolVar(&m.allowOther, "allow-other", false, "let other users access the mount (needs user_allow_other in /etc/fuse.conf unless root)")
@@ -95,6 +97,9 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err := m.check(); err != nil {
 		return err
 	}
+	if err := m.ws.check(); err != nil {
+		return err
+	}
 	if len(pos) < 2 {
 		return usageError("want at least one source and a mountpoint")
 	}
@@ -116,7 +121,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	defer c.Close()
 	var torrents []*engine.Torrent
 	for _, s := range srcs {
-		t, err := s.add(c, engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch})
+		t, err := s.add(c, m.ws.apply(engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch}))
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.arg, err)
 		}
