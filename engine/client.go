@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -297,6 +298,7 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 		return nil, fmt.Errorf("engine: add magnet: nil magnet")
 	}
 	opt.Peers = append(opt.Peers, parseAddrs(m.Peers)...)
+	opt.WebSeeds = append(slices.Clip(opt.WebSeeds), m.WebSeeds...) // BEP 19 ws=
 	var trackers [][]string
 	for _, tr := range m.Trackers {
 		// BEP 12 semantics for magnets: each tr is its own tier.

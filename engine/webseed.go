@@ -3,7 +3,9 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/swarmfs/swarmfs/cache"
@@ -418,6 +420,17 @@ func (ls *loopState) webSeedTick() {
 		}
 	}
 	ws.kick = true
+}
+
+// webSeedsWhy describes the web seeds for a reader's error: "" when
+// there are none, else "; web seed URL: STATE" for each.
+func (ls *loopState) webSeedsWhy() string {
+	var b strings.Builder
+	for _, s := range ls.ws.seeds {
+		st := s.Status()
+		fmt.Fprintf(&b, "; web seed %s: %s, %d fetches in flight", st.URL, st.String(), st.InFlight)
+	}
+	return b.String()
 }
 
 // closeWebSeeds closes the seeds (their fetches ended with the loop's

@@ -231,8 +231,8 @@ func TestWebSeedStallNoHang(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_, err = r.ReadAt(ctx, make([]byte, 100), 150000)
-	if !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("read from a stalled web seed: %v, want the deadline", err)
+	if !errors.Is(err, context.DeadlineExceeded) || !strings.Contains(err.Error(), "web seed "+srv.URL) {
+		t.Fatalf("read from a stalled web seed: %v, want the deadline naming the web seed", err)
 	}
 	if requests.Load() == 0 {
 		t.Fatal("the web seed was never asked")
