@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -218,7 +220,7 @@ func TestWebSeedStallNoHang(t *testing.T) {
 	}))
 	defer srv.Close()
 	defer close(release)
-	c := newTestClient(t, "127.0.2.1", Config{})
+	c := newTestClient(t, "127.0.2.1", Config{MaxReadahead: 512 << 10})
 	tor, err := c.AddTorrent(f.mi, AddOptions{WebSeeds: []string{srv.URL + "/"}})
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +282,111 @@ func TestNowWait(t *testing.T) {
 	} {
 		if got := nowWait(tc.pl, tc.rate); got != tc.want {
 			t.Errorf("nowWait(%d, %v) = %v, want %v", tc.pl, tc.rate, got, tc.want)
+		}
+	}
+}
+
+// TestWebSeedHelpsSlowPeer reads a file that a libtorrent seeder has, but
+// behind a proxy capped at 100 KB/s: pieces the read waits on longer than
+// the peers' rate allows come from the web seed too, and without prefetch
+// the web seed fetches only around what is read.
+func TestWebSeedHelpsSlowPeer(t *testing.T) {
+	f := makeFixture(t, "slowpeer.bin", 32<<10, nil, 8<<20)
+	seeder := startSeeder(t, "127.0.2.22", f)
+	proxy := enginetest.StartLatencyProxy(t, enginetest.LatencyConfig{Target: seeder.Addr, DownRate: 100_000, UpRate: 100_000})
+	base := enginetest.StartNginx(t, f.dir)
+	c := newTestClient(t, "127.0.2.1", Config{MaxReadahead: 256 << 10})
+	tor, err := c.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{addrPort(t, proxy.Addr())}, WebSeeds: []string{base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Wait for the peer, so that its pieces are not peerless.
+	waitStats(t, ctx, tor, func(st Stats) bool { return st.Seeds == 1 })
+	r, err := tor.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	want := f.fileData(0)
+	buf := make([]byte, 1<<20)
+	n, err := r.ReadAt(ctx, buf, 2<<20)
+	if err != nil || !bytes.Equal(buf[:n], want[2<<20:2<<20+n]) {
+		t.Fatalf("read: %d bytes, %v", n, err)
+	}
+	st := tor.Stats()
+	if st.WebSeedBytes == 0 {
+		t.Fatalf("the web seed did not help a slow peer: %+v", st)
+	}
+	if st.Peers != 1 || len(tor.Banned()) > 0 {
+		t.Fatalf("the peer should stay: %+v, banned %v", st, tor.Banned())
+	}
+	if st.BytesHave > 6<<20 {
+		t.Fatalf("%d bytes fetched for a 1 MiB read without prefetch", st.BytesHave)
+	}
+}
+
+// TestWebSeedRunStopsWhenUnwanted reads from a slow web seed and then
+// seeks far away: the run for the first window is cancelled (nobody wants
+// its next piece, or it gives way to the piece the read waits on; its request
+// ends before its body) instead of holding the seed's slots, and the read
+// after the seek gets its data.
+func TestWebSeedRunStopsWhenUnwanted(t *testing.T) {
+	f := makeFixture(t, "seek.bin", 64<<10, nil, 8<<20)
+	data := f.fileData(0)
+	var cut atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var first, last int64
+		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); err != nil {
+			http.Error(w, "want a Range", http.StatusBadRequest)
+			return
+		}
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", first, last, len(data)))
+		w.Header().Set("Content-Length", strconv.FormatInt(last-first+1, 10))
+		w.WriteHeader(http.StatusPartialContent)
+		// 8 KiB every 20 ms: about 400 KB/s.
+		for off := first; off <= last; off += 8 << 10 {
+			if _, err := w.Write(data[off:min(off+8<<10, last+1)]); err != nil {
+				cut.Add(1)
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				cut.Add(1)
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}))
+	defer srv.Close()
+	c := newTestClient(t, "127.0.2.1", Config{MaxReadahead: 512 << 10})
+	tor, err := c.AddTorrent(f.mi, AddOptions{WebSeeds: []string{srv.URL + "/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := tor.NewReader(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 64<<10)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := r.ReadAt(ctx, buf, 0); err != nil {
+		t.Fatal(err)
+	}
+	// Far away: the first window is not wanted any more.
+	off := int64(5 << 20)
+	if _, err := r.ReadAt(ctx, buf, off); err != nil || !bytes.Equal(buf, data[off:off+int64(len(buf))]) {
+		t.Fatalf("read after the seek: %v", err)
+	}
+	for cut.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no web seed run was cut short after the seek; stats %+v", tor.Stats())
+		case <-time.After(20 * time.Millisecond):
 		}
 	}
 }
