@@ -359,6 +359,14 @@ func (ls *loopState) onWSPiece(ev wsPiece) {
 		if ls.pk.Have(i) {
 			return // peers were first
 		}
+		if !ls.store().Has(i) {
+			// Evicted before this news arrived (as in applyDisk): the
+			// picker must not count it as had.
+			ls.pk.PieceComplete(i) // ends a download peers started
+			ls.pk.SetHave(i, false)
+			ls.conns.refillAll = true
+			return
+		}
 		ls.pk.PieceComplete(i)
 		ls.cancelUnwanted() // peers' requests for it
 		ls.announceHave(i)
