@@ -390,3 +390,21 @@ func TestWebSeedRunStopsWhenUnwanted(t *testing.T) {
 		}
 	}
 }
+
+// TestWebSeedIntoDataDir downloads from a web seed into the torrent's own
+// files (AddOptions.DataDir): pieces from web seeds take the same store
+// path whatever the layout.
+func TestWebSeedIntoDataDir(t *testing.T) {
+	f := makeFixture(t, "datadir", 32<<10, nil, 1<<20, 300000)
+	base := enginetest.StartNginx(t, f.dir)
+	c := newTestClient(t, "127.0.2.1", Config{})
+	out := t.TempDir()
+	tor, err := c.AddTorrent(f.mi, AddOptions{Prefetch: true, WebSeeds: []string{base}, DataDir: out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	waitClosed(t, ctx, tor.Complete(), "download into a data directory", tor)
+	checkDir(t, out, f)
+}
