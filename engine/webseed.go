@@ -399,6 +399,8 @@ func (ls *loopState) onWSDone(ev wsDone) {
 	ws.kick = true
 	s := ws.seeds[r.seed]
 	var he *cache.HashError
+	ls.t.log.Debug("web seed run ended", "url", s.URL(), "first", r.first, "end", r.end, "window", r.window,
+		"delivered", r.delivered, "failed", r.failed, "stopped", r.stopped, "took", time.Since(r.started), "err", ev.err)
 	switch err := ev.err; {
 	case err == nil, errors.Is(err, context.Canceled), errors.Is(err, errClosing), errors.As(err, &he):
 	case errors.Is(err, webseed.ErrBackoff), errors.Is(err, webseed.ErrDropped), errors.Is(err, webseed.ErrFileMissing):
