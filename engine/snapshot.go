@@ -163,6 +163,7 @@ func (ls *loopState) stats() Stats {
 		Peers: ls.conns.len(), HalfOpen: ls.conns.halfOpen,
 		Known: ls.book.Unconnected(),
 	}
+	s.WebSeedBytes, s.WebSeeds = ls.ws.bytes()
 	for p := range ls.conns.peers {
 		if ls.isSeed(p) {
 			s.Seeds++

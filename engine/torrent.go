@@ -77,6 +77,11 @@ type Stats struct {
 	// HalfOpen is the number of outgoing connection attempts in flight and
 	// Known the number of peer addresses known but not connected.
 	HalfOpen, Known int
+	// WebSeedBytes counts payload bytes received from web seeds (BEP 19),
+	// which Downloaded (peers only) does not include; WebSeeds is the
+	// number of web seeds still used (not dropped).
+	WebSeedBytes int64
+	WebSeeds     int
 }
 
 func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo, trackers [][]string, opt AddOptions) (*Torrent, error) {

@@ -87,6 +87,7 @@ type torrentSample struct {
 // statsView holds the numbers of one torrent that metrics report.
 type statsView struct {
 	down, up, downRate, upRate float64
+	webSeed                    float64
 	peers, seeds               float64
 	have, total, bytesHave     float64
 	size, readers              float64
@@ -94,6 +95,7 @@ type statsView struct {
 
 var torrentMetrics = []torrentMetric{
 	{"swarmfs_torrent_downloaded_bytes_total", "counter", "Payload bytes downloaded from peers since the torrent was added.", func(t torrentSample) float64 { return t.st.down }},
+	{"swarmfs_torrent_web_seed_bytes_total", "counter", "Payload bytes downloaded from web seeds (BEP 19) since the torrent was added.", func(t torrentSample) float64 { return t.st.webSeed }},
 	{"swarmfs_torrent_uploaded_bytes_total", "counter", "Payload bytes uploaded to peers since the torrent was added.", func(t torrentSample) float64 { return t.st.up }},
 	{"swarmfs_torrent_download_rate_bytes", "gauge", "Recent download rate in bytes per second.", func(t torrentSample) float64 { return t.st.downRate }},
 	{"swarmfs_torrent_upload_rate_bytes", "gauge", "Recent upload rate in bytes per second.", func(t torrentSample) float64 { return t.st.upRate }},
@@ -121,7 +123,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			labels: fmt.Sprintf(`{infohash="%s",name="%s"}`, t.InfoHash, labelEscaper.Replace(t.Name)),
 			st: statsView{
 				down: float64(st.Downloaded), up: float64(st.Uploaded), downRate: st.DownRate, upRate: st.UpRate,
-				peers: float64(st.Peers), seeds: float64(st.Seeds), have: float64(st.PiecesHave),
+				webSeed: float64(st.WebSeedBytes),
+				peers:   float64(st.Peers), seeds: float64(st.Seeds), have: float64(st.PiecesHave),
 				total: float64(st.PiecesTotal), bytesHave: float64(st.BytesHave), size: float64(t.Size),
 				readers: float64(st.OpenReaders),
 			},

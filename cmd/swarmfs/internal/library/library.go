@@ -78,9 +78,12 @@ type File struct {
 type Stats struct {
 	// State is a short word such as "downloading" or "fetching metadata".
 	State string `json:"state"`
-	// Downloaded and Uploaded count payload bytes since the torrent was added.
-	Downloaded int64 `json:"downloaded"`
-	Uploaded   int64 `json:"uploaded"`
+	// Downloaded and Uploaded count payload bytes exchanged with peers
+	// since the torrent was added; WebSeedBytes those received from web
+	// seeds (BEP 19), not in Downloaded.
+	Downloaded   int64 `json:"downloaded"`
+	Uploaded     int64 `json:"uploaded"`
+	WebSeedBytes int64 `json:"web_seed_bytes"`
 	// DownRate and UpRate are recent payload rates in bytes per second.
 	DownRate float64 `json:"down_rate"`
 	UpRate   float64 `json:"up_rate"`
