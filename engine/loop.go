@@ -28,6 +28,7 @@ type loopState struct {
 	disk  *diskPipe // nil until the metadata is known
 	prios prios
 	rates rates
+	tally tally
 	ann   announce
 	meta  *metaFetch // BEP 9 state while the info is unknown
 	pex   pexState
@@ -296,6 +297,7 @@ func (ls *loopState) onEvicted() {
 	for _, i := range ls.store().TakeEvicted() {
 		if ls.pk != nil && i >= 0 && i < ls.info().NumPieces() {
 			ls.pk.SetHave(i, false)
+			ls.tally.evictedBytes += ls.info().PieceSize(i)
 		}
 	}
 	ls.updateInterestAll()

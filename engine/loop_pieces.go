@@ -201,6 +201,7 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 		ls.checkComplete()
 		ls.dirty = true
 	case outcomeHashFailed:
+		ls.tally.hashFailed++
 		ls.pk.PieceFailed(i)
 		if len(o.from) == 1 {
 			ls.blame(i, o.from) // it sent the whole piece: it lied

@@ -164,6 +164,8 @@ func (ls *loopState) stats() Stats {
 		Known: ls.book.Unconnected(),
 	}
 	s.WebSeedBytes, s.WebSeeds = ls.ws.bytes()
+	s.HashFailures, s.EvictedBytes = ls.tally.hashFailed, ls.tally.evictedBytes
+	s.Banned = ls.book.BannedCount()
 	for p := range ls.conns.peers {
 		if ls.isSeed(p) {
 			s.Seeds++

@@ -375,6 +375,7 @@ func (ls *loopState) onWSPiece(ev wsPiece) {
 	case errors.As(ev.err, &he):
 		r.failed++
 		ws.failed++
+		ls.tally.hashFailed++
 		s.Failed(i) // the seed's fault; no peer is blamed
 		ls.t.log.Info("piece from a web seed failed the hash check", "piece", i, "url", s.URL(), "seed", s.Status().String())
 	default:

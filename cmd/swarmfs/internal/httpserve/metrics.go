@@ -88,6 +88,8 @@ type torrentSample struct {
 type statsView struct {
 	down, up, downRate, upRate float64
 	webSeed                    float64
+	hashFailed, banned         float64
+	evicted                    float64
 	peers, seeds               float64
 	have, total, bytesHave     float64
 	size, readers              float64
@@ -106,6 +108,9 @@ var torrentMetrics = []torrentMetric{
 	{"swarmfs_torrent_cache_bytes", "gauge", "Bytes of the torrent's verified pieces held in the cache.", func(t torrentSample) float64 { return t.st.bytesHave }},
 	{"swarmfs_torrent_size_bytes", "gauge", "Total size of the torrent's files (0 until its metadata is known).", func(t torrentSample) float64 { return t.st.size }},
 	{"swarmfs_torrent_open_readers", "gauge", "Readers open on the torrent (mount and HTTP).", func(t torrentSample) float64 { return t.st.readers }},
+	{"swarmfs_torrent_hash_failures_total", "counter", "Pieces that failed their SHA-1 check (from peers or web seeds).", func(t torrentSample) float64 { return t.st.hashFailed }},
+	{"swarmfs_torrent_banned_peers", "gauge", "IPs banned for sending data that failed verification.", func(t torrentSample) float64 { return t.st.banned }},
+	{"swarmfs_torrent_cache_evicted_bytes_total", "counter", "Verified bytes the cache gave up under its cap.", func(t torrentSample) float64 { return t.st.evicted }},
 }
 
 // serveMetrics writes the Prometheus text format.
@@ -123,8 +128,9 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			labels: fmt.Sprintf(`{infohash="%s",name="%s"}`, t.InfoHash, labelEscaper.Replace(t.Name)),
 			st: statsView{
 				down: float64(st.Downloaded), up: float64(st.Uploaded), downRate: st.DownRate, upRate: st.UpRate,
-				webSeed: float64(st.WebSeedBytes),
-				peers:   float64(st.Peers), seeds: float64(st.Seeds), have: float64(st.PiecesHave),
+				webSeed:    float64(st.WebSeedBytes),
+				hashFailed: float64(st.HashFailures), banned: float64(st.Banned), evicted: float64(st.EvictedBytes),
+				peers: float64(st.Peers), seeds: float64(st.Seeds), have: float64(st.PiecesHave),
 				total: float64(st.PiecesTotal), bytesHave: float64(st.BytesHave), size: float64(t.Size),
 				readers: float64(st.OpenReaders),
 			},

@@ -84,6 +84,12 @@ type Stats struct {
 	Downloaded   int64 `json:"downloaded"`
 	Uploaded     int64 `json:"uploaded"`
 	WebSeedBytes int64 `json:"web_seed_bytes"`
+	// HashFailures counts pieces that failed their hash check; Banned is
+	// the number of IPs banned for sending bad data; EvictedBytes counts
+	// verified bytes the cache gave up under its cap.
+	HashFailures int64 `json:"hash_failures"`
+	Banned       int   `json:"banned"`
+	EvictedBytes int64 `json:"evicted_bytes"`
 	// DownRate and UpRate are recent payload rates in bytes per second.
 	DownRate float64 `json:"down_rate"`
 	UpRate   float64 `json:"up_rate"`
