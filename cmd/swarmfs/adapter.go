@@ -92,6 +92,9 @@ func (a fsTorrent) Status() fs.Status {
 		// The snapshot is from before the metadata; the next one follows.
 		s.Text = "metadata received"
 	}
+	if note := webSeedNote(st); note != "" {
+		s.Text += " (" + note + ")"
+	}
 	for i, ok := range s.Pieces {
 		if ok {
 			s.Verified += info.PieceSize(i)

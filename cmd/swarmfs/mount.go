@@ -20,6 +20,7 @@ import (
 
 type mountFlags struct {
 	engineFlags
+	ws          webSeedFlags
 	living      livingFlags
 	readTimeout time.Duration
 	prefetch    bool
@@ -32,6 +33,7 @@ type mountFlags struct {
 func (m *mountFlags) flagSet() *flag.FlagSet {
 	f := newFlagSet("mount")
 	m.register(f)
+	m.ws.register(f)
 	m.living.register(f, "")
 	m.seedPol.register(f, "a removed torrent's cached pieces")
 	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after `DURATION` (the download goes on)")
@@ -107,6 +109,9 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err := m.check(); err != nil {
 		return err
 	}
+	if err := m.ws.check(); err != nil {
+		return err
+	}
 	if err := m.living.check(); err != nil {
 		return err
 	}
@@ -152,7 +157,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	lib := newEngineLibrary(c, m.cacheDir, engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch, DataDir: m.dataDir}, logger)
+	lib := newEngineLibrary(c, m.cacheDir, m.ws.apply(engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch, DataDir: m.dataDir}), logger)
 	lib.seeding = newRemovedSeeding(m.seedPol.p, logger)
 	defer lib.seeding.Close() // before c.Close
 	var torrents []fs.Torrent
