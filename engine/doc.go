@@ -58,7 +58,8 @@
 // shared by every torrent. Each peer connection is wrapped
 // (ratelimit.Wrap) right after dial and accept, before MSE and the
 // BitTorrent handshake, so protocol bytes are charged like payload; code
-// that needs the *net.TCPConn must go through ratelimit.Conn.Unwrap.
+// that needs the *net.TCPConn must go through ratelimit.Conn.Unwrap. Web
+// seeds' HTTP connections are charged to the same buckets.
 // Within the download cap a connection reads in the Urgent class while
 // its peer owes us blocks of Now pieces (a reader waits on them), and in
 // the Normal class otherwise; within the upload cap writes that carry no

@@ -14,7 +14,9 @@ import (
 // Every peer connection is wrapped right after dial and accept, before any
 // handshake, so protocol bytes are charged like payload; whoever wires a
 // second transport (uTP, internal/utp) wraps its connections with
-// Client.wrapConn at the same points, so that both share the buckets. Within the
+// Client.wrapConn at the same points, so that both share the buckets. Web
+// seeds' HTTP connections are wrapped too (webseed.Config.WrapConn); they
+// read in the Normal class. Within the
 // download cap the bytes a reader waits for come first: a connection
 // reads in the Urgent class while its peer has requests of ours for Now
 // pieces outstanding. Within the upload cap our protocol messages (our

@@ -376,3 +376,21 @@ func TestNowPiecesFirstUnderDownloadCap(t *testing.T) {
 		t.Errorf("the prefetch got %d bytes while the read got %d: the read did not go first", bulkBytes, readBytes)
 	}
 }
+
+// TestWebSeedRateLimit downloads from a web seed (nginx) under a download
+// cap: web seed bytes are charged to the same bucket as peers'.
+func TestWebSeedRateLimit(t *testing.T) {
+	f := makeFixture(t, "capped-web", 256<<10, nil, 8<<20)
+	base := enginetest.StartNginx(t, f.dir)
+	c := newTestClient(t, "127.0.46.60", Config{MaxDownloadRate: rateCap})
+	tor, err := c.AddTorrent(f.mi, AddOptions{Prefetch: true, WebSeeds: []string{base}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	rate := rateWindow(t, ctx, func() int64 { return tor.Stats().WebSeedBytes }, f.mi.Info.TotalLength)
+	checkRate(t, "web seed download", rate, rateCap)
+	waitClosed(t, ctx, tor.Complete(), "download", tor)
+	checkFiles(t, ctx, tor, f)
+}
