@@ -72,13 +72,24 @@ func (ls *loopState) stopTrackers() {
 	ls.ann.trk, ls.ann.trkCancel, ls.ann.trkPeers = nil, nil, nil
 }
 
+// discoverable reports whether the torrent may be made known to anyone but
+// its trackers: announced on the DHT, exchanged over PEX, announced by
+// local service discovery. BEP 27: a private torrent never is, whatever
+// the client's configuration or flags. This is the one rule for every
+// such channel: the DHT (startDHT, dhtPort, the BEP 5 port message), PEX
+// (ext.go checks private, its other name) and LSD, which is not wired into
+// the engine yet: whoever wires internal/lsd must announce a torrent and
+// take peers from it only while discoverable() is true, and stop when the
+// metadata of a magnet turns out private (see magnet.go).
+func (ls *loopState) discoverable() bool { return !ls.private() }
+
 // startDHT starts the torrent's DHT goroutine unless DHT is off or the
-// torrent is private. It announces the torrent and streams the peers it
+// torrent is private (not discoverable). It announces the torrent and streams the peers it
 // finds to the loop, every dhtInterval (30 s while it finds none).
 func (ls *loopState) startDHT() {
 	t := ls.t
 	d := t.c.dht
-	if d == nil || ls.private() || ls.ann.dhtCancel != nil {
+	if d == nil || !ls.discoverable() || ls.ann.dhtCancel != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(ls.ctx)

@@ -16,6 +16,7 @@ import (
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/internal/dht"
 	"github.com/swarmfs/swarmfs/engine/internal/mse"
+	"github.com/swarmfs/swarmfs/engine/internal/ratelimit"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -29,10 +30,21 @@ type Config struct {
 	// CacheSize caps the bytes kept in the cache for all torrents; 0 means
 	// unlimited.
 	CacheSize int64
-	// MaxPeers is the number of connected peers per torrent; 0 means 50.
-	MaxPeers int
-	// MaxConns is the number of connections for the whole client; 0 means 200.
+	// MaxConns is the number of peer connections of the whole client
+	// (all torrents, dials in flight included); 0 means 200.
 	MaxConns int
+	// MaxConnsPerTorrent is the number of connected peers of one torrent;
+	// 0 derives it from MaxConns (see PerTorrentConns); it is never more
+	// than MaxConns.
+	MaxConnsPerTorrent int
+	// MaxUploadRate and MaxDownloadRate cap the bytes per second the
+	// client sends to and receives from all peers of all torrents,
+	// payload and protocol bytes alike; 0 means unlimited. SetRateLimits
+	// changes them at run time.
+	MaxUploadRate, MaxDownloadRate int64
+	// NoUpload never unchokes a peer and serves no piece: the client only
+	// downloads (it still answers the protocol and keeps connections).
+	NoUpload bool
 	// UploadSlots is the number of unchoked peers per torrent; 0 means 4.
 	UploadSlots int
 	// MaxReadahead caps each reader's window in bytes; 0 means 64 MiB.
@@ -80,10 +92,11 @@ const (
 
 // Defaults used when a Config field is zero.
 const (
-	DefaultMaxPeers     = 50
-	DefaultMaxConns     = 200
-	DefaultUploadSlots  = 4
-	DefaultMaxReadahead = 64 << 20
+	DefaultMaxConns = 200
+	// DefaultMaxConnsPerTorrent is PerTorrentConns(DefaultMaxConns).
+	DefaultMaxConnsPerTorrent = 50
+	DefaultUploadSlots        = 4
+	DefaultMaxReadahead       = 64 << 20
 )
 
 // Errors returned by the engine.
@@ -112,6 +125,9 @@ type Client struct {
 	dht    *dht.Node
 
 	trackers *tracker.Client
+	// up and down are the client's rate limiters, shared by every peer
+	// connection (see ratelimits.go); never nil.
+	up, down *ratelimit.Limiter
 	localIP  netip.Addr // the listen IP when bound to one; outgoing connections leave from it
 
 	// connSem bounds the number of open peer connections of the client
@@ -138,12 +154,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = cache.DefaultDir()
 	}
-	if cfg.MaxPeers <= 0 {
-		cfg.MaxPeers = DefaultMaxPeers
-	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxConnsPerTorrent <= 0 {
+		cfg.MaxConnsPerTorrent = PerTorrentConns(cfg.MaxConns)
+	}
+	cfg.MaxConnsPerTorrent = min(cfg.MaxConnsPerTorrent, cfg.MaxConns)
 	if cfg.UploadSlots <= 0 {
 		cfg.UploadSlots = DefaultUploadSlots
 	}
@@ -161,7 +178,13 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(discardHandler{})
 	}
+	up, down, err := newLimiters(cfg.MaxUploadRate, cfg.MaxDownloadRate)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
+		up:       up,
+		down:     down,
 		cfg:      cfg,
 		log:      log,
 		connSem:  make(chan struct{}, cfg.MaxConns),
@@ -432,6 +455,9 @@ func (c *Client) acceptLoop() {
 			}
 		}
 		delay = 0
+		// Charged from the first byte: handshakes count against the
+		// download and upload caps like everything else.
+		conn = c.wrapConn(conn)
 		select {
 		case c.inSem <- struct{}{}:
 		default:

@@ -7,8 +7,11 @@
 //   - Client: one TCP listener (incoming handshakes, plain or under
 //     Message Stream Encryption, are read up to the info hash, then handed
 //     to that torrent), the peer id ("-SF0001-" and 12
-//     random bytes), a per-client connection limit, the tracker client and
-//     the DHT node shared by all torrents, and the cache Budget.
+//     random bytes), the connection limits (Config.MaxConns for the client,
+//     Config.MaxConnsPerTorrent for each torrent, by default a quarter of
+//     the client's), the upload and download rate limiters
+//     (internal/ratelimit, see below), the tracker client and the DHT
+//     node shared by all torrents, and the cache Budget.
 //   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable
 //     state in a loopState made of parts, each a type in its own file:
 //     conns (connected peers), addrBook (known addresses with their
@@ -49,6 +52,25 @@
 // both. Our BitTorrent handshake travels as MSE's initial payload. Peer
 // goroutines read and write through the resulting stream (streamConn),
 // whose deadlines are those of the TCP connection.
+//
+// Rate limits: the Client's two token buckets (Config.MaxUploadRate,
+// MaxDownloadRate; Client.SetRateLimits changes them at run time) are
+// shared by every torrent. Each peer connection is wrapped
+// (ratelimit.Wrap) right after dial and accept, before MSE and the
+// BitTorrent handshake, so protocol bytes are charged like payload; code
+// that needs the *net.TCPConn must go through ratelimit.Conn.Unwrap. Web
+// seeds' HTTP connections are charged to the same buckets.
+// Within the download cap a connection reads in the Urgent class while
+// its peer owes us blocks of Now pieces (a reader waits on them), and in
+// the Normal class otherwise; within the upload cap writes that carry no
+// served block (our requests, haves, keep-alives) are Urgent, so a read
+// is not starved by seeding.
+//
+// Seeding: everything in the cache is seeded. Config.NoUpload chokes every
+// peer, grants no allowed-fast piece and rejects every request: no piece
+// byte leaves. Private torrents (BEP 27) are never made known beyond their
+// trackers: no DHT announce or lookup, no PEX, and (when it is wired) no
+// LSD; discoverable() in announce.go is the one rule.
 //
 // Decisions live in pure subpackages (internal/picker, choker, readahead);
 // the wire codec in internal/wire, metadata assembly in internal/metadata,

@@ -92,19 +92,22 @@ func acceptHandshake(conn net.Conn, peerID [20]byte, dht bool, known func(metain
 // offering RC4 and plaintext is tried first and, when the peer does not
 // complete it (it hangs up on bytes that are not a BitTorrent handshake),
 // a plain connection second.
-func dialPeer(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih metainfo.Hash, peerID [20]byte, dht bool, enc EncryptionPolicy) (net.Conn, handshakeResult, error) {
+//
+// wrap, when not nil, wraps the TCP connection right after it is
+// established, before any handshake byte (the rate limiters).
+func dialPeer(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih metainfo.Hash, peerID [20]byte, dht bool, enc EncryptionPolicy, wrap func(net.Conn) net.Conn) (net.Conn, handshakeResult, error) {
 	switch enc {
 	case EncryptionOff:
-		return dialOnce(ctx, local, addr, ih, peerID, dht, 0)
+		return dialOnce(ctx, local, addr, ih, peerID, dht, 0, wrap)
 	case EncryptionRequire:
-		return dialOnce(ctx, local, addr, ih, peerID, dht, mse.RC4)
+		return dialOnce(ctx, local, addr, ih, peerID, dht, mse.RC4, wrap)
 	}
-	conn, hs, err := dialOnce(ctx, local, addr, ih, peerID, dht, mse.RC4|mse.Plaintext)
+	conn, hs, err := dialOnce(ctx, local, addr, ih, peerID, dht, mse.RC4|mse.Plaintext, wrap)
 	var failed *mseFailure
 	if err == nil || !errors.As(err, &failed) || ctx.Err() != nil {
 		return conn, hs, err
 	}
-	return dialOnce(ctx, local, addr, ih, peerID, dht, 0)
+	return dialOnce(ctx, local, addr, ih, peerID, dht, 0, wrap)
 }
 
 // mseFailure is the error of an outgoing MSE handshake (after which a
@@ -116,8 +119,8 @@ func (e *mseFailure) Unwrap() error { return e.err }
 
 // dialOnce connects to addr and runs the initiating side of a handshake:
 // plain when provide is 0, else MSE offering provide with our BitTorrent
-// handshake as the initial payload.
-func dialOnce(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih metainfo.Hash, peerID [20]byte, dht bool, provide mse.Method) (net.Conn, handshakeResult, error) {
+// handshake as the initial payload. wrap is dialPeer's.
+func dialOnce(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih metainfo.Hash, peerID [20]byte, dht bool, provide mse.Method, wrap func(net.Conn) net.Conn) (net.Conn, handshakeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout+handshakeTimeout)
 	defer cancel()
 	d := net.Dialer{Timeout: dialTimeout}
@@ -127,6 +130,9 @@ func dialOnce(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih met
 	conn, err := d.DialContext(ctx, "tcp", addr.String())
 	if err != nil {
 		return nil, handshakeResult{}, err
+	}
+	if wrap != nil {
+		conn = wrap(conn)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()

@@ -140,6 +140,7 @@ func (t *Torrent) run() {
 		}
 		ls.fillRequests()
 		ls.fillWebSeeds()
+		ls.updateReadClasses()
 		ls.maybeDial()
 		if ls.dirty {
 			ls.publish()
@@ -268,7 +269,7 @@ func (ls *loopState) tick(now time.Time) {
 		ls.rechoke(now)
 	}
 	ls.dirty = true
-	if ls.wantsPeers() && !ls.book.Queued() && ls.conns.len() < ls.t.c.cfg.MaxPeers/2 {
+	if ls.wantsPeers() && !ls.book.Queued() && ls.conns.len() < ls.t.c.cfg.MaxConnsPerTorrent/2 {
 		ls.book.RequeueDue(now)
 	}
 	if ls.ann.trk != nil && ls.conns.len() < 5 && ls.wantsPeers() {

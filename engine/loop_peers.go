@@ -42,13 +42,13 @@ func (ls *loopState) maybeDial() {
 	if ls.paused {
 		return
 	}
-	if ls.conns.halfOpen == 0 && ls.conns.len() >= t.c.cfg.MaxPeers && ls.book.Queued() && !ls.completed {
+	if ls.conns.halfOpen == 0 && ls.conns.len() >= t.c.cfg.MaxConnsPerTorrent && ls.book.Queued() && !ls.completed {
 		// Every slot is taken and addresses wait: a useless peer
 		// makes room.
 		ls.evictForDials(time.Now())
 	}
-	for ls.conns.halfOpen < maxHalfOpen && ls.conns.len()+ls.conns.halfOpen < t.c.cfg.MaxPeers {
-		if ls.info() != nil && ls.completed && ls.conns.len() >= t.c.cfg.MaxPeers/2 {
+	for ls.conns.halfOpen < maxHalfOpen && ls.conns.len()+ls.conns.halfOpen < t.c.cfg.MaxConnsPerTorrent {
+		if ls.info() != nil && ls.completed && ls.conns.len() >= t.c.cfg.MaxConnsPerTorrent/2 {
 			return // a seed waits for leechers to come
 		}
 		a, ok := ls.book.NextDial()
@@ -73,7 +73,7 @@ func (ls *loopState) maybeDial() {
 		ls.conns.halfOpen++
 		ls.dirty = true
 		t.goWorker(func() {
-			conn, hs, err := dialPeer(ls.ctx, t.c.localIP, a, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption)
+			conn, hs, err := dialPeer(ls.ctx, t.c.localIP, a, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption, t.c.wrapConn)
 			if !t.post(dialResult{addr: a, conn: conn, hs: hs, err: err}) {
 				if conn != nil {
 					conn.Close()
@@ -169,7 +169,7 @@ func (ls *loopState) sendHaves(p *peer) {
 	case n > 0:
 		p.send(wire.Message{ID: wire.Bitfield, Data: bf.Bytes()})
 	}
-	if !p.hs.fast || n == 0 {
+	if !p.hs.fast || n == 0 || ls.t.c.cfg.NoUpload {
 		return
 	}
 	// BEP 6 allowed fast set: pieces the peer may request while choked

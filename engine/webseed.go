@@ -102,7 +102,8 @@ func (ls *loopState) startWebSeeds(mi *metainfo.MetaInfo) {
 			urls = append(urls, u)
 		}
 	}
-	cfg := webseed.Config{MaxConns: t.c.cfg.WebSeedConns, Logger: t.log}
+	// Web seed bytes count against the client's rate limits too.
+	cfg := webseed.Config{MaxConns: t.c.cfg.WebSeedConns, WrapConn: t.c.wrapConn, Logger: t.log}
 	for _, u := range urls {
 		s, err := webseed.New(u, mi.Info, cfg)
 		if err != nil {

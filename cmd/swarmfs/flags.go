@@ -20,7 +20,11 @@ type engineFlags struct {
 	cacheDir     string
 	cacheSize    byteSize
 	port         int
-	maxPeers     int
+	maxConns     int
+	maxPeers     int // connections per torrent
+	maxUp        byteSize
+	maxDown      byteSize
+	noUpload     bool
 	readahead    byteSize
 	noDHT        bool
 	dhtBootstrap string
@@ -34,7 +38,12 @@ func (f *engineFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.cacheDir, "cache-dir", "", "`DIR` for the verified piece cache (default $XDG_CACHE_HOME/swarmfs or ~/.cache/swarmfs)")
 	fset.Var(&f.cacheSize, "cache-size", "cap the cache at `SIZE`, e.g. 10GiB; least recently used pieces are evicted (default unlimited)")
 	fset.IntVar(&f.port, "port", 0, "TCP `PORT` to accept peers on (default: any free port)")
-	fset.IntVar(&f.maxPeers, "max-peers", 0, "connect at most `N` peers per torrent (default 50)")
+	fset.IntVar(&f.maxConns, "max-conns", 0, "at most `N` peer connections in all (default 200)")
+	fset.IntVar(&f.maxPeers, "max-conns-per-torrent", 0, "at most `N` peer connections per torrent (default a quarter of --max-conns, at least 10)")
+	fset.IntVar(&f.maxPeers, "max-peers", 0, "the same as --max-conns-per-torrent")
+	fset.Var(&f.maxUp, "max-upload-rate", "cap what is sent to peers at `SIZE` per second, e.g. 2MiB; protocol bytes count (default unlimited)")
+	fset.Var(&f.maxDown, "max-download-rate", "cap what is received from peers at `SIZE` per second, e.g. 10MiB; reads waiting for data come first (default unlimited)")
+	fset.BoolVar(&f.noUpload, "no-upload", false, "never upload: choke every peer and serve no piece (downloading goes on)")
 	fset.Var(&f.readahead, "readahead", "largest readahead window of one open file, `SIZE` such as 64MiB (default 64MiB)")
 	fset.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
 	fset.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "DHT bootstrap `NODES`, comma-separated host:port (default: the well-known public routers)")
@@ -71,7 +80,16 @@ func (f *engineFlags) check() error {
 		return usageError("--port %d is not a TCP port", f.port)
 	}
 	if f.maxPeers < 0 {
-		return usageError("--max-peers must not be negative")
+		return usageError("--max-conns-per-torrent must not be negative")
+	}
+	if f.maxConns < 0 {
+		return usageError("--max-conns must not be negative")
+	}
+	if f.maxConns > 0 && f.maxPeers > f.maxConns {
+		return usageError("--max-conns-per-torrent %d is above --max-conns %d", f.maxPeers, f.maxConns)
+	}
+	if f.maxUp > maxRate || f.maxDown > maxRate {
+		return usageError("--max-upload-rate and --max-download-rate must be at most %s", humanize.IBytes(maxRate))
 	}
 	switch engine.EncryptionPolicy(f.encryption) {
 	case engine.EncryptionPrefer, engine.EncryptionRequire, engine.EncryptionOff:
@@ -87,13 +105,17 @@ func (f *engineFlags) config(log *slog.Logger) (engine.Config, error) {
 		return engine.Config{}, err
 	}
 	cfg := engine.Config{
-		CacheDir:     f.cacheDir,
-		CacheSize:    int64(f.cacheSize),
-		MaxPeers:     f.maxPeers,
-		MaxReadahead: int64(f.readahead),
-		NoDHT:        f.noDHT,
-		Encryption:   engine.EncryptionPolicy(f.encryption),
-		Logger:       log,
+		CacheDir:           f.cacheDir,
+		CacheSize:          int64(f.cacheSize),
+		MaxConns:           f.maxConns,
+		MaxConnsPerTorrent: f.maxPeers,
+		MaxUploadRate:      int64(f.maxUp),
+		MaxDownloadRate:    int64(f.maxDown),
+		NoUpload:           f.noUpload,
+		MaxReadahead:       int64(f.readahead),
+		NoDHT:              f.noDHT,
+		Encryption:         engine.EncryptionPolicy(f.encryption),
+		Logger:             log,
 	}
 	if f.port != 0 {
 		cfg.ListenAddr = ":" + strconv.Itoa(f.port)
@@ -154,6 +176,9 @@ type byteSize int64
 
 // maxByteSize bounds a size flag; larger values are refused at parsing.
 const maxByteSize = 1 << 62
+
+// maxRate bounds a rate flag (the engine's limiters take up to 1 TiB/s).
+const maxRate = 1 << 40
 
 func (b *byteSize) String() string {
 	if *b == 0 {

@@ -27,6 +27,7 @@ type mountFlags struct {
 	dataDir     string
 	allowOther  bool
 	pageCache   fs.PageCacheMode
+	seedPol     seedPolicyFlags
 }
 
 func (m *mountFlags) flagSet() *flag.FlagSet {
@@ -34,6 +35,7 @@ func (m *mountFlags) flagSet() *flag.FlagSet {
 	m.register(f)
 	m.ws.register(f)
 	m.living.register(f, "")
+	m.seedPol.register(f, "a removed torrent's cached pieces")
 	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after `DURATION` (the download goes on)")
 	f.BoolVar(&m.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
 	f.StringVar(&m.dataDir, "data-dir", "", "keep each torrent as its own files under `DIR` (DIR/NAME/...), written in place as pieces verify, instead of in the cache; what was read stays as ordinary files and no cache cap applies to them")
@@ -113,6 +115,12 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err := m.living.check(); err != nil {
 		return err
 	}
+	if err := m.seedPol.check(); err != nil {
+		return err
+	}
+	if m.noUpload && m.seedPol.p.set() {
+		return usageError("--no-upload and --seed-ratio or --seed-time exclude each other")
+	}
 	if len(pos) == 0 {
 		return usageError("want a mountpoint, after the sources if any")
 	}
@@ -150,6 +158,8 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	}
 	defer c.Close()
 	lib := newEngineLibrary(c, m.cacheDir, m.ws.apply(engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch, DataDir: m.dataDir}), logger)
+	lib.seeding = newRemovedSeeding(m.seedPol.p, logger)
+	defer lib.seeding.Close() // before c.Close
 	var torrents []fs.Torrent
 	for _, s := range srcs {
 		t, err := lib.Add(ctx, library.Source{Meta: s.meta, Magnet: s.magnet})

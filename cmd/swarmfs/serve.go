@@ -18,6 +18,7 @@ type serveFlags struct {
 	ws       webSeedFlags
 	living   livingFlags
 	prefetch bool
+	seedPol  seedPolicyFlags
 }
 
 func (s *serveFlags) flagSet() *flag.FlagSet {
@@ -26,6 +27,7 @@ func (s *serveFlags) flagSet() *flag.FlagSet {
 	s.ws.register(f)
 	s.living.register(f, "127.0.0.1:8080")
 	f.BoolVar(&s.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
+	s.seedPol.register(f, "a removed torrent's cached pieces")
 	return f
 }
 
@@ -57,6 +59,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := s.living.check(); err != nil {
 		return err
 	}
+	if err := s.seedPol.check(); err != nil {
+		return err
+	}
+	if s.noUpload && s.seedPol.p.set() {
+		return usageError("--no-upload and --seed-ratio or --seed-time exclude each other")
+	}
 	if s.living.httpAddr == "" {
 		return usageError("serve needs --http ADDR")
 	}
@@ -79,6 +87,8 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		cacheDir = cache.DefaultDir()
 	}
 	lib := newEngineLibrary(c, cacheDir, s.ws.apply(engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}), logger)
+	lib.seeding = newRemovedSeeding(s.seedPol.p, logger)
+	defer lib.seeding.Close() // before c.Close
 	for _, src := range srcs {
 		if _, err := lib.Add(ctx, library.Source{Meta: src.meta, Magnet: src.magnet}); err != nil {
 			return fmt.Errorf("%s: %w", src.arg, err)
