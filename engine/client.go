@@ -21,8 +21,14 @@ import (
 
 // Config configures a Client. The zero value is valid.
 type Config struct {
-	// ListenAddr is the TCP listen address; "" means ":0" (any port).
+	// ListenAddr is the listen address of TCP, uTP and the DHT (one TCP
+	// listener and one UDP socket per family, all on one port); "" means
+	// ":0" (any port, both families).
 	ListenAddr string
+	// Transports are the transports peer connections may use, outgoing
+	// and incoming; nil means uTP and TCP (uTP tried first, as libtorrent
+	// does). See Transport.
+	Transports []Transport
 	// CacheDir is the root of the piece cache; "" means cache.DefaultDir().
 	CacheDir string
 	// CacheSize caps the bytes kept in the cache for all torrents; 0 means
@@ -41,14 +47,22 @@ type Config struct {
 	// DHTBootstrap lists "host:port" DHT routers; nil means the well-known
 	// public routers.
 	DHTBootstrap []string
-	// DHTAddr is the UDP address of the DHT node; "" means the same port as
-	// the TCP listener.
+	// DHTAddr is the UDP address of the DHT node; "" means the client's
+	// UDP sockets (the DHT shares them with uTP).
 	DHTAddr string
 	// Encryption is the Message Stream Encryption (MSE/PE) policy: "" means
 	// EncryptionPrefer; see EncryptionPolicy for the others.
 	Encryption EncryptionPolicy
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
+}
+
+// transports returns cfg.Transports or its default.
+func (cfg Config) transports() []Transport {
+	if cfg.Transports == nil {
+		return []Transport{TransportUTP, TransportTCP}
+	}
+	return cfg.Transports
 }
 
 // EncryptionPolicy says when peer connections use Message Stream
@@ -102,10 +116,11 @@ type Client struct {
 	cfg    Config
 	log    *slog.Logger
 	peerID [20]byte
-	ln     net.Listener
+	socks  *sockets
+	dial   *dialer
 	addr   netip.AddrPort
 	budget *cache.Budget
-	dht    *dht.Node
+	dht    *dht.Client
 
 	trackers *tracker.Client
 	localIP  netip.Addr // the listen IP when bound to one; outgoing connections leave from it
@@ -172,18 +187,30 @@ func New(cfg Config) (*Client, error) {
 	if _, err := rand.Read(c.peerID[len(peerIDPrefix):]); err != nil {
 		return nil, fmt.Errorf("engine: peer id: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("engine: listen: %w", err)
+	for _, tr := range cfg.Transports {
+		if tr != TransportTCP && tr != TransportUTP {
+			return nil, fmt.Errorf("engine: transport %v: want tcp or utp", tr)
+		}
 	}
-	c.ln = ln
-	c.addr = ln.Addr().(*net.TCPAddr).AddrPort()
-	c.addr = netip.AddrPortFrom(c.addr.Addr().Unmap(), c.addr.Port())
+	if cfg.Transports != nil && len(cfg.Transports) == 0 {
+		return nil, errors.New("engine: no transport")
+	}
+	socks, err := openSockets(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	c.socks = socks
+	c.addr = socks.addr()
+	c.dial = &dialer{tcp: socks.tcp != nil}
+	if hasTransport(cfg.transports(), TransportUTP) {
+		c.dial.utp4, c.dial.utp6 = socks.udp4, socks.udp6
+	}
 	tcfg := tracker.Config{Logger: log}
 	if ip := c.addr.Addr(); !ip.IsUnspecified() {
 		// Bound to one address: leave from it too, so that trackers and
 		// peers see the address we listen on.
 		c.localIP = ip
+		c.dial.local = ip
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip.AsSlice()}, Timeout: dialTimeout}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = d.DialContext
@@ -194,19 +221,26 @@ func New(cfg Config) (*Client, error) {
 	if !cfg.NoDHT {
 		d, err := startDHT(c)
 		if err != nil {
-			ln.Close()
+			socks.close()
 			c.trackers.Close()
 			return nil, err
 		}
 		c.dht = d
 	}
-	c.wg.Add(1)
-	go c.acceptLoop()
+	if socks.tcp != nil {
+		c.wg.Add(1)
+		go c.acceptLoop(socks.tcp, TransportTCP)
+	}
+	for _, u := range socks.utpSockets(cfg) {
+		c.wg.Add(1)
+		go c.acceptLoop(u.Listener(), TransportUTP)
+	}
 	c.log.Debug("client started", "addr", c.addr, "peer_id", string(c.peerID[:8]))
 	return c, nil
 }
 
-// Addr returns the TCP address the client listens on.
+// Addr returns the address the client listens on (TCP, and UDP for uTP
+// and the DHT, on the same port).
 func (c *Client) Addr() netip.AddrPort { return c.addr }
 
 // PeerID returns the client's 20-byte peer id.
@@ -224,7 +258,7 @@ func (c *Client) Close() error {
 		}
 		c.mu.Unlock()
 		close(c.closed)
-		c.ln.Close()
+		c.socks.closeListeners()
 		for _, t := range ts {
 			t.Remove()
 		}
@@ -232,6 +266,7 @@ func (c *Client) Close() error {
 			c.dht.Close()
 		}
 		c.wg.Wait()
+		c.socks.close()
 		c.trackers.Close()
 	})
 	return nil
@@ -374,12 +409,12 @@ func (c *Client) releaseConn() { <-c.connSem }
 // their handshake at once: a tenth of the connection limit, at least 4.
 func incomingHandshakes(maxConns int) int { return max(4, maxConns/10) }
 
-// acceptLoop accepts incoming connections until the listener closes.
-func (c *Client) acceptLoop() {
+// acceptLoop accepts incoming connections over tr until ln closes.
+func (c *Client) acceptLoop(ln net.Listener, tr Transport) {
 	defer c.wg.Done()
 	var delay time.Duration
 	for {
-		conn, err := c.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			select {
 			case <-c.closed:
@@ -408,7 +443,7 @@ func (c *Client) acceptLoop() {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.handleIncoming(conn)
+			c.handleIncoming(conn, tr)
 		}()
 	}
 }
@@ -418,11 +453,12 @@ func (c *Client) acceptLoop() {
 // finds the torrent and hands the connection to it. The handshake holds a
 // slot of inSem and must end within incomingHandshakeTimeout; the peer
 // then needs a connection slot of the client like any other.
-func (c *Client) handleIncoming(conn net.Conn) {
+func (c *Client) handleIncoming(conn net.Conn, tr Transport) {
 	hs, sc, err := c.incomingHandshake(conn)
 	<-c.inSem
+	hs.transport = tr
 	if err != nil {
-		c.log.Debug("incoming handshake failed", "remote", conn.RemoteAddr(), "err", err)
+		c.log.Debug("incoming handshake failed", "remote", conn.RemoteAddr(), "transport", tr, "err", err)
 		conn.Close()
 		return
 	}

@@ -4,9 +4,15 @@
 //
 // # What it owns
 //
-//   - Client: one TCP listener (incoming handshakes, plain or under
-//     Message Stream Encryption, are read up to the info hash, then handed
-//     to that torrent), the peer id ("-SF0001-" and 12
+//   - Client: its sockets on one port (listen.go): a TCP listener and one
+//     UDP socket per family, each a uTP socket (internal/utp) whose other
+//     datagrams feed the DHT node of that family; incoming connections
+//     over either transport (handshakes, plain or under Message Stream
+//     Encryption, are read up to the info hash, then handed to that
+//     torrent); the dialer (transport.go: uTP first, TCP joining after
+//     utpHeadStart or when uTP fails, the first connection established
+//     wins, a peer's working transport is remembered in the addrBook and
+//     tried first next time; Config.Transports restricts both); the peer id ("-SF0001-" and 12
 //     random bytes), a per-client connection limit, the tracker client and
 //     the DHT node shared by all torrents, and the cache Budget.
 //   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable
@@ -48,12 +54,12 @@
 // "BitTorrent protocol") from an MSE one by its first 20 bytes and serves
 // both. Our BitTorrent handshake travels as MSE's initial payload. Peer
 // goroutines read and write through the resulting stream (streamConn),
-// whose deadlines are those of the TCP connection.
+// whose deadlines are those of the TCP or uTP connection.
 //
 // Decisions live in pure subpackages (internal/picker, choker, readahead);
 // the wire codec in internal/wire, metadata assembly in internal/metadata,
-// PEX state in internal/pex, trackers in internal/tracker and the DHT node
-// in internal/dht.
+// PEX state in internal/pex, trackers in internal/tracker and the DHT
+// (a BEP 32 client: an IPv4 and an IPv6 node) in internal/dht.
 //
 // # Behaviour
 //

@@ -70,10 +70,11 @@ func (ls *loopState) maybeDial() {
 		}
 		ls.conns.starved = false
 		ls.book.Dialing(a, time.Now())
+		prefer := ls.book.Transport(a)
 		ls.conns.halfOpen++
 		ls.dirty = true
 		t.goWorker(func() {
-			conn, hs, err := dialPeer(ls.ctx, t.c.localIP, a, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption)
+			conn, hs, err := dialPeer(ls.ctx, t.c.dial, a, prefer, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption)
 			if !t.post(dialResult{addr: a, conn: conn, hs: hs, err: err}) {
 				if conn != nil {
 					conn.Close()
@@ -93,7 +94,7 @@ func (ls *loopState) onDialResult(r dialResult) {
 		ls.t.log.Debug("dial failed", "peer", r.addr, "err", r.err)
 		return
 	}
-	ls.book.DialDone(r.addr)
+	ls.book.DialDone(r.addr, r.hs.transport)
 	if !ls.acceptConn(r.conn, r.hs, true) {
 		r.conn.Close()
 		ls.t.c.releaseConn()
@@ -136,7 +137,7 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	if ls.pk != nil && ls.book.OnParole(p.addr.Addr()) {
 		ls.pk.SetParole(p.id, true)
 	}
-	p.log.Debug("peer connected", "outgoing", outgoing, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
+	p.log.Debug("peer connected", "outgoing", outgoing, "transport", hs.transport, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
 	if hs.ext {
 		p.send(ls.ourExtHandshake(p))
 	}

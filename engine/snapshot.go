@@ -63,8 +63,8 @@ type PeerInfo struct {
 	// Source says how we learned of the peer: SourceIncoming when it
 	// connected to us.
 	Source PeerSource
-	// Transport is "tcp".
-	Transport string
+	// Transport carries the connection (TCP or uTP).
+	Transport Transport
 	// Encryption is "none" (plain BitTorrent), "mse plaintext" (an
 	// obfuscated handshake) or "mse rc4" (the whole stream encrypted).
 	Encryption string
@@ -199,7 +199,7 @@ func (ls *loopState) peerInfo(p *peer) PeerInfo {
 		client = p.ext.V
 	}
 	pi := PeerInfo{
-		Addr: p.addr, Client: client, Source: p.source, Transport: "tcp",
+		Addr: p.addr, Client: client, Source: p.source, Transport: p.hs.transport,
 		Encryption: p.hs.cryptoName(), Outgoing: p.outgoing,
 		AmChoking: p.amChoking, AmInterested: p.amInterested,
 		PeerChoking: p.peerChoking, PeerInterested: p.peerInterested,

@@ -24,19 +24,21 @@ type engineFlags struct {
 	dhtBootstrap string
 	peers        addrList
 	encryption   string
+	transport    string
 	verbose      bool
 }
 
 func (f *engineFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.cacheDir, "cache-dir", "", "`DIR` for the verified piece cache (default $XDG_CACHE_HOME/swarmfs or ~/.cache/swarmfs)")
 	fset.Var(&f.cacheSize, "cache-size", "cap the cache at `SIZE`, e.g. 10GiB; least recently used pieces are evicted (default unlimited)")
-	fset.IntVar(&f.port, "port", 0, "TCP `PORT` to accept peers on (default: any free port)")
+	fset.IntVar(&f.port, "port", 0, "`PORT` to accept peers on, TCP and UDP (uTP, DHT) (default: any free port)")
 	fset.IntVar(&f.maxPeers, "max-peers", 0, "connect at most `N` peers per torrent (default 50)")
 	fset.Var(&f.readahead, "readahead", "largest readahead window of one open file, `SIZE` such as 64MiB (default 64MiB)")
 	fset.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
 	fset.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "DHT bootstrap `NODES`, comma-separated host:port (default: the well-known public routers)")
 	fset.Var(&f.peers, "peer", "`ADDRS` of peers to connect to at start, comma-separated ip:port, besides trackers and DHT")
 	fset.StringVar(&f.encryption, "encryption", "prefer", "protocol encryption (MSE): `MODE` prefer (try it, fall back to plain), require, or off")
+	fset.StringVar(&f.transport, "transport", "utp,tcp", "peer connection `TRANSPORTS`, comma-separated: utp, tcp (uTP is tried first)")
 	fset.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
 }
 
@@ -54,6 +56,9 @@ func (f *engineFlags) check() error {
 	default:
 		return usageError("--encryption %q: want prefer, require or off", f.encryption)
 	}
+	if _, err := engine.ParseTransports(f.transport); err != nil {
+		return usageError("--transport %q: want utp, tcp or utp,tcp", f.transport)
+	}
 	return nil
 }
 
@@ -62,7 +67,9 @@ func (f *engineFlags) config(stderr io.Writer) (engine.Config, error) {
 	if err := f.check(); err != nil {
 		return engine.Config{}, err
 	}
+	transports, _ := engine.ParseTransports(f.transport) // checked
 	cfg := engine.Config{
+		Transports:   transports,
 		CacheDir:     f.cacheDir,
 		CacheSize:    int64(f.cacheSize),
 		MaxPeers:     f.maxPeers,

@@ -70,6 +70,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"mount", "/nonexistent.torrent", "/nonexistent-mountpoint"}, 1, "does not exist"},
 		{[]string{"get"}, 2, "exactly one"},
 		{[]string{"get", "--encryption", "always", "x.torrent"}, 2, "--encryption"},
+		{[]string{"get", "--transport", "quic", "x.torrent"}, 2, "--transport"},
 		{[]string{"get", "magnet:?xt=urn:btih:zzz"}, 1, "magnet"},
 		{[]string{"seed", "x.torrent"}, 2, "directory"},
 		{[]string{"unmount"}, 2, "one mountpoint"},
