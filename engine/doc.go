@@ -21,7 +21,9 @@
 //     PeerSource, dial queue, strikes, bans; it knows no sockets),
 //     diskPipe (blocks on their way to the cache, hashing, who sent each
 //     piece; it returns outcomes the loop applies), prios (reader ranges),
-//     rates, announce (trackers and DHT), metaFetch (BEP 9) and pexState;
+//     rates, announce (trackers, one announcer per IP family the client
+//     listens on, BEP 7, their peers merged; and the DHT), metaFetch (BEP
+//     9) and pexState (IPv4 and IPv6 peers alike);
 //     choking and interest are in choke.go. Exported methods that change
 //     the torrent send closures to the loop (Torrent.do) and wait, both
 //     sides also selecting on the torrent's closing channel. Stats, Peers
