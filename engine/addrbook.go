@@ -18,6 +18,7 @@ const (
 	SourceDHT                        // a DHT lookup
 	SourcePex                        // ut_pex from a connected peer
 	SourceIncoming                   // a peer that connected to us (its listen address)
+	SourceLSD                        // local service discovery (BEP 14)
 )
 
 // String returns the source's name as logs and Peers show it.
@@ -35,6 +36,8 @@ func (s PeerSource) String() string {
 		return "pex"
 	case SourceIncoming:
 		return "incoming"
+	case SourceLSD:
+		return "lsd"
 	}
 	return "unknown"
 }

@@ -58,9 +58,6 @@ func (c *Client) families() []tracker.Family {
 	return []tracker.Family{tracker.FamilyIPv4, tracker.FamilyIPv6}
 }
 
-// announcePort is the port announced to trackers and the DHT.
-func (c *Client) announcePort() uint16 { return c.addr.Port() }
-
 // startTrackers starts the torrent's announcers when it has trackers, and
 // one goroutine per announcer that forwards its peers to the loop's
 // channel.
@@ -77,6 +74,7 @@ func (ls *loopState) startTrackers() {
 			InfoHash:    t.infoHash,
 			PeerID:      t.c.peerID,
 			Port:        t.c.announcePort(),
+			IPv4:        t.c.externalIPv4(),
 			Family:      fam,
 			StopTimeout: 2 * time.Second,
 			Logger:      t.log.With("family", fam),

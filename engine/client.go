@@ -15,6 +15,7 @@ import (
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/internal/dht"
 	"github.com/swarmfs/swarmfs/engine/internal/mse"
+	"github.com/swarmfs/swarmfs/engine/internal/portmap"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -53,8 +54,19 @@ type Config struct {
 	// Encryption is the Message Stream Encryption (MSE/PE) policy: "" means
 	// EncryptionPrefer; see EncryptionPolicy for the others.
 	Encryption EncryptionPolicy
+	// NoLSD turns local service discovery (BEP 14) off; it is off too
+	// when ListenAddr is a loopback address.
+	NoLSD bool
+	// NoPortMapping turns off asking the home router (PCP, NAT-PMP, UPnP
+	// IGD) to forward the listen port; it is off too when ListenAddr is a
+	// loopback address.
+	NoPortMapping bool
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
+
+	// portmap, when not nil, is the base configuration of the port
+	// mapper (tests set the gateway and the host's sockets).
+	portmap *portmap.Config
 }
 
 // transports returns cfg.Transports or its default.
@@ -121,6 +133,8 @@ type Client struct {
 	addr   netip.AddrPort
 	budget *cache.Budget
 	dht    *dht.Client
+	lsd    *lsdFeed        // nil when LSD is off or found no interface
+	mapper *portmap.Mapper // nil when port mapping is off
 
 	trackers *tracker.Client
 	localIP  netip.Addr // the listen IP when bound to one; outgoing connections leave from it
@@ -227,6 +241,14 @@ func New(cfg Config) (*Client, error) {
 		}
 		c.dht = d
 	}
+	// A client bound to a loopback address cannot be reached from the
+	// local network, nor through the router.
+	if !cfg.NoLSD && !c.addr.Addr().IsLoopback() {
+		c.startLSD()
+	}
+	if !cfg.NoPortMapping && !c.addr.Addr().IsLoopback() {
+		c.startPortMap()
+	}
 	if socks.tcp != nil {
 		c.wg.Add(1)
 		go c.acceptLoop(socks.tcp, TransportTCP)
@@ -264,6 +286,12 @@ func (c *Client) Close() error {
 		}
 		if c.dht != nil {
 			c.dht.Close()
+		}
+		if c.lsd != nil {
+			c.lsd.close()
+		}
+		if c.mapper != nil {
+			c.mapper.Close() // deletes the mappings, within its timeout
 		}
 		c.wg.Wait()
 		c.socks.close()
@@ -388,6 +416,7 @@ func (c *Client) add(ih metainfo.Hash, name string, mi *metainfo.MetaInfo, track
 	}
 	c.torrents[ih] = t
 	t.start()
+	c.lsd.changed(t)
 	return t, nil
 }
 
@@ -414,6 +443,7 @@ func (c *Client) forget(t *Torrent) {
 	if c.torrents[t.infoHash] == t {
 		delete(c.torrents, t.infoHash)
 	}
+	c.lsd.changed(nil)
 }
 
 // acquireConn reserves one connection slot of the client; it never blocks.

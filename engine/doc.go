@@ -12,7 +12,13 @@
 //     torrent); the dialer (transport.go: uTP first, TCP joining after
 //     utpHeadStart or when uTP fails, the first connection established
 //     wins, a peer's working transport is remembered in the addrBook and
-//     tried first next time; Config.Transports restricts both); the peer id ("-SF0001-" and 12
+//     tried first next time; Config.Transports restricts both); local
+//     service discovery (lsd.go: one LSD on the listen port whose set
+//     follows the torrents, private ones left out, its peers handed to
+//     their torrents as SourceLSD); port mapping (portmap.go: one Mapper
+//     for the TCP and UDP port, whose external port and address are what
+//     announces carry; a change restarts the trackers' announcers); both
+//     off on a loopback listen address; the peer id ("-SF0001-" and 12
 //     random bytes), a per-client connection limit, the tracker client and
 //     the DHT node shared by all torrents, and the cache Budget.
 //   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable

@@ -83,7 +83,7 @@ func TestIPv6SeederViaTracker(t *testing.T) {
 	f := makeFixture(t, "v6tracker", 16<<10, []string{url}, 400000)
 	seeder := enginetest.StartLibtorrent(t, enginetest.LTOptions{IP: "::1", Torrent: f.torrent, SavePath: f.dir})
 	seeder.WaitSeeding(t, time.Minute)
-	c := newTestClient(t, "", Config{ListenAddr: ":0"})
+	c := newTestClient(t, "", Config{ListenAddr: ":0", NoLSD: true, NoPortMapping: true})
 	if fams := c.families(); len(fams) != 2 {
 		t.Fatalf("a client on every address announces over %v, want both families", fams)
 	}

@@ -27,6 +27,8 @@ type engineFlags struct {
 	peers        addrList
 	encryption   string
 	transport    string
+	noLSD        bool
+	noPortMap    bool
 	verbose      bool
 	logFormat    logfmt.Format
 }
@@ -41,6 +43,8 @@ func (f *engineFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "DHT bootstrap `NODES`, comma-separated host:port (default: the well-known public routers)")
 	fset.Var(&f.peers, "peer", "`ADDRS` of peers to connect to at start, comma-separated ip:port, besides trackers and DHT")
 	fset.StringVar(&f.encryption, "encryption", "prefer", "protocol encryption (MSE): `MODE` prefer (try it, fall back to plain), require, or off")
+	fset.BoolVar(&f.noLSD, "no-lsd", false, "do not announce torrents on the local network or find peers there (LSD)")
+	fset.BoolVar(&f.noPortMap, "no-port-mapping", false, "do not ask the home router to forward the listen port (PCP, NAT-PMP, UPnP)")
 	fset.StringVar(&f.transport, "transport", "utp,tcp", "peer connection `TRANSPORTS`, comma-separated: utp, tcp (uTP is tried first)")
 	fset.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
 	fset.Var(&f.logFormat, "log-format", "log `FORMAT` on stderr: text (key=value lines) or json (one object a line, for log shippers; status lines on a non-terminal become records too)")
@@ -93,14 +97,16 @@ func (f *engineFlags) config(log *slog.Logger) (engine.Config, error) {
 	}
 	transports, _ := engine.ParseTransports(f.transport) // checked
 	cfg := engine.Config{
-		Transports:   transports,
-		CacheDir:     f.cacheDir,
-		CacheSize:    int64(f.cacheSize),
-		MaxPeers:     f.maxPeers,
-		MaxReadahead: int64(f.readahead),
-		NoDHT:        f.noDHT,
-		Encryption:   engine.EncryptionPolicy(f.encryption),
-		Logger:       log,
+		Transports:    transports,
+		NoLSD:         f.noLSD,
+		NoPortMapping: f.noPortMap,
+		CacheDir:      f.cacheDir,
+		CacheSize:     int64(f.cacheSize),
+		MaxPeers:      f.maxPeers,
+		MaxReadahead:  int64(f.readahead),
+		NoDHT:         f.noDHT,
+		Encryption:    engine.EncryptionPolicy(f.encryption),
+		Logger:        log,
 	}
 	if f.port != 0 {
 		cfg.ListenAddr = ":" + strconv.Itoa(f.port)
