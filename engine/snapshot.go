@@ -215,3 +215,21 @@ func (ls *loopState) peerInfo(p *peer) PeerInfo {
 	}
 	return pi
 }
+
+// Reach counts the connected peers by how they were found (Source) and
+// what carries each connection (Transport).
+type Reach struct {
+	Sources    map[PeerSource]int
+	Transports map[Transport]int
+}
+
+// Reach returns how the connected peers were found and reached, as of the
+// loop's last step. It does not wait on the torrent's goroutine.
+func (t *Torrent) Reach() Reach {
+	r := Reach{Sources: map[PeerSource]int{}, Transports: map[Transport]int{}}
+	for _, p := range t.snapshot().peers {
+		r.Sources[p.Source]++
+		r.Transports[p.Transport]++
+	}
+	return r
+}

@@ -167,13 +167,18 @@ func TestTransportTCPOnly(t *testing.T) {
 		IP: "127.0.15.40", Torrent: f.torrent, SavePath: f.dir, Settings: enginetest.LTUTPOnly,
 	})
 	ltSeed.WaitSeeding(t, time.Minute)
+	lt := addrPort(t, ltSeed.Addr)
 	for i, tc := range []struct {
 		transports []Transport
+		peers      []netip.AddrPort
 		want       Transport
 	}{
-		{[]Transport{TransportTCP}, TransportTCP},
-		{[]Transport{TransportUTP}, TransportUTP},
-		{nil, TransportUTP},
+		// TCP only: the uTP-only seeder is never reached, ours is.
+		{[]Transport{TransportTCP}, []netip.AddrPort{lt, seed.Addr()}, TransportTCP},
+		// uTP only: the uTP-only seeder is the only one given.
+		{[]Transport{TransportUTP}, []netip.AddrPort{lt}, TransportUTP},
+		// The default reaches both over uTP.
+		{nil, []netip.AddrPort{lt, seed.Addr()}, TransportUTP},
 	} {
 		t.Run(fmt.Sprint(tc.transports), func(t *testing.T) {
 			log := &connLog{}
@@ -181,7 +186,7 @@ func TestTransportTCPOnly(t *testing.T) {
 				Transports: tc.transports, Logger: slog.New(log),
 				DHTBootstrap: []string{}, // a DHT node on the UDP socket, which uTP must not use when off
 			})
-			tor, err := c.AddTorrent(f.mi, AddOptions{Peers: []netip.AddrPort{addrPort(t, ltSeed.Addr), seed.Addr()}, Prefetch: true})
+			tor, err := c.AddTorrent(f.mi, AddOptions{Peers: tc.peers, Prefetch: true})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -189,32 +194,18 @@ func TestTransportTCPOnly(t *testing.T) {
 			defer cancel()
 			waitClosed(t, ctx, tor.Complete(), "download", tor)
 			checkFiles(t, ctx, tor, f)
-			// Give the uTP-only seeder's connection time to be tried
-			// (and refused for TCP), then look at every connection.
-			lt := addrPort(t, ltSeed.Addr)
-			deadline := time.Now().Add(10 * time.Second)
-			for time.Now().Before(deadline) {
-				if slices.ContainsFunc(tor.Peers(), func(p PeerInfo) bool { return p.Addr == lt }) || tc.want == TransportTCP {
-					break
-				}
-				time.Sleep(50 * time.Millisecond)
-			}
 			peers := tor.Peers()
-			if len(peers) == 0 {
-				t.Fatal("no peers after the download")
-			}
-			sawLT := false
 			for _, p := range peers {
 				if p.Transport != tc.want {
 					t.Errorf("peer %v over %v, want %v", p.Addr, p.Transport, tc.want)
 				}
-				sawLT = sawLT || p.Addr == lt
+				if p.Addr == lt && tc.want == TransportTCP {
+					t.Error("a TCP-only client connected to a uTP-only seeder")
+				}
 			}
-			if tc.want == TransportTCP && sawLT {
-				t.Error("a TCP-only client connected to a uTP-only seeder")
-			}
-			if tc.want == TransportUTP && !sawLT {
-				t.Errorf("not connected to the uTP-only seeder: %+v", peers)
+			r := tor.Reach()
+			if len(r.Transports) > 1 || (len(peers) > 0 && r.Transports[tc.want] == 0) {
+				t.Errorf("Reach %+v for peers %+v", r, peers)
 			}
 			log.expect(t, tc.want.String()+"/mse plaintext")
 		})

@@ -92,6 +92,9 @@ func (a fsTorrent) Status() fs.Status {
 		// The snapshot is from before the metadata; the next one follows.
 		s.Text = "metadata received"
 	}
+	if r := reachText(a.t.Reach()); r != "" {
+		s.Text += fmt.Sprintf(", %d peers (%s)", st.Peers, r)
+	}
 	for i, ok := range s.Pieces {
 		if ok {
 			s.Verified += info.PieceSize(i)
