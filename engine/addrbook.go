@@ -11,14 +11,15 @@ type PeerSource uint8
 
 // The sources of peer addresses.
 const (
-	SourceUnknown  PeerSource = iota // not known (an address no longer in the book)
-	SourceUser                       // Torrent.AddPeers
-	SourceOptions                    // AddOptions.Peers and a magnet's x.pe
-	SourceTracker                    // a tracker announce
-	SourceDHT                        // a DHT lookup
-	SourcePex                        // ut_pex from a connected peer
-	SourceIncoming                   // a peer that connected to us (its listen address)
-	SourceLSD                        // local service discovery (BEP 14)
+	SourceUnknown   PeerSource = iota // not known (an address no longer in the book)
+	SourceUser                        // Torrent.AddPeers
+	SourceOptions                     // AddOptions.Peers and a magnet's x.pe
+	SourceTracker                     // a tracker announce
+	SourceDHT                         // a DHT lookup
+	SourcePex                         // ut_pex from a connected peer
+	SourceIncoming                    // a peer that connected to us (its listen address)
+	SourceLSD                         // local service discovery (BEP 14)
+	SourceHolepunch                   // a relay's connect message (BEP 55)
 )
 
 // String returns the source's name as logs and Peers show it.
@@ -38,6 +39,8 @@ func (s PeerSource) String() string {
 		return "incoming"
 	case SourceLSD:
 		return "lsd"
+	case SourceHolepunch:
+		return "holepunch"
 	}
 	return "unknown"
 }

@@ -43,6 +43,8 @@ type handshakeResult struct {
 	crypto mse.Method
 	// transport carries the connection.
 	transport Transport
+	// punched is set on a connection dialed for a BEP 55 rendezvous.
+	punched bool
 }
 
 // cryptoName names the connection's encryption for logs.

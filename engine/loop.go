@@ -31,6 +31,7 @@ type loopState struct {
 	ann   announce
 	meta  *metaFetch // BEP 9 state while the info is unknown
 	pex   pexState
+	punch *holepunchState // BEP 55; nil until needed
 
 	prefetch, paused bool
 	verifySynced     bool // the cache's background re-verification was taken into account

@@ -91,6 +91,7 @@ func (ls *loopState) onDialResult(r dialResult) {
 	if r.err != nil {
 		ls.t.c.releaseConn()
 		ls.book.Failed(r.addr, r.err)
+		ls.hpDialFailed(r.addr)
 		ls.t.log.Debug("dial failed", "peer", r.addr, "err", r.err)
 		return
 	}
@@ -137,7 +138,8 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	if ls.pk != nil && ls.book.OnParole(p.addr.Addr()) {
 		ls.pk.SetParole(p.id, true)
 	}
-	p.log.Debug("peer connected", "outgoing", outgoing, "transport", hs.transport, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
+	ls.hpConnected(p)
+	p.log.Debug("peer connected", "outgoing", outgoing, "transport", hs.transport, "punched", hs.punched, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
 	if hs.ext {
 		p.send(ls.ourExtHandshake(p))
 	}
@@ -203,6 +205,7 @@ func (ls *loopState) removePeer(p *peer, reason string) {
 	ls.book.Gone(p.listen, now)
 	ls.t.c.releaseConn()
 	ls.pexDropped(p)
+	ls.hpGone(p)
 	ls.metaPeerGone(p)
 	p.log.Debug("peer removed", "reason", reason)
 }

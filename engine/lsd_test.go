@@ -11,8 +11,9 @@ import (
 
 // newClientOn starts a Client whose sockets live in the network namespace
 // of host h (see NetHost.Do). Outgoing TCP dials run on other goroutines,
-// outside it, so a test that dials must reach its peers over uTP, whose
-// socket is h's.
+// outside it, so a client that dials must be restricted to uTP, whose
+// socket is h's (a TCP dial from the test's namespace would not stay in
+// the simulation).
 func newClientOn(t *testing.T, h *enginetest.NetHost, cfg Config) *Client {
 	t.Helper()
 	if cfg.ListenAddr == "" {
@@ -44,7 +45,7 @@ func TestLSDFindsLANSeeder(t *testing.T) {
 	lan := sim.Router("lan", enginetest.ConeNAT)
 	alice, bob := lan.Host("alice"), lan.Host("bob")
 	f := makeFixture(t, "lsdseed", 16<<10, nil, 300000)
-	c := newClientOn(t, alice, Config{NoDHT: true, NoPortMapping: true})
+	c := newClientOn(t, alice, Config{NoDHT: true, NoPortMapping: true, Transports: []Transport{TransportUTP}})
 	if c.lsd == nil {
 		t.Fatal("LSD did not start on a LAN host")
 	}

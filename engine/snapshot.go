@@ -65,6 +65,9 @@ type PeerInfo struct {
 	Source PeerSource
 	// Transport carries the connection (TCP or uTP).
 	Transport Transport
+	// Punched is set when the connection was made through a hole
+	// punched with a relay's help (BEP 55); otherwise it is direct.
+	Punched bool
 	// Encryption is "none" (plain BitTorrent), "mse plaintext" (an
 	// obfuscated handshake) or "mse rc4" (the whole stream encrypted).
 	Encryption string
@@ -199,7 +202,7 @@ func (ls *loopState) peerInfo(p *peer) PeerInfo {
 		client = p.ext.V
 	}
 	pi := PeerInfo{
-		Addr: p.addr, Client: client, Source: p.source, Transport: p.hs.transport,
+		Addr: p.addr, Client: client, Source: p.source, Transport: p.hs.transport, Punched: p.hs.punched,
 		Encryption: p.hs.cryptoName(), Outgoing: p.outgoing,
 		AmChoking: p.amChoking, AmInterested: p.amInterested,
 		PeerChoking: p.peerChoking, PeerInterested: p.peerInterested,
@@ -221,6 +224,9 @@ func (ls *loopState) peerInfo(p *peer) PeerInfo {
 type Reach struct {
 	Sources    map[PeerSource]int
 	Transports map[Transport]int
+	// Punched counts the connections made through a punched hole; the
+	// others are direct.
+	Punched int
 }
 
 // Reach returns how the connected peers were found and reached, as of the
@@ -230,6 +236,9 @@ func (t *Torrent) Reach() Reach {
 	for _, p := range t.snapshot().peers {
 		r.Sources[p.Source]++
 		r.Transports[p.Transport]++
+		if p.Punched {
+			r.Punched++
+		}
 	}
 	return r
 }

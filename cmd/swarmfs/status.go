@@ -184,15 +184,20 @@ func summary(ts []library.Torrent) string {
 var errInterrupted = errors.New("interrupted")
 
 // reachText says how a torrent's connected peers were found and reached,
-// e.g. "tracker 2, lsd 1; utp 2, tcp 1", most frequent first; "" when none
-// are connected.
+// e.g. "tracker 2, lsd 1; utp 2, tcp 1; punched 1" (the connections made
+// through a BEP 55 hole; the others are direct), most frequent first; ""
+// when none are connected.
 func reachText(r engine.Reach) string {
 	part := func(counts []string) string { return strings.Join(counts, ", ") }
 	src := countsText(r.Sources)
 	if len(src) == 0 {
 		return ""
 	}
-	return part(src) + "; " + part(countsText(r.Transports))
+	out := part(src) + "; " + part(countsText(r.Transports))
+	if r.Punched > 0 {
+		out += fmt.Sprintf("; punched %d", r.Punched)
+	}
+	return out
 }
 
 // countsText formats counts by name, largest first, then by name.
