@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -61,6 +62,9 @@ type Config struct {
 	// IGD) to forward the listen port; it is off too when ListenAddr is a
 	// loopback address.
 	NoPortMapping bool
+	// WebSeedConns is the most HTTP connections (and fetches in flight)
+	// per web seed of a torrent; 0 means 2.
+	WebSeedConns int
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
 
@@ -330,6 +334,11 @@ type AddOptions struct {
 	// says (DIR/NAME for a single file, DIR/NAME/PATH... for several). Its
 	// pieces are verified into the cache so that they can be seeded.
 	Import string
+	// WebSeeds are BEP 19 web seed URLs used beside the torrent's url-list.
+	WebSeeds []string
+	// NoWebSeeds turns web seeds off: neither the url-list nor WebSeeds is
+	// used.
+	NoWebSeeds bool
 	// DataDir keeps the torrent in its own files under this directory
 	// (DIR/NAME for a single file, DIR/NAME/PATH... for several), written
 	// in place as pieces verify and seeded from there, instead of in the
@@ -375,6 +384,7 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 		return nil, fmt.Errorf("engine: add magnet: nil magnet")
 	}
 	opt.Peers = append(opt.Peers, parseAddrs(m.Peers)...)
+	opt.WebSeeds = append(slices.Clip(opt.WebSeeds), m.WebSeeds...) // BEP 19 ws=
 	var trackers [][]string
 	for _, tr := range m.Trackers {
 		// BEP 12 semantics for magnets: each tr is its own tier.

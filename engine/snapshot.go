@@ -166,6 +166,9 @@ func (ls *loopState) stats() Stats {
 		Peers: ls.conns.len(), HalfOpen: ls.conns.halfOpen,
 		Known: ls.book.Unconnected(),
 	}
+	s.WebSeedBytes, s.WebSeeds = ls.ws.bytes()
+	s.HashFailures, s.EvictedBytes = ls.tally.hashFailed, ls.tally.evictedBytes
+	s.Banned = ls.book.BannedCount()
 	for p := range ls.conns.peers {
 		if ls.isSeed(p) {
 			s.Seeds++

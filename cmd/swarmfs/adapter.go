@@ -92,6 +92,9 @@ func (a fsTorrent) Status() fs.Status {
 		// The snapshot is from before the metadata; the next one follows.
 		s.Text = "metadata received"
 	}
+	if note := webSeedNote(st); note != "" {
+		s.Text += " (" + note + ")"
+	}
 	if r := reachText(a.t.Reach()); r != "" {
 		s.Text += fmt.Sprintf(", %d peers (%s)", st.Peers, r)
 	}

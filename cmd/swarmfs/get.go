@@ -18,6 +18,7 @@ import (
 
 type getFlags struct {
 	engineFlags
+	ws   webSeedFlags
 	out  string
 	seed bool
 }
@@ -25,6 +26,7 @@ type getFlags struct {
 func (g *getFlags) flagSet() *flag.FlagSet {
 	fset := newFlagSet("get")
 	g.register(fset)
+	g.ws.register(fset)
 	fset.StringVar(&g.out, "o", ".", "`DIR` to write the torrent's files into")
 	fset.BoolVar(&g.seed, "seed", false, "keep seeding after the download completes, until interrupted")
 	return fset
@@ -50,6 +52,9 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err := g.check(); err != nil {
 		return err
 	}
+	if err := g.ws.check(); err != nil {
+		return err
+	}
 	if len(pos) != 1 {
 		return usageError("want exactly one torrent file or magnet URI")
 	}
@@ -65,7 +70,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(g.out, 0o755); err != nil {
 		return err
 	}
-	t, err := srcs[0].add(c, engine.AddOptions{Peers: g.peers, Prefetch: true})
+	t, err := srcs[0].add(c, g.ws.apply(engine.AddOptions{Peers: g.peers, Prefetch: true}))
 	if err != nil {
 		return err
 	}
@@ -76,9 +81,13 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	st := t.Stats()
 	el := time.Since(start)
 	name := printable(t.Name())
-	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s), verified\n", name,
+	from := ""
+	if note := webSeedNote(st); note != "" {
+		from = ", " + note
+	}
+	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s%s), verified\n", name,
 		humanize.IBytes(uint64(st.BytesHave)), el.Round(time.Millisecond),
-		humanize.IBytes(uint64(float64(st.Downloaded)/max(el.Seconds(), 1e-3))))
+		humanize.IBytes(uint64(float64(st.Downloaded+st.WebSeedBytes)/max(el.Seconds(), 1e-3))), from)
 	if err := export(ctx, t, g.out); err != nil {
 		return err
 	}

@@ -98,7 +98,8 @@ func snapshot(e *libEntry, readers int) library.Torrent {
 			State: st.State.String(), Downloaded: st.Downloaded, Uploaded: st.Uploaded,
 			DownRate: st.DownRate, UpRate: st.UpRate, Peers: st.Peers, Seeds: st.Seeds,
 			PiecesHave: st.PiecesHave, PiecesTotal: st.PiecesTotal, BytesHave: st.BytesHave,
-			OpenReaders: readers,
+			OpenReaders: readers, WebSeedBytes: st.WebSeedBytes,
+			HashFailures: st.HashFailures, Banned: st.Banned, EvictedBytes: st.EvictedBytes,
 		},
 	}
 	if mi := t.MetaInfo(); mi != nil && !mi.CreationDate.IsZero() {

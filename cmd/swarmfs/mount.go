@@ -20,6 +20,7 @@ import (
 
 type mountFlags struct {
 	engineFlags
+	ws          webSeedFlags
 	living      livingFlags
 	readTimeout time.Duration
 	prefetch    bool
@@ -31,6 +32,7 @@ type mountFlags struct {
 func (m *mountFlags) flagSet() *flag.FlagSet {
 	f := newFlagSet("mount")
 	m.register(f)
+	m.ws.register(f)
 	m.living.register(f, "")
 	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after `DURATION` (the download goes on)")
 	f.BoolVar(&m.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
@@ -105,6 +107,9 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err := m.check(); err != nil {
 		return err
 	}
+	if err := m.ws.check(); err != nil {
+		return err
+	}
 	if err := m.living.check(); err != nil {
 		return err
 	}
@@ -144,7 +149,7 @@ func runMount(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	lib := newEngineLibrary(c, m.cacheDir, engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch, DataDir: m.dataDir}, logger)
+	lib := newEngineLibrary(c, m.cacheDir, m.ws.apply(engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch, DataDir: m.dataDir}), logger)
 	var torrents []fs.Torrent
 	for _, s := range srcs {
 		t, err := lib.Add(ctx, library.Source{Meta: s.meta, Magnet: s.magnet})

@@ -15,6 +15,7 @@ import (
 // serveFlags are the flags of swarmfs serve.
 type serveFlags struct {
 	engineFlags
+	ws       webSeedFlags
 	living   livingFlags
 	prefetch bool
 }
@@ -22,6 +23,7 @@ type serveFlags struct {
 func (s *serveFlags) flagSet() *flag.FlagSet {
 	f := newFlagSet("serve")
 	s.register(f)
+	s.ws.register(f)
 	s.living.register(f, "127.0.0.1:8080")
 	f.BoolVar(&s.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
 	return f
@@ -49,6 +51,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if err := s.ws.check(); err != nil {
+		return err
+	}
 	if err := s.living.check(); err != nil {
 		return err
 	}
@@ -73,7 +78,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if cacheDir == "" {
 		cacheDir = cache.DefaultDir()
 	}
-	lib := newEngineLibrary(c, cacheDir, engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}, logger)
+	lib := newEngineLibrary(c, cacheDir, s.ws.apply(engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}), logger)
 	for _, src := range srcs {
 		if _, err := lib.Add(ctx, library.Source{Meta: src.meta, Magnet: src.magnet}); err != nil {
 			return fmt.Errorf("%s: %w", src.arg, err)

@@ -30,6 +30,9 @@ func statusLine(name string, st engine.Stats) string {
 		st.State, pct, humanize.IBytes(uint64(max(st.BytesHave, 0))),
 		humanize.IBytes(uint64(max(st.DownRate, 0))), humanize.IBytes(uint64(max(st.UpRate, 0))),
 		st.Peers, st.Seeds)
+	if note := webSeedNote(st); note != "" {
+		b.WriteString("  " + note)
+	}
 	return b.String()
 }
 
