@@ -4,22 +4,38 @@
 //
 // # What it owns
 //
-//   - Client: one TCP listener (incoming handshakes, plain or under
-//     Message Stream Encryption, are read up to the info hash, then handed
-//     to that torrent), the peer id ("-SF0001-" and 12
-//     random bytes), the connection limits (Config.MaxConns for the client,
-//     Config.MaxConnsPerTorrent for each torrent, by default a quarter of
-//     the client's), the upload and download rate limiters
-//     (internal/ratelimit, see below), the tracker client and the DHT
-//     node shared by all torrents, and the cache Budget.
+//   - Client: its sockets on one port (listen.go): a TCP listener and one
+//     UDP socket per family, each a uTP socket (internal/utp) whose other
+//     datagrams feed the DHT node of that family; incoming connections
+//     over either transport (handshakes, plain or under Message Stream
+//     Encryption, are read up to the info hash, then handed to that
+//     torrent); the dialer (transport.go: uTP first, TCP joining after
+//     utpHeadStart or when uTP fails, the first connection established
+//     wins, a peer's working transport is remembered in the addrBook and
+//     tried first next time; Config.Transports restricts both); local
+//     service discovery (lsd.go: one LSD on the listen port whose set
+//     follows the torrents, private ones left out, its peers handed to
+//     their torrents as SourceLSD); port mapping (portmap.go: one Mapper
+//     for the TCP and UDP port, whose external port and address are what
+//     announces carry; a change restarts the trackers' announcers); both
+//     off on a loopback listen address; the peer id ("-SF0001-" and 12
+//     random bytes), the connection limits (Config.MaxConns for the
+//     client, Config.MaxConnsPerTorrent for each torrent, by default a
+//     quarter of the client's), the upload and download rate limiters
+//     (internal/ratelimit, see below; every connection of either transport
+//     is wrapped in them before its first handshake byte), the tracker
+//     client and the DHT nodes shared by all torrents, and the cache
+//     Budget.
 //   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable
 //     state in a loopState made of parts, each a type in its own file:
 //     conns (connected peers), addrBook (known addresses with their
 //     PeerSource, dial queue, strikes, bans; it knows no sockets),
 //     diskPipe (blocks on their way to the cache, hashing, who sent each
 //     piece; it returns outcomes the loop applies), prios (reader ranges),
-//     rates, announce (trackers and DHT), metaFetch (BEP 9), pexState and
-//     webSeeds (BEP 19); choking and interest are in choke.go. Exported methods that change
+//     rates, announce (trackers, one announcer per IP family the client
+//     listens on, BEP 7, their peers merged; and the DHT), metaFetch (BEP
+//     9), pexState (IPv4 and IPv6 peers alike) and webSeeds (BEP 19);
+//     choking and interest are in choke.go. Exported methods that change
 //     the torrent send closures to the loop (Torrent.do) and wait, both
 //     sides also selecting on the torrent's closing channel. Stats, Peers
 //     and Banned read a snapshot the loop publishes through an atomic
@@ -51,7 +67,7 @@
 // "BitTorrent protocol") from an MSE one by its first 20 bytes and serves
 // both. Our BitTorrent handshake travels as MSE's initial payload. Peer
 // goroutines read and write through the resulting stream (streamConn),
-// whose deadlines are those of the TCP connection.
+// whose deadlines are those of the TCP or uTP connection.
 //
 // Rate limits: the Client's two token buckets (Config.MaxUploadRate,
 // MaxDownloadRate; Client.SetRateLimits changes them at run time) are
@@ -74,8 +90,8 @@
 //
 // Decisions live in pure subpackages (internal/picker, choker, readahead);
 // the wire codec in internal/wire, metadata assembly in internal/metadata,
-// PEX state in internal/pex, trackers in internal/tracker and the DHT node
-// in internal/dht.
+// PEX state in internal/pex, trackers in internal/tracker and the DHT
+// (a BEP 32 client: an IPv4 and an IPv6 node) in internal/dht.
 //
 // # Behaviour
 //

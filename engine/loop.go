@@ -33,6 +33,7 @@ type loopState struct {
 	meta  *metaFetch // BEP 9 state while the info is unknown
 	pex   pexState
 	ws    webSeeds
+	punch *holepunchState // BEP 55; nil until needed
 
 	prefetch, paused bool
 	verifySynced     bool // the cache's background re-verification was taken into account

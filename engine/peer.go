@@ -339,7 +339,7 @@ func (p *peer) countUp(n int) {
 // advertisedExt reports whether id is one of the extension ids our
 // extension handshake gives out (or the handshake itself).
 func advertisedExt(id uint8) bool {
-	return id == wire.ExtHandshakeID || id == wire.ExtMetadataID || id == wire.ExtPexID
+	return id == wire.ExtHandshakeID || id == wire.ExtMetadataID || id == wire.ExtPexID || id == extHolepunchID
 }
 
 // blockPool recycles the buffers that received blocks of the usual size

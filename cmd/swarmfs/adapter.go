@@ -95,6 +95,9 @@ func (a fsTorrent) Status() fs.Status {
 	if note := webSeedNote(st); note != "" {
 		s.Text += " (" + note + ")"
 	}
+	if r := reachText(a.t.Reach()); r != "" {
+		s.Text += fmt.Sprintf(", %d peers (%s)", st.Peers, r)
+	}
 	for i, ok := range s.Pieces {
 		if ok {
 			s.Verified += info.PieceSize(i)

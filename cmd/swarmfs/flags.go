@@ -30,6 +30,9 @@ type engineFlags struct {
 	dhtBootstrap string
 	peers        addrList
 	encryption   string
+	transport    string
+	noLSD        bool
+	noPortMap    bool
 	verbose      bool
 	logFormat    logfmt.Format
 }
@@ -37,7 +40,7 @@ type engineFlags struct {
 func (f *engineFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.cacheDir, "cache-dir", "", "`DIR` for the verified piece cache (default $XDG_CACHE_HOME/swarmfs or ~/.cache/swarmfs)")
 	fset.Var(&f.cacheSize, "cache-size", "cap the cache at `SIZE`, e.g. 10GiB; least recently used pieces are evicted (default unlimited)")
-	fset.IntVar(&f.port, "port", 0, "TCP `PORT` to accept peers on (default: any free port)")
+	fset.IntVar(&f.port, "port", 0, "`PORT` to accept peers on, TCP and UDP (uTP, DHT) (default: any free port)")
 	fset.IntVar(&f.maxConns, "max-conns", 0, "at most `N` peer connections in all (default 200)")
 	fset.IntVar(&f.maxPeers, "max-conns-per-torrent", 0, "at most `N` peer connections per torrent (default a quarter of --max-conns, at least 10)")
 	fset.IntVar(&f.maxPeers, "max-peers", 0, "the same as --max-conns-per-torrent")
@@ -49,6 +52,9 @@ func (f *engineFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "DHT bootstrap `NODES`, comma-separated host:port (default: the well-known public routers)")
 	fset.Var(&f.peers, "peer", "`ADDRS` of peers to connect to at start, comma-separated ip:port, besides trackers and DHT")
 	fset.StringVar(&f.encryption, "encryption", "prefer", "protocol encryption (MSE): `MODE` prefer (try it, fall back to plain), require, or off")
+	fset.BoolVar(&f.noLSD, "no-lsd", false, "do not announce torrents on the local network or find peers there (LSD)")
+	fset.BoolVar(&f.noPortMap, "no-port-mapping", false, "do not ask the home router to forward the listen port (PCP, NAT-PMP, UPnP)")
+	fset.StringVar(&f.transport, "transport", "utp,tcp", "peer connection `TRANSPORTS`, comma-separated: utp, tcp (uTP is tried first)")
 	fset.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
 	fset.Var(&f.logFormat, "log-format", "log `FORMAT` on stderr: text (key=value lines) or json (one object a line, for log shippers; status lines on a non-terminal become records too)")
 }
@@ -96,6 +102,9 @@ func (f *engineFlags) check() error {
 	default:
 		return usageError("--encryption %q: want prefer, require or off", f.encryption)
 	}
+	if _, err := engine.ParseTransports(f.transport); err != nil {
+		return usageError("--transport %q: want utp, tcp or utp,tcp", f.transport)
+	}
 	return nil
 }
 
@@ -104,7 +113,11 @@ func (f *engineFlags) config(log *slog.Logger) (engine.Config, error) {
 	if err := f.check(); err != nil {
 		return engine.Config{}, err
 	}
+	transports, _ := engine.ParseTransports(f.transport) // checked
 	cfg := engine.Config{
+		Transports:         transports,
+		NoLSD:              f.noLSD,
+		NoPortMapping:      f.noPortMap,
 		CacheDir:           f.cacheDir,
 		CacheSize:          int64(f.cacheSize),
 		MaxConns:           f.maxConns,

@@ -268,7 +268,7 @@ func serveStatus(ctx context.Context, e *env, srv *fs.Server, torrents []*engine
 	for {
 		lines := make([]string, len(torrents))
 		for i, t := range torrents {
-			lines[i] = statusLine(t.Name(), t.Stats())
+			lines[i] = torrentStatusLine(t)
 		}
 		p.print(time.Now(), lines, false)
 		select {
