@@ -16,8 +16,8 @@ import (
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/internal/dht"
 	"github.com/swarmfs/swarmfs/engine/internal/mse"
-	"github.com/swarmfs/swarmfs/engine/internal/ratelimit"
 	"github.com/swarmfs/swarmfs/engine/internal/portmap"
+	"github.com/swarmfs/swarmfs/engine/internal/ratelimit"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
