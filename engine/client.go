@@ -16,6 +16,7 @@ import (
 	"github.com/swarmfs/swarmfs/engine/internal/dht"
 	"github.com/swarmfs/swarmfs/engine/internal/mse"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
+	"github.com/swarmfs/swarmfs/engine/internal/wire"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -299,7 +300,7 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 		name = m.InfoHash.String()
 	}
 	var mi *metainfo.MetaInfo
-	if b, err := loadMetadata(c.cfg.CacheDir, m.InfoHash); err == nil {
+	if b, err := cache.LoadMetadata(c.cfg.CacheDir, m.InfoHash, wire.MaxMetadataSize); err == nil {
 		if info, err := metainfo.ParseInfo(b); err == nil {
 			mi = &metainfo.MetaInfo{Info: info, InfoBytes: b, InfoHash: m.InfoHash, AnnounceList: trackers}
 			name = info.Name
