@@ -35,7 +35,11 @@ type Config struct {
 	MaxConns int
 	// UploadSlots is the number of unchoked peers per torrent; 0 means 4.
 	UploadSlots int
-	// MaxReadahead caps each reader's window in bytes; 0 means 64 MiB.
+	// MaxReadahead caps each reader's window in bytes; 0 means 64 MiB, or
+	// an eighth of CacheSize when that is smaller. A torrent whose
+	// readahead window (twice MaxReadahead: it reaches behind the reader
+	// too) and 4 pieces do not fit in CacheSize is refused
+	// (ErrCacheTooSmall).
 	MaxReadahead int64
 	// NoDHT turns the DHT node off.
 	NoDHT bool
@@ -145,7 +149,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.UploadSlots = DefaultUploadSlots
 	}
 	if cfg.MaxReadahead <= 0 {
-		cfg.MaxReadahead = DefaultMaxReadahead
+		cfg.MaxReadahead = defaultReadahead(cfg.CacheSize)
 	}
 	switch cfg.Encryption {
 	case "":
@@ -312,6 +316,11 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 func (c *Client) add(ih metainfo.Hash, name string, mi *metainfo.MetaInfo, trackers [][]string, opt AddOptions) (*Torrent, error) {
 	if err := c.checkAdd(ih); err != nil {
 		return nil, err
+	}
+	if mi != nil {
+		if err := c.checkCacheFits(mi.Info); err != nil {
+			return nil, err
+		}
 	}
 	// Opening the cache store does disk I/O: not under c.mu.
 	t, err := newTorrent(c, ih, name, mi, trackers, opt)
