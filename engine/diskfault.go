@@ -69,12 +69,18 @@ func (b *faultBox) clear() {
 	b.err = nil
 }
 
-// state returns the current fault (nil when healthy), when it happened,
-// and the channel closed at the next one.
-func (b *faultBox) state() (error, time.Time, <-chan struct{}) {
+// faultState is what faultBox.state returns.
+type faultState struct {
+	err  error           // the current fault, nil when healthy
+	at   time.Time       // when it happened
+	next <-chan struct{} // closed at the next fault
+}
+
+// state returns the current fault.
+func (b *faultBox) state() faultState {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.err, b.at, b.gen
+	return faultState{b.err, b.at, b.gen}
 }
 
 // askRetry asks the loop to resume downloads held back by a fault.
@@ -98,8 +104,7 @@ func (b *faultBox) takeRetry() bool {
 // set until a piece is stored again; downloads retry after a backoff, or
 // sooner when a reader asks for a missing piece.
 func (t *Torrent) Err() error {
-	err, _, _ := t.fault.state()
-	return err
+	return t.fault.state().err
 }
 
 // isDiskFault reports whether err from the cache is a disk error (a full
@@ -156,7 +161,7 @@ func (ls *loopState) faultHolds(now time.Time) bool {
 	if !f.active {
 		return false
 	}
-	_, at, _ := ls.t.fault.state()
+	at := ls.t.fault.state().at
 	if !now.Before(f.retryAt) || (ls.t.fault.takeRetry() && now.Sub(at) >= faultReadRetry) {
 		f.active = false
 		ls.conns.refillAll = true
@@ -174,10 +179,10 @@ func (r *Reader) waitPiece(ctx context.Context, i int) error {
 	if r.store.Has(i) {
 		return nil
 	}
-	ferr, at, gen := r.t.fault.state()
-	if ferr != nil {
-		if time.Since(at) < faultReadRetry {
-			return ferr
+	fs := r.t.fault.state()
+	if fs.err != nil {
+		if time.Since(fs.at) < faultReadRetry {
+			return fs.err
 		}
 		r.t.fault.askRetry()
 		select {
@@ -191,9 +196,8 @@ func (r *Reader) waitPiece(ctx context.Context, i int) error {
 	defer close(stop)
 	go func() {
 		select {
-		case <-gen:
-			err, _, _ := r.t.fault.state()
-			cancel(err)
+		case <-fs.next:
+			cancel(r.t.fault.state().err)
 		case <-stop:
 		}
 	}()

@@ -130,9 +130,10 @@ func TestGetSmallCache(t *testing.T) {
 // pieces is refused at once with a clear message.
 func TestGetCacheTooSmall(t *testing.T) {
 	c := enginetest.MakeContent(t, "chunky", 1<<20, []enginetest.FileSpec{{Path: "a.bin", Size: 8 << 20}})
-	code, _, stderr := runCmd(t, "get", "--no-dht", "--cache-dir", t.TempDir(), "--cache-size", "2MiB", "-o", t.TempDir(), c.Torrent)
-	if code == 0 || !strings.Contains(stderr, "cache size too small") {
-		t.Fatalf("get with a 2 MiB cap and 1 MiB pieces: exit %d, stderr %q", code, stderr)
+	p := startSwarmfs(t, "get", "--no-dht", "--cache-dir", t.TempDir(), "--cache-size", "2MiB", "-o", t.TempDir(), c.Torrent)
+	waitExit(t, p, 30*time.Second)
+	if p.ExitCode() == 0 || !strings.Contains(p.Output(), "cache size too small") {
+		t.Fatalf("get with a 2 MiB cap and 1 MiB pieces: exit %d, output:\n%s", p.ExitCode(), p.Output())
 	}
 }
 
