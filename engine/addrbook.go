@@ -408,6 +408,9 @@ func (b *addrBook) Banned(ip netip.Addr) bool {
 	return ok
 }
 
+// BannedCount returns how many IPs are banned.
+func (b *addrBook) BannedCount() int { return len(b.banned) }
+
 // BannedIPs returns the banned IPs.
 func (b *addrBook) BannedIPs() []netip.Addr {
 	out := make([]netip.Addr, 0, len(b.banned))

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/swarmfs/swarmfs/cache"
+
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -34,10 +36,11 @@ func defaultReadahead(cacheSize int64) int64 {
 
 // checkCacheFits returns an error wrapping ErrCacheTooSmall when the cache
 // cap cannot hold a reader's readahead window and minCachePieces pieces
-// of info.
-func (c *Client) checkCacheFits(info *metainfo.Info) error {
+// of info. A torrent kept in its own files (opt.DataDir, opt.Content) is
+// not under the cap.
+func (c *Client) checkCacheFits(info *metainfo.Info, opt AddOptions) error {
 	capBytes := c.cfg.CacheSize
-	if capBytes <= 0 || info == nil {
+	if capBytes <= 0 || info == nil || opt.layout() != (cache.DataFile{}) {
 		return nil
 	}
 	need := 2*c.cfg.MaxReadahead + minCachePieces*info.PieceLength

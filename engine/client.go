@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,6 +53,9 @@ type Config struct {
 	// Encryption is the Message Stream Encryption (MSE/PE) policy: "" means
 	// EncryptionPrefer; see EncryptionPolicy for the others.
 	Encryption EncryptionPolicy
+	// WebSeedConns is the most HTTP connections (and fetches in flight)
+	// per web seed of a torrent; 0 means 2.
+	WebSeedConns int
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
 }
@@ -272,6 +276,34 @@ type AddOptions struct {
 	// says (DIR/NAME for a single file, DIR/NAME/PATH... for several). Its
 	// pieces are verified into the cache so that they can be seeded.
 	Import string
+	// WebSeeds are BEP 19 web seed URLs used beside the torrent's url-list.
+	WebSeeds []string
+	// NoWebSeeds turns web seeds off: neither the url-list nor WebSeeds is
+	// used.
+	NoWebSeeds bool
+	// DataDir keeps the torrent in its own files under this directory
+	// (DIR/NAME for a single file, DIR/NAME/PATH... for several), written
+	// in place as pieces verify and seeded from there, instead of in the
+	// cache's data file: nothing is copied, and no cache cap applies (the
+	// user's files are never evicted). Existing files are verified in the
+	// background. The resume state stays in the cache directory.
+	DataDir string
+	// Content, set instead of DataDir, is where the content itself is,
+	// whatever its name: the top directory of a multi-file torrent, or the
+	// file of a single-file one (seed PATH). It is used in place like
+	// DataDir.
+	Content string
+}
+
+// layout is the cache layout that opt asks for.
+func (opt AddOptions) layout() cache.Layout {
+	switch {
+	case opt.Content != "":
+		return cache.Files{Content: opt.Content}
+	case opt.DataDir != "":
+		return cache.Files{Dir: opt.DataDir}
+	}
+	return cache.DataFile{}
 }
 
 // AddTorrent adds a torrent whose metainfo is known and starts it.
@@ -294,6 +326,7 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 		return nil, fmt.Errorf("engine: add magnet: nil magnet")
 	}
 	opt.Peers = append(opt.Peers, parseAddrs(m.Peers)...)
+	opt.WebSeeds = append(slices.Clip(opt.WebSeeds), m.WebSeeds...) // BEP 19 ws=
 	var trackers [][]string
 	for _, tr := range m.Trackers {
 		// BEP 12 semantics for magnets: each tr is its own tier.
@@ -318,7 +351,7 @@ func (c *Client) add(ih metainfo.Hash, name string, mi *metainfo.MetaInfo, track
 		return nil, err
 	}
 	if mi != nil {
-		if err := c.checkCacheFits(mi.Info); err != nil {
+		if err := c.checkCacheFits(mi.Info, opt); err != nil {
 			return nil, err
 		}
 	}

@@ -15,8 +15,8 @@
 //     PeerSource, dial queue, strikes, bans; it knows no sockets),
 //     diskPipe (blocks on their way to the cache, hashing, who sent each
 //     piece; it returns outcomes the loop applies), prios (reader ranges),
-//     rates, announce (trackers and DHT), metaFetch (BEP 9) and pexState;
-//     choking and interest are in choke.go. Exported methods that change
+//     rates, announce (trackers and DHT), metaFetch (BEP 9), pexState and
+//     webSeeds (BEP 19); choking and interest are in choke.go. Exported methods that change
 //     the torrent send closures to the loop (Torrent.do) and wait, both
 //     sides also selecting on the torrent's closing channel. Stats, Peers
 //     and Banned read a snapshot the loop publishes through an atomic
@@ -111,6 +111,25 @@
 // that one more piece, beyond the blocks requested, would evict a piece no
 // reader has read yet (or one in a reader's window, or another torrent's,
 // or could not stay), and resumes when only read pieces would go.
+//
+// Web seeds (BEP 19, internal/webseed): one per url-list entry plus
+// AddOptions.WebSeeds and a magnet's ws= URLs, none with AddOptions.NoWebSeeds. To the picker a
+// web seed is a peer that has everything and costs more, so it gets only
+// pieces that peers do not deliver in time: pieces a reader waits on (Now)
+// that no unchoked peer has, or that waited longer than about two
+// pieces' time at the peers' rate (250 ms to 3 s); readahead and
+// head/tail pieces that no unchoked peer has, or that peers did not start
+// within four such waits; and, while the whole torrent is wanted
+// (AddOptions.Prefetch: get, --prefetch), pieces peers have not started.
+// A torrent with no reader and no prefetch fetches nothing from them. The
+// loop hands each seed runs of consecutive pieces (at most 8 MiB,
+// Config.WebSeedConns at once); a goroutine fetches a run and writes each
+// piece with cache WritePiece, which stores it only when its SHA-1
+// matches, and posts the result. A hash failure charges the seed (which is
+// dropped after a few) and never a peer. A run stops when peers deliver
+// its next piece first, when nobody wants its next piece any more, or to
+// make room for a piece a reader waits on. Stats.WebSeedBytes counts the
+// bytes from web seeds (Downloaded counts peers only).
 //
 // Magnet torrents fetch the info dictionary from several peers with
 // ut_metadata, verify it against the info hash, drop peers that lie, and

@@ -16,7 +16,7 @@ import (
 // type and a file of its own: the connected peers (conns), the address
 // book (addrBook), the disk pipeline (diskPipe), reader priorities
 // (prios), rates, trackers and DHT (announce), metadata fetching
-// (metaFetch) and PEX (pexState). The metainfo and the cache store are
+// (metaFetch), PEX (pexState) and web seeds (webSeeds). The metainfo and the cache store are
 // the Torrent's (info, store).
 type loopState struct {
 	t  *Torrent
@@ -28,9 +28,11 @@ type loopState struct {
 	disk  *diskPipe // nil until the metadata is known
 	prios prios
 	rates rates
+	tally tally
 	ann   announce
 	meta  *metaFetch // BEP 9 state while the info is unknown
 	pex   pexState
+	ws    webSeeds
 	fault diskFault
 	gate  prefetchGate
 
@@ -126,6 +128,7 @@ func (t *Torrent) run() {
 			ls.onEvicted()
 		case <-verified:
 			ls.verifySynced = true
+			ls.dirty = true // the state leaves "verifying"
 			ls.syncWithStore()
 		case addrs := <-ls.ann.trkPeers:
 			ls.addPeers(addrs, SourceTracker)
@@ -138,6 +141,7 @@ func (t *Torrent) run() {
 			return
 		}
 		ls.fillRequests()
+		ls.fillWebSeeds()
 		ls.maybeDial()
 		if ls.dirty {
 			ls.publish()
@@ -158,6 +162,7 @@ func (ls *loopState) infoKnown(mi *metainfo.MetaInfo) {
 		}
 	}
 	ls.disk = newDiskPipe(st, diskWorkers{goFunc: t.goWorker, post: t.post})
+	ls.startWebSeeds(mi)
 	ls.setPrefetch(ls.prefetch)
 	ls.prios.Replay(ls.pk)
 	ls.checkComplete()
@@ -204,6 +209,7 @@ func (ls *loopState) setPrefetch(on bool) {
 	}
 	ls.updateInterestAll()
 	ls.conns.refillAll = true
+	ls.ws.kick = true
 }
 
 func (ls *loopState) setPaused(on bool) {
@@ -232,6 +238,7 @@ func (ls *loopState) applyPrio(u prioOwner) {
 	ls.cancelUnwanted()
 	ls.updateInterestAll()
 	ls.conns.refillAll = true
+	ls.ws.kick = true
 }
 
 // checkComplete closes Complete once every piece is verified.
@@ -245,7 +252,8 @@ func (ls *loopState) checkComplete() {
 	if ls.ann.trk != nil {
 		ls.ann.trk.Completed()
 	}
-	ls.t.log.Info("torrent complete", "pieces", ls.info().NumPieces())
+	wsBytes, _ := ls.ws.bytes()
+	ls.t.log.Info("torrent complete", "pieces", ls.info().NumPieces(), "web_seed_bytes", wsBytes)
 	// A seed is not interested in anyone.
 	ls.updateInterestAll()
 }
@@ -273,6 +281,7 @@ func (ls *loopState) tick(now time.Time) {
 	}
 	ls.pexTick(now)
 	ls.metaTick(now)
+	ls.webSeedTick()
 	ls.conns.refillAll = true
 }
 
@@ -296,6 +305,7 @@ func (ls *loopState) onEvicted() {
 			// Only a reader's window wants it again: prefetch and
 			// head/tail priorities would evict another piece for it.
 			ls.pk.SetSpent(i, true)
+			ls.tally.evictedBytes += ls.info().PieceSize(i)
 		}
 	}
 	ls.updateInterestAll()
@@ -334,6 +344,7 @@ func (ls *loopState) shutdown() {
 	ls.cancel()
 	// Goroutines that post events select on t.closing, which is closed.
 	t.wg.Wait()
+	ls.closeWebSeeds()
 	// A select may have picked the send over t.closing: undo what the
 	// events still queued hold.
 	for {

@@ -19,8 +19,8 @@ func (ls *loopState) handle(ev any) {
 	case peerGone:
 		if !ev.p.removed {
 			reason := "connection closed"
-			if ev.p.closeErr != nil {
-				reason = ev.p.closeErr.Error()
+			if ev.err != nil {
+				reason = ev.err.Error()
 			}
 			ls.removePeer(ev.p, reason)
 		}
@@ -45,6 +45,10 @@ func (ls *loopState) handle(ev any) {
 		ls.applyDisk(ls.disk.Hashed(ev))
 	case importResult:
 		ls.onImport(ev)
+	case wsPiece:
+		ls.onWSPiece(ev)
+	case wsDone:
+		ls.onWSDone(ev)
 	case metaWritten:
 		if ev.err != nil {
 			// The file only makes adding the magnet again instant.

@@ -196,11 +196,25 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 		if ls.fault.backoff != 0 {
 			ls.faultStored()
 		}
+		if !ls.store().Has(i) {
+			// Verified and then evicted before this outcome arrived: its
+			// eviction may already have been handled, so the picker must
+			// not count it as had (it would never be fetched again and
+			// we would announce a piece we cannot serve). A later
+			// eviction of a piece still present is handled as usual.
+			ls.pk.PieceComplete(i) // ends its download
+			ls.pk.SetHave(i, false)
+			ls.pk.SetSpent(i, true) // evicted: see onEvicted
+			ls.conns.refillAll = true
+			break
+		}
 		ls.pk.PieceComplete(i)
+		ls.webSeedHave(i)
 		ls.announceHave(i)
 		ls.checkComplete()
 		ls.dirty = true
 	case outcomeHashFailed:
+		ls.tally.hashFailed++
 		ls.pk.PieceFailed(i)
 		if len(o.from) == 1 {
 			ls.blame(i, o.from) // it sent the whole piece: it lied
@@ -283,7 +297,7 @@ func (ls *loopState) whyMissing(i int) string {
 	case ls.paused:
 		return "torrent paused"
 	case ls.conns.len() == 0:
-		return fmt.Sprintf("no peers (%d addresses known, %d connecting)", ls.book.Len(), ls.conns.halfOpen)
+		return fmt.Sprintf("no peers (%d addresses known, %d connecting)%s", ls.book.Len(), ls.conns.halfOpen, ls.webSeedsWhy())
 	case i < 0 || i >= info.NumPieces():
 		return fmt.Sprintf("piece %d out of range", i)
 	}

@@ -279,7 +279,7 @@ func (ls *loopState) metadataDone(infoBytes []byte) {
 		return
 	}
 	mi := &metainfo.MetaInfo{Info: info, InfoBytes: infoBytes, InfoHash: t.infoHash, AnnounceList: t.trackers}
-	if err := t.c.checkCacheFits(info); err != nil {
+	if err := t.c.checkCacheFits(info, t.opt); err != nil {
 		// Nothing could stay in the cache long enough to be read.
 		t.log.Error("metadata received, but the torrent does not fit the cache; paused", "err", err)
 		t.fault.set(err, time.Now())

@@ -34,7 +34,7 @@ type peer struct {
 
 	closed    chan struct{}
 	closeOnce sync.Once
-	closeErr  error // set before closed is closed
+	closeErr  error // set once by close; read only after calling close
 
 	// down and up count payload bytes; written by the reader and writer
 	// (with the torrent's counters, see count), read by the loop.
@@ -204,7 +204,11 @@ type (
 		p *peer
 		m wire.Message // Data owned by the event
 	}
-	peerGone struct{ p *peer }
+	// peerGone says the reader ended; err is why the connection closed.
+	peerGone struct {
+		p   *peer
+		err error
+	}
 	// peerExtHandshake is a peer's BEP 10 handshake, decoded by its reader.
 	peerExtHandshake struct {
 		p *peer
@@ -239,9 +243,12 @@ func (p *peer) post(ev any) bool {
 func (p *peer) readLoop() {
 	defer func() {
 		// Tell the loop the peer is gone even when it was closed by the
-		// loop itself; the loop ignores the second notice.
+		// loop itself; the loop ignores the second notice. The reason is
+		// read after close: its Once orders the first closer's write
+		// before this read, whichever goroutine closed first.
+		p.close(nil)
 		select {
-		case p.t.events <- peerGone{p}:
+		case p.t.events <- peerGone{p, p.closeErr}:
 		case <-p.t.closing:
 		}
 	}()

@@ -12,7 +12,7 @@ type State uint8
 const (
 	StateFetchingMetadata State = iota // a magnet without its info yet
 	StatePaused                        // Pause was called
-	StateVerifying                     // existing data of AddOptions.Import is being verified
+	StateVerifying                     // existing data (AddOptions.Import, DataDir, Content, or a cache to re-check) is being verified
 	StateDownloading                   // wanted pieces are missing
 	StateSeeding                       // every piece is verified
 	StateIdle                          // nothing wanted is missing, not complete
@@ -163,6 +163,9 @@ func (ls *loopState) stats() Stats {
 		Peers: ls.conns.len(), HalfOpen: ls.conns.halfOpen,
 		Known: ls.book.Unconnected(),
 	}
+	s.WebSeedBytes, s.WebSeeds = ls.ws.bytes()
+	s.HashFailures, s.EvictedBytes = ls.tally.hashFailed, ls.tally.evictedBytes
+	s.Banned = ls.book.BannedCount()
 	for p := range ls.conns.peers {
 		if ls.isSeed(p) {
 			s.Seeds++
@@ -178,7 +181,7 @@ func (ls *loopState) stats() Stats {
 		return s
 	case ls.paused:
 		s.State = StatePaused
-	case ls.importing:
+	case ls.importing || (!ls.verifySynced && ls.store().Verifying()):
 		s.State = StateVerifying
 	case ls.completed:
 		s.State = StateSeeding

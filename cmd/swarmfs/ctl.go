@@ -129,6 +129,9 @@ func where(target string, t library.Torrent) string {
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		return strings.TrimRight(target, "/") + "/#t-" + t.InfoHash.String()
 	}
+	if t.Dir != "" {
+		return filepath.Join(target, t.Dir)
+	}
 	return filepath.Join(target, strings.ReplaceAll(t.Name, "/", "_"))
 }
 
@@ -279,6 +282,7 @@ func engineStats(s library.Stats) engine.Stats {
 	return engine.Stats{
 		Downloaded: s.Downloaded, Uploaded: s.Uploaded, DownRate: s.DownRate, UpRate: s.UpRate,
 		Peers: s.Peers, Seeds: s.Seeds, PiecesHave: s.PiecesHave, PiecesTotal: s.PiecesTotal,
-		BytesHave: s.BytesHave, State: state,
+		BytesHave: s.BytesHave, State: state, WebSeedBytes: s.WebSeedBytes,
+		HashFailures: s.HashFailures, Banned: s.Banned, EvictedBytes: s.EvictedBytes,
 	}
 }

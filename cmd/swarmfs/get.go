@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -17,6 +18,7 @@ import (
 
 type getFlags struct {
 	engineFlags
+	ws   webSeedFlags
 	out  string
 	seed bool
 }
@@ -24,6 +26,7 @@ type getFlags struct {
 func (g *getFlags) flagSet() *flag.FlagSet {
 	fset := newFlagSet("get")
 	g.register(fset)
+	g.ws.register(fset)
 	fset.StringVar(&g.out, "o", ".", "`DIR` to write the torrent's files into")
 	fset.BoolVar(&g.seed, "seed", false, "keep seeding after the download completes, until interrupted")
 	return fset
@@ -49,6 +52,9 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err := g.check(); err != nil {
 		return err
 	}
+	if err := g.ws.check(); err != nil {
+		return err
+	}
 	if len(pos) != 1 {
 		return usageError("want exactly one torrent file or magnet URI")
 	}
@@ -56,7 +62,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := g.newClient(e.stderr)
+	c, err := g.newClient(g.logger(e))
 	if err != nil {
 		return err
 	}
@@ -71,7 +77,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if m := srcs[0].meta; m != nil && int64(g.cacheSize) >= m.Info.TotalLength {
 		capped = false
 	}
-	t, err := srcs[0].add(c, engine.AddOptions{Peers: g.peers, Prefetch: !capped})
+	t, err := srcs[0].add(c, g.ws.apply(engine.AddOptions{Peers: g.peers, Prefetch: !capped}))
 	if err != nil {
 		return err
 	}
@@ -91,15 +97,19 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		}
 		exported <- export(ectx, t, g.out, int64(g.cacheSize))
 	}()
-	if err := waitExport(ctx, e, t, exported); err != nil {
+	if err := waitExport(ctx, e, g.statusHandler(e), t, exported); err != nil {
 		return err
 	}
 	st := t.Stats()
 	el := time.Since(start)
 	name := printable(t.Name())
-	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s), verified\n", name,
+	from := ""
+	if note := webSeedNote(st); note != "" {
+		from = ", " + note
+	}
+	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s%s), verified\n", name,
 		humanize.IBytes(uint64(t.Info().TotalLength)), el.Round(time.Millisecond),
-		humanize.IBytes(uint64(float64(st.Downloaded)/max(el.Seconds(), 1e-3))))
+		humanize.IBytes(uint64(float64(st.Downloaded+st.WebSeedBytes)/max(el.Seconds(), 1e-3))), from)
 	fmt.Fprintf(e.stdout, "wrote %s into %s\n", name, g.out)
 	if !g.seed {
 		return nil
@@ -108,14 +118,14 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "the cache holds %d of %d pieces (--cache-size); seeding those\n", st.PiecesHave, st.PiecesTotal)
 	}
 	fmt.Fprintf(e.stdout, "seeding on %s; Ctrl-C to stop\n", c.Addr())
-	return waitWithStatus(ctx, e, t, nil)
+	return waitWithStatus(ctx, e, g.statusHandler(e), t, nil)
 }
 
 // waitExport prints the torrent's status until the export ends (its
 // result comes on exported). A disk error of the cache ends it at once:
 // the pieces cannot be stored, and retrying would only fetch them again.
-func waitExport(ctx context.Context, e *env, t *engine.Torrent, exported <-chan error) error {
-	p := &statusPrinter{w: e.stderr, tty: e.tty, interval: 5 * time.Second}
+func waitExport(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent, exported <-chan error) error {
+	p := &statusPrinter{w: e.stderr, tty: e.tty, rec: rec, interval: 5 * time.Second}
 	defer p.done()
 	tick := time.NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
@@ -150,9 +160,10 @@ func waitExport(ctx context.Context, e *env, t *engine.Torrent, exported <-chan 
 }
 
 // waitWithStatus prints the torrent's status until until is closed (nil:
-// until ctx ends, which is then not an error).
-func waitWithStatus(ctx context.Context, e *env, t *engine.Torrent, until <-chan struct{}) error {
-	p := &statusPrinter{w: e.stderr, tty: e.tty, interval: 5 * time.Second}
+// until ctx ends, which is then not an error). rec, when not nil, takes
+// the lines as records (see engineFlags.statusHandler).
+func waitWithStatus(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent, until <-chan struct{}) error {
+	p := &statusPrinter{w: e.stderr, tty: e.tty, rec: rec, interval: 5 * time.Second}
 	defer p.done()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()

@@ -8,12 +8,14 @@ import (
 
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
+	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/sdnotify"
 	"github.com/swarmfs/swarmfs/engine"
 )
 
 // serveFlags are the flags of swarmfs serve.
 type serveFlags struct {
 	engineFlags
+	ws       webSeedFlags
 	living   livingFlags
 	prefetch bool
 }
@@ -21,6 +23,7 @@ type serveFlags struct {
 func (s *serveFlags) flagSet() *flag.FlagSet {
 	f := newFlagSet("serve")
 	s.register(f)
+	s.ws.register(f)
 	s.living.register(f, "127.0.0.1:8080")
 	f.BoolVar(&s.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
 	return f
@@ -48,6 +51,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if err := s.ws.check(); err != nil {
+		return err
+	}
 	if err := s.living.check(); err != nil {
 		return err
 	}
@@ -58,7 +64,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.newClient(e.stderr)
+	logger := s.logger(e)
+	notify, err := sdnotify.FromEnv()
+	if err != nil {
+		logger.Warn("not telling systemd about the server", "err", err)
+	}
+	c, err := s.newClient(logger)
 	if err != nil {
 		return err
 	}
@@ -67,8 +78,7 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if cacheDir == "" {
 		cacheDir = cache.DefaultDir()
 	}
-	logger := newLogger(e.stderr, s.verbose)
-	lib := newEngineLibrary(c, cacheDir, engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}, logger)
+	lib := newEngineLibrary(c, cacheDir, s.ws.apply(engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}), logger)
 	for _, src := range srcs {
 		if _, err := lib.Add(ctx, library.Source{Meta: src.meta, Magnet: src.magnet}); err != nil {
 			return fmt.Errorf("%s: %w", src.arg, err)
@@ -84,24 +94,23 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "; API token in %s", fe.TokenFile)
 	}
 	fmt.Fprintln(e.stdout, "; Ctrl-C to stop")
-	return serveLibraryStatus(ctx, e, lib, fe.Err())
+	if err := notify.Ready(fmt.Sprintf("serving %d torrent(s) at %s/", len(srcs), fe.URL)); err != nil {
+		logger.Warn("telling systemd the server is ready", "err", err)
+	}
+	return serveLibraryStatus(ctx, newLibraryReporter(e, lib, s.verbose, s.statusHandler(e), notify, logger), fe.Err())
 }
 
-// serveLibraryStatus prints status lines until ctx ends or the HTTP
-// server fails.
-func serveLibraryStatus(ctx context.Context, e *env, lib library.Library, srvErr <-chan error) error {
-	p := &statusPrinter{w: e.stderr, tty: e.tty, interval: 10 * time.Second}
-	defer p.done()
+// serveLibraryStatus reports the library's state until ctx ends or the
+// HTTP server fails.
+func serveLibraryStatus(ctx context.Context, r *libraryReporter, srvErr <-chan error) error {
+	defer r.done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		var lines []string
-		for _, t := range sortedTorrents(lib) {
-			lines = append(lines, statusLine(t.Name, engineStats(t.Stats)))
-		}
-		p.print(time.Now(), lines, false)
+		r.report(time.Now())
 		select {
 		case <-ctx.Done():
+			r.stopping("stopping")
 			return nil
 		case err := <-srvErr:
 			if isServerClosed(err) {

@@ -24,26 +24,35 @@ import (
 // to the original namespace; if that fails, the thread is left locked and
 // the Go runtime discards it when the goroutine exits.
 func (h *NetHost) Do(fn func() error) error {
+	if err := inNetns(h.name, fn); err != nil {
+		return fmt.Errorf("netsim: %w", err)
+	}
+	return nil
+}
+
+// inNetns runs fn on a goroutine locked to an OS thread that has entered
+// the network namespace /run/netns/name (the caveats of NetHost.Do apply).
+func inNetns(name string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		orig, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netsim: %v", err)
+			errc <- err
 			return
 		}
 		defer orig.Close()
-		target, err := os.Open("/run/netns/" + h.name)
+		target, err := os.Open("/run/netns/" + name)
 		if err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netsim: %v", err)
+			errc <- err
 			return
 		}
 		defer target.Close()
 		if err := setns(target); err != nil {
 			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netsim: enter %s: %v", h.name, err)
+			errc <- fmt.Errorf("enter %s: %w", name, err)
 			return
 		}
 		ferr := fn()

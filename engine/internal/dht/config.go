@@ -34,6 +34,14 @@ type Config struct {
 	// Addr is the UDP address to listen on; "" means ":0" (any port).
 	// Ignored when Conn is set.
 	Addr string
+	// Network is "udp4" for an IPv4 node, "udp6" for an IPv6 node (BEP
+	// 32: each family has its own DHT and routing table), or "" to let
+	// Addr decide: an IPv4 address makes an IPv4 node, an IPv6 address an
+	// IPv6 node, and a wildcard such as ":0" a node on one dual-stack
+	// socket whose one table holds both families (answers still follow
+	// BEP 32: nodes of the family asked for or queried over). With Conn,
+	// it names Conn's family; "" then takes Conn's local address.
+	Network string
 	// Conn, when non-nil, is the socket the node uses instead of opening its
 	// own. The node reads from it (it must not be read by anyone else) and
 	// writes to it; Close does not close it but sets a past read deadline to

@@ -2,7 +2,8 @@
 // codec (ping, find_node, get_peers, announce_peer; compact IPv4 and IPv6
 // node info and peer values), a k-bucket routing table, a server that answers
 // other nodes' queries with a bounded peer store and rotating tokens, and
-// iterative lookups (GetPeers, Announce, Bootstrap).
+// iterative lookups (GetPeers, Announce, Bootstrap), and the IPv6 DHT of
+// BEP 32 (Client).
 //
 // # Use
 //
@@ -16,6 +17,25 @@
 // saved routing table and Config.Bootstrap). Host names in Config.Bootstrap
 // are resolved lazily, with a timeout, when a bootstrap runs, so New never
 // waits on DNS.
+//
+// # IPv4 and IPv6 (BEP 32)
+//
+// A Node serves one family (Config.Network "udp4" or "udp6", or the family
+// of Config.Addr) with its own socket and routing table; a node on a
+// dual-stack wildcard socket (":0") keeps both families in one table, as
+// before BEP 32. A Client runs an IPv4 and an IPv6 Node with one node id.
+// Answers to find_node and get_peers carry "nodes" (26-byte entries)
+// and/or "nodes6" (38-byte entries): those the query's "want" list asks
+// for ("n4", "n6"), or without a want those of the family the query came
+// over; a family a node does not serve comes from its sibling's table (the
+// sibling's loop finishes and sends such a reply). get_peers values are
+// peers of the querier's family (6- or 18-byte compact). Our own queries
+// carry want ["n4","n6"] on a dual-stack node, and on a Client's node
+// while its sibling's table holds fewer than 16 nodes; the nodes of the
+// sibling's family in the answers (at most 4 per answer) are handed to the
+// sibling, which pings them, so either DHT can be joined through the other.
+// Client.GetPeers and Client.Announce run on both nodes and merge their
+// peers; Client.AddNode sends a PORT message's node to its family's node.
 //
 // # Concurrency
 //

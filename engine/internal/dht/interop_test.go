@@ -7,10 +7,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/netip"
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -227,4 +229,80 @@ func TestInteropLibtorrentFindsUs(t *testing.T) {
 		}
 	}
 	t.Fatalf("libtorrent never found our announce %s at %s", ih, want)
+}
+
+// freePort6 returns a port that was free for TCP and UDP on [::1] a moment
+// ago (libtorrent listens on both).
+func freePort6(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		l, err := net.Listen("tcp6", "[::1]:0")
+		if err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		c, err := net.ListenPacket("udp6", net.JoinHostPort("::1", strconv.Itoa(port)))
+		l.Close()
+		if err == nil {
+			c.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port on [::1]")
+	return 0
+}
+
+// TestInteropIPv6: libtorrent sessions listening only on [::1] (so their
+// DHT is IPv6 only) and our dual-stack Client whose IPv6 node bootstraps
+// from one of them: our merged get_peers finds the libtorrent session that
+// announced a torrent, and libtorrent finds our IPv6 announce.
+func TestInteropIPv6(t *testing.T) {
+	requireLibtorrent(t)
+	var addrs []string
+	for range 3 {
+		addrs = append(addrs, fmt.Sprintf("[::1]:%d", freePort6(t)))
+	}
+	lt := startLibtorrentDHT(t, addrs...)
+	c4 := testConfig()
+	c6 := testConfig6()
+	c6.Bootstrap = []string{addrs[1]}
+	c := startClient(t, &c4, &c6)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	if err := c.Bootstrap(ctx); err != nil {
+		t.Fatal(err)
+	}
+	ih := metainfo.Hash(randHash())
+	lt.send("add_torrent 0 %s", ih)
+	lt.wait(60*time.Second, "announce stored by a libtorrent node", func(ev ltEvent) bool {
+		return ev.Event == "incoming_announce" && ev.IH == ih.String() && ev.I != 0
+	})
+	want := netip.MustParseAddrPort(addrs[0])
+	for found := false; !found; {
+		for batch := range c.GetPeers(ctx, ih) {
+			found = found || slices.Contains(batch, want)
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("libtorrent's IPv6 announce of %s never found; IPv6 node %+v", ih, c.Node6().Stats())
+		}
+		if !found {
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+	// The other way: libtorrent finds our announce over IPv6.
+	ih2 := metainfo.Hash(randHash())
+	const port = 7779
+	if _, err := c.Announce(ctx, ih2, port, false); err != nil {
+		t.Fatal(err)
+	}
+	ours := netip.AddrPortFrom(netip.MustParseAddr("::1"), port).String()
+	for ctx.Err() == nil {
+		lt.send("get_peers 2 %s", ih2)
+		if _, ok := lt.tryWait(5*time.Second, func(ev ltEvent) bool {
+			return ev.Event == "peers" && ev.IH == ih2.String() && slices.Contains(ev.Peers, ours)
+		}); ok {
+			return
+		}
+	}
+	t.Fatalf("libtorrent never found our IPv6 announce %s at %s", ih2, ours)
 }

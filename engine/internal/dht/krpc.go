@@ -16,7 +16,57 @@ const (
 	maxNodes     = 64  // nodes (and nodes6) parsed from one message
 	maxValues    = 256 // peer values parsed from one message
 	maxErrMsgLen = 256
+	maxWant      = 8 // entries of a "want" list looked at
 )
+
+// wants is the BEP 32 "want" of a find_node or get_peers query: which
+// families of nodes the querier asks for. Zero means the query had no
+// "want" (answer with the family the query came over).
+type wants uint8
+
+const (
+	wantN4    wants = 1 << iota // "n4": IPv4 nodes ("nodes")
+	wantN6                      // "n6": IPv6 nodes ("nodes6")
+	wantGiven                   // the query had a "want" list
+)
+
+// parseWant decodes a "want" value leniently: anything but a list counts
+// as absent, and entries other than "n4" and "n6" are ignored.
+func parseWant(raw metainfo.RawMessage) wants {
+	if len(raw) == 0 || raw[0] != 'l' {
+		return 0
+	}
+	v, err := metainfo.Decode(raw)
+	list, ok := v.([]any)
+	if err != nil || !ok {
+		return 0
+	}
+	w := wantGiven
+	for _, x := range list[:min(len(list), maxWant)] {
+		switch x {
+		case "n4":
+			w |= wantN4
+		case "n6":
+			w |= wantN6
+		}
+	}
+	return w
+}
+
+// raw returns the bencoded "want" list of w, nil when w was not given.
+func (w wants) raw() metainfo.RawMessage {
+	if w&wantGiven == 0 {
+		return nil
+	}
+	b := []byte("l")
+	if w&wantN4 != 0 {
+		b = append(b, "2:n4"...)
+	}
+	if w&wantN6 != 0 {
+		b = append(b, "2:n6"...)
+	}
+	return append(b, 'e')
+}
 
 // KRPC methods.
 const (
@@ -39,6 +89,7 @@ type message struct {
 	Y        byte   // 'q', 'r' or 'e'
 	Q        string // method of a query
 	ReadOnly bool   // BEP 43 "ro" flag of a query
+	Want     wants  // BEP 32 "want" of a find_node or get_peers query
 	V        string // client version, informational
 
 	ID          metainfo.Hash // sender id (queries and responses)
@@ -75,6 +126,8 @@ type wireArgs struct {
 	Port        int64  `bencode:"port,omitempty"`
 	Token       string `bencode:"token,omitempty"`
 	ImpliedPort int64  `bencode:"implied_port,omitempty"`
+
+	Want metainfo.RawMessage `bencode:"want,omitempty"`
 }
 
 type wireRet struct {
@@ -149,8 +202,10 @@ func (m *message) parseQuery(w *wireMsg) error {
 	switch m.Q {
 	case methodFindNode:
 		m.Target, err = hash20(a.Target, "target")
+		m.Want = parseWant(a.Want)
 	case methodGetPeers:
 		m.InfoHash, err = hash20(a.InfoHash, "info_hash")
+		m.Want = parseWant(a.Want)
 	case methodAnnouncePeer:
 		if m.InfoHash, err = hash20(a.InfoHash, "info_hash"); err != nil {
 			return err
@@ -290,8 +345,10 @@ func (m *message) encode() ([]byte, error) {
 		switch m.Q {
 		case methodFindNode:
 			a.Target = string(m.Target[:])
+			a.Want = m.Want.raw()
 		case methodGetPeers:
 			a.InfoHash = string(m.InfoHash[:])
+			a.Want = m.Want.raw()
 		case methodAnnouncePeer:
 			a.InfoHash = string(m.InfoHash[:])
 			a.Port = int64(m.Port)

@@ -210,3 +210,44 @@ func FuzzParseMessage(f *testing.F) {
 		}
 	})
 }
+
+func TestWantCodec(t *testing.T) {
+	q := func(want string) string {
+		return "d1:ad2:id20:" + h20('a') + "6:target20:" + h20('b') + want + "e1:q9:find_node1:t2:aa1:y1:qe"
+	}
+	tests := []struct {
+		name, want string
+		got        wants
+	}{
+		{"absent", "", 0},
+		{"both", "4:wantl2:n42:n6e", wantGiven | wantN4 | wantN6},
+		{"n6", "4:wantl2:n6e", wantGiven | wantN6},
+		{"empty list", "4:wantle", wantGiven},
+		{"unknown and non-strings", "4:wantl2:n5i4el2:n4ee", wantGiven},
+		{"not a list", "4:want2:n4", 0},
+		{"past the cap", "4:wantl" + strings.Repeat("1:x", maxWant) + "2:n4e", wantGiven},
+	}
+	for _, tt := range tests {
+		m, err := parseMessage([]byte(q(tt.want)))
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if m.Want != tt.got {
+			t.Errorf("%s: want %b, expected %b", tt.name, m.Want, tt.got)
+		}
+		b, err := m.encode()
+		if err != nil {
+			t.Fatal(err)
+		}
+		m2, err := parseMessage(b)
+		if err != nil || m2.Want != m.Want {
+			t.Errorf("%s: round trip %q gives %b, %v", tt.name, b, m2.Want, err)
+		}
+	}
+	// Our encoding is BEP 32's.
+	m := &message{T: "aa", Y: 'q', Q: methodGetPeers, ID: hashOf('a'), InfoHash: hashOf('b'), Want: wantGiven | wantN4 | wantN6}
+	b, _ := m.encode()
+	if !bytes.Contains(b, []byte("4:wantl2:n42:n6e")) {
+		t.Errorf("encoding %q", b)
+	}
+}

@@ -133,7 +133,7 @@ func (n *Node) lookup(ctx context.Context, target metainfo.Hash, method string, 
 				break
 			}
 			c.state = candInFlight
-			q := &message{Q: method}
+			q := &message{Q: method, Want: n.queryWant()}
 			if method == methodFindNode {
 				q.Target = target
 			} else {
@@ -170,6 +170,7 @@ func (n *Node) lookup(ctx context.Context, target metainfo.Hash, method string, 
 				l.add(ni, true)
 			}
 		}
+		n.feedSibling(r.m)
 		l.sort()
 		if onValues != nil && len(r.m.Values) > 0 {
 			var fresh []netip.AddrPort
@@ -188,6 +189,45 @@ func (n *Node) lookup(ctx context.Context, target metainfo.Hash, method string, 
 		return nil, fmt.Errorf("%w: %s lookup for %s", ErrNoNodes, method, target)
 	}
 	return l.closest(), nil
+}
+
+// siblingHungry is the table size under which a node asks for its
+// sibling's family too and hands it the nodes it hears of.
+const siblingHungry = 2 * K
+
+// queryWant returns the BEP 32 "want" of our find_node and get_peers
+// queries: none for a lone single-family node (the answer then holds the
+// family we ask over), both families for a dual-stack node, and both for
+// a node whose sibling's table is still small, so that an IPv6 DHT can be
+// joined through IPv4 nodes and the other way round.
+func (n *Node) queryWant() wants {
+	if n.fam == famBoth {
+		return wantGiven | wantN4 | wantN6
+	}
+	if sib := n.sibling.Load(); sib != nil && sib.nodeCount.Load() < siblingHungry {
+		return wantGiven | wantN4 | wantN6
+	}
+	return 0
+}
+
+// maxFeed caps the nodes of a reply handed to the sibling to ping.
+const maxFeed = 4
+
+// feedSibling gives the sibling node, while its table is small, the nodes
+// of its family in a reply (it pings them; those that answer join its
+// table).
+func (n *Node) feedSibling(m *message) {
+	sib := n.sibling.Load()
+	if sib == nil || sib.nodeCount.Load() >= siblingHungry {
+		return
+	}
+	fed := 0
+	for _, ni := range slices.Concat(m.Nodes, m.Nodes6) {
+		if fed < maxFeed && sib.reachable(ni.Addr) && sib.cfg.validAddr(ni.Addr) {
+			sib.AddNode(ni.Addr)
+			fed++
+		}
+	}
 }
 
 // closest returns the K nearest candidates that answered.
@@ -213,14 +253,15 @@ func (n *Node) resolveBootstrap(ctx context.Context) []netip.AddrPort {
 		wg  sync.WaitGroup
 	)
 	network := "ip" // dual-stack wildcard socket
-	if l := n.local.Addr().Unmap(); l.Is4() {
+	switch n.fam {
+	case fam4:
 		network = "ip4"
-	} else if l.IsValid() && !l.IsUnspecified() {
+	case fam6:
 		network = "ip6"
 	}
 	for _, s := range n.cfg.Bootstrap {
 		if ap, err := netip.ParseAddrPort(s); err == nil {
-			if ap.Port() != 0 {
+			if ap.Port() != 0 && n.reachable(ap) {
 				mu.Lock()
 				out = append(out, netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()))
 				mu.Unlock()
@@ -278,7 +319,7 @@ func (n *Node) GetPeers(ctx context.Context, infoHash metainfo.Hash) <-chan []ne
 			}
 		}
 		var local []netip.AddrPort
-		if n.do(ctx, func(st *loopState) { local = st.store.get(infoHash, maxReplyValues, time.Now()) }) == nil && len(local) > 0 {
+		if n.do(ctx, func(st *loopState) { local = st.store.get(infoHash, maxReplyValues, time.Now(), famBoth) }) == nil && len(local) > 0 {
 			emit(local)
 		}
 		if _, err := n.lookup(ctx, infoHash, methodGetPeers, false, emit); err != nil {

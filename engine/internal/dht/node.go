@@ -31,6 +31,7 @@ type Node struct {
 	conn    net.PacketConn
 	ownConn bool
 	local   netip.AddrPort
+	fam     family // the addresses this node's socket and table serve
 
 	inbox   chan inbound          // reader -> loop: queries
 	events  chan func(*loopState) // anyone -> loop: closures run in the loop
@@ -46,6 +47,11 @@ type Node struct {
 	closed bool
 
 	refreshing, saving atomic.Bool
+
+	// sibling is the node of the other family run by the same Client
+	// (nil for a lone node); nodeCount mirrors the table's size for it.
+	sibling   atomic.Pointer[Node]
+	nodeCount atomic.Int32
 
 	queriesIn, queriesOut, responses, timeouts, dropped, malformed atomic.Int64
 }
@@ -76,14 +82,31 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{cfg: cfg, log: cfg.Logger, conn: cfg.Conn,
 		inbox: make(chan inbound, inboxSize), events: make(chan func(*loopState), 64),
 		closing: make(chan struct{}), pingSem: make(chan struct{}, maxPings), txs: map[string]*pending{}}
+	switch cfg.Network {
+	case "", "udp4", "udp6":
+	default:
+		return nil, fmt.Errorf("dht: network %q is not udp4, udp6 or empty", cfg.Network)
+	}
 	if n.conn == nil {
-		c, err := net.ListenPacket("udp", cfg.Addr)
+		network := cfg.Network
+		if network == "" {
+			network = "udp"
+		}
+		c, err := net.ListenPacket(network, cfg.Addr)
 		if err != nil {
 			return nil, fmt.Errorf("dht: listen: %w", err)
 		}
 		n.conn, n.ownConn = c, true
 	}
 	n.local = addrPortOf(n.conn.LocalAddr())
+	switch l := n.local.Addr(); {
+	case cfg.Network == "udp4" || l.Is4():
+		n.fam = fam4
+	case cfg.Network == "udp6" || (l.IsValid() && !l.IsUnspecified()):
+		n.fam = fam6
+	default:
+		n.fam = famBoth
+	}
 	var saved []nodeInfo
 	if cfg.StateFile != "" {
 		id, nodes, err := loadState(cfg.StateFile)
@@ -231,14 +254,28 @@ func (n *Node) validNode(a netip.AddrPort) bool {
 	return n.cfg.validAddr(a) && n.reachable(a)
 }
 
-// reachable reports whether our socket can send to a's address family.
-func (n *Node) reachable(a netip.AddrPort) bool {
-	l := n.local.Addr()
-	if !l.IsValid() || (l.Is6() && !l.Is4In6() && l.IsUnspecified()) {
-		return true // dual-stack wildcard
+// reachable reports whether our socket serves a's address family.
+func (n *Node) reachable(a netip.AddrPort) bool { return n.fam.has(familyOf(a.Addr())) }
+
+// family is a set of IP families: the ones a node serves, or one address's.
+type family uint8
+
+const (
+	fam4    family        = 1 << iota // IPv4
+	fam6                              // IPv6
+	famBoth = fam4 | fam6             // a dual-stack socket with one table
+)
+
+// familyOf returns fam4 for IPv4 (and IPv4-mapped) addresses, else fam6.
+func familyOf(a netip.Addr) family {
+	if a.Unmap().Is4() {
+		return fam4
 	}
-	return l.Unmap().Is4() == a.Addr().Unmap().Is4()
+	return fam6
 }
+
+// has reports whether f includes all of g.
+func (f family) has(g family) bool { return f&g == g }
 
 func addrPortOf(a net.Addr) netip.AddrPort {
 	if u, ok := a.(*net.UDPAddr); ok {
@@ -349,6 +386,7 @@ func (n *Node) loop(st *loopState) {
 		case now := <-tick.C:
 			n.maintain(st, now)
 		}
+		n.nodeCount.Store(int32(st.table.count))
 	}
 }
 

@@ -431,8 +431,9 @@ func TestBootstrapNames(t *testing.T) {
 	// Names resolve lazily, each with a timeout; unresolvable or malformed
 	// entries are skipped, not fatal. No socket: nothing is sent.
 	cfg := testConfig()
-	cfg.Bootstrap = []string{"localhost:6881", "no-such-host.invalid:6881", "bad", "127.0.5.9:0", "127.0.5.9:7"}
-	n := &Node{cfg: cfg.withDefaults(), local: netip.MustParseAddrPort(testIP + ":1")}
+	// An IPv4 node skips IPv6 addresses.
+	cfg.Bootstrap = []string{"localhost:6881", "no-such-host.invalid:6881", "bad", "127.0.5.9:0", "127.0.5.9:7", "[::1]:7"}
+	n := &Node{cfg: cfg.withDefaults(), local: netip.MustParseAddrPort(testIP + ":1"), fam: fam4}
 	n.log = n.cfg.Logger
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -22,13 +22,17 @@ func (n *Node) handleQuery(st *loopState, m *message, from netip.AddrPort) {
 	switch m.Q {
 	case methodPing:
 	case methodFindNode:
-		reply.Nodes = st.table.closest(m.Target, K, now)
-		reply.Nodes6 = reply.Nodes
+		if n.replyNodes(st, reply, m.Target, m.Want, from, now) {
+			return
+		}
 	case methodGetPeers:
 		reply.Token = st.tok.make(from.Addr())
-		reply.Values = st.store.get(m.InfoHash, maxReplyValues, now)
-		reply.Nodes = st.table.closest(m.InfoHash, K, now)
-		reply.Nodes6 = reply.Nodes
+		// BEP 32: the two DHTs are separate; a querier gets peers of the
+		// family it asked over.
+		reply.Values = st.store.get(m.InfoHash, maxReplyValues, now, familyOf(from.Addr()))
+		if n.replyNodes(st, reply, m.InfoHash, m.Want, from, now) {
+			return
+		}
 	case methodAnnouncePeer:
 		peer := netip.AddrPortFrom(from.Addr(), uint16(m.Port))
 		if m.ImpliedPort {
@@ -47,6 +51,57 @@ func (n *Node) handleQuery(st *loopState, m *message, from netip.AddrPort) {
 	}
 	if err := n.send(reply, from); err != nil {
 		n.log.Debug("dht: reply", "to", from, "err", err)
+	}
+}
+
+// replyNodes puts into reply the nodes nearest target of each family the
+// query wants (BEP 32 "want"), or without a want of the family it came
+// over. A family this node does not serve comes from the sibling node's
+// table, if there is one: then the sibling's loop finishes and sends the
+// reply, and replyNodes returns true. When the sibling cannot take the
+// work at once, that family is left out. Loop goroutine only.
+func (n *Node) replyNodes(st *loopState, reply *message, target metainfo.Hash, w wants, from netip.AddrPort, now time.Time) (handedOff bool) {
+	if w == 0 {
+		w = wantN6
+		if familyOf(from.Addr()) == fam4 {
+			w = wantN4
+		}
+	}
+	var foreign family
+	for _, f := range []struct {
+		bit wants
+		fam family
+		dst *[]nodeInfo
+	}{{wantN4, fam4, &reply.Nodes}, {wantN6, fam6, &reply.Nodes6}} {
+		switch {
+		case w&f.bit == 0:
+		case n.fam.has(f.fam):
+			*f.dst = st.table.closestOf(target, K, now, f.fam)
+		default:
+			foreign = f.fam
+		}
+	}
+	sib := n.sibling.Load()
+	if foreign == 0 || sib == nil {
+		return false
+	}
+	dst := &reply.Nodes
+	if foreign == fam6 {
+		dst = &reply.Nodes6
+	}
+	finish := func(sst *loopState) {
+		*dst = sst.table.closestOf(target, K, time.Now(), foreign)
+		if err := n.send(reply, from); err != nil {
+			n.log.Debug("dht: reply", "to", from, "err", err)
+		}
+	}
+	select {
+	case <-sib.closing:
+		return false
+	case sib.events <- finish:
+		return true
+	default:
+		return false
 	}
 }
 

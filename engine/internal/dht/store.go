@@ -71,15 +71,16 @@ func (s *peerStore) add(ih metainfo.Hash, p netip.AddrPort, now time.Time) {
 	sw.peers[p] = now
 }
 
-// get returns up to n unexpired peers of ih, in random (map) order.
-func (s *peerStore) get(ih metainfo.Hash, n int, now time.Time) []netip.AddrPort {
+// get returns up to n unexpired peers of ih whose family is in fam, in
+// random (map) order.
+func (s *peerStore) get(ih metainfo.Hash, n int, now time.Time, fam family) []netip.AddrPort {
 	sw := s.swarms[ih]
 	if sw == nil {
 		return nil
 	}
 	var out []netip.AddrPort
 	for p, at := range sw.peers {
-		if now.Sub(at) >= s.ttl {
+		if now.Sub(at) >= s.ttl || !fam.has(familyOf(p.Addr())) {
 			continue
 		}
 		out = append(out, p)

@@ -13,7 +13,7 @@ func TestPeerStoreCapsAndExpiry(t *testing.T) {
 	for i := range 10 {
 		s.add(ih, addrN(i), t0.Add(time.Duration(i)*time.Second))
 	}
-	got := s.get(ih, 100, t0.Add(10*time.Second))
+	got := s.get(ih, 100, t0.Add(10*time.Second), famBoth)
 	if len(got) != 4 || s.peers != 4 {
 		t.Fatalf("kept %d peers (counter %d), cap 4", len(got), s.peers)
 	}
@@ -22,7 +22,7 @@ func TestPeerStoreCapsAndExpiry(t *testing.T) {
 			t.Fatalf("oldest peers not evicted: %v", got)
 		}
 	}
-	if n := len(s.get(ih, 2, t0.Add(10*time.Second))); n != 2 {
+	if n := len(s.get(ih, 2, t0.Add(10*time.Second), famBoth)); n != 2 {
 		t.Fatalf("get with limit 2 returned %d", n)
 	}
 	// Re-announcing refreshes a peer without growing the set.
@@ -41,7 +41,7 @@ func TestPeerStoreCapsAndExpiry(t *testing.T) {
 		t.Fatalf("peer counter %d after evicting a hash, want 3", s.peers)
 	}
 	// Expiry.
-	if got := s.get(hashOf(2), 10, t0.Add(2*time.Minute)); len(got) != 0 {
+	if got := s.get(hashOf(2), 10, t0.Add(2*time.Minute), famBoth); len(got) != 0 {
 		t.Fatalf("expired peers returned: %v", got)
 	}
 	s.expire(t0.Add(2 * time.Minute))

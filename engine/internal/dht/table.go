@@ -223,10 +223,15 @@ func (t *table) failed(addr netip.AddrPort, definitive bool, now time.Time) {
 
 // closest returns up to n non-bad nodes nearest to target, nearest first.
 func (t *table) closest(target metainfo.Hash, n int, now time.Time) []nodeInfo {
+	return t.closestOf(target, n, now, famBoth)
+}
+
+// closestOf is closest for the nodes of the families in fam only.
+func (t *table) closestOf(target metainfo.Hash, n int, now time.Time, fam family) []nodeInfo {
 	var all []nodeInfo
 	for _, b := range t.buckets {
 		for _, e := range b.nodes {
-			if t.state(e, now) != stateBad {
+			if t.state(e, now) != stateBad && fam.has(familyOf(e.addr.Addr())) {
 				all = append(all, nodeInfo{e.id, e.addr})
 			}
 		}

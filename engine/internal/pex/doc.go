@@ -11,7 +11,10 @@
 // message), never naming the peer to itself; and a Receiver, which parses
 // incoming messages, refuses them when a peer floods (more than
 // FloodBurst within FloodWindow), caps how many addresses one peer may feed us, and
-// skips private or loopback addresses offered by a public peer.
+// skips private or loopback addresses offered by a public peer. IPv4 peers
+// travel in "added"/"added.f"/"dropped", IPv6 peers in "added6"/"added6.f"/
+// "dropped6" (BEP 11; the caps count both together); IPv6 link-local
+// addresses are never taken.
 //
 // All types are plain values with no locking and no goroutines, owned by
 // the torrent goroutine; the current time is passed in. Errors: Receive

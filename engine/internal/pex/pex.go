@@ -122,8 +122,11 @@ func NewReceiver(from netip.Addr) *Receiver {
 }
 
 // Receive parses a ut_pex payload received at now and returns the peers
-// worth connecting to: new to this receiver and not
-// private or loopback addresses unless the sender is also one; at most
+// worth connecting to: new to this receiver, not private or loopback
+// addresses unless the sender is also one, never IPv6 link-local
+// addresses (useless without a zone), IPv4 ("added") and IPv6 ("added6")
+// alike, each with its flags (wire.PexHolepunch marks peers that the
+// sender can relay a BEP 55 rendezvous to); at most
 // MaxKnownPerPeer over the receiver's life. dropped lists the addresses the
 // sender no longer sees (they can be forgotten for this sender). A message
 // that breaks the FloodWindow/FloodBurst rule gives ErrTooFrequent and
@@ -155,6 +158,9 @@ func (r *Receiver) Receive(now time.Time, payload []byte) (added []wire.PexPeer,
 		}
 		if local(a) && !local(r.from) {
 			continue
+		}
+		if a.Is6() && a.IsLinkLocalUnicast() {
+			continue // fe80::/10 means nothing without the sender's zone
 		}
 		r.known[p.Addr] = true
 		added = append(added, p)

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -155,5 +157,51 @@ func TestReceiverFlood(t *testing.T) {
 	// Once the window has passed, messages are welcome again.
 	if _, _, err := r.Receive(t0.Add(FloodWindow+time.Second), empty); err != nil {
 		t.Fatalf("after the window: %v", err)
+	}
+}
+
+// TestIPv6Exchange: IPv6 peers go out in added6/dropped6 with their flags
+// and come back the same; link-local IPv6 addresses are never taken, and
+// private (ULA) ones only from a private sender.
+func TestIPv6Exchange(t *testing.T) {
+	var sw Swarm
+	sw.Add(ap("[2001:db8::1]:6881"), wire.PexHolepunch|wire.PexUTP)
+	sw.Add(ap("[fd00::2]:6881"), wire.PexSeed)
+	sw.Add(ap("198.51.100.3:6881"), wire.PexReachable)
+	s := NewSender(ap("[2001:db8::9]:1"))
+	m, ok := s.Next(t0, &sw)
+	if !ok || len(m.Added) != 3 {
+		t.Fatalf("first message %+v", m)
+	}
+	p := payload(m)
+	for _, key := range []string{"6:added636:", "8:added6.f2:", "5:added6:", "7:added.f1:"} {
+		if !strings.Contains(string(p), key) {
+			t.Errorf("payload %q lacks %q", p, key)
+		}
+	}
+	r := NewReceiver(netip.MustParseAddr("2001:db8::9"))
+	added, _, err := r.Receive(t0, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []wire.PexPeer{
+		{Addr: ap("198.51.100.3:6881"), Flags: wire.PexReachable},
+		{Addr: ap("[2001:db8::1]:6881"), Flags: wire.PexHolepunch | wire.PexUTP},
+	}
+	if !slices.Equal(added, want) {
+		t.Fatalf("public receiver took %+v, want %+v", added, want)
+	}
+	// A private sender's ULA peers are fine; link-local never.
+	r = NewReceiver(netip.MustParseAddr("fd00::7"))
+	added, _, err = r.Receive(t0, payload(wire.PexMsg{Added: []wire.PexPeer{
+		{Addr: ap("[fd00::2]:6881")}, {Addr: ap("[fe80::1]:6881")}}}))
+	if err != nil || len(added) != 1 || added[0].Addr != ap("[fd00::2]:6881") {
+		t.Fatalf("private receiver took %+v %v", added, err)
+	}
+	// A peer leaving shows up in dropped6.
+	sw.Remove(ap("[2001:db8::1]:6881"))
+	m, ok = s.Next(t0.Add(Interval), &sw)
+	if !ok || len(m.Dropped) != 1 || !strings.Contains(string(payload(m)), "8:dropped618:") {
+		t.Fatalf("second message %+v", m)
 	}
 }

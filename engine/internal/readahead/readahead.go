@@ -7,6 +7,7 @@ const (
 	DefaultMin     = 1 << 20
 	DefaultMax     = 64 << 20
 	DefaultMaxTime = 10 * time.Second
+	DefaultSustain = 1 << 20
 )
 
 // Config bounds a Policy's windows. The zero value is valid.
@@ -20,6 +21,14 @@ type Config struct {
 	// rate (never below Min). Zero means DefaultMaxTime (10 s); a negative
 	// value disables the time cap.
 	MaxTime time.Duration
+	// Sustain is how many bytes a stream must have read sequentially
+	// before its window grows past Min. Until then the reader is taken
+	// for a probe (ffprobe, a thumbnailer, a media-library scanner reading
+	// a few small ranges) and gets no deep window; a player reading on
+	// passes it soon and gets the full window. Zero means DefaultSustain
+	// (1 MiB); a negative value lets windows grow from a stream's second
+	// read.
+	Sustain int64
 }
 
 // Window is a byte range [Start, End) to prioritize.
@@ -81,6 +90,9 @@ func New(cfg Config) *Policy {
 	if cfg.MaxTime == 0 {
 		cfg.MaxTime = DefaultMaxTime
 	}
+	if cfg.Sustain == 0 {
+		cfg.Sustain = DefaultSustain
+	}
 	return &Policy{cfg: cfg}
 }
 
@@ -107,13 +119,15 @@ func (p *Policy) Read(now time.Time, off, n int64) (start, end int64) {
 		s.first, s.last, s.frontier, s.size, s.maxReq = off, off, off+n, p.cfg.Min, n
 		consumed = n
 	} else {
+		s.first = min(s.first, off)
 		if e := off + n; e > s.frontier {
 			consumed = e - s.frontier
 			s.frontier = e
-			s.size = min(2*s.size, p.cfg.Max)
+			if s.frontier-s.first >= p.cfg.Sustain {
+				s.size = min(2*s.size, p.cfg.Max)
+			}
 		}
 		s.last = off
-		s.first = min(s.first, off)
 		s.maxReq = max(s.maxReq, n)
 	}
 	s.hit, s.epoch = p.seq, p.epoch

@@ -22,7 +22,10 @@ type read struct {
 }
 
 func TestRead(t *testing.T) {
-	noTime := Config{Min: 1 * mib, Max: 16 * mib, MaxTime: -1}
+	// Sustain -1: these cases test the doubling itself with small reads,
+	// from a stream's second read (TestProbeGetsNoDeepWindow tests the
+	// default, which waits for 1 MiB of sequential reading).
+	noTime := Config{Min: 1 * mib, Max: 16 * mib, MaxTime: -1, Sustain: -1}
 	tests := []struct {
 		name  string
 		cfg   Config
@@ -158,7 +161,7 @@ func TestRead(t *testing.T) {
 
 func TestDefaults(t *testing.T) {
 	cfg := New(Config{}).Config()
-	if cfg.Min != DefaultMin || cfg.Max != DefaultMax || cfg.MaxTime != DefaultMaxTime {
+	if cfg.Min != DefaultMin || cfg.Max != DefaultMax || cfg.MaxTime != DefaultMaxTime || cfg.Sustain != DefaultSustain {
 		t.Fatalf("defaults %+v", cfg)
 	}
 	if cfg := New(Config{Min: 8 * mib, Max: 1 * mib}).Config(); cfg.Max != 8*mib {
@@ -167,7 +170,7 @@ func TestDefaults(t *testing.T) {
 }
 
 func TestWindowsAfterSeekAndInterleave(t *testing.T) {
-	p := New(Config{Min: 1 * mib, Max: 16 * mib, MaxTime: -1})
+	p := New(Config{Min: 1 * mib, Max: 16 * mib, MaxTime: -1, Sustain: -1})
 	p.Read(t0, 0, 128*kib)
 	p.Read(t0, 128*kib, 128*kib) // stream A, 2 MiB
 	// Windows start where the stream started while that is within 8 MiB
@@ -206,7 +209,7 @@ func TestWindowStartTrailsFrontier(t *testing.T) {
 }
 
 func TestManyStreamsForgetOldest(t *testing.T) {
-	p := New(Config{Min: 1 * mib, Max: 16 * mib, MaxTime: -1})
+	p := New(Config{Min: 1 * mib, Max: 16 * mib, MaxTime: -1, Sustain: -1})
 	for s := range int64(maxStreams + 1) {
 		p.Read(t0, s*100*mib, 128*kib)
 		p.Read(t0, s*100*mib+128*kib, 128*kib)

@@ -37,6 +37,13 @@ type AnnouncerConfig struct {
 	StopTimeout time.Duration
 	// MaxPendingPeers caps the peers held for a slow reader of Peers(); 0 = 1000.
 	MaxPendingPeers int
+	// Family is the IP family of every announce (AnnounceRequest.Family);
+	// a dual-stack client runs one Announcer per family. The zero value
+	// lets each tracker's name decide, IPv4 first.
+	Family Family
+	// IPv4 and IPv6 are sent as BEP 7 "ipv4=" / "ipv6=" (see
+	// AnnounceRequest); invalid addresses are not sent.
+	IPv4, IPv6 netip.Addr
 	// Logger receives debug logs; nil = silent.
 	Logger *slog.Logger
 }

@@ -166,6 +166,9 @@ func (a *Announcer) request(r *runState, url string) AnnounceRequest {
 		NumWant:    a.cfg.NumWant,
 		Key:        a.cfg.Key,
 		TrackerID:  r.trackIDs[url],
+		Family:     a.cfg.Family,
+		IPv4:       a.cfg.IPv4,
+		IPv6:       a.cfg.IPv6,
 	}
 	switch {
 	case !r.started[url]:

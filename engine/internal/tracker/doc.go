@@ -21,6 +21,21 @@
 //     on Peers(); if the reader is slow, batches are merged into one bounded
 //     pending batch rather than blocking the loop.
 //
+// # IPv6 (BEP 7)
+//
+// HTTP answers give IPv4 peers in "peers" (6-byte entries or dictionaries)
+// and IPv6 peers in "peers6" (18-byte entries); UDP answers carry 18-byte
+// entries when the tracker was reached over IPv6 (BEP 15). The caps
+// (Config.MaxPeers, MaxResponseBytes) count both families together.
+// AnnounceRequest.Family picks the family an announce travels over: a
+// dual-stack client runs one Announcer per family (AnnouncerConfig.Family),
+// so that the tracker sees each of its addresses as a source, and may name
+// its address of the other family with AnnounceRequest.IPv4/IPv6 (sent as
+// "ipv4="/"ipv6=" on HTTP). A tracker with no address of the requested
+// family gives ErrNoAddress. The Client's own HTTP transport keeps one
+// connection pool per family; an injected Config.HTTPClient dials as it
+// likes.
+//
 // # Announce schedule
 //
 // After a successful announce the next one is due after the tracker's
@@ -49,6 +64,8 @@
 // ErrFailure. Undecodable or truncated answers wrap ErrBadResponse, HTTP
 // status errors wrap ErrHTTPStatus, a UDP tracker that never answers within
 // the retry budget gives ErrNoResponse, unknown URL schemes give
-// ErrUnsupportedScheme, and announcing on a closed Client gives ErrClosed.
+// ErrUnsupportedScheme, a tracker without an address of the requested
+// family gives ErrNoAddress, and announcing on a closed Client gives
+// ErrClosed.
 // Context cancellation comes back wrapping ctx.Err().
 package tracker

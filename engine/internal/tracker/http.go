@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -19,13 +20,16 @@ import (
 // announceHTTP sends req to an HTTP(S) tracker.
 func (c *Client) announceHTTP(ctx context.Context, u *url.URL, rawURL string, req AnnounceRequest) (*AnnounceResponse, error) {
 	target := announceURL(u, req)
+	if a, err := netip.ParseAddr(strings.Trim(u.Hostname(), "[]")); err == nil && !req.Family.allows(a) {
+		return nil, fmt.Errorf("%w: %s over %s", ErrNoAddress, rawURL, req.Family)
+	}
 	hreq, err := http.NewRequestWithContext(ctx, http.MethodGet, target, nil)
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %s: %w", rawURL, err)
 	}
 	hreq.Header.Set("User-Agent", c.cfg.UserAgent)
 	hreq.Header.Set("Accept-Encoding", "identity")
-	resp, err := c.http.Do(hreq)
+	resp, err := c.http[min(req.Family, FamilyIPv6)].Do(hreq)
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %s: %w", rawURL, err)
 	}
@@ -71,6 +75,13 @@ func announceURL(u *url.URL, req AnnounceRequest) string {
 	if req.TrackerID != "" {
 		b.WriteString("&trackerid=" + url.QueryEscape(req.TrackerID))
 	}
+	// BEP 7: our address of each family; the port is "port".
+	if a := req.IPv4.Unmap(); a.Is4() && !a.IsUnspecified() {
+		b.WriteString("&ipv4=" + a.String())
+	}
+	if a := req.IPv6; a.Is6() && !a.Is4In6() && !a.IsUnspecified() && a.Zone() == "" {
+		b.WriteString("&ipv6=" + url.QueryEscape(a.String()))
+	}
 	v := *u
 	v.Fragment, v.RawFragment = "", ""
 	if v.RawQuery == "" {
@@ -79,6 +90,19 @@ func announceURL(u *url.URL, req AnnounceRequest) string {
 		v.RawQuery = strings.TrimSuffix(v.RawQuery, "&") + "&" + b.String()
 	}
 	return v.String()
+}
+
+// dialFamily returns the DialContext of the Client's own HTTP transport
+// for announces over f, so that a tracker whose name has addresses of both
+// families sees us over the one we chose.
+func dialFamily(f Family) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		if network == "tcp" {
+			network = f.network("tcp")
+		}
+		return d.DialContext(ctx, network, addr)
+	}
 }
 
 // escapeBinary percent-encodes every byte except RFC 3986 unreserved ones.

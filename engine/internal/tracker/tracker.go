@@ -29,7 +29,57 @@ var (
 	ErrUnsupportedScheme = errors.New("tracker: unsupported announce URL scheme")
 	// ErrClosed is returned by Announce after Close.
 	ErrClosed = errors.New("tracker: client closed")
+	// ErrNoAddress is returned when a tracker has no address of the
+	// family an announce asked for (AnnounceRequest.Family).
+	ErrNoAddress = errors.New("tracker: no tracker address of the requested family")
 )
+
+// Family selects the IP family an announce travels over (BEP 7: a
+// dual-stack client announces once over each, so that the tracker learns
+// both of its addresses).
+type Family uint8
+
+// Families.
+const (
+	FamilyAny  Family = iota // whatever the tracker's name resolves to, IPv4 first
+	FamilyIPv4               // over IPv4 only
+	FamilyIPv6               // over IPv6 only
+)
+
+// String returns "any", "ipv4" or "ipv6".
+func (f Family) String() string {
+	switch f {
+	case FamilyIPv4:
+		return "ipv4"
+	case FamilyIPv6:
+		return "ipv6"
+	}
+	return "any"
+}
+
+// network returns the Go network name for f with the prefix "tcp", "udp"
+// or "ip".
+func (f Family) network(prefix string) string {
+	switch f {
+	case FamilyIPv4:
+		return prefix + "4"
+	case FamilyIPv6:
+		return prefix + "6"
+	}
+	return prefix
+}
+
+// allows reports whether a may be used for an announce over f.
+func (f Family) allows(a netip.Addr) bool {
+	a = a.Unmap()
+	switch f {
+	case FamilyIPv4:
+		return a.Is4()
+	case FamilyIPv6:
+		return a.Is6()
+	}
+	return true
+}
 
 // FailureError is a tracker's refusal: an HTTP "failure reason" or a UDP
 // error action. Reason is the tracker's own text.
@@ -81,6 +131,15 @@ type AnnounceRequest struct {
 	NumWant    int    // peers wanted; 0 = let the tracker choose (UDP sends -1)
 	Key        uint32 // random per session, lets the tracker know us across IP changes
 	TrackerID  string // the "tracker id" from this tracker's previous answer, if any
+	// Family is the IP family the announce travels over. For HTTP it is
+	// enforced only with the Client's own HTTP client (Config.HTTPClient
+	// nil); an injected client dials as it likes.
+	Family Family
+	// IPv4 and IPv6 are our addresses of each family to tell the tracker
+	// (BEP 7 "ipv4=" / "ipv6=" on HTTP announces, with Port as the port);
+	// invalid ones are left out. Use them for the family the announce does
+	// not travel over: the tracker sees that one as the source address.
+	IPv4, IPv6 netip.Addr
 }
 
 // AnnounceResponse is a tracker's answer. Durations are clamped to
@@ -131,8 +190,8 @@ type Config struct {
 // torrents of an engine; it is safe for concurrent use.
 type Client struct {
 	cfg     Config
-	http    *http.Client
-	ownHTTP bool // http was made here: Close closes its idle connections
+	http    [3]*http.Client // by Family; the same injected client thrice
+	ownHTTP bool            // http was made here: Close closes its idle connections
 	log     *slog.Logger
 	closed  chan struct{}
 	once    sync.Once
@@ -170,16 +229,24 @@ func NewClient(cfg Config) *Client {
 	if cfg.UDPListenAddr == "" {
 		cfg.UDPListenAddr = ":0"
 	}
-	hc := cfg.HTTPClient
-	if hc == nil {
-		hc = &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	var hcs [3]*http.Client
+	if cfg.HTTPClient != nil {
+		hcs = [3]*http.Client{cfg.HTTPClient, cfg.HTTPClient, cfg.HTTPClient}
+	} else {
+		// One transport per family: pooled connections must not carry an
+		// announce over the other family.
+		for f := range hcs {
+			tr := http.DefaultTransport.(*http.Transport).Clone()
+			tr.DialContext = dialFamily(Family(f))
+			hcs[f] = &http.Client{Transport: tr}
+		}
 	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
 	life, end := context.WithCancel(context.Background())
-	return &Client{cfg: cfg, http: hc, ownHTTP: cfg.HTTPClient == nil, log: log,
+	return &Client{cfg: cfg, http: hcs, ownHTTP: cfg.HTTPClient == nil, log: log,
 		closed: make(chan struct{}), life: life, end: end}
 }
 
@@ -225,7 +292,9 @@ func (c *Client) Close() error {
 		close(c.closed)
 		c.end()
 		if c.ownHTTP {
-			c.http.CloseIdleConnections()
+			for _, hc := range c.http {
+				hc.CloseIdleConnections()
+			}
 		}
 	})
 	c.udpMu.Lock()

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"net/url"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -144,7 +145,7 @@ func (uc *udpClient) readLoop() {
 // announce sends one BEP 15 announce: connect (or reuse a cached
 // connection id), then announce, retransmitting on the backoff schedule.
 func (uc *udpClient) announce(ctx context.Context, u *url.URL, rawURL string, req AnnounceRequest) (*AnnounceResponse, error) {
-	addr, err := resolveUDP(ctx, u)
+	addr, err := resolveUDP(ctx, u, req.Family)
 	if err != nil {
 		return nil, fmt.Errorf("tracker: %s: %w", rawURL, err)
 	}
@@ -294,22 +295,32 @@ func (uc *udpClient) exchange(ctx context.Context, addr netip.AddrPort, w *udpWa
 	}
 }
 
-// resolveUDP finds the tracker's address, preferring IPv4.
-func resolveUDP(ctx context.Context, u *url.URL) (netip.AddrPort, error) {
+// resolveUDP finds the tracker's address of family f, preferring IPv4
+// for FamilyAny. A tracker without an address of f gives ErrNoAddress.
+func resolveUDP(ctx context.Context, u *url.URL, f Family) (netip.AddrPort, error) {
 	port, err := strconv.ParseUint(u.Port(), 10, 16)
 	if err != nil || port == 0 {
 		return netip.AddrPort{}, fmt.Errorf("UDP tracker URL needs a port, got %q", u.Host)
 	}
 	host := u.Hostname()
 	if a, err := netip.ParseAddr(host); err == nil {
+		if !f.allows(a) {
+			return netip.AddrPort{}, fmt.Errorf("%w: %s over %s", ErrNoAddress, a, f)
+		}
 		return netip.AddrPortFrom(a.Unmap(), uint16(port)), nil
 	}
-	addrs, err := net.DefaultResolver.LookupNetIP(ctx, "ip", host)
+	addrs, err := net.DefaultResolver.LookupNetIP(ctx, f.network("ip"), host)
 	if err != nil {
+		var dnsErr *net.DNSError
+		var addrErr *net.AddrError
+		if f != FamilyAny && (errors.As(err, &addrErr) || errors.As(err, &dnsErr) && dnsErr.IsNotFound) {
+			return netip.AddrPort{}, fmt.Errorf("%w: %q over %s: %w", ErrNoAddress, host, f, err)
+		}
 		return netip.AddrPort{}, err
 	}
+	addrs = slices.DeleteFunc(addrs, func(a netip.Addr) bool { return !f.allows(a) })
 	if len(addrs) == 0 {
-		return netip.AddrPort{}, fmt.Errorf("no address for %q", host)
+		return netip.AddrPort{}, fmt.Errorf("%w: %q over %s", ErrNoAddress, host, f)
 	}
 	best := addrs[0].Unmap()
 	for _, a := range addrs {

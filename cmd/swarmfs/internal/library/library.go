@@ -60,6 +60,9 @@ type Torrent struct {
 	// when the torrent does not say.
 	Modified time.Time
 	Stats    Stats
+	// Dir is the torrent's directory relative to the mountpoint, set only
+	// in the reply to an add that put the torrent in a mount.
+	Dir string
 }
 
 // File is one file of a torrent.
@@ -75,9 +78,18 @@ type File struct {
 type Stats struct {
 	// State is a short word such as "downloading" or "fetching metadata".
 	State string `json:"state"`
-	// Downloaded and Uploaded count payload bytes since the torrent was added.
-	Downloaded int64 `json:"downloaded"`
-	Uploaded   int64 `json:"uploaded"`
+	// Downloaded and Uploaded count payload bytes exchanged with peers
+	// since the torrent was added; WebSeedBytes those received from web
+	// seeds (BEP 19), not in Downloaded.
+	Downloaded   int64 `json:"downloaded"`
+	Uploaded     int64 `json:"uploaded"`
+	WebSeedBytes int64 `json:"web_seed_bytes"`
+	// HashFailures counts pieces that failed their hash check; Banned is
+	// the number of IPs banned for sending bad data; EvictedBytes counts
+	// verified bytes the cache gave up under its cap.
+	HashFailures int64 `json:"hash_failures"`
+	Banned       int   `json:"banned"`
+	EvictedBytes int64 `json:"evicted_bytes"`
 	// DownRate and UpRate are recent payload rates in bytes per second.
 	DownRate float64 `json:"down_rate"`
 	UpRate   float64 `json:"up_rate"`
@@ -122,6 +134,7 @@ type jsonTorrent struct {
 	Modified time.Time `json:"modified"`
 	Files    []File    `json:"files"`
 	Stats    Stats     `json:"stats"`
+	Dir      string    `json:"dir,omitempty"`
 }
 
 // MarshalJSON writes the torrent with its info hash in hex.
@@ -132,7 +145,7 @@ func (t Torrent) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(jsonTorrent{
 		InfoHash: t.InfoHash.String(), Name: t.Name, Ready: t.Ready, Size: t.Size,
-		Progress: t.Stats.Progress(), Modified: t.Modified, Files: files, Stats: t.Stats,
+		Progress: t.Stats.Progress(), Modified: t.Modified, Files: files, Stats: t.Stats, Dir: t.Dir,
 	})
 }
 
@@ -146,7 +159,7 @@ func (t *Torrent) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("library: torrent %q: %w", j.Name, err)
 	}
-	*t = Torrent{InfoHash: h, Name: j.Name, Ready: j.Ready, Size: j.Size, Modified: j.Modified, Files: j.Files, Stats: j.Stats}
+	*t = Torrent{InfoHash: h, Name: j.Name, Ready: j.Ready, Size: j.Size, Modified: j.Modified, Files: j.Files, Stats: j.Stats, Dir: j.Dir}
 	return nil
 }
 

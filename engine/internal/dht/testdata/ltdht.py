@@ -1,6 +1,6 @@
 """Drive libtorrent DHT nodes for dht interop tests.
 
-Usage: ltdht.py SAVE_DIR IP:PORT [IP:PORT ...]
+Usage: ltdht.py SAVE_DIR IP:PORT [IP:PORT ...]   (IPv6 as [IP]:PORT)
 
 Starts one libtorrent session per address with only the DHT on, each told
 about the others with add_dht_node (not as bootstrap routers, which
@@ -34,8 +34,9 @@ def out(**kw):
 
 
 def session(ip, port):
+    listen = ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, port)
     return lt.session({
-        "listen_interfaces": "%s:%d" % (ip, port),
+        "listen_interfaces": listen,
         "outgoing_interfaces": ip,
         "announce_ip": ip,
         "enable_dht": True,
@@ -65,7 +66,7 @@ def main():
     addrs = []
     for a in sys.argv[2:]:
         ip, port = a.rsplit(":", 1)
-        addrs.append((ip, int(port)))
+        addrs.append((ip.strip("[]"), int(port)))
     sessions = [session(ip, port) for ip, port in addrs]
     for i, s in enumerate(sessions):
         for j, a in enumerate(addrs):
@@ -110,10 +111,11 @@ def main():
                     out(event="nodes", i=i, n=sum(b["num_nodes"] for b in a.routing_table))
                 elif isinstance(a, lt.dht_get_peers_reply_alert):
                     out(event="peers", i=i, ih=str(a.info_hash),
-                        peers=["%s:%d" % (p[0], p[1]) for p in a.peers()])
+                        peers=[(("[%s]:%d" if ":" in p[0] else "%s:%d") % (p[0], p[1])) for p in a.peers()])
                 elif isinstance(a, lt.dht_announce_alert):
+                    ip = str(a.ip)
                     out(event="incoming_announce", i=i, ih=str(a.info_hash),
-                        peer="%s:%d" % (a.ip, a.port))
+                        peer=("[%s]:%d" if ":" in ip else "%s:%d") % (ip, a.port))
         time.sleep(0.02)
 
 
