@@ -19,6 +19,7 @@ import (
 	"github.com/swarmfs/swarmfs/engine/internal/portmap"
 	"github.com/swarmfs/swarmfs/engine/internal/ratelimit"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
+	"github.com/swarmfs/swarmfs/engine/internal/wire"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -54,7 +55,11 @@ type Config struct {
 	NoUpload bool
 	// UploadSlots is the number of unchoked peers per torrent; 0 means 4.
 	UploadSlots int
-	// MaxReadahead caps each reader's window in bytes; 0 means 64 MiB.
+	// MaxReadahead caps each reader's window in bytes; 0 means 64 MiB, or
+	// an eighth of CacheSize when that is smaller. A torrent whose
+	// readahead window (twice MaxReadahead: it reaches behind the reader
+	// too) and 4 pieces do not fit in CacheSize is refused
+	// (ErrCacheTooSmall).
 	MaxReadahead int64
 	// NoDHT turns the DHT node off.
 	NoDHT bool
@@ -194,7 +199,7 @@ func New(cfg Config) (*Client, error) {
 		cfg.UploadSlots = DefaultUploadSlots
 	}
 	if cfg.MaxReadahead <= 0 {
-		cfg.MaxReadahead = DefaultMaxReadahead
+		cfg.MaxReadahead = defaultReadahead(cfg.CacheSize)
 	}
 	switch cfg.Encryption {
 	case "":
@@ -418,7 +423,7 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 		name = m.InfoHash.String()
 	}
 	var mi *metainfo.MetaInfo
-	if b, err := loadMetadata(c.cfg.CacheDir, m.InfoHash); err == nil {
+	if b, err := cache.LoadMetadata(c.cfg.CacheDir, m.InfoHash, wire.MaxMetadataSize); err == nil {
 		if info, err := metainfo.ParseInfo(b); err == nil {
 			mi = &metainfo.MetaInfo{Info: info, InfoBytes: b, InfoHash: m.InfoHash, AnnounceList: trackers}
 			name = info.Name
@@ -430,6 +435,11 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 func (c *Client) add(ih metainfo.Hash, name string, mi *metainfo.MetaInfo, trackers [][]string, opt AddOptions) (*Torrent, error) {
 	if err := c.checkAdd(ih); err != nil {
 		return nil, err
+	}
+	if mi != nil {
+		if err := c.checkCacheFits(mi.Info, opt); err != nil {
+			return nil, err
+		}
 	}
 	// Opening the cache store does disk I/O: not under c.mu.
 	t, err := newTorrent(c, ih, name, mi, trackers, opt)

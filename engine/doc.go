@@ -130,6 +130,26 @@
 // closed) have their requests cancelled at once. Requests for pieces not in
 // the cache (never had or evicted) are rejected (BEP 6) or ignored.
 //
+// Disk errors are outcomes, not retries (diskfault.go): when the cache
+// cannot store a block or piece (a *cache.DiskError: a full disk, EIO),
+// the torrent cancels its requests, stops requesting, logs the error once
+// (until a piece is stored again) and publishes it (Torrent.Err). Readers
+// waiting for a piece that is not in the cache then fail at once with
+// ErrCacheWrite. Requests resume after a backoff (2 s, doubling up to a
+// minute), or when a read comes a second or more after the error; the
+// error clears when a piece is stored.
+//
+// With a cache cap (Config.CacheSize) the engine keeps within it
+// (capfit.go, prefetch.go): the default readahead window is an eighth of
+// the cap, and a torrent whose window (twice MaxReadahead, as it reaches
+// behind the reader too) and 4 pieces do not fit is refused with
+// ErrCacheTooSmall. Evicted pieces are spent (picker.SetSpent): only a
+// reader's Now and Readahead ranges want them again, never prefetch or
+// head and tail priorities. Prefetch stops while cache WouldEvict says
+// that one more piece, beyond the blocks requested, would evict a piece no
+// reader has read yet (or one in a reader's window, or another torrent's,
+// or could not stay), and resumes when only read pieces would go.
+//
 // Web seeds (BEP 19, internal/webseed): one per url-list entry plus
 // AddOptions.WebSeeds and a magnet's ws= URLs, none with AddOptions.NoWebSeeds. To the picker a
 // web seed is a peer that has everything and costs more, so it gets only
@@ -163,6 +183,11 @@
 //
 // # Errors
 //
+// ErrCacheWrite (wrapping the cache's disk error in its message, not its
+// chain, so that a mount answers EIO) for reads of pieces that cannot be
+// stored and from Torrent.Err; ErrCacheTooSmall from adding a torrent a
+// capped cache cannot hold (for a magnet, in Torrent.Err once its metadata
+// arrived; the torrent is then paused).
 // ErrClosed after Close or Remove, ErrExists for a torrent added twice,
 // ErrNoInfo when an operation needs metadata a magnet does not have yet,
 // ErrReaderClosed for reads after Reader.Close. A ReadAt whose context ends

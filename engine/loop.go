@@ -34,6 +34,8 @@ type loopState struct {
 	pex   pexState
 	ws    webSeeds
 	punch *holepunchState // BEP 55; nil until needed
+	fault diskFault
+	gate  prefetchGate
 
 	prefetch, paused bool
 	verifySynced     bool // the cache's background re-verification was taken into account
@@ -200,7 +202,9 @@ func (ls *loopState) setPrefetch(on bool) {
 		return
 	}
 	if on {
+		ls.gate.held = false
 		ls.pk.SetDefault(picker.Normal)
+		ls.gatePrefetch()
 	} else {
 		ls.pk.SetDefault(picker.None)
 		ls.cancelUnwanted()
@@ -231,6 +235,7 @@ func (ls *loopState) applyPrio(u prioOwner) {
 	if !ls.prios.Apply(u) || ls.pk == nil {
 		return
 	}
+	ls.gate.noteRead(u.ranges, ls.info().NumPieces())
 	u.applyTo(ls.pk)
 	ls.cancelUnwanted()
 	ls.updateInterestAll()
@@ -293,12 +298,15 @@ func (ls *loopState) wantsPeers() bool {
 	return !ls.pk.Done() || !ls.completed
 }
 
-// onEvicted forgets pieces the cache evicted: they may be fetched again and
-// are never served.
+// onEvicted forgets pieces the cache evicted: they are never served, and
+// fetched again only for a reader that reads them (or reads ahead).
 func (ls *loopState) onEvicted() {
 	for _, i := range ls.store().TakeEvicted() {
 		if ls.pk != nil && i >= 0 && i < ls.info().NumPieces() {
 			ls.pk.SetHave(i, false)
+			// Only a reader's window wants it again: prefetch and
+			// head/tail priorities would evict another piece for it.
+			ls.pk.SetSpent(i, true)
 			ls.tally.evictedBytes += ls.info().PieceSize(i)
 		}
 	}

@@ -32,6 +32,11 @@ func (ls *loopState) fillRequests() {
 	if ls.disk.Full() {
 		return // refilled when writes complete
 	}
+	if ls.faultHolds(time.Now()) {
+		ls.conns.clearRefill()
+		return // the cache cannot store pieces; retried after a backoff
+	}
+	ls.gatePrefetch()
 	ls.pk.SetClock(time.Now())
 	if ls.conns.refillAll {
 		for p := range ls.conns.peers {
@@ -163,8 +168,12 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 }
 
 func (ls *loopState) onBlockWritten(ev blockWritten) {
-	if ev.err != nil {
-		ls.t.log.Warn("writing block to the cache", "piece", ev.piece, "err", ev.err)
+	switch {
+	case ev.err == nil:
+	case isDiskFault(ev.err):
+		ls.onDiskFault(ev.err, time.Now())
+	default:
+		ls.t.log.Debug("writing block to the cache", "piece", ev.piece, "err", ev.err)
 	}
 	ls.applyDisk(ls.disk.Written(ev))
 }
@@ -184,6 +193,9 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 		for _, ip := range o.liars {
 			ls.ban(ip, "sent a block that differs from the verified piece")
 		}
+		if ls.fault.backoff != 0 {
+			ls.faultStored()
+		}
 		if !ls.store().Has(i) {
 			// Verified and then evicted before this outcome arrived: its
 			// eviction may already have been handled, so the picker must
@@ -192,6 +204,7 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 			// eviction of a piece still present is handled as usual.
 			ls.pk.PieceComplete(i) // ends its download
 			ls.pk.SetHave(i, false)
+			ls.pk.SetSpent(i, true) // evicted: see onEvicted
 			ls.conns.refillAll = true
 			break
 		}
@@ -216,8 +229,11 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 		}
 		ls.conns.refillAll = true
 	case outcomeLost:
-		if o.err != nil {
-			ls.t.log.Warn("verifying piece", "piece", i, "err", o.err) // not the peers' fault
+		switch {
+		case isDiskFault(o.err):
+			ls.onDiskFault(o.err, time.Now())
+		case o.err != nil:
+			ls.t.log.Debug("verifying piece", "piece", i, "err", o.err) // not the peers' fault
 		}
 		ls.pk.PieceFailed(i) // no blame: the disk failed, not the peers
 		ls.conns.refillAll = true

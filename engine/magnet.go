@@ -1,13 +1,11 @@
 package engine
 
 import (
-	"crypto/sha1"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"time"
 
+	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/internal/metadata"
 	"github.com/swarmfs/swarmfs/engine/internal/wire"
 	"github.com/swarmfs/swarmfs/metainfo"
@@ -281,6 +279,14 @@ func (ls *loopState) metadataDone(infoBytes []byte) {
 		return
 	}
 	mi := &metainfo.MetaInfo{Info: info, InfoBytes: infoBytes, InfoHash: t.infoHash, AnnounceList: t.trackers}
+	if err := t.c.checkCacheFits(info, t.opt); err != nil {
+		// Nothing could stay in the cache long enough to be read.
+		t.log.Error("metadata received, but the torrent does not fit the cache; paused", "err", err)
+		t.fault.set(err, time.Now())
+		ls.setPaused(true)
+		delete(ls.meta.bySize, len(infoBytes))
+		return
+	}
 	if err := t.setInfo(mi); err != nil {
 		t.log.Error("opening the cache for fetched metadata", "err", err)
 		return
@@ -289,7 +295,7 @@ func (ls *loopState) metadataDone(infoBytes []byte) {
 	t.log.Info("metadata received", "name", info.Name, "pieces", info.NumPieces())
 	root := t.c.cfg.CacheDir
 	t.goWorker(func() {
-		t.post(metaWritten{saveMetadata(root, t.infoHash, infoBytes)})
+		t.post(metaWritten{cache.SaveMetadata(root, t.infoHash, infoBytes)})
 	})
 	ls.infoKnown(mi)
 	if info.Private {
@@ -307,49 +313,4 @@ func (ls *loopState) metadataDone(infoBytes []byte) {
 	ls.conns.refillAll = true
 	ls.publish()
 	close(t.infoReady) // after the snapshot: Stats then has the pieces
-}
-
-// metadataPath is where fetched metadata is kept: next to the cache store
-// of the torrent, as root/<infohash>.metadata.
-func metadataPath(root string, ih metainfo.Hash) string {
-	return filepath.Join(root, ih.String()+".metadata")
-}
-
-// saveMetadata writes infoBytes atomically (temp file, fsync, rename).
-func saveMetadata(root string, ih metainfo.Hash, infoBytes []byte) error {
-	if err := os.MkdirAll(root, 0o755); err != nil {
-		return err
-	}
-	path := metadataPath(root, ih)
-	f, err := os.CreateTemp(root, ".metadata-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(infoBytes)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-	}
-	return err
-}
-
-// loadMetadata reads metadata saved by saveMetadata and checks its hash.
-func loadMetadata(root string, ih metainfo.Hash) ([]byte, error) {
-	b, err := os.ReadFile(metadataPath(root, ih))
-	if err != nil {
-		return nil, err
-	}
-	if len(b) > wire.MaxMetadataSize || sha1.Sum(b) != ih {
-		return nil, fmt.Errorf("engine: saved metadata for %s does not match its info hash", ih)
-	}
-	return b, nil
 }

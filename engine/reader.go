@@ -59,7 +59,7 @@ func (t *Torrent) NewReader(file int) (*Reader, error) {
 	r := &Reader{
 		t: t, info: info, store: t.storeOrNil(), file: f,
 		owner:  int(t.nextOwner.Add(1)),
-		pol:    readahead.New(readahead.Config{Max: t.c.cfg.MaxReadahead}),
+		pol:    readahead.New(readahead.Config{Min: min(readahead.DefaultMin, t.c.cfg.MaxReadahead), Max: t.c.cfg.MaxReadahead}),
 		active: make(map[int][2]int),
 	}
 	if f.Length > 0 {
@@ -188,7 +188,7 @@ func (r *Reader) await(ctx context.Context, off int64, want int) (toff int64, n 
 		}
 	}
 	for i := first; i < end; i++ {
-		if err := r.store.Wait(ctx, i); err != nil {
+		if err := r.waitPiece(ctx, i); err != nil {
 			done()
 			return 0, 0, nil, r.explain(ctx, i, err)
 		}
@@ -208,10 +208,14 @@ func (r *Reader) rangesLocked() []picker.Range {
 	}
 	for _, w := range r.pol.Windows(nil) {
 		end := min(w.End, r.file.Length)
-		if end <= w.Start {
+		// The window keeps some bytes behind the reader wanted (the
+		// kernel's reads come out of order), at most MaxReadahead: in a
+		// small cache more would be evicted and fetched again.
+		start := max(w.Start, w.End-2*r.t.c.cfg.MaxReadahead)
+		if end <= start {
 			continue
 		}
-		f, e := r.info.PieceSpan(r.file.Offset+w.Start, end-w.Start)
+		f, e := r.info.PieceSpan(r.file.Offset+start, end-start)
 		rs = append(rs, picker.Range{First: f, End: e, Prio: picker.Readahead})
 	}
 	ids := make([]int, 0, len(r.active))

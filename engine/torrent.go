@@ -29,6 +29,7 @@ type Torrent struct {
 	cmds    chan func()    // closures run by the loop
 	events  chan any       // from peers, dialers and workers
 	prio    *prioBox       // reader priority updates
+	fault   *faultBox      // the disk fault that keeps pieces from being stored
 	closing chan struct{}  // closed by Remove: the loop ends
 	done    chan struct{}  // closed when the loop and its goroutines ended
 	wg      sync.WaitGroup // goroutines that post to events
@@ -102,6 +103,7 @@ func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo,
 		cmds:      make(chan func()),
 		events:    make(chan any, 256),
 		prio:      newPrioBox(),
+		fault:     newFaultBox(),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		infoReady: make(chan struct{}),

@@ -151,8 +151,8 @@ func (ls *loopState) fillWebSeeds() {
 		return
 	}
 	ws.kick = false
-	if len(ws.seeds) == 0 || ls.pk == nil || ls.paused || ls.pk.Done() {
-		return
+	if len(ws.seeds) == 0 || ls.pk == nil || ls.paused || ls.pk.Done() || ls.fault.active {
+		return // (a disk fault: the next tick after its backoff tries again)
 	}
 	now := time.Now()
 	ls.cancelUnwantedRuns()
@@ -357,6 +357,9 @@ func (ls *loopState) onWSPiece(ev wsPiece) {
 	switch {
 	case ev.err == nil:
 		r.delivered++
+		if ls.fault.backoff != 0 {
+			ls.faultStored()
+		}
 		if ls.pk.Have(i) {
 			return // peers were first
 		}
@@ -365,6 +368,7 @@ func (ls *loopState) onWSPiece(ev wsPiece) {
 			// picker must not count it as had.
 			ls.pk.PieceComplete(i) // ends a download peers started
 			ls.pk.SetHave(i, false)
+			ls.pk.SetSpent(i, true) // evicted: see onEvicted
 			ls.conns.refillAll = true
 			return
 		}
@@ -379,8 +383,11 @@ func (ls *loopState) onWSPiece(ev wsPiece) {
 		ls.tally.hashFailed++
 		s.Failed(i) // the seed's fault; no peer is blamed
 		ls.t.log.Info("piece from a web seed failed the hash check", "piece", i, "url", s.URL(), "seed", s.Status().String())
+	case isDiskFault(ev.err):
+		r.stop() // the disk failed, not the seed: the rest waits for the backoff
+		ls.onDiskFault(ev.err, time.Now())
 	default:
-		ls.t.log.Warn("storing piece from a web seed", "piece", i, "err", ev.err) // the disk failed, not the seed
+		ls.t.log.Warn("storing piece from a web seed", "piece", i, "err", ev.err)
 	}
 }
 

@@ -7,11 +7,11 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/dustin/go-humanize"
 
+	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
@@ -99,7 +99,7 @@ func runCreate(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := writeFileAtomic(out, b, c.force); err != nil {
+	if err := writeTorrentFile(out, b, c.force); err != nil {
 		return err
 	}
 	in := mi.Info
@@ -140,10 +140,10 @@ func splitURLs(v, what string, schemes ...string) ([]string, error) {
 	return out, nil
 }
 
-// writeFileAtomic writes data to path through a temporary file and a rename,
-// so a reader never sees half a torrent. Without force an existing file is
-// an error.
-func writeFileAtomic(path string, data []byte, force bool) error {
+// writeTorrentFile writes data to path with cache.WriteFileAtomic, so a
+// reader never sees half a torrent, even after a crash. Without force an
+// existing file is an error.
+func writeTorrentFile(path string, data []byte, force bool) error {
 	if !force {
 		if _, err := os.Lstat(path); err == nil {
 			return fmt.Errorf("%s exists (use --force to overwrite)", path)
@@ -151,21 +151,5 @@ func writeFileAtomic(path string, data []byte, force bool) error {
 			return err
 		}
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".swarmfs-create-*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return cache.WriteFileAtomic(path, data, 0o644)
 }

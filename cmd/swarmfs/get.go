@@ -80,12 +80,34 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(g.out, 0o755); err != nil {
 		return err
 	}
-	t, err := srcs[0].add(c, g.ws.apply(engine.AddOptions{Peers: g.peers, Prefetch: true}))
+	// With a cap, only what the cache can hold is fetched ahead: the
+	// files are written out as the reader reaches them, and the cache
+	// evicts what was written.
+	capped := g.cacheSize > 0
+	if m := srcs[0].meta; m != nil && int64(g.cacheSize) >= m.Info.TotalLength {
+		capped = false
+	}
+	t, err := srcs[0].add(c, g.ws.apply(engine.AddOptions{Peers: g.peers, Prefetch: !capped}))
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	if err := waitWithStatus(ctx, e, g.statusHandler(e), t, t.Complete()); err != nil {
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	exported := make(chan error, 1)
+	go func() {
+		select {
+		case <-t.InfoReady():
+		case <-ectx.Done():
+			exported <- ectx.Err()
+			return
+		}
+		if capped && int64(g.cacheSize) >= t.Info().TotalLength {
+			t.SetPrefetch(true)
+		}
+		exported <- export(ectx, t, g.out, int64(g.cacheSize))
+	}()
+	if err := waitExport(ctx, e, g.statusHandler(e), t, exported); err != nil {
 		return err
 	}
 	st := t.Stats()
@@ -96,14 +118,14 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		from = ", " + note
 	}
 	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s%s), verified\n", name,
-		humanize.IBytes(uint64(st.BytesHave)), el.Round(time.Millisecond),
+		humanize.IBytes(uint64(t.Info().TotalLength)), el.Round(time.Millisecond),
 		humanize.IBytes(uint64(float64(st.Downloaded+st.WebSeedBytes)/max(el.Seconds(), 1e-3))), from)
-	if err := export(ctx, t, g.out); err != nil {
-		return err
-	}
 	fmt.Fprintf(e.stdout, "wrote %s into %s\n", name, g.out)
 	if !g.seed {
 		return nil
+	}
+	if st := t.Stats(); st.PiecesHave < st.PiecesTotal {
+		fmt.Fprintf(e.stdout, "the cache holds %d of %d pieces (--cache-size); seeding those\n", st.PiecesHave, st.PiecesTotal)
 	}
 	if !g.seedPol.p.set() {
 		fmt.Fprintf(e.stdout, "seeding on %s; Ctrl-C to stop\n", c.Addr())
@@ -141,6 +163,44 @@ func seedUntil(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent,
 	return nil
 }
 
+// waitExport prints the torrent's status until the export ends (its
+// result comes on exported). A disk error of the cache ends it at once:
+// the pieces cannot be stored, and retrying would only fetch them again.
+func waitExport(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent, exported <-chan error) error {
+	p := &statusPrinter{w: e.stderr, tty: e.tty, rec: rec, interval: 5 * time.Second}
+	defer p.done()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		if err := t.Err(); err != nil {
+			return err
+		}
+		st := t.Stats()
+		line := statusLine(t.Name(), st)
+		if info := t.Info(); info != nil {
+			line += "  " + eta(info.TotalLength-st.BytesHave, st.DownRate)
+		}
+		p.print(time.Now(), []string{line}, false)
+		select {
+		case err := <-exported:
+			if terr := t.Err(); terr != nil {
+				return terr // the export failed because of it
+			}
+			if err != nil {
+				if ctx.Err() != nil {
+					return errInterrupted
+				}
+				return err
+			}
+			p.print(time.Now(), []string{statusLine(t.Name(), t.Stats())}, true)
+			return nil
+		case <-ctx.Done():
+			return errInterrupted
+		case <-tick.C:
+		}
+	}
+}
+
 // waitWithStatus prints the torrent's status until until is closed (nil:
 // until ctx ends, which is then not an error). rec, when not nil, takes
 // the lines as records (see engineFlags.statusHandler).
@@ -170,9 +230,11 @@ func waitWithStatus(ctx context.Context, e *env, rec slog.Handler, t *engine.Tor
 	}
 }
 
-// export writes the torrent's files below dir, reading them through the
-// engine (all pieces are verified by then).
-func export(ctx context.Context, t *engine.Torrent, dir string) error {
+// export writes the torrent's files below dir, reading them in order
+// through the engine as their pieces verify. With a cache cap (capBytes >
+// 0) it reads at most an eighth of the cap at a time, so that the pieces
+// it waits for (pinned) leave room for the readahead window.
+func export(ctx context.Context, t *engine.Torrent, dir string, capBytes int64) error {
 	info := t.Info()
 	if info == nil {
 		return errors.New("no metadata")
@@ -181,7 +243,11 @@ func export(ctx context.Context, t *engine.Torrent, dir string) error {
 	if !info.SingleFile {
 		base = filepath.Join(dir, info.Name)
 	}
-	buf := make([]byte, 1<<20)
+	bufSize := int64(1 << 20)
+	if capBytes > 0 {
+		bufSize = min(bufSize, max(capBytes/8, info.PieceLength))
+	}
+	buf := make([]byte, bufSize)
 	for i, f := range info.Files {
 		if err := exportFile(ctx, t, i, f, base, buf); err != nil {
 			return err

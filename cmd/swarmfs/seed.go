@@ -69,7 +69,8 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	}
 	st := t.Stats()
 	if st.PiecesHave < st.PiecesTotal {
-		fmt.Fprintf(e.stdout, "%s: %d of %d pieces verified in %s; seeding those and downloading the rest\n",
+		t.SetPrefetch(true) // after the import, so that peers send only what DIR lacks
+		fmt.Fprintf(e.stdout, "%s: %d of %d pieces verified in %s; seeding those and downloading the rest into the cache\n",
 			name, st.PiecesHave, st.PiecesTotal, pos[1])
 	}
 	fmt.Fprintf(e.stdout, "seeding %s on %s; Ctrl-C to stop\n", name, c.Addr())

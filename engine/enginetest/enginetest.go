@@ -13,6 +13,7 @@ import (
 	_ "embed"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -203,6 +204,17 @@ func (p *Proc) Kill() {
 	}
 }
 
+// ExitCode returns the exit code of a process that has exited (see
+// Exited), -1 while it runs or when a signal ended it.
+func (p *Proc) ExitCode() int {
+	select {
+	case <-p.done:
+		return p.cmd.ProcessState.ExitCode()
+	default:
+		return -1
+	}
+}
+
 // Exited is closed when the process has exited and its output is drained.
 func (p *Proc) Exited() <-chan struct{} { return p.done }
 
@@ -282,13 +294,35 @@ type LT struct {
 	*Proc
 	// Addr is the session's listen address "ip:port".
 	Addr string
+	// uploadFile is where the driver keeps its payload upload counter.
+	uploadFile string
+}
+
+// Uploaded returns the payload bytes the session has uploaded, as its
+// driver last wrote them (every 50 ms while downloading, 200 ms after).
+func (l *LT) Uploaded(t testing.TB) int64 {
+	t.Helper()
+	b, err := os.ReadFile(l.uploadFile)
+	if errors.Is(err, os.ErrNotExist) {
+		return 0
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	if err != nil {
+		t.Fatalf("libtorrent upload counter %q: %v", b, err)
+	}
+	return n
 }
 
 // StartLibtorrent starts a libtorrent session and waits until it listens.
 func StartLibtorrent(t testing.TB, o LTOptions) *LT {
 	t.Helper()
 	RequireLibtorrent(t)
-	script := filepath.Join(t.TempDir(), "lt.py")
+	tmp := t.TempDir()
+	script := filepath.Join(tmp, "lt.py")
+	uploadFile := filepath.Join(tmp, "uploaded")
 	if err := os.WriteFile(script, ltScript, 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -300,7 +334,7 @@ func StartLibtorrent(t testing.TB, o LTOptions) *LT {
 		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
 		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
-		"timeout": o.Timeout.Seconds(), "settings": o.Settings,
+		"timeout": o.Timeout.Seconds(), "settings": o.Settings, "upload_file": uploadFile,
 	}
 	js, _ := json.Marshal(cfg)
 	p := Start(t, Python, script, string(js))
@@ -308,7 +342,7 @@ func StartLibtorrent(t testing.TB, o LTOptions) *LT {
 	if _, err := strconv.Atoi(port); err != nil {
 		t.Fatalf("libtorrent printed a bad port %q", port)
 	}
-	return &LT{Proc: p, Addr: net.JoinHostPort(o.IP, port)}
+	return &LT{Proc: p, Addr: net.JoinHostPort(o.IP, port), uploadFile: uploadFile}
 }
 
 // StartSeeder starts a libtorrent seeder for torrent over the data in dir

@@ -5,7 +5,7 @@
 # libtorrent 2.0 hashes a piece from its store buffer, so it may call a
 # torrent finished or seeding while its disk thread still has writes queued
 # (seen on a loaded machine). flush_cache is a fence behind all of them.
-import json, sys, time
+import json, os, sys, time
 import libtorrent as lt
 
 cfg = json.loads(sys.argv[1])
@@ -72,6 +72,7 @@ print("listening", port, flush=True)
 start = time.time()
 last_state = None
 done_reported = False
+last_upload = -1
 deadline = start + float(cfg.get("timeout", 600))
 while time.time() < deadline:
     s = h.status()
@@ -92,4 +93,12 @@ while time.time() < deadline:
         done_reported = True
         if cfg.get("exit_when_done"):
             break
-    time.sleep(0.05 if not done_reported else 0.5)
+    if cfg.get("upload_file"):
+        up = s.total_payload_upload
+        if up != last_upload:
+            tmp = cfg["upload_file"] + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(str(up))
+            os.replace(tmp, cfg["upload_file"])
+            last_upload = up
+    time.sleep(0.05 if not done_reported else 0.2)

@@ -12,7 +12,9 @@
 // Every piece has an effective Priority: the maximum of the default priority
 // (SetDefault) and of every owner's ranges (SetRanges; an owner is typically
 // one open reader). Classes are None < Normal < HeadTail < Readahead < Now.
-// Pieces at None are never requested. Pick serves the highest class first:
+// A spent piece (SetSpent: one a capped cache evicted) gets its priority
+// only from Readahead and Now ranges. Pieces at None are never requested.
+// Pick serves the highest class first:
 //   - Now and Readahead pieces go strictly in streaming order: by ascending
 //     distance from the start of the range that gave them their priority
 //     (so two readers progress together), then by piece index. With one

@@ -31,6 +31,7 @@ type Picker struct {
 
 	def     Priority
 	owners  map[int][]Range
+	spent   []bool     // pieces only Readahead and Now ranges want (SetSpent); nil when none
 	tmpPrio []Priority // scratch for priority sweeps
 
 	// Rarest-first index of the missing Normal and HeadTail pieces.

@@ -18,6 +18,24 @@ func (p *Picker) SetDefault(prio Priority) {
 	p.recompute([]Range{{0, p.numPieces, None}})
 }
 
+// SetSpent marks piece i as spent, or no longer: a spent piece was had
+// and dropped (a capped cache evicted it), so that only Readahead and Now
+// ranges want it again; the default and HeadTail or Normal ranges do not,
+// or a cache too small for everything would fetch and evict the same
+// pieces forever. It costs time proportional to the owners' ranges.
+func (p *Picker) SetSpent(i int, on bool) {
+	if i < 0 || i >= p.numPieces || p.isSpent(i) == on {
+		return
+	}
+	if p.spent == nil {
+		p.spent = make([]bool, p.numPieces)
+	}
+	p.spent[i] = on
+	p.recompute([]Range{{i, i + 1, None}})
+}
+
+func (p *Picker) isSpent(i int) bool { return p.spent != nil && p.spent[i] }
+
 // Default returns the default priority.
 func (p *Picker) Default() Priority { return p.def }
 
@@ -95,12 +113,15 @@ func (p *Picker) recompute(affected []Range) {
 		tmp := p.tmpPrio[:n]
 		for k := range tmp {
 			tmp[k] = p.def
+			if p.isSpent(m.First + k) {
+				tmp[k] = None
+			}
 		}
 		for _, rs := range p.owners {
 			for _, r := range rs {
 				lo, hi := max(r.First, m.First), min(r.End, m.End)
 				for i := lo; i < hi; i++ {
-					if r.Prio > tmp[i-m.First] {
+					if r.Prio > tmp[i-m.First] && (r.Prio >= Readahead || !p.isSpent(i)) {
 						tmp[i-m.First] = r.Prio
 					}
 				}
