@@ -49,6 +49,9 @@ type Torrent struct {
 	published chan struct{}            // closed when the first snapshot is
 	bytes     byteCounters
 	nextOwner atomic.Int64
+
+	pfMu sync.Mutex     // guards pf
+	pf   prefetchRanges // Prefetch's requests
 }
 
 // loadedInfo is a torrent's metainfo and the cache store opened for it.
