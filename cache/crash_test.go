@@ -108,16 +108,38 @@ func TestHelperEvictWriter(t *testing.T) {
 func TestCrashEvictRefetch(t *testing.T) {
 	tt := evictTorrent()
 	root := t.TempDir()
+	claimedTotal := 0
+	crashLoop(t, 40, "TestHelperEvictWriter", []string{helperEnv + "=evict", "SWARMFS_CACHE_DIR=" + root},
+		func(round int, line string) {
+			s := openT(t, root, tt, Config{})
+			if s.Verifying() {
+				t.Fatalf("round %d: crashed store not trusted (re-verifying)", round)
+			}
+			have, _ := s.Present()
+			claimedTotal += have
+			t.Logf("round %d: killed after %q; state claims %d pieces", round, line, have)
+			checkPresentData(t, s, tt) // every claimed piece, byte for byte
+			if err := s.Close(); err != nil {
+				t.Fatal(err)
+			}
+		})
+	if claimedTotal == 0 {
+		t.Fatal("no reopened state claimed any piece: the test checked nothing")
+	}
+}
+
+// crashLoop runs the test function child of this binary as a writer, with
+// env added and SWARMFS_CACHE_SEED set, rounds times (SWARMFS_CRASH_ROUNDS
+// overrides), kills it with SIGKILL at a random moment after its first
+// line "n ...", and calls check with the last such line it printed.
+func crashLoop(t *testing.T, rounds int, child string, env []string, check func(round int, line string)) {
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 4))
-	rounds := 40
 	if n, err := strconv.Atoi(os.Getenv("SWARMFS_CRASH_ROUNDS")); err == nil && n > 0 {
 		rounds = n // for longer runs by hand
 	}
-	claimedTotal := 0
 	for round := range rounds {
-		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperEvictWriter$", "-test.count=1")
-		cmd.Env = append(os.Environ(), helperEnv+"=evict", "SWARMFS_CACHE_DIR="+root,
-			fmt.Sprintf("SWARMFS_CACHE_SEED=%d", rng.Uint64()))
+		cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
+		cmd.Env = append(append(os.Environ(), env...), fmt.Sprintf("SWARMFS_CACHE_SEED=%d", rng.Uint64()))
 		out, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
@@ -164,20 +186,6 @@ func TestCrashEvictRefetch(t *testing.T) {
 		if line == "" || line == "done" {
 			t.Fatalf("round %d: child ended before it was killed (last line %q)", round, line)
 		}
-
-		s := openT(t, root, tt, Config{})
-		if s.Verifying() {
-			t.Fatalf("round %d: crashed store not trusted (re-verifying)", round)
-		}
-		have, _ := s.Present()
-		claimedTotal += have
-		t.Logf("round %d: killed after %q; state claims %d pieces", round, line, have)
-		checkPresentData(t, s, tt) // every claimed piece, byte for byte
-		if err := s.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if claimedTotal == 0 {
-		t.Fatal("no reopened state claimed any piece: the test checked nothing")
+		check(round, line)
 	}
 }

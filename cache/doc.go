@@ -2,10 +2,15 @@
 // torrent, its resume state, and LRU eviction under a byte cap shared by all
 // stores (Budget). It knows nothing of peers or priorities.
 //
-// # Layout
+// # Layouts
 //
 // A store lives in root/<40-hex info hash>/ (never a name taken from the
-// torrent) and holds two files:
+// torrent). Where the torrent's bytes are is its layout (Config.Layout);
+// everything else (the Store API, verification, the state's rules, disk
+// errors) is the same for both. Below the layouts, a small storage
+// interface (storage.go) addresses bytes by torrent offset.
+//
+// DataFile (the default) keeps two files in the store's directory:
 //
 //   - data: a sparse file addressed by torrent offset, TotalLength bytes
 //     long, pad bytes included. Absent and evicted pieces are holes.
@@ -15,6 +20,25 @@
 //     CRC-32C. It is replaced with WriteFileAtomic (temp file, fsync,
 //     rename, fsync of the directory); Open removes temp files a crash
 //     left behind.
+//
+// Files{Dir} keeps the torrent's own files under Dir as other clients lay
+// them out: Dir/<name>/<path...> for a multi-file torrent, Dir/<name> for a
+// single-file one (Files{Content} names the content itself instead, for
+// data whose name differs from the torrent's); names were validated by
+// metainfo. Pieces that span files are split across them; pad files
+// (BEP 47) are never created, their bytes are zeros known without I/O;
+// files are created, with their directories, by the first write into them
+// and grow as pieces are written (never preallocated); zero-length files
+// are created at Open. Files are opened on first use and stay open until
+// Close, so a store holds one descriptor per file it touched. The state
+// lives in the store's directory as files-<hash of the absolute data
+// directory>.state (with a lock file beside it), in the same format with a
+// files flag, the directory, and in a clean state one stamp (size, mtime,
+// ctime) per file. A Files store is never charged to a Budget and never
+// evicts or punches: the user's files keep every byte. Unverified bytes (a
+// piece that failed its hash, blocks of an interrupted download) stay in
+// the files under pieces that are not present, as in the data file, until
+// good bytes replace them.
 //
 // Beside the stores, root/<40-hex info hash>.metadata holds the info
 // dictionary of a torrent added by magnet link (SaveMetadata, LoadMetadata),
@@ -27,7 +51,8 @@
 // blocks received in order, and the write buffer. Writing is in write.go
 // (WriteBlock as plan under the lock, I/O without it, commit under it),
 // buffers in wbuf.go, verification in verify.go, eviction in evict.go and
-// budget.go, the state file in persist.go.
+// budget.go, the state file in persist.go, the layouts in storage.go,
+// files.go and files_open.go.
 //
 // # Writing and verifying
 //
@@ -78,10 +103,13 @@
 //
 // So after a kill -9 a reopen trusts only pieces that were verified and
 // durable, byte for byte (TestCrashEvictRefetch kills a writer that evicts,
-// refetches and discards pieces 40 times); at most the pieces verified
-// since the last persist are downloaded again. The data file is not
-// fdatasync'ed per piece, so after a power loss the same holds only as far
-// as the filesystem keeps the order of fdatasync and rename.
+// refetches and discards pieces 40 times, TestCrashFilesLayout one that
+// writes the Files layout); at most the pieces verified since the last
+// persist are downloaded again. The data is not fdatasync'ed per piece, so
+// after a power loss the same holds only as far as the filesystem keeps the
+// order of fdatasync and rename. With the Files layout "the data file"
+// above means every file written since the last persist (each
+// fdatasync'ed once) and the directories that gained files.
 //
 // Open trusts a matching state at once, without re-hashing. It distrusts it,
 // and re-verifies the data file in the background (Verifying, VerifyDone),
@@ -91,9 +119,32 @@
 // a store is open its state is marked unclean, so after a crash only the
 // size check guards against outside changes.
 //
+// The Files layout judges each file on its own: a missing file's pieces are
+// absent at once (nothing is read); a file whose size, mtime or ctime
+// differ from a clean state's stamp, or (after a crash) that is shorter
+// than the pieces claimed in it need, has only the claimed pieces it
+// touches re-verified; the others are trusted. Before that, Open writes a
+// state that no longer claims the pieces it re-verifies. Without a usable
+// state (none, another directory, a torrent's data made by another
+// program), every piece of the files that exist is verified. While the
+// store is open, a read that finds a file cut short drops the pieces read
+// whose bytes are gone, reported like evicted ones (Evictions,
+// TakeEvicted), so they are no longer served and may be downloaded again;
+// a file replaced by rename keeps being served from the open original,
+// whose verified bytes did not change; bytes overwritten in place while
+// the store is open are not detected until the next Open.
+//
+// Re-verification hashes on Config.VerifyWorkers goroutines (GOMAXPROCS by
+// default), each reading 1 MiB at a time, taking pieces in order so that
+// reads stay mostly sequential; memory is bounded by the worker count.
+// VerifyProgress reports the pieces and bytes given and checked and the
+// pieces found good, for a progress line; VerifyDone closes at the end.
+//
 // # Eviction
 //
-// With a Budget, verified pieces of all its stores are kept in one LRU list
+// The Files layout has no cap: its pieces are never evicted and its store
+// ignores Config.Budget. With the DataFile layout and a Budget, verified
+// pieces of all its stores are kept in one LRU list
 // (reads touch, new pieces are most recent). When usage exceeds the cap, the
 // least recently used pieces that are not pinned (Pin, and pieces being read)
 // are evicted one by one: the bit is cleared at once, the piece is reported
@@ -109,10 +160,10 @@
 // of abandoned pieces (no WriteBlock for them during 256 WriteBlock calls of
 // all the budget's stores, none in flight, not pinned, not being verified)
 // are discarded and punched out; FinishPiece of such a piece then reports
-// ErrIncomplete. Staged blocks never evict verified pieces. Open punches
-// holes under every piece that is not present (staged blocks of a store
-// closed or killed are never resumed), and re-verification punches pieces
-// that fail. So the data file's allocated bytes stay within the cap plus
+// ErrIncomplete. Staged blocks never evict verified pieces. With the
+// DataFile layout Open punches holes under every piece that is not present
+// (staged blocks of a store closed or killed are never resumed), and
+// re-verification punches pieces that fail. So the data file's allocated bytes stay within the cap plus
 // pinned pieces, the staged blocks of pieces written within the last 256
 // WriteBlock calls, and evicted pieces waiting for the next persist
 // (TestStagedBudget measures stat's Blocks), and nothing is orphaned across
@@ -137,7 +188,8 @@
 //
 // A full disk is not a reason to retry: WriteBlock, WritePiece and
 // FinishPiece return a *DiskError matching ErrNoSpace, naming the store's
-// directory, which get reports as such and a mount turns into EIO for the
+// directory (the data directory with the Files layout; a file below it
+// stays named in the cause), which get reports as such and a mount turns into EIO for the
 // affected reads. The store keeps working, and writes succeed again once
 // space is freed. Even on a full disk the state can be rewritten (in place
 // when there is no room for a new file), so eviction still returns space.
@@ -155,19 +207,22 @@
 // reclaimed from an idle piece (none of its blocks being added, flushed or
 // verified) passes under the mutex to the piece that wants it, whose
 // WriteBlock writes the idle piece's bytes out (outside the mutex) before
-// using it; until then the idle piece's writes and FinishPiece wait. Lock
-// order: Store before Budget; the Budget never calls a Store while holding
+// using it; until then the idle piece's writes and FinishPiece wait. The
+// Files layout's table of open files has its own mutex (fileMu), held only
+// to look up or install entries, never across I/O. Background
+// re-verification runs on its own goroutines, which end before Close
+// returns. Lock order: Store before Budget; the Budget never calls a Store while holding
 // its own lock. A Store's persist mutex is taken before its main mutex and is
 // held only by the persister, Sync, Close, and a writer retracting the claim
-// on an evicted piece (which releases the main mutex first). Wait selects on the caller's
-// context and on Close; no goroutine outlives Close.
+// on an evicted piece (which releases the main mutex first). Wait selects
+// on the caller's context and on Close; no goroutine outlives Close.
 //
 // # Errors
 //
 // ErrNotPresent (reads of pieces not verified or evicted, wrapped with the
 // piece), ErrClosed, ErrHashMismatch (via *HashError), ErrIncomplete
 // (FinishPiece with blocks missing), ErrRange (bad piece index, block offset
-// or length), ErrLocked (store already open, here or in another process),
+// or length; a span starting in pad bytes with the Files layout), ErrLocked (store already open, here or in another process),
 // ErrBadMetadata (saved metadata that does not match its info hash).
 // Disk errors (ENOSPC, EIO) are returned as *DiskError naming the
 // operation, the store's directory and the piece; it wraps the system error,

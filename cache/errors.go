@@ -86,12 +86,14 @@ func (e *DiskError) Is(target error) bool {
 	return target == ErrNoSpace && (errors.Is(e.Err, syscall.ENOSPC) || errors.Is(e.Err, syscall.EDQUOT))
 }
 
-// diskErr wraps the error of a disk operation of the store. The path of a
-// *fs.PathError is dropped: the DiskError names the directory.
+// diskErr wraps the error of a disk operation on the store's data. The path
+// of a *fs.PathError directly in the data directory is dropped: the
+// DiskError names the directory (a file of the Files layout deeper down
+// stays named).
 func (s *Store) diskErr(op string, piece int, err error) error {
 	var pe *fs.PathError
-	if errors.As(err, &pe) && filepath.Dir(pe.Path) == s.dir {
+	if errors.As(err, &pe) && filepath.Dir(pe.Path) == s.ioDir {
 		err = pe.Err
 	}
-	return &DiskError{Op: op, Dir: s.dir, Piece: piece, Err: err}
+	return &DiskError{Op: op, Dir: s.ioDir, Piece: piece, Err: err}
 }

@@ -1,10 +1,6 @@
 package cache
 
-import (
-	"fmt"
-
-	"golang.org/x/sys/unix"
-)
+import "fmt"
 
 // Eviction: the Budget picks victims; a Store drops them here and punches
 // their holes once a state that no longer claims them is on disk (persist).
@@ -26,12 +22,19 @@ func (s *Store) evictPiece(p int) {
 		s.budget.add(s, p, s.info.PieceSize(p), st.life.pins > 0)
 		return
 	}
+	s.unpresentLocked(p)
+	st.life.pendingPunch = true
+	s.punchQueue = append(s.punchQueue, p)
+}
+
+// unpresentLocked makes present piece p absent and reports it through
+// Evictions and TakeEvicted; the next persist writes a state without it.
+func (s *Store) unpresentLocked(p int) {
+	st := &s.pieces[p]
 	st.present = false
 	s.nPresent--
 	s.bytesPresent -= s.info.PieceSize(p)
-	st.life.pendingPunch = true
 	st.life.evictGen++
-	s.punchQueue = append(s.punchQueue, p)
 	if !st.life.listedEvicted {
 		st.life.listedEvicted = true
 		s.evicted = append(s.evicted, p)
@@ -43,13 +46,38 @@ func (s *Store) evictPiece(p int) {
 	s.markDirtyLocked()
 }
 
+// dropShort runs after a read of pieces [first, end) of the Files layout
+// found a file too short for them: it was truncated behind the store's
+// back. Pieces whose bytes are no longer all in their files are dropped
+// like evicted ones (without a punch), so that they are neither served
+// nor claimed again and may be downloaded anew.
+func (s *Store) dropShort(first, end int) {
+	if s.files == nil {
+		return
+	}
+	var gone []int
+	for p := first; p < end; p++ {
+		if !s.files.holds(s.info.PieceOffset(p), s.info.PieceSize(p)) {
+			gone = append(gone, p)
+		}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range gone {
+		if s.pieces[p].present {
+			s.unpresentLocked(p)
+			s.log.Warn("cache: a file was cut short behind the store's back; piece dropped", "dir", s.ioDir, "piece", p)
+		}
+	}
+}
+
 // punch returns piece p's disk space to the filesystem.
 func (s *Store) punch(p int) error {
 	size := s.info.PieceSize(p)
 	if size == 0 {
 		return nil
 	}
-	err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, s.info.PieceOffset(p), size)
+	err := s.data.punch(s.info.PieceOffset(p), size)
 	if err != nil {
 		return s.diskErr(fmt.Sprintf("punch hole for piece %d", p), p, err)
 	}

@@ -42,15 +42,20 @@ func genTorrent(rng *rand.Rand, pieceLen, total int64) *torrent {
 
 func torrentOf(payload []byte, pieceLen int64) *torrent {
 	total := int64(len(payload))
-	n := (total + pieceLen - 1) / pieceLen
-	info := &metainfo.Info{
+	return hashTorrent(&metainfo.Info{
 		Name:        "generated",
 		PieceLength: pieceLen,
-		Pieces:      make([]metainfo.Hash, n),
 		TotalLength: total,
 		SingleFile:  true,
 		Files:       []metainfo.File{{Path: []string{"generated"}, Length: total}},
-	}
+	}, payload)
+}
+
+// hashTorrent fills in the piece hashes of info (whose geometry and files
+// are set) from payload and derives an info hash from them.
+func hashTorrent(info *metainfo.Info, payload []byte) *torrent {
+	total, pieceLen := info.TotalLength, info.PieceLength
+	info.Pieces = make([]metainfo.Hash, (total+pieceLen-1)/pieceLen)
 	h := sha1.New()
 	for i := range info.Pieces {
 		off := int64(i) * pieceLen

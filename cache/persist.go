@@ -26,14 +26,26 @@ import (
 // All integers are big-endian; bitmap bit 7 of byte 0 is piece 0. Flag bit 0
 // (clean) says the store was closed cleanly and mtime/ctime are the data
 // file's at that moment; a clean state whose times no longer match means the
-// data file was changed behind our back.
+// data file was changed behind our back. Flag bit 1 (files) marks the state
+// of a Files layout store; between the bitmap and the CRC it then holds
+//
+//	dir length u32 | absolute data directory | stamp count u32 |
+//	per file: size i64 | mtime ns i64 | ctime ns i64
+//
+// with one stamp per file of the torrent (size -1: missing) in a clean
+// state and none in another (the files change while the store is open).
 const (
 	stateMagic     = "SWFSSTAT"
 	stateVersion   = 1
 	stateHeaderLen = 8 + 4 + 4 + metainfo.HashSize + 4 + 8 + 8 + 8 + 8
 	flagClean      = 1
+	flagFiles      = 2
 	// maxStatePieces bounds the bitmap a state file may declare.
 	maxStatePieces = 1 << 26
+	// maxStateDir and maxStateFiles bound the Files layout's additions.
+	maxStateDir   = 1 << 16
+	maxStateFiles = 1 << 22
+	stampLen      = 3 * 8
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -46,6 +58,9 @@ type state struct {
 	mtime       int64
 	ctime       int64
 	present     []bool
+	files       bool    // a Files layout's state
+	dataDir     string  // files: the absolute data directory
+	stamps      []stamp // files: one per file in a clean state, else none
 }
 
 func (st *state) matches(h metainfo.Hash, info *metainfo.Info) bool {
@@ -62,6 +77,9 @@ func encodeState(st *state) []byte {
 	if st.clean {
 		flags |= flagClean
 	}
+	if st.files {
+		flags |= flagFiles
+	}
 	b = binary.BigEndian.AppendUint32(b, flags)
 	b = append(b, st.infoHash[:]...)
 	b = binary.BigEndian.AppendUint32(b, uint32(n))
@@ -76,6 +94,16 @@ func encodeState(st *state) []byte {
 		}
 	}
 	b = append(b, bm...)
+	if st.files {
+		b = binary.BigEndian.AppendUint32(b, uint32(len(st.dataDir)))
+		b = append(b, st.dataDir...)
+		b = binary.BigEndian.AppendUint32(b, uint32(len(st.stamps)))
+		for _, sp := range st.stamps {
+			b = binary.BigEndian.AppendUint64(b, uint64(sp.size))
+			b = binary.BigEndian.AppendUint64(b, uint64(sp.mtime))
+			b = binary.BigEndian.AppendUint64(b, uint64(sp.ctime))
+		}
+	}
 	return binary.BigEndian.AppendUint32(b, crc32.Checksum(b, castagnoli))
 }
 
@@ -95,10 +123,11 @@ func decodeState(b []byte) (*state, error) {
 	}
 	st := &state{}
 	flags := binary.BigEndian.Uint32(b[12:])
-	if flags&^flagClean != 0 {
+	if flags&^(flagClean|flagFiles) != 0 {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrBadState, flags)
 	}
 	st.clean = flags&flagClean != 0
+	st.files = flags&flagFiles != 0
 	copy(st.infoHash[:], b[16:36])
 	n := binary.BigEndian.Uint32(b[36:])
 	st.pieceLength = int64(binary.BigEndian.Uint64(b[40:]))
@@ -109,6 +138,16 @@ func decodeState(b []byte) (*state, error) {
 		return nil, fmt.Errorf("%w: %d pieces", ErrBadState, n)
 	}
 	bm := body[stateHeaderLen:]
+	if st.files {
+		if len(bm) < (int(n)+7)/8 {
+			return nil, fmt.Errorf("%w: bitmap of %d bytes for %d pieces", ErrBadState, len(bm), n)
+		}
+		var err error
+		if st.dataDir, st.stamps, err = decodeFilesPart(bm[(n+7)/8:]); err != nil {
+			return nil, err
+		}
+		bm = bm[:(n+7)/8]
+	}
 	if len(bm) != (int(n)+7)/8 {
 		return nil, fmt.Errorf("%w: bitmap of %d bytes for %d pieces", ErrBadState, len(bm), n)
 	}
@@ -125,13 +164,40 @@ func decodeState(b []byte) (*state, error) {
 	return st, nil
 }
 
-func readState(dir string) (*state, error) {
-	f, err := os.Open(filepath.Join(dir, stateName))
+// decodeFilesPart decodes a Files layout state's data directory and
+// stamps.
+func decodeFilesPart(b []byte) (string, []stamp, error) {
+	if len(b) < 4 {
+		return "", nil, fmt.Errorf("%w: no data directory", ErrBadState)
+	}
+	dl := binary.BigEndian.Uint32(b)
+	b = b[4:]
+	if dl > maxStateDir || uint32(len(b)) < dl+4 {
+		return "", nil, fmt.Errorf("%w: data directory of %d bytes", ErrBadState, dl)
+	}
+	dir := string(b[:dl])
+	b = b[dl:]
+	ns := binary.BigEndian.Uint32(b)
+	b = b[4:]
+	if ns > maxStateFiles || uint64(len(b)) != uint64(ns)*stampLen {
+		return "", nil, fmt.Errorf("%w: %d file stamps in %d bytes", ErrBadState, ns, len(b))
+	}
+	var stamps []stamp
+	for i := range int(ns) {
+		r := b[i*stampLen:]
+		stamps = append(stamps, stamp{size: int64(binary.BigEndian.Uint64(r)),
+			mtime: int64(binary.BigEndian.Uint64(r[8:])), ctime: int64(binary.BigEndian.Uint64(r[16:]))})
+	}
+	return dir, stamps, nil
+}
+
+func readState(path string) (*state, error) {
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, stateHeaderLen+maxStatePieces/8+8))
+	b, err := io.ReadAll(io.LimitReader(f, stateHeaderLen+maxStatePieces/8+8+maxStateDir+maxStateFiles*stampLen))
 	if err != nil {
 		return nil, err
 	}
@@ -144,14 +210,14 @@ func readState(dir string) (*state, error) {
 // so that a full disk cannot stop the persists after which evicted pieces
 // give their space back. A crash during that write can leave a state whose
 // checksum fails; Open then re-verifies the data instead of trusting it.
-func writeState(dir string, st *state) error {
-	path, b := filepath.Join(dir, stateName), encodeState(st)
+func writeState(path string, st *state) error {
+	b := encodeState(st)
 	err := WriteFileAtomic(path, b, 0o600)
 	if err != nil && (errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EDQUOT)) && overwrite(path, b) == nil {
 		return nil
 	}
 	if err != nil {
-		return &DiskError{Op: "write state", Dir: dir, Piece: -1, Err: err}
+		return &DiskError{Op: "write state", Dir: filepath.Dir(path), Piece: -1, Err: err}
 	}
 	return nil
 }
@@ -177,20 +243,27 @@ func overwrite(path string, b []byte) error {
 	return f.Sync()
 }
 
-// removeTemps removes the temporary files of state writes that a crash
-// interrupted.
-func removeTemps(dir string) {
-	old, _ := filepath.Glob(filepath.Join(dir, "."+stateName+".*"+tmpSuffix))
+// removeTemps removes the temporary files of writes of the state file at
+// path that a crash interrupted.
+func removeTemps(path string) {
+	old, _ := filepath.Glob(filepath.Join(filepath.Dir(path), "."+filepath.Base(path)+".*"+tmpSuffix))
 	for _, p := range old {
 		os.Remove(p)
 	}
 }
 
-func (s *Store) stateFor(present []bool, clean bool, fst *unix.Stat_t) *state {
+// stateFor builds the state to write: present, and for a clean state the
+// stamps of the data (one for the data file, one per file for Files).
+func (s *Store) stateFor(present []bool, clean bool, stamps []stamp) *state {
 	st := &state{infoHash: s.infoHash, clean: clean, pieceLength: s.info.PieceLength,
 		dataSize: s.info.TotalLength, present: present}
-	if fst != nil {
-		st.mtime, st.ctime = fst.Mtim.Nano(), fst.Ctim.Nano()
+	if s.files != nil {
+		st.files, st.dataDir = true, s.ioDir
+		if clean {
+			st.stamps = stamps
+		}
+	} else if len(stamps) == 1 {
+		st.mtime, st.ctime = stamps[0].mtime, stamps[0].ctime
 	}
 	return st
 }
@@ -278,13 +351,13 @@ func (s *Store) persistHeld(retract bool) error {
 
 	var err error
 	if len(unsynced) > 0 {
-		if err = unix.Fdatasync(s.fd); err != nil {
-			err = s.diskErr("sync data file", -1, err)
+		if err = s.data.sync(); err != nil {
+			err = s.diskErr("sync data", -1, err)
 		}
 	}
 	synced := err == nil
 	if err == nil {
-		err = writeState(s.dir, s.stateFor(present, false, nil))
+		err = writeState(s.statePath, s.stateFor(present, false, nil))
 	}
 	s.mu.Lock()
 	if synced {
@@ -378,12 +451,12 @@ func (s *Store) persistClean() error {
 			return err
 		}
 	}
-	if err := unix.Fdatasync(s.fd); err != nil {
-		return s.diskErr("sync data file", -1, err)
+	if err := s.data.sync(); err != nil {
+		return s.diskErr("sync data", -1, err)
 	}
-	var fst unix.Stat_t
-	if err := unix.Fstat(s.fd, &fst); err != nil {
-		return s.diskErr("stat data file", -1, err)
+	stamps, err := s.data.stamps()
+	if err != nil {
+		return s.diskErr("stat data", -1, err)
 	}
 	s.mu.Lock()
 	present := make([]bool, len(s.pieces))
@@ -391,7 +464,7 @@ func (s *Store) persistClean() error {
 		present[i] = s.pieces[i].present
 	}
 	s.mu.Unlock()
-	return writeState(s.dir, s.stateFor(present, true, &fst))
+	return writeState(s.statePath, s.stateFor(present, true, stamps))
 }
 
 // Sync persists the present set now and returns the space of evicted pieces

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"sync"
@@ -38,8 +39,11 @@ func (s *Store) ReadAt(p []byte, off int64) (int, error) {
 		return 0, fmt.Errorf("%w: piece %d", ErrNotPresent, first)
 	}
 	upto := min(off+n, s.info.PieceOffset(last))
-	m, rerr := s.f.ReadAt(p[:upto-off], off)
+	m, rerr := s.data.readAt(p[:upto-off], off)
 	s.releaseRange(first, last)
+	if errors.Is(rerr, errShort) {
+		s.dropShort(first, last)
+	}
 	switch {
 	case rerr != nil && !(rerr == io.EOF && int64(m) == upto-off):
 		return m, s.diskErr(fmt.Sprintf("read at %d", off), first, rerr)
@@ -102,8 +106,11 @@ func (s *Store) ReadBlock(piece, begin int, p []byte) error {
 	if last == piece {
 		return fmt.Errorf("%w: piece %d", ErrNotPresent, piece)
 	}
-	_, rerr := s.f.ReadAt(p, s.info.PieceOffset(piece)+int64(begin))
+	_, rerr := s.data.readAt(p, s.info.PieceOffset(piece)+int64(begin))
 	s.releaseRange(piece, last)
+	if errors.Is(rerr, errShort) {
+		s.dropShort(piece, last)
+	}
 	if rerr != nil {
 		return s.diskErr(fmt.Sprintf("read piece %d at %d", piece, begin), piece, rerr)
 	}
@@ -187,9 +194,11 @@ func (s *Store) Wait(ctx context.Context, piece int) error {
 	}
 }
 
-// Span is a range of verified bytes held in the data file for a zero-copy
-// read (splice from Fd at Off). Until Release its pieces are not evicted and
-// Close waits, so the descriptor stays valid and its bytes stay verified.
+// Span is a range of verified bytes held in an open file for a zero-copy
+// read (splice from Fd at Offset): the data file, or with the Files layout
+// the one file of the torrent that holds them. Until Release its pieces are
+// not evicted and Close waits, so the descriptor stays valid and its bytes
+// stay verified.
 type Span struct {
 	s           *Store
 	first, end  int
@@ -199,10 +208,11 @@ type Span struct {
 	releaseOnce sync.Once
 }
 
-// Fd returns the data file's descriptor.
+// Fd returns the descriptor of the file that holds the span.
 func (sp *Span) Fd() uintptr { return sp.fd }
 
-// Offset returns the span's offset in the data file (a torrent offset).
+// Offset returns the span's offset in that file: a torrent offset in the
+// data file, an offset inside the torrent's file with the Files layout.
 func (sp *Span) Offset() int64 { return sp.off }
 
 // Len returns the span's length in bytes.
@@ -216,7 +226,11 @@ func (sp *Span) Release() {
 // HoldSpan holds the verified bytes [off, off+n) of the torrent for a
 // zero-copy read. Every piece they touch must be present, else it returns an
 // error wrapping ErrNotPresent and holds nothing; a range past the end is an
-// ErrRange error. The pieces count as just used.
+// ErrRange error. The pieces count as just used. With the Files layout the
+// bytes must lie in one file to be spliced: a range that crosses into the
+// next file gives a shorter span (Len < n; the caller copies instead, with
+// ReadAt), and one that starts in a pad file is an ErrRange error. A range
+// inside one of the torrent's files, as a mount reads, is always whole.
 func (s *Store) HoldSpan(off int64, n int) (*Span, error) {
 	if off < 0 || n <= 0 || off+int64(n) > s.info.TotalLength {
 		return nil, fmt.Errorf("%w: span [%d, %d) of %d bytes", ErrRange, off, off+int64(n), s.info.TotalLength)
@@ -232,5 +246,13 @@ func (s *Store) HoldSpan(off int64, n int) (*Span, error) {
 		}
 		return nil, fmt.Errorf("%w: piece %d", ErrNotPresent, last)
 	}
-	return &Span{s: s, first: first, end: end, fd: uintptr(s.fd), off: off, n: n}, nil
+	fd, foff, m, ok, err := s.data.span(off, n)
+	if err != nil || !ok {
+		s.releaseRange(first, end)
+		if err != nil {
+			return nil, s.diskErr(fmt.Sprintf("open file at %d", off), first, err)
+		}
+		return nil, fmt.Errorf("%w: span at %d starts in a pad file", ErrRange, off)
+	}
+	return &Span{s: s, first: first, end: end, fd: fd, off: foff, n: m}, nil
 }

@@ -21,14 +21,14 @@ import (
 // whether it is all data. Buffered blocks are holes until written out.
 func fileRange(t *testing.T, s *Store, off, n int64) (hole, data bool) {
 	t.Helper()
-	d, err := unix.Seek(s.fd, off, unix.SEEK_DATA)
+	d, err := unix.Seek(s.data.(*dataFile).fd, off, unix.SEEK_DATA)
 	switch {
 	case errors.Is(err, unix.ENXIO):
 		return true, false
 	case err != nil:
 		t.Fatal(err)
 	}
-	h, err := unix.Seek(s.fd, off, unix.SEEK_HOLE)
+	h, err := unix.Seek(s.data.(*dataFile).fd, off, unix.SEEK_HOLE)
 	if err != nil {
 		t.Fatal(err)
 	}

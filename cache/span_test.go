@@ -78,3 +78,46 @@ func TestHoldSpanRange(t *testing.T) {
 		}
 	}
 }
+
+// TestHoldSpanFiles checks spans of the Files layout: a range inside one
+// of the torrent's files is held whole in that file (its descriptor, the
+// offset inside it), as the mount's splice path needs; a range that runs
+// into the next file is cut at the file's end, so the caller copies; one
+// that starts in pad bytes is refused.
+func TestHoldSpanFiles(t *testing.T) {
+	pl := int64(4 * BlockSize)
+	tt := multiTorrent(rand.New(rand.NewPCG(9, 9)), pl, []int64{pl + 100, 2*pl + 5, 3*pl - 1}, true)
+	s := openFilesT(t, t.TempDir(), t.TempDir(), tt, Config{})
+	writeAll(t, s, tt)
+	check := func(off int64, n, want int) {
+		t.Helper()
+		sp, err := s.HoldSpan(off, n)
+		if err != nil {
+			t.Fatalf("HoldSpan(%d, %d): %v", off, n, err)
+		}
+		defer sp.Release()
+		if sp.Len() != want {
+			t.Fatalf("HoldSpan(%d, %d) holds %d bytes, want %d", off, n, sp.Len(), want)
+		}
+		got := make([]byte, sp.Len())
+		if _, err := unix.Pread(int(sp.Fd()), got, sp.Offset()); err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, tt.payload[off:off+int64(want)]) {
+			t.Fatalf("span at %d: bytes differ from the payload", off)
+		}
+	}
+	f1 := tt.info.Files[1]
+	check(f1.Offset+10, int(f1.Length-10), int(f1.Length-10)) // the rest of a file, over pieces
+	check(10, int(pl), int(pl))                               // inside the first file, over a piece boundary
+	check(f1.Offset+f1.Length-5, 5, 5)
+	f0 := tt.info.Files[0]
+	check(f0.Length-50, 200, 50) // runs into the pad: cut
+	if _, err := s.HoldSpan(f0.Length+1, 10); !errors.Is(err, ErrRange) {
+		t.Fatalf("span in pad bytes: %v, want ErrRange", err)
+	}
+	// Nothing stays held after the refused span: Close does not wait.
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

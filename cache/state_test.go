@@ -3,7 +3,9 @@ package cache
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -15,6 +17,14 @@ func randomState(rng *rand.Rand, n int) *state {
 	}
 	for i := range st.present {
 		st.present[i] = rng.IntN(2) == 0
+	}
+	if rng.IntN(2) == 0 { // a Files layout's state
+		st.files, st.dataDir = true, fmt.Sprintf("/data/dir %d", rng.IntN(1000))
+		if st.clean {
+			for range rng.IntN(5) {
+				st.stamps = append(st.stamps, stamp{size: rng.Int64N(1<<40) - 1, mtime: rng.Int64(), ctime: rng.Int64()})
+			}
+		}
 	}
 	return st
 }
@@ -28,7 +38,8 @@ func TestStateRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("n=%d: %v", n, err)
 		}
-		if !bytes.Equal(encodeState(got), b) || got.clean != st.clean || got.mtime != st.mtime || got.infoHash != st.infoHash {
+		if !bytes.Equal(encodeState(got), b) || got.clean != st.clean || got.mtime != st.mtime || got.infoHash != st.infoHash ||
+			got.files != st.files || got.dataDir != st.dataDir || !slices.Equal(got.stamps, st.stamps) {
 			t.Fatalf("n=%d: round trip differs", n)
 		}
 		// Any flipped bit or lost byte is caught.
@@ -51,7 +62,7 @@ func TestStateRoundTrip(t *testing.T) {
 // whatever decodes re-encodes to the same bytes.
 func FuzzDecodeState(f *testing.F) {
 	rng := rand.New(rand.NewPCG(23, 24))
-	for _, n := range []int{0, 3, 16, 100} {
+	for _, n := range []int{0, 3, 16, 100, 5, 9} {
 		f.Add(encodeState(randomState(rng, n)))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -56,6 +57,12 @@ type Config struct {
 	// keeps receiving blocks keeps its buffer. 0 means 16; a negative value
 	// turns buffering off.
 	WriteBuffers int
+	// Layout is where the torrent's bytes are kept: DataFile (nil means
+	// DataFile) or Files under a directory of the user's.
+	Layout Layout
+	// VerifyWorkers is how many pieces background re-verification hashes
+	// at once, each with a 1 MiB read buffer. 0 means GOMAXPROCS.
+	VerifyWorkers int
 }
 
 // Store is the verified piece store of one torrent. All methods are safe for
@@ -63,9 +70,12 @@ type Config struct {
 type Store struct {
 	info         *metainfo.Info
 	infoHash     metainfo.Hash
-	dir          string
-	f            *os.File
-	fd           int
+	dir          string  // the store's directory in the cache root
+	ioDir        string  // where the data lives: dir, or the Files layout's directory
+	statePath    string  // the state file
+	data         storage // the torrent's bytes
+	files        *fileStore
+	layout       Layout
 	budget       *Budget
 	log          *slog.Logger
 	syncInterval time.Duration
@@ -73,6 +83,8 @@ type Store struct {
 	maxWbufs     int             // Config.WriteBuffers; 0 when off
 	chunk        int             // size of write buffers and WritePiece writes: writeChunk, less in tests
 	reclaimHook  func(piece int) // tests: runs before a reclaimed buffer of piece is written out
+	workers      int             // Config.VerifyWorkers
+	progress     verifyProgress
 
 	closeCh    chan struct{} // closed by Close
 	dirtyCh    chan struct{} // cap 1: something to persist
@@ -140,11 +152,13 @@ func checkInfo(info *metainfo.Info) error {
 }
 
 // Open creates or reopens the store of one torrent in root/<40-hex
-// infoHash>/. A state file that matches info and the data file is trusted at
-// once, without re-hashing. Otherwise (state missing or corrupt, data file
-// truncated or modified since the last clean Close) no piece is trusted and
-// the existing data is re-verified in the background: see Verifying.
-// Open fails with ErrLocked when the store is already open.
+// infoHash>/, with its bytes where cfg.Layout says. A state file that
+// matches info and the data is trusted at once, without re-hashing.
+// Otherwise no piece is trusted (DataFile: state missing or corrupt, data
+// file truncated or modified since the last clean Close) or only the pieces
+// of the files changed behind the store's back are not (Files), and those
+// pieces are re-verified in the background: see Verifying and
+// VerifyProgress. Open fails with ErrLocked when the store is already open.
 func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) (*Store, error) {
 	if err := checkInfo(info); err != nil {
 		return nil, err
@@ -153,32 +167,18 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("cache: open store: %w", err)
 	}
-	dataPath := filepath.Join(dir, dataName)
-	_, statErr := os.Stat(dataPath)
-	existed := statErr == nil
-	f, err := os.OpenFile(dataPath, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		return nil, fmt.Errorf("cache: open store: %w", err)
-	}
-	fd := int(f.Fd())
-	if err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB); err != nil {
-		f.Close()
-		if errors.Is(err, unix.EWOULDBLOCK) {
-			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
-		}
-		return nil, fmt.Errorf("cache: lock %s: %w", dataPath, err)
-	}
 	s := &Store{
 		info:         info,
 		infoHash:     infoHash,
 		dir:          dir,
-		f:            f,
-		fd:           fd,
+		ioDir:        dir,
+		statePath:    filepath.Join(dir, stateName),
 		budget:       cfg.Budget,
 		log:          cfg.Logger,
 		syncInterval: cfg.SyncInterval,
 		syncPieces:   cfg.SyncPieces,
 		chunk:        writeChunk,
+		workers:      cfg.VerifyWorkers,
 		closeCh:      make(chan struct{}),
 		dirtyCh:      make(chan struct{}, 1),
 		fullCh:       make(chan struct{}, 1),
@@ -187,7 +187,6 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 		pieces:       make([]pieceState, info.NumPieces()),
 		waiters:      make(map[int]chan struct{}),
 		partial:      make(map[int]struct{}),
-		staged:       stagedAcct{budget: cfg.Budget},
 		busyCh:       make(chan struct{}),
 	}
 	if s.log == nil {
@@ -199,16 +198,31 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 	if s.syncPieces <= 0 {
 		s.syncPieces = defaultSyncPieces
 	}
+	if s.workers <= 0 {
+		s.workers = runtime.GOMAXPROCS(0)
+	}
 	switch {
 	case cfg.WriteBuffers == 0:
 		s.maxWbufs = defaultWriteBuffers
 	case cfg.WriteBuffers > 0:
 		s.maxWbufs = cfg.WriteBuffers
 	}
-	removeTemps(dir)
-	if err := s.load(existed); err != nil {
-		unix.Flock(fd, unix.LOCK_UN)
-		f.Close()
+	files, isFiles := cfg.Layout.(Files)
+	if isFiles {
+		s.budget = nil // the user's files are never evicted
+	}
+	s.staged = stagedAcct{budget: s.budget}
+	var err error
+	switch cfg.Layout.(type) {
+	case nil, DataFile:
+		s.layout = DataFile{}
+		err = s.openDataFile()
+	case Files:
+		err = s.openFiles(files)
+	default:
+		err = fmt.Errorf("cache: unknown layout %T", cfg.Layout)
+	}
+	if err != nil {
 		return nil, err
 	}
 	s.budget.addStore(s)
@@ -218,19 +232,54 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 	return s, nil
 }
 
+// lockFile opens path and takes an exclusive flock on it.
+func lockFile(path string, flag int, dir string) (*os.File, error) {
+	f, err := os.OpenFile(path, flag, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("cache: open store: %w", err)
+	}
+	if err := unix.Flock(int(f.Fd()), unix.LOCK_EX|unix.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, unix.EWOULDBLOCK) {
+			return nil, fmt.Errorf("%w: %s", ErrLocked, dir)
+		}
+		return nil, fmt.Errorf("cache: lock %s: %w", path, err)
+	}
+	return f, nil
+}
+
+// openDataFile opens the DataFile layout's sparse file and loads its state.
+func (s *Store) openDataFile() error {
+	dataPath := filepath.Join(s.dir, dataName)
+	_, statErr := os.Stat(dataPath)
+	existed := statErr == nil
+	f, err := lockFile(dataPath, os.O_RDWR|os.O_CREATE, s.dir)
+	if err != nil {
+		return err
+	}
+	df := &dataFile{f: f, fd: int(f.Fd())}
+	s.data = df
+	removeTemps(s.statePath)
+	if err := s.load(df, existed); err != nil {
+		df.close()
+		return err
+	}
+	return nil
+}
+
 // load decides what to trust and, when needed, starts re-verification.
-func (s *Store) load(existed bool) error {
+func (s *Store) load(df *dataFile, existed bool) error {
 	var fst unix.Stat_t
-	if err := unix.Fstat(s.fd, &fst); err != nil {
+	if err := unix.Fstat(df.fd, &fst); err != nil {
 		return fmt.Errorf("cache: stat data file: %w", err)
 	}
-	st, stErr := readState(s.dir)
+	st, stErr := readState(s.statePath)
 	trusted := false
 	reason := ""
 	switch {
 	case stErr != nil:
 		reason = stErr.Error()
-	case !st.matches(s.infoHash, s.info):
+	case st.files || !st.matches(s.infoHash, s.info):
 		reason = "state does not match the torrent"
 	case fst.Size != s.info.TotalLength || st.dataSize != fst.Size:
 		reason = fmt.Sprintf("data file size %d, want %d", fst.Size, s.info.TotalLength)
@@ -240,7 +289,7 @@ func (s *Store) load(existed bool) error {
 		trusted = true
 	}
 	if fst.Size != s.info.TotalLength {
-		if err := s.f.Truncate(s.info.TotalLength); err != nil {
+		if err := df.f.Truncate(s.info.TotalLength); err != nil {
 			return fmt.Errorf("cache: size data file: %w", err)
 		}
 	}
@@ -268,7 +317,7 @@ func (s *Store) load(existed bool) error {
 			// Failing that (disk full) is safe: the worst case is a
 			// re-verification after a crash.
 			st.clean = false
-			if err := writeState(s.dir, st); err != nil {
+			if err := writeState(s.statePath, st); err != nil {
 				s.log.Warn("cache: cannot mark state in use", "dir", s.dir, "err", err)
 			}
 		}
@@ -280,7 +329,7 @@ func (s *Store) load(existed bool) error {
 	}
 	// Nothing is trusted. Replace the old state first so that a crash
 	// during re-verification cannot bring its claims back.
-	if err := writeState(s.dir, s.stateFor(make([]bool, len(s.pieces)), false, nil)); err != nil {
+	if err := writeState(s.statePath, s.stateFor(make([]bool, len(s.pieces)), false, nil)); err != nil {
 		return err
 	}
 	if !existed || s.info.TotalLength == 0 {
@@ -288,17 +337,24 @@ func (s *Store) load(existed bool) error {
 		return nil
 	}
 	s.log.Info("cache: re-verifying store", "dir", s.dir, "reason", reason)
-	s.verifying = true
-	s.bg.Add(1)
-	go s.verifyAll()
+	s.startVerify(allPieces(len(s.pieces)))
 	return nil
 }
 
 // Info returns the torrent geometry the store was opened with.
 func (s *Store) Info() *metainfo.Info { return s.info }
 
-// Dir returns the store's directory.
+// Dir returns the store's directory in the cache root (where its state
+// lives).
 func (s *Store) Dir() string { return s.dir }
+
+// Layout returns the store's layout: DataFile{}, or Files with Dir or
+// Content made absolute. Only a DataFile store is charged to a Budget.
+func (s *Store) Layout() Layout { return s.layout }
+
+// DataDir returns where the torrent's bytes are: the store's directory for
+// the DataFile layout, the absolute data directory for Files.
+func (s *Store) DataDir() string { return s.ioDir }
 
 // Close persists the present set, marks the state clean, and releases the
 // store. Blocked Wait calls return ErrClosed. Close is idempotent; later
@@ -315,9 +371,8 @@ func (s *Store) Close() error {
 		if s.budget != nil {
 			s.budget.removeStore(s)
 		}
-		unix.Flock(s.fd, unix.LOCK_UN)
-		if cerr := s.f.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("cache: close data file: %w", cerr)
+		if cerr := s.data.close(); err == nil && cerr != nil {
+			err = fmt.Errorf("cache: close data: %w", cerr)
 		}
 		s.closeErr = err
 	})
@@ -417,7 +472,7 @@ func (s *Store) punchAbsent() {
 			end = s.info.PieceOffset(q)
 		}
 		if end > off {
-			if err := unix.Fallocate(s.fd, unix.FALLOC_FL_PUNCH_HOLE|unix.FALLOC_FL_KEEP_SIZE, off, end-off); err != nil {
+			if err := s.data.punch(off, end-off); err != nil {
 				s.log.Warn("cache: cannot return the space of unverified data", "dir", s.dir, "err", err)
 				return
 			}

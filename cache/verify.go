@@ -4,18 +4,77 @@ import (
 	"bytes"
 	"crypto/sha1"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
-
-	"golang.org/x/sys/unix"
+	"sync"
+	"sync/atomic"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
-// verifyAll re-hashes every piece of an untrusted data file in the
-// background. Pieces become present one by one as they verify; pieces the
-// caller is writing meanwhile are left to the caller.
-func (s *Store) verifyAll() {
+// verifyProgress counts the work of background re-verification.
+type verifyProgress struct {
+	pieces, checked, good atomic.Int64
+	total, bytes          atomic.Int64
+}
+
+// VerifyProgress is a snapshot of background re-verification: how many
+// pieces (and bytes) it was given, how many it has checked so far, and how
+// many of those verified and became present.
+type VerifyProgress struct {
+	Pieces, Checked, Good int
+	Bytes, TotalBytes     int64
+	// Done is set once verification has ended (or none was needed).
+	Done bool
+}
+
+// VerifyProgress returns the progress of background re-verification, for a
+// progress line; VerifyDone says when it ends.
+func (s *Store) VerifyProgress() VerifyProgress {
+	vp := VerifyProgress{
+		Pieces:     int(s.progress.pieces.Load()),
+		Checked:    int(s.progress.checked.Load()),
+		Good:       int(s.progress.good.Load()),
+		Bytes:      s.progress.bytes.Load(),
+		TotalBytes: s.progress.total.Load(),
+	}
+	select {
+	case <-s.verifyDone:
+		vp.Done = true
+	default:
+	}
+	return vp
+}
+
+// allPieces returns 0 .. n-1.
+func allPieces(n int) []int {
+	ps := make([]int, n)
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
+}
+
+// startVerify starts re-verifying pieces (ascending) in the background. It
+// runs in Open, before anything else uses the store.
+func (s *Store) startVerify(pieces []int) {
+	var total int64
+	for _, p := range pieces {
+		total += s.info.PieceSize(p)
+	}
+	s.progress.pieces.Store(int64(len(pieces)))
+	s.progress.total.Store(total)
+	s.verifying = true
+	s.bg.Add(1)
+	go s.verifyPieces(pieces)
+}
+
+// verifyPieces re-hashes pieces of untrusted data on s.workers goroutines,
+// each with its own read buffer, taking pieces in order so that reads stay
+// mostly sequential. Pieces become present one by one as they verify;
+// pieces the caller is writing meanwhile are left to the caller.
+func (s *Store) verifyPieces(pieces []int) {
 	defer s.bg.Done()
 	defer func() {
 		s.mu.Lock()
@@ -23,56 +82,78 @@ func (s *Store) verifyAll() {
 		s.mu.Unlock()
 		close(s.verifyDone)
 	}()
-	zeroHash := map[int64]metainfo.Hash{}
-	good := 0
-	for p := range s.pieces {
-		s.mu.Lock()
-		st := &s.pieces[p]
-		if s.closed {
-			s.mu.Unlock()
-			return
-		}
-		if st.present || !st.busy.idle() || st.busy.writers > 0 || st.blocks.used() {
-			s.mu.Unlock()
-			continue
-		}
-		st.busy.finishing = true
-		s.ops.Add(1)
-		s.mu.Unlock()
-
-		ok, err := s.verifyPiece(p, zeroHash)
-		if !ok && err == nil {
-			// Bytes that do not verify are garbage: return their space.
-			if perr := s.punch(p); perr != nil {
-				s.log.Warn("cache: cannot return the space of unverified data", "piece", p, "err", perr)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range min(s.workers, len(pieces)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			zeroHash := map[int64]metainfo.Hash{}
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= len(pieces) || !s.verifyOne(pieces[i], zeroHash) {
+					return
+				}
 			}
-		}
+		}()
+	}
+	wg.Wait()
+	s.log.Info("cache: re-verification done", "dir", s.ioDir, "present", s.progress.good.Load(), "checked", s.progress.checked.Load())
+}
 
-		s.mu.Lock()
-		st.busy.finishing = false
-		if ok {
-			s.markPresentLocked(p)
-			good++
-		}
-		s.wakeBusyLocked()
+// verifyOne re-verifies piece p unless it is present or being written. It
+// returns false when the store has closed.
+func (s *Store) verifyOne(p int, zeroHash map[int64]metainfo.Hash) bool {
+	s.mu.Lock()
+	st := &s.pieces[p]
+	if s.closed {
 		s.mu.Unlock()
-		s.ops.Done()
-		if err != nil {
-			s.log.Warn("cache: re-verify piece", "piece", p, "err", err)
-		}
-		if ok {
-			s.budget.enforce()
+		return false
+	}
+	if st.present || !st.busy.idle() || st.busy.writers > 0 || st.blocks.used() {
+		s.mu.Unlock()
+		s.progress.checked.Add(1)
+		s.progress.bytes.Add(s.info.PieceSize(p))
+		return true
+	}
+	st.busy.finishing = true
+	s.ops.Add(1)
+	s.mu.Unlock()
+
+	ok, err := s.verifyPiece(p, zeroHash)
+	if !ok && err == nil {
+		// Bytes that do not verify are garbage: return their space
+		// (the Files layout keeps the user's bytes).
+		if perr := s.punch(p); perr != nil {
+			s.log.Warn("cache: cannot return the space of unverified data", "piece", p, "err", perr)
 		}
 	}
-	s.log.Info("cache: re-verification done", "dir", s.dir, "present", good, "pieces", len(s.pieces))
+
+	s.mu.Lock()
+	st.busy.finishing = false
+	if ok {
+		s.markPresentLocked(p)
+		s.progress.good.Add(1)
+	}
+	s.wakeBusyLocked()
+	s.mu.Unlock()
+	s.ops.Done()
+	s.progress.checked.Add(1)
+	s.progress.bytes.Add(s.info.PieceSize(p))
+	if err != nil {
+		s.log.Warn("cache: re-verify piece", "piece", p, "err", s.diskErr(fmt.Sprintf("verify piece %d", p), p, err))
+	}
+	if ok {
+		s.budget.enforce()
+	}
+	return true
 }
 
 // verifyPiece hashes piece p from disk, skipping the read when the piece is
 // entirely a hole and its hash is not that of zeros.
 func (s *Store) verifyPiece(p int, zeroHash map[int64]metainfo.Hash) (bool, error) {
 	off, size := s.info.PieceOffset(p), s.info.PieceSize(p)
-	data, err := unix.Seek(s.fd, off, unix.SEEK_DATA)
-	if errors.Is(err, unix.ENXIO) || (err == nil && data >= off+size) {
+	if s.data.isHole(off, size) {
 		zh, ok := zeroHash[size]
 		if !ok {
 			h := sha1.New()
@@ -93,7 +174,9 @@ func (s *Store) verifyPiece(p int, zeroHash map[int64]metainfo.Hash) (bool, erro
 	return s.hashFromFile(p, nil, 0)
 }
 
-// hashFromFile reports whether the bytes of piece on disk match its hash.
+// hashFromFile reports whether the bytes of piece on disk match its hash; a
+// file of the Files layout too short to hold them (or missing) is a
+// mismatch, not an error.
 // When h is not nil it already holds the SHA-1 state of the piece's first
 // from bytes, and only the rest is read back.
 func (s *Store) hashFromFile(piece int, h hash.Hash, from int64) (bool, error) {
@@ -106,7 +189,10 @@ func (s *Store) hashFromFile(piece int, h hash.Hash, from int64) (bool, error) {
 	off, size := s.info.PieceOffset(piece), s.info.PieceSize(piece)
 	for done := from; done < size; {
 		n := min(int64(len(buf)), size-done)
-		m, err := s.f.ReadAt(buf[:n], off+done)
+		m, err := s.data.readAt(buf[:n], off+done)
+		if errors.Is(err, errShort) {
+			return false, nil // a file is too short to hold the piece
+		}
 		if err != nil && !(err == io.EOF && int64(m) == n) {
 			return false, err
 		}

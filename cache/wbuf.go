@@ -83,7 +83,7 @@ func (s *Store) writeReclaimed(rc *reclaim) {
 	if s.reclaimHook != nil {
 		s.reclaimHook(rc.piece)
 	}
-	_, rc.err = s.f.WriteAt(rc.data, s.info.PieceOffset(rc.piece)+rc.off)
+	rc.err = s.data.writeAt(rc.data, s.info.PieceOffset(rc.piece)+rc.off)
 }
 
 // reclaimDoneLocked ends the flush of a reclaimed buffer. When the write
@@ -124,20 +124,20 @@ func (s *Store) dropWbufLocked(piece int) {
 // follows. It returns the buffer's new contents and offset.
 func (s *Store) feed(at, size int64, buf []byte, bufOff int64, data []byte) ([]byte, int64, error) {
 	if len(buf)+len(data) > cap(buf) && len(buf) > 0 { // a long block: rare
-		if _, err := s.f.WriteAt(buf, at+bufOff); err != nil {
+		if err := s.data.writeAt(buf, at+bufOff); err != nil {
 			return buf, bufOff, err
 		}
 		buf, bufOff = buf[:0], bufOff+int64(len(buf))
 	}
 	if len(data) > cap(buf) {
-		_, err := s.f.WriteAt(data, at+bufOff)
+		err := s.data.writeAt(data, at+bufOff)
 		return buf, bufOff + int64(len(data)), err
 	}
 	n := len(buf)
 	buf = buf[:n+len(data)]
 	copy(buf[n:], data)
 	if len(buf) == cap(buf) && bufOff+int64(len(buf)) < size {
-		if _, err := s.f.WriteAt(buf, at+bufOff); err != nil {
+		if err := s.data.writeAt(buf, at+bufOff); err != nil {
 			return buf, bufOff, err
 		}
 		buf, bufOff = buf[:0], bufOff+int64(len(buf))

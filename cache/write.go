@@ -192,10 +192,10 @@ func (s *Store) writeBlockIO(w *blockPlan) {
 		return
 	}
 	if w.old != nil {
-		_, w.err = s.f.WriteAt(w.old, at+w.oldOff)
+		w.err = s.data.writeAt(w.old, at+w.oldOff)
 	}
 	if w.err == nil {
-		_, w.err = s.f.WriteAt(w.data, at+w.off)
+		w.err = s.data.writeAt(w.data, at+w.off)
 	}
 	if w.h != nil && w.err == nil {
 		w.h.Write(w.data) // hot in cache: this costs no extra read
@@ -341,7 +341,7 @@ func (s *Store) FinishPiece(piece int) error {
 		// back: the buffered ones must be in the file.
 		var werr error
 		if len(buf) > 0 {
-			_, werr = s.f.WriteAt(buf, bufAt)
+			werr = s.data.writeAt(buf, bufAt)
 		}
 		s.mu.Lock()
 		if werr != nil {
@@ -357,7 +357,7 @@ func (s *Store) FinishPiece(piece int) error {
 		return &HashError{Piece: piece}
 	}
 	if len(buf) > 0 {
-		if _, err := s.f.WriteAt(buf, bufAt); err != nil {
+		if err := s.data.writeAt(buf, bufAt); err != nil {
 			s.discard(piece)
 			return s.diskErr(fmt.Sprintf("write piece %d", piece), piece, err)
 		}
@@ -428,7 +428,7 @@ func (s *Store) WritePiece(piece int, data []byte) error {
 	var ok, wrote bool
 	if staged {
 		if ok = sha1.Sum(data) == s.info.Pieces[piece]; ok {
-			_, err = s.f.WriteAt(data, s.info.PieceOffset(piece))
+			err = s.data.writeAt(data, s.info.PieceOffset(piece))
 			wrote = true
 		}
 	} else {
@@ -462,7 +462,7 @@ func (s *Store) hashWrite(piece int, data []byte) (ok, wrote bool, err error) {
 	for ; len(data)-i > s.chunk; i += s.chunk {
 		c := data[i : i+s.chunk]
 		h.Write(c)
-		if _, err := s.f.WriteAt(c, at+int64(i)); err != nil {
+		if err := s.data.writeAt(c, at+int64(i)); err != nil {
 			return false, true, err
 		}
 	}
@@ -471,6 +471,6 @@ func (s *Store) hashWrite(piece int, data []byte) (ok, wrote bool, err error) {
 	if !bytes.Equal(h.Sum(sum[:0]), s.info.Pieces[piece][:]) {
 		return false, i > 0, nil
 	}
-	_, err = s.f.WriteAt(data[i:], at+int64(i))
+	err = s.data.writeAt(data[i:], at+int64(i))
 	return true, true, err
 }

@@ -16,7 +16,7 @@ import (
 func isHole(t *testing.T, s *Store, piece int) bool {
 	t.Helper()
 	off := s.info.PieceOffset(piece)
-	data, err := unix.Seek(s.fd, off, unix.SEEK_DATA)
+	data, err := unix.Seek(s.data.(*dataFile).fd, off, unix.SEEK_DATA)
 	if errors.Is(err, unix.ENXIO) {
 		return true
 	}

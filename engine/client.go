@@ -267,6 +267,29 @@ type AddOptions struct {
 	// says (DIR/NAME for a single file, DIR/NAME/PATH... for several). Its
 	// pieces are verified into the cache so that they can be seeded.
 	Import string
+	// DataDir keeps the torrent in its own files under this directory
+	// (DIR/NAME for a single file, DIR/NAME/PATH... for several), written
+	// in place as pieces verify and seeded from there, instead of in the
+	// cache's data file: nothing is copied, and no cache cap applies (the
+	// user's files are never evicted). Existing files are verified in the
+	// background. The resume state stays in the cache directory.
+	DataDir string
+	// Content, set instead of DataDir, is where the content itself is,
+	// whatever its name: the top directory of a multi-file torrent, or the
+	// file of a single-file one (seed PATH). It is used in place like
+	// DataDir.
+	Content string
+}
+
+// layout is the cache layout that opt asks for.
+func (opt AddOptions) layout() cache.Layout {
+	switch {
+	case opt.Content != "":
+		return cache.Files{Content: opt.Content}
+	case opt.DataDir != "":
+		return cache.Files{Dir: opt.DataDir}
+	}
+	return cache.DataFile{}
 }
 
 // AddTorrent adds a torrent whose metainfo is known and starts it.

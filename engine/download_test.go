@@ -116,6 +116,11 @@ func TestStreamThroughSmallCache(t *testing.T) {
 	_ = tor.do(func() {
 		tor.ls.onEvicted() // take evictions not yet signalled to the loop
 		for i, h := range tor.ls.store().Bitfield() {
+			// A piece the cache verified whose outcome the loop has not
+			// taken yet is present but not yet had: legitimate.
+			if h && tor.ls.disk.hashing[i] {
+				continue
+			}
 			if tor.ls.pk.Have(i) != h {
 				mismatch = append(mismatch, i)
 			}

@@ -124,6 +124,7 @@ func (t *Torrent) run() {
 			ls.onEvicted()
 		case <-verified:
 			ls.verifySynced = true
+			ls.dirty = true // the state leaves "verifying"
 			ls.syncWithStore()
 		case addrs := <-ls.ann.trkPeers:
 			ls.addPeers(addrs, SourceTracker)

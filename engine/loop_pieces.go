@@ -191,6 +191,17 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 		for _, ip := range o.liars {
 			ls.ban(ip, "sent a block that differs from the verified piece")
 		}
+		if !ls.store().Has(i) {
+			// Verified and then evicted before this outcome arrived: its
+			// eviction may already have been handled, so the picker must
+			// not count it as had (it would never be fetched again and
+			// we would announce a piece we cannot serve). A later
+			// eviction of a piece still present is handled as usual.
+			ls.pk.PieceComplete(i) // ends its download
+			ls.pk.SetHave(i, false)
+			ls.conns.refillAll = true
+			break
+		}
 		ls.pk.PieceComplete(i)
 		ls.announceHave(i)
 		ls.checkComplete()

@@ -12,7 +12,7 @@ type State uint8
 const (
 	StateFetchingMetadata State = iota // a magnet without its info yet
 	StatePaused                        // Pause was called
-	StateVerifying                     // existing data of AddOptions.Import is being verified
+	StateVerifying                     // existing data (AddOptions.Import, DataDir, Content, or a cache to re-check) is being verified
 	StateDownloading                   // wanted pieces are missing
 	StateSeeding                       // every piece is verified
 	StateIdle                          // nothing wanted is missing, not complete
@@ -178,7 +178,7 @@ func (ls *loopState) stats() Stats {
 		return s
 	case ls.paused:
 		s.State = StatePaused
-	case ls.importing:
+	case ls.importing || (!ls.verifySynced && ls.store().Verifying()):
 		s.State = StateVerifying
 	case ls.completed:
 		s.State = StateSeeding

@@ -117,7 +117,9 @@ func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo,
 // caller closes infoReady. It runs before the loop starts or on the loop
 // goroutine.
 func (t *Torrent) setInfo(mi *metainfo.MetaInfo) error {
-	st, err := cache.Open(t.c.cfg.CacheDir, t.infoHash, mi.Info, cache.Config{Budget: t.c.budget, Logger: t.log})
+	st, err := cache.Open(t.c.cfg.CacheDir, t.infoHash, mi.Info, cache.Config{
+		Budget: t.c.budget, Logger: t.log, Layout: t.opt.layout(),
+	})
 	if err != nil {
 		return fmt.Errorf("engine: open cache: %w", err)
 	}

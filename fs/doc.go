@@ -18,6 +18,22 @@
 // torrent's directory holds its one file. A magnet's directory exists (empty)
 // from the start and fills when InfoReady closes; listing it never blocks.
 //
+// A dynamic mount (Options.Dynamic) always has one directory per torrent,
+// even for one single-file torrent, so the layout does not change when
+// torrents come and go; it may start with no torrent at all.
+// Server.AddTorrent adds a torrent's directory and Server.RemoveTorrent
+// removes one; each tells the kernel (an entry notification on the root),
+// so the change is visible when the call returns. The mount's list of
+// torrents is an immutable set replaced whole on each change, so handlers
+// read it without a lock. Files of a removed torrent that are open keep
+// their readers and work until they are closed; lookups and opens inside
+// its directory (through a process's working directory, say) fail with
+// ENOENT. A torrent added again gets the same inode numbers with a new
+// generation, so nodes the kernel still holds from before stay apart.
+// The kernel may keep a torrent directory's entry for 1 s in a dynamic
+// mount (an hour otherwise), which bounds the rare lookup that races a
+// remove.
+//
 // Each torrent's tree is a compact file table built once from its info (at
 // mount, or when a magnet's info arrives) and never changed: per directory,
 // 4-byte references to its children in torrent order and sorted by name,
@@ -33,6 +49,8 @@
 // times are the torrent's creation date (the mount time when unknown).
 // Inode numbers are a hash of the info hash (high bits) and the node's
 // number in the table (low 26 bits), so they are the same on every mount.
+// Torrents' directories and the nodes inside them are made as the kernel
+// looks them up; none is kept for its own sake.
 // Statfs reports the total size of the torrents as used, nothing free, and
 // the mount is "ro". Getattr, Lookup, Readdir and Statfs never call the
 // torrent, so `ls -lR` and `find` never wait on the network.
@@ -119,21 +137,30 @@
 // # Concurrency
 //
 // Every exported method of Server is safe for concurrent use. The read path
-// takes no lock of this package: nodes and file tables are immutable (a
-// table is published through an atomic pointer) and a handle only holds
-// its reader, which must be safe for concurrent ReadAt calls. Each mount runs
+// takes no lock of this package: nodes, file tables and the torrent set are
+// immutable (tables and the set are published through atomic pointers) and
+// a handle only holds its reader, which must be safe for concurrent ReadAt
+// calls. AddTorrent and RemoveTorrent are serialized by one mutex that no
+// handler takes; they must not be called from a handler. Each mount runs
 // go-fuse's server goroutines plus one goroutine per magnet waiting for its
-// info; Unmount ends them all. Torrent methods other than FileReader.ReadAt
-// must not block.
+// info (ended when it is removed); Unmount ends them all. Torrent methods
+// other than FileReader.ReadAt must not block.
 //
 // # Errors
 //
 // One function, translate, turns errors into errnos: an interrupted request
 // gives EINTR; a read that timed out (cause ErrReadTimeout) or that was
 // released by unmounting (cause ErrUnmounted) gives EIO, logged with the
-// reason the reader gave; a syscall.Errno in the chain is passed on; anything
-// else is EIO. Mount fails with ErrNoTorrents when given none and with
-// ErrMounted when a live swarmfs mount is already at the mountpoint; the package
-// function Unmount returns ErrNotMounted for a path that is not a mountpoint
-// and an error wrapping syscall.EBUSY when open files keep the mount busy.
+// reason the reader gave; a syscall.Errno in the chain is passed on;
+// anything else is EIO. AddTorrent fails with ErrExists for a torrent
+// already mounted and RemoveTorrent with ErrNotFound for one that is not;
+// both fail with ErrFixed on a mount that is not dynamic. Mount fails with
+// ErrNoTorrents when given none (and not dynamic) and with ErrMounted when a
+// live swarmfs mount is already at the mountpoint. Server.Unmount returns
+// ErrConnectionLingers when the mount is gone from this namespace but a copy
+// in another mount namespace (a process that ran unshare -m while it was up)
+// keeps the kernel connection: it does not wait for that namespace, whose
+// copy stops working when this process exits. The package function Unmount
+// returns ErrNotMounted for a path that is not a mountpoint and an error
+// wrapping syscall.EBUSY when open files keep the mount busy.
 package fs

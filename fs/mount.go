@@ -22,6 +22,13 @@ import (
 // ErrNoTorrents is returned by Mount when it is given no torrent.
 var ErrNoTorrents = errors.New("fs: no torrents to mount")
 
+// ErrConnectionLingers is returned by Unmount when the mount is gone from
+// this mount namespace but its kernel connection does not end: a process
+// that unshared its mounts (unshare -m, ip netns exec) while the mount was
+// up holds a copy of it. The connection ends when that namespace does, or
+// when this process exits.
+var ErrConnectionLingers = errors.New("fs: unmounted, but a copy of the mount in another mount namespace keeps its connection open")
+
 // unmountWait bounds how long Unmount waits for the kernel connection to
 // end after the mount was detached.
 const unmountWait = 10 * time.Second
@@ -35,8 +42,16 @@ type Server struct {
 	mountTime   time.Time
 	stale       bool
 
-	entries []*entry
-	nodes   atomic.Int64 // files in the tree, for statfs
+	// dynamic mounts always show one directory per torrent and take
+	// AddTorrent and RemoveTorrent.
+	dynamic bool
+	root    *dirNode
+	// set is the torrents mounted now; changeMu serializes the adds and
+	// removes that replace it, and guards gens and stopped.
+	set      atomic.Pointer[torrentSet]
+	changeMu sync.Mutex
+	gens     uint64 // node generations handed to added torrents
+	stopped  bool   // the server has stopped: no more watchers
 
 	server *fuse.Server
 	// direct says which files Open gives FOPEN_DIRECT_IO: PageCacheNever
@@ -60,7 +75,7 @@ type Server struct {
 // process, it is detached and mounted again; StaleReplaced then reports true
 // and a warning is logged.
 func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error) {
-	if len(torrents) == 0 {
+	if len(torrents) == 0 && !opts.Dynamic {
 		return nil, ErrNoTorrents
 	}
 	mp, err := filepath.Abs(mountpoint)
@@ -78,6 +93,7 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 		log:         logger,
 		readTimeout: readTimeout(opts.ReadTimeout, logger),
 		mountTime:   time.Now(),
+		dynamic:     opts.Dynamic,
 		done:        make(chan struct{}),
 	}
 	m.ctx, m.cancel = context.WithCancelCause(context.Background())
@@ -88,15 +104,16 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 	}
 	m.stale = stale
 
-	m.entries = makeEntries(torrents, m.mountTime)
-	server, err := m.serve(m.layoutRoot())
+	m.set.Store(makeEntries(torrents, m.mountTime))
+	m.root = m.layoutRoot()
+	server, err := m.serve(m.root)
 	if err != nil {
 		m.cancel(ErrUnmounted)
 		return nil, err
 	}
 	m.server = server
 	m.setReadAhead()
-	for _, e := range m.entries {
+	for _, e := range m.set.Load().list {
 		if e.table.Load() == nil {
 			m.wg.Add(1)
 			go m.watch(e)
@@ -105,29 +122,11 @@ func Mount(mountpoint string, torrents []Torrent, opts Options) (*Server, error)
 	return m, nil
 }
 
-func makeEntries(torrents []Torrent, now time.Time) []*entry {
-	used := map[string]bool{}
-	bases := map[uint64]bool{}
-	entries := make([]*entry, 0, len(torrents))
-	for _, t := range torrents {
-		hash := t.InfoHash()
-		name := cleanName(t.Name(), hash)
-		for i := 2; used[name]; i++ {
-			name = cleanName(t.Name(), hash) + " (" + strconv.Itoa(i) + ")"
-		}
-		used[name] = true
-		mtime := t.CreationDate()
-		if mtime.IsZero() {
-			mtime = now
-		}
-		entries = append(entries, &entry{t: t, hash: hash, name: name, mtime: mtime, inoBase: inoBase(hash, bases)})
-	}
-	return entries
-}
-
 // serve mounts the tree and starts the server loop.
 func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
-	entryTimeout := time.Hour // the tree never changes except for magnets filling
+	// The tree never changes except for magnets filling and, in a
+	// dynamic mount, torrents added and removed, which notify the kernel.
+	entryTimeout := time.Hour
 	attrTimeout := time.Hour
 	fsName := m.opts.FSName
 	if fsName == "" {
@@ -180,6 +179,11 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 	go func() {
 		server.Serve()
 		m.cancel(ErrUnmounted)
+		// From here AddTorrent starts no watcher; one that started
+		// before has counted it in wg.
+		m.changeMu.Lock()
+		m.stopped = true
+		m.changeMu.Unlock()
 		m.wg.Wait()
 		close(m.done)
 	}()
@@ -207,6 +211,8 @@ func (m *Server) watch(e *entry) {
 	defer m.wg.Done()
 	select {
 	case <-e.t.InfoReady():
+	case <-e.gone:
+		return
 	case <-m.ctx.Done():
 		return
 	}
@@ -236,8 +242,12 @@ func (m *Server) Wait() { <-m.done }
 // Unmount releases every blocked read (they fail with EIO), unmounts, and
 // waits for the server to stop. If open files keep the mount busy it is
 // detached lazily (the kernel drops it when they are closed; their reads
-// fail at once), and Unmount waits at most 10 s for that. It is safe to call
-// more than once and from several goroutines.
+// fail at once), and Unmount waits at most 10 s for that. If the mount is
+// gone from this mount namespace but the kernel connection lives on (a
+// process that unshared its mounts holds a copy of the mount), Unmount
+// returns ErrConnectionLingers after 10 s; the connection ends when that
+// namespace does or when this process exits. It is safe to call more than
+// once and from several goroutines.
 func (m *Server) Unmount() error {
 	m.unmountOnce.Do(func() { m.unmountErr = m.unmount() })
 	return m.unmountErr
@@ -250,20 +260,40 @@ func (m *Server) unmount() error {
 		return nil // already unmounted from outside
 	default:
 	}
-	if err := m.server.Unmount(); err != nil && isMountpoint(m.mountpoint) {
-		m.log.Info("mount busy; detaching it lazily", "err", err)
-		if err := detach(m.mountpoint); err != nil {
-			return fmt.Errorf("fs: unmount %s: %w", m.mountpoint, err)
-		}
-	}
 	t := time.NewTimer(unmountWait)
 	defer t.Stop()
+	// go-fuse's Unmount runs fusermount3 -u, then waits for the kernel
+	// connection to end, which a copy of the mount in another namespace
+	// delays without bound: wait for it here, with a deadline.
+	unmounted := make(chan error, 1)
+	go func() { unmounted <- m.server.Unmount() }()
+	select {
+	case err := <-unmounted:
+		if err != nil && isMountpoint(m.mountpoint) {
+			m.log.Info("mount busy; detaching it lazily", "err", err)
+			if err := detach(m.mountpoint); err != nil {
+				return fmt.Errorf("fs: unmount %s: %w", m.mountpoint, err)
+			}
+		}
+	case <-m.done:
+		return nil
+	case <-t.C:
+		return m.lingering()
+	}
 	select {
 	case <-m.done:
 		return nil
 	case <-t.C:
+		return m.lingering()
+	}
+}
+
+// lingering explains why the connection has not ended after an unmount.
+func (m *Server) lingering() error {
+	if isMountpoint(m.mountpoint) {
 		return fmt.Errorf("fs: %s detached, but open files still hold the connection", m.mountpoint)
 	}
+	return fmt.Errorf("%w: %s", ErrConnectionLingers, m.mountpoint)
 }
 
 // readTimeout picks the per-read timeout: d or the default, kept below the

@@ -24,9 +24,28 @@ type entry struct {
 	// inoBase holds the high bits of every inode number of the torrent's
 	// nodes; the low inoIndexBits bits are the node's number in the table.
 	inoBase uint64
+	// gen is the generation of the torrent's nodes: 0 for the torrents a
+	// mount starts with, a new number for each AddTorrent, so a torrent
+	// removed and added again gets new nodes.
+	gen uint64
 	// table is set once, when the torrent's info is known.
 	table atomic.Pointer[fileTable]
+	// gone is closed when the torrent is removed from the mount.
+	gone chan struct{}
 }
+
+// removed reports whether the torrent was removed from the mount.
+func (e *entry) removed() bool {
+	select {
+	case <-e.gone:
+		return true
+	default:
+		return false
+	}
+}
+
+// dirIno is the inode number of the torrent's directory.
+func (e *entry) dirIno() uint64 { return e.inoBase | (1<<inoIndexBits - 1) }
 
 // ino returns the inode number of the table node ref.
 func (e *entry) ino(t *fileTable, ref int32) uint64 { return e.inoBase | (t.node(ref) + 1) }
@@ -36,7 +55,8 @@ func (e *entry) ino(t *fileTable, ref int32) uint64 { return e.inoBase | (t.node
 // (tdir >= 0) answers Lookup and Readdir from the table and makes child
 // nodes as they are looked up, so only what the kernel holds is in memory.
 // The root of several torrents, and the root above the directory of one
-// (tdir < 0), hold the torrents' directories as persistent children.
+// (tdir < 0), answer from the mount's torrent set and make the torrents'
+// directories as they are looked up.
 type dirNode struct {
 	fusefs.Inode
 	m    *Server
@@ -55,7 +75,6 @@ type fileNode struct {
 }
 
 var (
-	_ fusefs.NodeOnAdder     = (*dirNode)(nil)
 	_ fusefs.NodeLookuper    = (*dirNode)(nil)
 	_ fusefs.NodeReaddirer   = (*dirNode)(nil)
 	_ fusefs.NodeGetattrer   = (*dirNode)(nil)
@@ -79,32 +98,20 @@ const (
 	attrBlksize = 1 << 20
 )
 
-// OnAdd adds the torrents' directories below a root that holds them: it
-// runs once, when the root is attached to the server, before any request
-// is served.
-func (d *dirNode) OnAdd(ctx context.Context) {
-	if !d.IsRoot() || d.tdir >= 0 {
-		return
-	}
-	for _, e := range d.m.entries {
-		dir := d.NewPersistentInode(ctx, &dirNode{m: d.m, e: e},
-			fusefs.StableAttr{Mode: fuse.S_IFDIR, Ino: e.inoBase | (1<<inoIndexBits - 1)})
-		d.AddChild(e.name, dir, false)
-	}
-}
-
-// layoutRoot decides the root's layout: one torrent with known single-file
-// info puts its file at the root (the root is the table's directory 0); in
-// any other case the root holds one directory per torrent. It builds the
-// tables of the torrents whose info is known and returns the root node.
+// layoutRoot decides the root's layout: in a mount that is not dynamic,
+// one torrent with known single-file info puts its file at the root (the
+// root is the table's directory 0); in any other case the root holds one
+// directory per torrent. It builds the tables of the torrents whose info
+// is known and returns the root node.
 func (m *Server) layoutRoot() *dirNode {
-	for _, e := range m.entries {
+	entries := m.set.Load().list
+	for _, e := range entries {
 		if info := e.t.Info(); info != nil {
 			m.setTable(e, info)
 		}
 	}
-	if len(m.entries) == 1 {
-		e := m.entries[0]
+	if len(entries) == 1 && !m.dynamic {
+		e := entries[0]
 		if t := e.table.Load(); t != nil && t.info.SingleFile {
 			return &dirNode{m: m, e: e, tdir: 0}
 		}
@@ -122,22 +129,23 @@ func (m *Server) setTable(e *entry, info *metainfo.Info) {
 	for _, s := range skips {
 		m.log.Warn("skipping file: "+s.reason, "torrent", e.name, "file", s.file, "path", s.path)
 	}
-	if e.table.CompareAndSwap(nil, t) {
-		m.nodes.Add(int64(t.files))
-	}
+	e.table.CompareAndSwap(nil, t)
 }
 
 // Lookup finds a child by name, making its node if the kernel does not
 // hold it already.
 func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	if d.tdir < 0 {
+		return d.lookupTorrent(ctx, name, out)
+	}
+	if d.e.removed() {
+		return nil, syscall.ENOENT
+	}
 	if child := d.GetChild(name); child != nil {
 		var a fuse.AttrOut
 		child.Operations().(fusefs.NodeGetattrer).Getattr(ctx, nil, &a)
 		out.Attr = a.Attr
 		return child, 0
-	}
-	if d.tdir < 0 {
-		return nil, syscall.ENOENT
 	}
 	t := d.e.table.Load()
 	if t == nil {
@@ -152,14 +160,31 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 	if ref < 0 {
 		n := &dirNode{m: d.m, e: d.e, tdir: ^ref}
 		n.Getattr(ctx, nil, &a)
-		child = d.NewInode(ctx, n, fusefs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.e.ino(t, ref)})
+		child = d.NewInode(ctx, n, fusefs.StableAttr{Mode: fuse.S_IFDIR, Ino: d.e.ino(t, ref), Gen: d.e.gen})
 	} else {
 		n := &fileNode{m: d.m, e: d.e, index: int(ref), file: t.info.Files[ref], info: t.info}
 		n.Getattr(ctx, nil, &a)
-		child = d.NewInode(ctx, n, fusefs.StableAttr{Mode: fuse.S_IFREG, Ino: d.e.ino(t, ref)})
+		child = d.NewInode(ctx, n, fusefs.StableAttr{Mode: fuse.S_IFREG, Ino: d.e.ino(t, ref), Gen: d.e.gen})
 	}
 	out.Attr = a.Attr
 	return child, 0
+}
+
+// lookupTorrent finds a torrent's directory in a root that holds them
+// (only its own torrent's, for the root above a single torrent).
+func (d *dirNode) lookupTorrent(ctx context.Context, name string, out *fuse.EntryOut) (*fusefs.Inode, syscall.Errno) {
+	e := d.m.set.Load().byName[name]
+	if e == nil || d.e != nil && d.e != e {
+		return nil, syscall.ENOENT
+	}
+	n := &dirNode{m: d.m, e: e}
+	var a fuse.AttrOut
+	n.Getattr(ctx, nil, &a)
+	out.Attr = a.Attr
+	if d.m.dynamic {
+		out.SetEntryTimeout(dynamicEntryTimeout)
+	}
+	return d.NewInode(ctx, n, fusefs.StableAttr{Mode: fuse.S_IFDIR, Ino: e.dirIno(), Gen: e.gen}), 0
 }
 
 // Readdir lists the directory: the torrents' directories in mount order,
@@ -167,9 +192,9 @@ func (d *dirNode) Lookup(ctx context.Context, name string, out *fuse.EntryOut) (
 func (d *dirNode) Readdir(ctx context.Context) (fusefs.DirStream, syscall.Errno) {
 	if d.tdir < 0 {
 		var list []fuse.DirEntry
-		for _, e := range d.m.entries {
+		for _, e := range d.m.set.Load().list {
 			if d.e == nil || d.e == e {
-				list = append(list, fuse.DirEntry{Name: e.name, Mode: fuse.S_IFDIR, Ino: e.inoBase | (1<<inoIndexBits - 1)})
+				list = append(list, fuse.DirEntry{Name: e.name, Mode: fuse.S_IFDIR, Ino: e.dirIno()})
 			}
 		}
 		return fusefs.NewListDirStream(list), 0
@@ -242,7 +267,7 @@ func inoBase(hash metainfo.Hash, used map[uint64]bool) uint64 {
 func (d *dirNode) Getattr(ctx context.Context, f fusefs.FileHandle, out *fuse.AttrOut) syscall.Errno {
 	out.Mode = fuse.S_IFDIR | dirMode
 	out.Nlink = 1 // unknown subdirectory count: tools must not guess from it
-	t := d.m.mountTime
+	t := d.m.set.Load().changed
 	if d.e != nil {
 		t = d.e.mtime
 	}
@@ -282,17 +307,18 @@ func (f *fileNode) Statfs(ctx context.Context, out *fuse.StatfsOut) syscall.Errn
 
 func (m *Server) statfs(out *fuse.StatfsOut) {
 	const bsize = 4096
-	var total int64
-	for _, e := range m.entries {
+	var total, files int64
+	for _, e := range m.set.Load().list {
 		if t := e.table.Load(); t != nil {
 			total += t.info.TotalLength
+			files += int64(t.files)
 		}
 	}
 	*out = fuse.StatfsOut{}
 	out.Bsize = bsize
 	out.Frsize = bsize
 	out.Blocks = uint64((total + bsize - 1) / bsize)
-	out.Files = uint64(m.nodes.Load())
+	out.Files = uint64(files)
 	out.NameLen = 255
 }
 
@@ -306,6 +332,9 @@ func (f *fileNode) Open(ctx context.Context, flags uint32) (fusefs.FileHandle, u
 	}
 	if f.m.ctx.Err() != nil {
 		return nil, 0, syscall.EIO
+	}
+	if f.e.removed() {
+		return nil, 0, syscall.ENOENT
 	}
 	octx, done := f.m.boundCtx(ctx)
 	defer done()

@@ -181,6 +181,11 @@ type Options struct {
 	Debug bool
 	// Logger receives diagnostics; nil means silent.
 	Logger *slog.Logger
+	// Dynamic makes a mount whose torrents can change: the root always
+	// holds one directory per torrent (even for a single single-file
+	// torrent, so the layout never changes), Mount accepts no torrents at
+	// all, and Server.AddTorrent and RemoveTorrent work.
+	Dynamic bool
 	// FSName is the "Filesystem" column of df and mount; "" means "swarmfs".
 	FSName string
 

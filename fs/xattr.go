@@ -148,27 +148,28 @@ func fileVerified(info *metainfo.Info, f metainfo.File, pieces []bool) int64 {
 
 func (m *Server) rootXattr(attr string) (string, bool) {
 	var parts []string
+	entries := m.set.Load().list
 	switch attr {
 	case XattrInfoHash:
-		for _, e := range m.entries {
+		for _, e := range entries {
 			parts = append(parts, e.hash.String())
 		}
 		return strings.Join(parts, " "), true
 	case XattrProgress:
 		var v, t int64
-		for _, e := range m.entries {
+		for _, e := range entries {
 			st := e.t.Status()
 			v += st.Verified
 			t += st.Total
 		}
 		return progress(v, t), true
 	case XattrStatus:
-		for _, e := range m.entries {
+		for _, e := range entries {
 			parts = append(parts, e.name+": "+e.t.Status().Text)
 		}
 		return strings.Join(parts, "\n"), true
 	case XattrPieces:
-		for _, e := range m.entries {
+		for _, e := range entries {
 			st := e.t.Status()
 			parts = append(parts, pieceMap(st.Pieces, 0, len(st.Pieces)))
 		}

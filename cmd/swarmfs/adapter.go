@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"sync/atomic"
 	"time"
 
 	"github.com/swarmfs/swarmfs/engine"
@@ -14,12 +13,12 @@ import (
 // fsTorrent adapts an engine torrent to what the mount needs, returning
 // promptly as fs.Torrent asks. Info, Name, Bitfield and FileComplete read
 // the torrent's and the cache's own state under short locks; the part of
-// Status that only the torrent loop knows (state, peers) comes from stats,
-// a snapshot refreshed in the background, so getxattr never waits behind
-// the loop's queue; OpenFile waits at most until its context ends.
+// Status that only the torrent loop knows (state, peers) comes from the
+// snapshot the loop publishes (engine.Torrent.Stats), so getxattr never
+// waits behind the loop's queue; OpenFile waits at most until its context
+// ends.
 type fsTorrent struct {
-	t     *engine.Torrent
-	stats *statsFeed
+	t *engine.Torrent
 }
 
 var _ fs.Torrent = fsTorrent{}
@@ -103,7 +102,7 @@ func (a fsTorrent) Prefetch(file int, value []byte) error {
 // Status reports the verified pieces as the cache has them now, and the
 // state and peers from the latest stats snapshot.
 func (a fsTorrent) Status() fs.Status {
-	st := a.stats.get()
+	st := a.t.Stats()
 	info := a.t.Info()
 	if info == nil {
 		return fs.Status{Text: fmt.Sprintf("%s (%d peers)", st.State, st.Peers)}
@@ -119,47 +118,4 @@ func (a fsTorrent) Status() fs.Status {
 		}
 	}
 	return s
-}
-
-// statsPeriod is how often a statsFeed refreshes its snapshot.
-const statsPeriod = 250 * time.Millisecond
-
-// statsFeed publishes a torrent's Stats for readers that must not wait
-// for the torrent loop: run asks the loop at every tick (and at once when
-// the metadata arrives) and get returns the latest answer.
-type statsFeed struct {
-	stats func() engine.Stats
-	last  atomic.Pointer[engine.Stats]
-}
-
-// newStatsFeed takes a first snapshot; call it where waiting is fine.
-func newStatsFeed(stats func() engine.Stats) *statsFeed {
-	f := &statsFeed{stats: stats}
-	f.refresh()
-	return f
-}
-
-func (f *statsFeed) refresh() {
-	s := f.stats()
-	f.last.Store(&s)
-}
-
-func (f *statsFeed) get() engine.Stats { return *f.last.Load() }
-
-// run refreshes the snapshot at once, then every period and when
-// infoReady closes, until done closes.
-func (f *statsFeed) run(done, infoReady <-chan struct{}, period time.Duration) {
-	tick := time.NewTicker(period)
-	defer tick.Stop()
-	f.refresh()
-	for {
-		select {
-		case <-done:
-			return
-		case <-infoReady:
-			infoReady = nil
-		case <-tick.C:
-		}
-		f.refresh()
-	}
 }

@@ -129,6 +129,9 @@ func where(target string, t library.Torrent) string {
 	if strings.HasPrefix(target, "http://") || strings.HasPrefix(target, "https://") {
 		return strings.TrimRight(target, "/") + "/#t-" + t.InfoHash.String()
 	}
+	if t.Dir != "" {
+		return filepath.Join(target, t.Dir)
+	}
 	return filepath.Join(target, strings.ReplaceAll(t.Name, "/", "_"))
 }
 

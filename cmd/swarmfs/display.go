@@ -96,11 +96,15 @@ func printableRune(r rune) bool { return r == ' ' || unicode.IsPrint(r) }
 // message and attribute value passes through printable first, so names
 // that the engine logs from torrents and peers cannot reach the terminal raw.
 func newLogger(w io.Writer, verbose bool) *slog.Logger {
-	level := slog.LevelWarn
+	return slog.New(sanitizingHandler{slog.NewTextHandler(w, &slog.HandlerOptions{Level: logLevel(verbose)})})
+}
+
+// logLevel is the lowest level logged: warnings, or debug with -v.
+func logLevel(verbose bool) slog.Level {
 	if verbose {
-		level = slog.LevelDebug
+		return slog.LevelDebug
 	}
-	return slog.New(sanitizingHandler{slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})})
+	return slog.LevelWarn
 }
 
 // sanitizingHandler passes records to h with the message, group names and

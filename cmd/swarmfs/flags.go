@@ -5,11 +5,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/netip"
 	"strconv"
 	"strings"
 
 	"github.com/dustin/go-humanize"
+	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/logfmt"
 	"github.com/swarmfs/swarmfs/engine"
 )
 
@@ -25,6 +27,7 @@ type engineFlags struct {
 	peers        addrList
 	encryption   string
 	verbose      bool
+	logFormat    logfmt.Format
 }
 
 func (f *engineFlags) register(fset *flag.FlagSet) {
@@ -38,6 +41,27 @@ func (f *engineFlags) register(fset *flag.FlagSet) {
 	fset.Var(&f.peers, "peer", "`ADDRS` of peers to connect to at start, comma-separated ip:port, besides trackers and DHT")
 	fset.StringVar(&f.encryption, "encryption", "prefer", "protocol encryption (MSE): `MODE` prefer (try it, fall back to plain), require, or off")
 	fset.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
+	fset.Var(&f.logFormat, "log-format", "log `FORMAT` on stderr: text (key=value lines) or json (one object a line, for log shippers; status lines on a non-terminal become records too)")
+}
+
+// logger returns the command's logger: warnings (debug messages with -v)
+// on e.stderr in the --log-format format, journal style when stderr is the
+// journal. Messages and attribute values pass through printable.
+func (f *engineFlags) logger(e *env) *slog.Logger {
+	return slog.New(sanitizingHandler{logfmt.NewHandler(e.stderr, logfmt.Options{
+		Format: f.logFormat, Level: logLevel(f.verbose), Journal: e.journal,
+	})})
+}
+
+// statusHandler returns where status lines go on a stderr that is not a
+// terminal: nil for plain lines (text), or a handler that writes each
+// line as an info record "status" with the line in attribute "line"
+// (json), so that stderr stays one format.
+func (f *engineFlags) statusHandler(e *env) slog.Handler {
+	if f.logFormat != logfmt.JSON || e.tty {
+		return nil
+	}
+	return sanitizingHandler{logfmt.NewHandler(e.stderr, logfmt.Options{Format: logfmt.JSON})}
 }
 
 // check validates the flags' values; commands call it right after parsing
@@ -57,8 +81,8 @@ func (f *engineFlags) check() error {
 	return nil
 }
 
-// config turns the flags into an engine configuration.
-func (f *engineFlags) config(stderr io.Writer) (engine.Config, error) {
+// config turns the flags into an engine configuration logging to log.
+func (f *engineFlags) config(log *slog.Logger) (engine.Config, error) {
 	if err := f.check(); err != nil {
 		return engine.Config{}, err
 	}
@@ -69,7 +93,7 @@ func (f *engineFlags) config(stderr io.Writer) (engine.Config, error) {
 		MaxReadahead: int64(f.readahead),
 		NoDHT:        f.noDHT,
 		Encryption:   engine.EncryptionPolicy(f.encryption),
-		Logger:       newLogger(stderr, f.verbose),
+		Logger:       log,
 	}
 	if f.port != 0 {
 		cfg.ListenAddr = ":" + strconv.Itoa(f.port)
@@ -80,10 +104,10 @@ func (f *engineFlags) config(stderr io.Writer) (engine.Config, error) {
 	return cfg, nil
 }
 
-// newClient validates the flags and starts an engine client. The --peer
-// addresses to add to each torrent are f.peers.
-func (f *engineFlags) newClient(stderr io.Writer) (*engine.Client, error) {
-	cfg, err := f.config(stderr)
+// newClient validates the flags and starts an engine client logging to
+// log. The --peer addresses to add to each torrent are f.peers.
+func (f *engineFlags) newClient(log *slog.Logger) (*engine.Client, error) {
+	cfg, err := f.config(log)
 	if err != nil {
 		return nil, err
 	}

@@ -145,6 +145,18 @@ func startFrontEnds(ctx context.Context, f livingFlags, lib library.Library, key
 	return fe, nil
 }
 
+// describe says where the front ends are, for the start message.
+func (fe *frontEnds) describe() string {
+	s := "control socket " + fe.Socket
+	if fe.URL != "" {
+		s += "; HTTP at " + fe.URL + "/"
+	}
+	if fe.TokenFile != "" {
+		s += "; API token in " + fe.TokenFile
+	}
+	return s
+}
+
 // Err returns a channel that receives the HTTP server's error if it
 // stops by itself.
 func (fe *frontEnds) Err() <-chan error { return fe.srvErr }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"time"
@@ -56,7 +57,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := g.newClient(e.stderr)
+	c, err := g.newClient(g.logger(e))
 	if err != nil {
 		return err
 	}
@@ -69,7 +70,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	start := time.Now()
-	if err := waitWithStatus(ctx, e, t, t.Complete()); err != nil {
+	if err := waitWithStatus(ctx, e, g.statusHandler(e), t, t.Complete()); err != nil {
 		return err
 	}
 	st := t.Stats()
@@ -86,13 +87,14 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		return nil
 	}
 	fmt.Fprintf(e.stdout, "seeding on %s; Ctrl-C to stop\n", c.Addr())
-	return waitWithStatus(ctx, e, t, nil)
+	return waitWithStatus(ctx, e, g.statusHandler(e), t, nil)
 }
 
 // waitWithStatus prints the torrent's status until until is closed (nil:
-// until ctx ends, which is then not an error).
-func waitWithStatus(ctx context.Context, e *env, t *engine.Torrent, until <-chan struct{}) error {
-	p := &statusPrinter{w: e.stderr, tty: e.tty, interval: 5 * time.Second}
+// until ctx ends, which is then not an error). rec, when not nil, takes
+// the lines as records (see engineFlags.statusHandler).
+func waitWithStatus(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent, until <-chan struct{}) error {
+	p := &statusPrinter{w: e.stderr, tty: e.tty, rec: rec, interval: 5 * time.Second}
 	defer p.done()
 	tick := time.NewTicker(500 * time.Millisecond)
 	defer tick.Stop()

@@ -37,9 +37,6 @@ type libEntry struct {
 	readers  int  // open readers
 	removing bool // removed: goes when readers reaches 0
 	purge    bool // delete the cached data when it goes
-	// stats feeds a mount's status xattrs; made by the first fsTorrent
-	// call, it runs until the torrent is removed.
-	stats *statsFeed
 }
 
 var _ library.Library = (*engineLibrary)(nil)
@@ -247,11 +244,7 @@ func (l *engineLibrary) fsTorrent(h metainfo.Hash) (fs.Torrent, bool) {
 	if !ok || e.removing {
 		return nil, false
 	}
-	if e.stats == nil {
-		e.stats = newStatsFeed(e.t.Stats) // Stats reads a snapshot: no wait
-		go e.stats.run(e.t.Done(), e.t.InfoReady(), statsPeriod)
-	}
-	return libFSTorrent{fsTorrent: fsTorrent{t: e.t, stats: e.stats}, l: l}, true
+	return libFSTorrent{fsTorrent: fsTorrent{t: e.t}, l: l}, true
 }
 
 // libFSTorrent is an fsTorrent whose readers are the library's.

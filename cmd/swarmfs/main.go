@@ -11,6 +11,8 @@ import (
 	"runtime/pprof"
 	"sort"
 	"syscall"
+
+	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/logfmt"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -26,11 +28,13 @@ type command struct {
 	flagSet func() *flag.FlagSet
 }
 
-// env is what a command may touch: its output streams and whether stdout is
-// a terminal. Tests build one around buffers.
+// env is what a command may touch: its output streams, whether stderr
+// (where status lines go) is a terminal, and whether it is the journal.
+// Tests build one around buffers.
 type env struct {
 	stdout, stderr io.Writer
 	tty            bool
+	journal        bool
 }
 
 // commands is the table of subcommands; each is defined in its own file.
@@ -59,7 +63,7 @@ func usageError(format string, args ...any) error {
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	e := &env{stdout: os.Stdout, stderr: os.Stderr, tty: isTerminal(os.Stdout)}
+	e := &env{stdout: os.Stdout, stderr: os.Stderr, tty: logfmt.IsTerminal(os.Stderr), journal: logfmt.IsJournal(os.Stderr)}
 	stopProfile := startProfile(os.Getenv("SWARMFS_CPUPROFILE"), e.stderr)
 	code := run(ctx, e, os.Args[1:])
 	stopProfile()
@@ -164,9 +168,4 @@ func (c *command) flags() *flag.FlagSet {
 		return nil
 	}
 	return c.flagSet()
-}
-
-func isTerminal(f *os.File) bool {
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }

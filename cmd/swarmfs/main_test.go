@@ -5,6 +5,7 @@ import (
 	"context"
 	"flag"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -55,13 +56,21 @@ func TestHelpForEveryCommand(t *testing.T) {
 }
 
 func TestBadCommandLines(t *testing.T) {
+	torrentDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(torrentDir, "x.torrent"), []byte("d4:infoe"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		args []string
 		code int
 		msg  string
 	}{
 		{[]string{"frobnicate"}, 2, "unknown command"},
-		{[]string{"mount", "only-one-arg"}, 2, "want at least one source"},
+		{[]string{"mount"}, 2, "want a mountpoint"},
+		{[]string{"mount", "only-one.torrent"}, 2, "want a mountpoint after the sources"},
+		{[]string{"mount", torrentDir}, 2, "want a mountpoint after the sources"},
+		{[]string{"mount", "only-one-arg"}, 1, "does not exist"},
+		{[]string{"mount", "--watch", "/nonexistent-watch", "/mnt"}, 2, "--watch"},
 		{[]string{"mount", "--cache-size", "lots", "a.torrent", "/mnt"}, 2, "bad size"},
 		{[]string{"mount", "--read-timeout", "-1s", "a.torrent", "/mnt"}, 2, "must be positive"},
 		{[]string{"mount", "--port", "70000", "testdata-missing.torrent", t.TempDir()}, 2, "not a TCP port"},

@@ -50,7 +50,7 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	} else if !fi.IsDir() {
 		return usageError("%s is not a directory", pos[1])
 	}
-	c, err := f.newClient(e.stderr)
+	c, err := f.newClient(f.logger(e))
 	if err != nil {
 		return err
 	}
@@ -61,7 +61,7 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	}
 	name := printable(t.Name())
 	fmt.Fprintf(e.stdout, "verifying %s in %s\n", name, pos[1])
-	if err := waitWithStatus(ctx, e, t, t.ImportDone()); err != nil {
+	if err := waitWithStatus(ctx, e, f.statusHandler(e), t, t.ImportDone()); err != nil {
 		return err
 	}
 	st := t.Stats()
@@ -70,5 +70,5 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 			name, st.PiecesHave, st.PiecesTotal, pos[1])
 	}
 	fmt.Fprintf(e.stdout, "seeding %s on %s; Ctrl-C to stop\n", name, c.Addr())
-	return waitWithStatus(ctx, e, t, nil)
+	return waitWithStatus(ctx, e, f.statusHandler(e), t, nil)
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/library"
+	"github.com/swarmfs/swarmfs/cmd/swarmfs/internal/sdnotify"
 	"github.com/swarmfs/swarmfs/engine"
 )
 
@@ -58,7 +59,12 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	c, err := s.newClient(e.stderr)
+	logger := s.logger(e)
+	notify, err := sdnotify.FromEnv()
+	if err != nil {
+		logger.Warn("not telling systemd about the server", "err", err)
+	}
+	c, err := s.newClient(logger)
 	if err != nil {
 		return err
 	}
@@ -67,7 +73,6 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if cacheDir == "" {
 		cacheDir = cache.DefaultDir()
 	}
-	logger := newLogger(e.stderr, s.verbose)
 	lib := newEngineLibrary(c, cacheDir, engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}, logger)
 	for _, src := range srcs {
 		if _, err := lib.Add(ctx, library.Source{Meta: src.meta, Magnet: src.magnet}); err != nil {
@@ -84,24 +89,23 @@ func runServe(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(e.stdout, "; API token in %s", fe.TokenFile)
 	}
 	fmt.Fprintln(e.stdout, "; Ctrl-C to stop")
-	return serveLibraryStatus(ctx, e, lib, fe.Err())
+	if err := notify.Ready(fmt.Sprintf("serving %d torrent(s) at %s/", len(srcs), fe.URL)); err != nil {
+		logger.Warn("telling systemd the server is ready", "err", err)
+	}
+	return serveLibraryStatus(ctx, newLibraryReporter(e, lib, s.verbose, s.statusHandler(e), notify, logger), fe.Err())
 }
 
-// serveLibraryStatus prints status lines until ctx ends or the HTTP
-// server fails.
-func serveLibraryStatus(ctx context.Context, e *env, lib library.Library, srvErr <-chan error) error {
-	p := &statusPrinter{w: e.stderr, tty: e.tty, interval: 10 * time.Second}
-	defer p.done()
+// serveLibraryStatus reports the library's state until ctx ends or the
+// HTTP server fails.
+func serveLibraryStatus(ctx context.Context, r *libraryReporter, srvErr <-chan error) error {
+	defer r.done()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for {
-		var lines []string
-		for _, t := range sortedTorrents(lib) {
-			lines = append(lines, statusLine(t.Name, engineStats(t.Stats)))
-		}
-		p.print(time.Now(), lines, false)
+		r.report(time.Now())
 		select {
 		case <-ctx.Done():
+			r.stopping("stopping")
 			return nil
 		case err := <-srvErr:
 			if isServerClosed(err) {

@@ -1,5 +1,6 @@
 // Package enginetest starts real BitTorrent software for tests: libtorrent
-// seeders and leechers (through /usr/bin/python3), opentracker and aria2.
+// seeders and leechers (through /usr/bin/python3), opentracker, aria2 and
+// transmission (whose announces pass through a relay, see announceRelay).
 // Every process is started by the test, killed in t.Cleanup, and every wait
 // on it is bounded. A helper skips the test only when its tool is missing,
 // naming the Debian package to install.
@@ -476,9 +477,13 @@ func StartAria2(t testing.TB, o Aria2Options) *Proc {
 		"--interface=" + o.IP, "--seed-time=" + strconv.Itoa(int(o.SeedTime.Seconds())),
 		"--check-integrity=true", "--bt-stop-timeout=300", "--summary-interval=0",
 		"--console-log-level=warn", "--file-allocation=none", "--bt-tracker-interval=2",
-		o.Torrent,
 	}
-	return Start(t, bin, args...)
+	if ip := net.ParseIP(o.IP); ip != nil && ip.To4() != nil {
+		// The swarm is IPv4: without this aria2 also tries to listen on
+		// IPv6 at the IPv4 address and logs a (harmless) bind error.
+		args = append(args, "--disable-ipv6=true")
+	}
+	return Start(t, bin, append(args, o.Torrent)...)
 }
 
 // MaxRSS returns the peak resident set size of the exited process in bytes,

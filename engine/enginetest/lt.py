@@ -1,6 +1,10 @@
 # Lab driver for libtorrent, started by engine/enginetest from Go tests.
 # One JSON argument describes the session; progress goes to stdout as lines:
 #   listening PORT | state NAME | progress FRACTION RATE | done SECONDS RATE | error TEXT
+# "done" comes once every wanted piece is verified AND written to the files:
+# libtorrent 2.0 hashes a piece from its store buffer, so it may call a
+# torrent finished or seeding while its disk thread still has writes queued
+# (seen on a loaded machine). flush_cache is a fence behind all of them.
 import json, sys, time
 import libtorrent as lt
 
@@ -22,7 +26,8 @@ settings = {
     "download_rate_limit": 0,
     "send_buffer_watermark": 8 * 1024 * 1024,
     "connections_limit": 400,
-    "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification,
+    "alert_mask": lt.alert.category_t.error_notification | lt.alert.category_t.status_notification
+    | lt.alert.category_t.storage_notification,
 }
 if cfg.get("dht"):
     settings.update({
@@ -48,6 +53,19 @@ for p in cfg.get("peers") or []:
     host, port = p.rsplit(":", 1)
     h.connect_peer((host.strip("[]"), int(port)))
 
+
+def flush_writes(handle, until):
+    """Waits until libtorrent has written every block it verified so far."""
+    ses.pop_alerts()
+    handle.flush_cache()
+    while time.time() < until:
+        ses.wait_for_alert(500)
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.cache_flushed_alert):
+                return True
+    return False
+
+
 port = ses.listen_port()
 print("listening", port, flush=True)
 start = time.time()
@@ -66,6 +84,9 @@ while time.time() < deadline:
         print("progress %.4f %d" % (s.progress, s.download_rate), flush=True)
     if not done_reported and st in ("seeding", "finished") and s.total_wanted_done == s.total_wanted:
         el = time.time() - start
+        if not flush_writes(h, deadline):
+            print("error disk writes not flushed before the driver's timeout", flush=True)
+            break
         print("done %.3f %.0f" % (el, s.total_done / max(el, 1e-9)), flush=True)
         done_reported = True
         if cfg.get("exit_when_done"):

@@ -16,9 +16,8 @@ type TransmissionOptions struct {
 	// IP is the address transmission listens on and leaves from. It must
 	// not be in 127.0.0.0/8 (transmission ignores such peers): use an
 	// address of a Netns. Transmission's HTTP announces are not bound to
-	// it; inside a Netns the kernel gives an unbound connection to address
-	// A the source address A, so put transmission on the tracker's address
-	// to make the tracker see transmission's own address.
+	// it, so they go through a relay that leaves from IP (see
+	// announceRelay): the tracker sees transmission's own address.
 	IP string
 	// Port is the peer port; 0 picks a free one.
 	Port int
@@ -38,7 +37,10 @@ type Transmission struct {
 
 // StartTransmission runs transmission-cli on a .torrent with a fresh
 // configuration directory: no DHT, LPD, PEX, uTP or port mapping, no speed
-// limits, encryption preferred (transmission's default). Transmission
+// limits, encryption preferred (transmission's default). Its HTTP trackers
+// are reached through announce relays that make it announce every
+// relayInterval: its first announce may go out during its verification,
+// claiming data it has not verified yet as missing. Transmission
 // verifies existing data itself when it adds the torrent; asking again
 // with -v started a second check, and transmission-cli 3.00 quits when it
 // sees the torrent stopped between the two (a flaky "exited before
@@ -84,7 +86,8 @@ func StartTransmission(t testing.TB, o TransmissionOptions) *Transmission {
 	if err := os.WriteFile(filepath.Join(cfgDir, "settings.json"), js, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	p := start(t, true, bin, "-g", cfgDir, "-w", o.Dir, "-p", strconv.Itoa(o.Port), "-U", "-D", "-M", o.Torrent)
+	torrent := relayTorrent(t, o.IP, o.Torrent)
+	p := start(t, true, bin, "-g", cfgDir, "-w", o.Dir, "-p", strconv.Itoa(o.Port), "-U", "-D", "-M", torrent)
 	return &Transmission{Proc: p, Addr: net.JoinHostPort(o.IP, strconv.Itoa(o.Port))}
 }
 

@@ -351,7 +351,14 @@ func TestInteropLibtorrent(t *testing.T) {
 
 // leecherScript runs a libtorrent leecher on argv[3] that knows only the
 // magnet link argv[1], saves into argv[2], is told of the peer argv[4]:argv[5],
-// and prints "DONE" once it has the metadata and every piece.
+// and prints "DONE" once it has the metadata and every piece and they are in
+// its file.
+//
+// libtorrent 2.0 hashes a piece from its store buffer and may mark it (and
+// the torrent seeding) before its disk thread has written the blocks, so
+// the file can still hold holes when the state says seeding; on a loaded
+// machine it did. flush_cache is a fence behind every write of the torrent,
+// and cache_flushed_alert reports it done.
 const leecherScript = `
 import sys, time
 import libtorrent as lt
@@ -360,7 +367,8 @@ s = lt.session({
     'listen_interfaces': ip + ':0', 'outgoing_interfaces': ip, 'announce_ip': ip,
     'enable_dht': False, 'enable_lsd': False, 'enable_upnp': False, 'enable_natpmp': False,
     'enable_incoming_utp': False, 'enable_outgoing_utp': False,
-    'allow_multiple_connections_per_ip': True, 'alert_mask': 0,
+    'allow_multiple_connections_per_ip': True,
+    'alert_mask': lt.alert.category_t.storage_notification,
 })
 p = lt.parse_magnet_uri(uri)
 p.save_path = save
@@ -375,6 +383,15 @@ while True:
         print('TIMEOUT', st.state, st.has_metadata, st.progress, flush=True)
         sys.exit(1)
     time.sleep(0.05)
+s.pop_alerts()
+h.flush_cache()
+flushed = False
+while not flushed:
+    if time.time() > deadline:
+        print('TIMEOUT waiting for the disk writes (cache_flushed_alert)', flush=True)
+        sys.exit(1)
+    s.wait_for_alert(500)
+    flushed = any(isinstance(a, lt.cache_flushed_alert) for a in s.pop_alerts())
 print('DONE', flush=True)
 sys.stdin.read()
 `

@@ -60,6 +60,9 @@ type Torrent struct {
 	// when the torrent does not say.
 	Modified time.Time
 	Stats    Stats
+	// Dir is the torrent's directory relative to the mountpoint, set only
+	// in the reply to an add that put the torrent in a mount.
+	Dir string
 }
 
 // File is one file of a torrent.
@@ -122,6 +125,7 @@ type jsonTorrent struct {
 	Modified time.Time `json:"modified"`
 	Files    []File    `json:"files"`
 	Stats    Stats     `json:"stats"`
+	Dir      string    `json:"dir,omitempty"`
 }
 
 // MarshalJSON writes the torrent with its info hash in hex.
@@ -132,7 +136,7 @@ func (t Torrent) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(jsonTorrent{
 		InfoHash: t.InfoHash.String(), Name: t.Name, Ready: t.Ready, Size: t.Size,
-		Progress: t.Stats.Progress(), Modified: t.Modified, Files: files, Stats: t.Stats,
+		Progress: t.Stats.Progress(), Modified: t.Modified, Files: files, Stats: t.Stats, Dir: t.Dir,
 	})
 }
 
@@ -146,7 +150,7 @@ func (t *Torrent) UnmarshalJSON(b []byte) error {
 	if err != nil {
 		return fmt.Errorf("library: torrent %q: %w", j.Name, err)
 	}
-	*t = Torrent{InfoHash: h, Name: j.Name, Ready: j.Ready, Size: j.Size, Modified: j.Modified, Files: j.Files, Stats: j.Stats}
+	*t = Torrent{InfoHash: h, Name: j.Name, Ready: j.Ready, Size: j.Size, Modified: j.Modified, Files: j.Files, Stats: j.Stats, Dir: j.Dir}
 	return nil
 }
 
