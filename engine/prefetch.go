@@ -28,6 +28,13 @@ import (
 // headers and first data a player reads at open (readahead's first window).
 const warmBytes = readahead.DefaultMin
 
+// maxProbes caps the container probes running at once in a torrent: each
+// holds up to 16 reads of at most 256 KiB (usually 64 KiB), so a torrent's
+// probes hold at most 16 MiB whatever the number of open files. Readers
+// opened beyond it wait for a slot (keeping the guess of the last piece
+// meanwhile).
+const maxProbes = 4
+
 // maxPrefetchRanges caps the ranges Torrent.Prefetch keeps; the oldest go
 // first, so repeated setfattr calls cost bounded memory.
 const maxPrefetchRanges = 32
@@ -79,6 +86,14 @@ func (r *Reader) stopProbe() {
 // found in the reader's priorities. It ends when the walk is over, ctx
 // ends (Close) or the store closes.
 func (r *Reader) runProbe(ctx context.Context) {
+	select {
+	case r.t.probes <- struct{}{}:
+		defer func() { <-r.t.probes }()
+	case <-ctx.Done():
+		return
+	case <-r.t.closing:
+		return
+	}
 	p := container.New(r.file.Length, container.Config{})
 	for {
 		rg, more := p.Next()

@@ -207,3 +207,40 @@ func TestTorrentPrefetch(t *testing.T) {
 		t.Fatalf("after many prefetches: %d ranges, last %v", n, lastR)
 	}
 }
+
+// TestProbeSlotsBounded opens more readers than there are probe slots on a
+// torrent without peers: the probes wait for the head, holding maxProbes
+// slots at most; Close ends every probe and frees its slot.
+func TestProbeSlotsBounded(t *testing.T) {
+	f := makeFixture(t, "slots", 64<<10, nil, 1<<20, 1<<20, 1<<20, 1<<20, 1<<20, 1<<20)
+	c := newTestClient(t, "127.0.2.1", Config{})
+	tor, err := c.AddTorrent(f.mi, AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rs []*Reader
+	for i := range maxProbes + 2 {
+		r, err := tor.NewReader(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rs = append(rs, r)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for len(tor.probes) < maxProbes {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d probe slots taken, want %d", len(tor.probes), maxProbes)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	time.Sleep(20 * time.Millisecond) // a probe past its slot would show here
+	if n := len(tor.probes); n != maxProbes {
+		t.Fatalf("%d probe slots taken, want %d", n, maxProbes)
+	}
+	for _, r := range rs {
+		r.Close()
+	}
+	if n := len(tor.probes); n != 0 {
+		t.Fatalf("%d probe slots still taken after Close", n)
+	}
+}

@@ -50,8 +50,9 @@ type Torrent struct {
 	bytes     byteCounters
 	nextOwner atomic.Int64
 
-	pfMu sync.Mutex     // guards pf
-	pf   prefetchRanges // Prefetch's requests
+	pfMu   sync.Mutex     // guards pf
+	pf     prefetchRanges // Prefetch's requests
+	probes chan struct{}  // container probe slots (maxProbes): bounds their memory
 }
 
 // loadedInfo is a torrent's metainfo and the cache store opened for it.
@@ -93,6 +94,7 @@ func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo,
 		cmds:      make(chan func()),
 		events:    make(chan any, 256),
 		prio:      newPrioBox(),
+		probes:    make(chan struct{}, maxProbes),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		infoReady: make(chan struct{}),
