@@ -44,7 +44,8 @@
 //     file's container (internal/container) through the cache, asking for
 //     each range it reads as HeadTail, and then leaves the ranges a
 //     demuxer reads at open (HeadTail) and at its first seek (Normal) in
-//     the reader's ranges, in place of the guess of the last piece. Past
+//     the reader's ranges, in place of the guess of the last piece (at
+//     most 4 probes run at once per torrent, bounding their buffers). Past
 //     90% of the file the next file's head is asked for (Normal).
 //     Torrent.Prefetch keeps up to 32 Normal ranges under an owner of its
 //     own.
@@ -105,8 +106,8 @@
 // over the last round trip), so a new peer's pipeline doubles every round
 // trip until its bandwidth, not our depth, is the limit. A block of a piece
 // a read waits on is duplicated at another peer once it is late for the
-// peer holding it: 1.5 times that peer's round trip plus its queued
-// requests at its rate (picker.SetDuplicateAfter). Pieces whose priority
+// peer holding it: twice that peer's round trip plus four blocks at its
+// rate (picker.SetDuplicateAfter). Pieces whose priority
 // falls to None (a reader seeked or closed) have their requests cancelled
 // at once. Requests for pieces not in
 // the cache (never had or evicted) are rejected (BEP 6) or ignored.

@@ -20,7 +20,7 @@ func (ls *loopState) pipeline(p *peer) int {
 	if p.ext != nil && p.ext.Reqq > 0 {
 		d = min(d, p.ext.Reqq)
 	}
-	ls.pk.SetDuplicateAfter(p.id, p.pipe.dupAfter(p.downRate.value, d))
+	ls.pk.SetDuplicateAfter(p.id, p.pipe.dupAfter(p.downRate.value))
 	return d
 }
 

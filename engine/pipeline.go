@@ -67,18 +67,20 @@ func (e *pipeEst) depth(longRate float64) int {
 	return min(d+minPipeline, maxPipeline)
 }
 
-// dupAfter returns how long a block may be outstanding at the peer before
-// it is late there: 1.5 times the time the peer should take to answer a
-// request sent now, behind queued blocks already outstanding there, at its
-// round trip and rate; within [minDupAfter, maxDupAfter]. Zero means not
-// known yet (no block came).
-func (e *pipeEst) dupAfter(longRate float64, queued int) time.Duration {
+// dupAfter returns how long a block of a piece a read waits on may be
+// outstanding at the peer before it is late there: twice the time the peer
+// takes to answer a request and send minPipeline blocks, at its round trip
+// and rate; within [minDupAfter, maxDupAfter]. Zero means not known yet
+// (no block came). The blocks queued before it at the peer are left out on
+// purpose: a read is waiting, and a duplicate at a peer with a shorter
+// queue is worth the bytes it may waste.
+func (e *pipeEst) dupAfter(longRate float64) time.Duration {
 	if e.rtt == 0 {
 		return 0
 	}
 	exp := e.rtt
 	if r := max(e.rate, longRate); r > 0 {
-		exp += time.Duration(float64(queued*wire.BlockSize) / r * float64(time.Second))
+		exp += time.Duration(float64(minPipeline*wire.BlockSize) / r * float64(time.Second))
 	}
-	return min(max(exp*3/2, minDupAfter), maxDupAfter)
+	return min(max(2*exp, minDupAfter), maxDupAfter)
 }

@@ -68,28 +68,28 @@ func TestPipelineStartsFromBDP(t *testing.T) {
 	}
 }
 
-// TestDupAfterFromRTTAndRate: the duplicate timeout is 1.5 times a round
-// trip plus the queued blocks at the peer's rate, clamped; unknown before
-// the first block.
+// TestDupAfterFromRTTAndRate: the duplicate timeout is twice a round trip
+// plus minPipeline blocks at the peer's rate, clamped; unknown before the
+// first block.
 func TestDupAfterFromRTTAndRate(t *testing.T) {
 	var e pipeEst
-	if d := e.dupAfter(1e6, 10); d != 0 {
+	if d := e.dupAfter(1e6); d != 0 {
 		t.Fatalf("dupAfter before any block %v, want 0", d)
 	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	e.block(t0.Add(80*time.Millisecond), t0, wire.BlockSize)
-	// 10 blocks at 3 MB/s: 54.6 ms behind an 80 ms round trip.
-	queued := float64(10 * wire.BlockSize)
-	want := (80*time.Millisecond + time.Duration(queued/3e6*float64(time.Second))) * 3 / 2
-	if d := e.dupAfter(3e6, 10); d != want {
+	// 4 blocks at 3 MB/s: 21.8 ms behind an 80 ms round trip.
+	queued := float64(minPipeline * wire.BlockSize)
+	want := 2 * (80*time.Millisecond + time.Duration(queued/3e6*float64(time.Second)))
+	if d := e.dupAfter(3e6); d != want {
 		t.Fatalf("dupAfter %v, want %v", d, want)
 	}
-	if d := e.dupAfter(1000, 200); d != maxDupAfter {
+	if d := e.dupAfter(10e3); d != maxDupAfter {
 		t.Fatalf("slow peer: dupAfter %v, want the cap %v", d, maxDupAfter)
 	}
 	var near pipeEst
 	near.block(t0.Add(time.Millisecond), t0, wire.BlockSize)
-	if d := near.dupAfter(100e6, 1); d != minDupAfter {
+	if d := near.dupAfter(100e6); d != minDupAfter {
 		t.Fatalf("near fast peer: dupAfter %v, want the floor %v", d, minDupAfter)
 	}
 }
