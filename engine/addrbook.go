@@ -11,13 +11,15 @@ type PeerSource uint8
 
 // The sources of peer addresses.
 const (
-	SourceUnknown  PeerSource = iota // not known (an address no longer in the book)
-	SourceUser                       // Torrent.AddPeers
-	SourceOptions                    // AddOptions.Peers and a magnet's x.pe
-	SourceTracker                    // a tracker announce
-	SourceDHT                        // a DHT lookup
-	SourcePex                        // ut_pex from a connected peer
-	SourceIncoming                   // a peer that connected to us (its listen address)
+	SourceUnknown   PeerSource = iota // not known (an address no longer in the book)
+	SourceUser                        // Torrent.AddPeers
+	SourceOptions                     // AddOptions.Peers and a magnet's x.pe
+	SourceTracker                     // a tracker announce
+	SourceDHT                         // a DHT lookup
+	SourcePex                         // ut_pex from a connected peer
+	SourceIncoming                    // a peer that connected to us (its listen address)
+	SourceLSD                         // local service discovery (BEP 14)
+	SourceHolepunch                   // a relay's connect message (BEP 55)
 )
 
 // String returns the source's name as logs and Peers show it.
@@ -35,6 +37,10 @@ func (s PeerSource) String() string {
 		return "pex"
 	case SourceIncoming:
 		return "incoming"
+	case SourceLSD:
+		return "lsd"
+	case SourceHolepunch:
+		return "holepunch"
 	}
 	return "unknown"
 }
@@ -67,6 +73,9 @@ type candidate struct {
 	fails     int
 	queued    bool
 	dialing   bool // a dial is in flight; do not dial it again
+	// transport is the one that carried the last connection we dialed
+	// (tried first next time); TransportUnknown until one worked.
+	transport Transport
 }
 
 // addrBook holds a torrent's known peer addresses, the queue of those to
@@ -178,6 +187,12 @@ func (b *addrBook) queue(a netip.AddrPort) {
 		return
 	}
 	c.queued = true
+	if c.source.given() {
+		// The user's addresses go first: a flood of addresses from
+		// elsewhere (PEX) must not delay them.
+		b.dialQ = append([]netip.AddrPort{a}, b.dialQ...)
+		return
+	}
 	b.dialQ = append(b.dialQ, a)
 }
 
@@ -237,12 +252,22 @@ func (b *addrBook) Failed(a netip.AddrPort, err error) {
 	}
 }
 
-// DialDone records a dial of a that connected; Connected follows when the
-// loop takes the connection.
-func (b *addrBook) DialDone(a netip.AddrPort) {
+// DialDone records a dial of a that connected over tr; Connected follows
+// when the loop takes the connection.
+func (b *addrBook) DialDone(a netip.AddrPort, tr Transport) {
 	if c := b.known[a]; c != nil {
 		c.dialing = false
+		c.transport = tr
 	}
+}
+
+// Transport returns the transport that carried the last connection we
+// dialed to a, or TransportUnknown.
+func (b *addrBook) Transport(a netip.AddrPort) Transport {
+	if c := b.known[a]; c != nil {
+		return c.transport
+	}
+	return TransportUnknown
 }
 
 // Connected records a connection to a that we dialed.
@@ -407,6 +432,9 @@ func (b *addrBook) Banned(ip netip.Addr) bool {
 	_, ok := b.banned[ip.Unmap()]
 	return ok
 }
+
+// BannedCount returns how many IPs are banned.
+func (b *addrBook) BannedCount() int { return len(b.banned) }
 
 // BannedIPs returns the banned IPs.
 func (b *addrBook) BannedIPs() []netip.Addr {

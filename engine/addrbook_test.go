@@ -92,7 +92,7 @@ func TestAddrBookDialQueue(t *testing.T) {
 	}
 	// a1 connects, a3 fails; a dialing or connected address is not
 	// queued again, a failed one after its backoff.
-	b.DialDone(a1)
+	b.DialDone(a1, TransportTCP)
 	b.Connected(a1)
 	b.Failed(a3, errors.New("refused"))
 	b.RequeueDue(now.Add(500 * time.Millisecond))

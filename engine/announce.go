@@ -9,10 +9,10 @@ import (
 )
 
 // announce is a torrent's presence in the swarm's directories: its tracker
-// announcer and its DHT goroutine, each delivering peer addresses on a
+// announcers and its DHT goroutine, each delivering peer addresses on a
 // channel the loop selects on. Used from the loop goroutine only.
 type announce struct {
-	trk       *tracker.Announcer // nil when stopped or without trackers
+	trk       announcers // nil when stopped or without trackers
 	trkCancel context.CancelFunc
 	trkPeers  <-chan []netip.AddrPort // nil when stopped
 
@@ -23,31 +23,90 @@ type announce struct {
 // dhtInterval is how often a torrent re-announces itself on the DHT.
 const dhtInterval = 5 * time.Minute
 
-// startTrackers starts the torrent's announcer when it has trackers.
+// announcers are a torrent's tracker announcers, one per IP family the
+// client listens on (BEP 7: each of our addresses is a source the tracker
+// sees).
+type announcers []*tracker.Announcer
+
+// Completed sends the "completed" event through every announcer.
+func (as announcers) Completed() {
+	for _, a := range as {
+		a.Completed()
+	}
+}
+
+// NeedPeers asks every announcer for peers soon.
+func (as announcers) NeedPeers() {
+	for _, a := range as {
+		a.NeedPeers()
+	}
+}
+
+// families returns the tracker families the client announces over: the
+// family of the address it is bound to, else IPv4 and IPv6 when it has
+// sockets of both families.
+func (c *Client) families() []tracker.Family {
+	if ip := c.localIP; ip.IsValid() {
+		if ip.Unmap().Is4() {
+			return []tracker.Family{tracker.FamilyIPv4}
+		}
+		return []tracker.Family{tracker.FamilyIPv6}
+	}
+	if c.socks.udp6 == nil && c.socks.udp4 != nil {
+		return []tracker.Family{tracker.FamilyIPv4}
+	}
+	return []tracker.Family{tracker.FamilyIPv4, tracker.FamilyIPv6}
+}
+
+// startTrackers starts the torrent's announcers when it has trackers, and
+// one goroutine per announcer that forwards its peers to the loop's
+// channel.
 func (ls *loopState) startTrackers() {
 	t := ls.t
 	if len(t.trackers) == 0 || ls.ann.trk != nil || ls.paused {
 		return
 	}
-	ann := tracker.NewAnnouncer(t.c.trackers, t.trackers, tracker.AnnouncerConfig{
-		InfoHash:    t.infoHash,
-		PeerID:      t.c.peerID,
-		Port:        t.c.addr.Port(),
-		StopTimeout: 2 * time.Second,
-		Logger:      t.log,
-	}, t.announceCounters)
-	// A torrent complete before the announcer started reports Left = 0
-	// rather than a "completed" event.
 	ctx, cancel := context.WithCancel(ls.ctx)
-	ls.ann.trk, ls.ann.trkCancel, ls.ann.trkPeers = ann, cancel, ann.Peers()
-	t.wg.Add(1)
-	go func() {
-		defer t.wg.Done()
-		err := ann.Run(ctx)
-		if err != nil && ctx.Err() == nil {
-			t.log.Warn("announcer stopped", "err", err)
-		}
-	}()
+	peers := make(chan []netip.AddrPort, 4)
+	var anns announcers
+	for _, fam := range t.c.families() {
+		ann := tracker.NewAnnouncer(t.c.trackers, t.trackers, tracker.AnnouncerConfig{
+			InfoHash:    t.infoHash,
+			PeerID:      t.c.peerID,
+			Port:        t.c.announcePort(),
+			IPv4:        t.c.externalIPv4(),
+			Family:      fam,
+			StopTimeout: 2 * time.Second,
+			Logger:      t.log.With("family", fam),
+		}, t.announceCounters)
+		anns = append(anns, ann)
+		// A torrent complete before the announcer started reports Left
+		// = 0 rather than a "completed" event.
+		t.wg.Add(2)
+		go func() {
+			defer t.wg.Done()
+			err := ann.Run(ctx)
+			if err != nil && ctx.Err() == nil {
+				t.log.Warn("announcer stopped", "family", fam, "err", err)
+			}
+		}()
+		go func() {
+			defer t.wg.Done()
+			for {
+				select {
+				case batch := <-ann.Peers():
+					select {
+					case peers <- batch:
+					case <-ctx.Done():
+						return
+					}
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
+	}
+	ls.ann.trk, ls.ann.trkCancel, ls.ann.trkPeers = anns, cancel, peers
 }
 
 // announceCounters returns what announces report: payload bytes up and
@@ -72,19 +131,30 @@ func (ls *loopState) stopTrackers() {
 	ls.ann.trk, ls.ann.trkCancel, ls.ann.trkPeers = nil, nil, nil
 }
 
+// discoverable reports whether the torrent may be made known to anyone but
+// its trackers: announced on the DHT, exchanged over PEX, announced by
+// local service discovery. BEP 27: a private torrent never is, whatever
+// the client's configuration or flags. This is the one rule for every
+// such channel: the DHT (startDHT, dhtPort, the BEP 5 port message), PEX
+// (ext.go checks private, its other name) and LSD, which is not wired into
+// the engine yet: whoever wires internal/lsd must announce a torrent and
+// take peers from it only while discoverable() is true, and stop when the
+// metadata of a magnet turns out private (see magnet.go).
+func (ls *loopState) discoverable() bool { return !ls.private() }
+
 // startDHT starts the torrent's DHT goroutine unless DHT is off or the
-// torrent is private. It announces the torrent and streams the peers it
+// torrent is private (not discoverable). It announces the torrent and streams the peers it
 // finds to the loop, every dhtInterval (30 s while it finds none).
 func (ls *loopState) startDHT() {
 	t := ls.t
 	d := t.c.dht
-	if d == nil || ls.private() || ls.ann.dhtCancel != nil {
+	if d == nil || !ls.discoverable() || ls.ann.dhtCancel != nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(ls.ctx)
 	peers := make(chan []netip.AddrPort, 4)
 	ls.ann.dhtPeers, ls.ann.dhtCancel = peers, cancel
-	port := int(t.c.addr.Port())
+	port := int(t.c.announcePort())
 	t.wg.Add(1)
 	go func() {
 		defer t.wg.Done()

@@ -37,7 +37,7 @@ func (ls *loopState) updateInterestAll() {
 // maybeUnchokeNow gives a newly interested peer a free upload slot at once
 // rather than at the next rechoke.
 func (ls *loopState) maybeUnchokeNow(p *peer) {
-	if !p.amChoking || ls.info() == nil || ls.pk.HaveCount() == 0 {
+	if ls.t.c.cfg.NoUpload || !p.amChoking || ls.info() == nil || ls.pk.HaveCount() == 0 {
 		return
 	}
 	unchoked := 0
@@ -66,6 +66,9 @@ func (ls *loopState) rechoke(now time.Time) {
 		})
 	}
 	unchoke := ls.ch.Rechoke(now, views, ls.completed)
+	if ls.t.c.cfg.NoUpload {
+		unchoke = nil // Config.NoUpload: everyone stays choked
+	}
 	keep := make(map[int]bool, len(unchoke))
 	for _, id := range unchoke {
 		keep[id] = true

@@ -9,29 +9,49 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/internal/dht"
 	"github.com/swarmfs/swarmfs/engine/internal/mse"
+	"github.com/swarmfs/swarmfs/engine/internal/portmap"
+	"github.com/swarmfs/swarmfs/engine/internal/ratelimit"
 	"github.com/swarmfs/swarmfs/engine/internal/tracker"
 	"github.com/swarmfs/swarmfs/metainfo"
 )
 
 // Config configures a Client. The zero value is valid.
 type Config struct {
-	// ListenAddr is the TCP listen address; "" means ":0" (any port).
+	// ListenAddr is the listen address of TCP, uTP and the DHT (one TCP
+	// listener and one UDP socket per family, all on one port); "" means
+	// ":0" (any port, both families).
 	ListenAddr string
+	// Transports are the transports peer connections may use, outgoing
+	// and incoming; nil means uTP and TCP (uTP tried first, as libtorrent
+	// does). See Transport.
+	Transports []Transport
 	// CacheDir is the root of the piece cache; "" means cache.DefaultDir().
 	CacheDir string
 	// CacheSize caps the bytes kept in the cache for all torrents; 0 means
 	// unlimited.
 	CacheSize int64
-	// MaxPeers is the number of connected peers per torrent; 0 means 50.
-	MaxPeers int
-	// MaxConns is the number of connections for the whole client; 0 means 200.
+	// MaxConns is the number of peer connections of the whole client
+	// (all torrents, dials in flight included); 0 means 200.
 	MaxConns int
+	// MaxConnsPerTorrent is the number of connected peers of one torrent;
+	// 0 derives it from MaxConns (see PerTorrentConns); it is never more
+	// than MaxConns.
+	MaxConnsPerTorrent int
+	// MaxUploadRate and MaxDownloadRate cap the bytes per second the
+	// client sends to and receives from all peers of all torrents,
+	// payload and protocol bytes alike; 0 means unlimited. SetRateLimits
+	// changes them at run time.
+	MaxUploadRate, MaxDownloadRate int64
+	// NoUpload never unchokes a peer and serves no piece: the client only
+	// downloads (it still answers the protocol and keeps connections).
+	NoUpload bool
 	// UploadSlots is the number of unchoked peers per torrent; 0 means 4.
 	UploadSlots int
 	// MaxReadahead caps each reader's window in bytes; 0 means 64 MiB.
@@ -41,14 +61,36 @@ type Config struct {
 	// DHTBootstrap lists "host:port" DHT routers; nil means the well-known
 	// public routers.
 	DHTBootstrap []string
-	// DHTAddr is the UDP address of the DHT node; "" means the same port as
-	// the TCP listener.
+	// DHTAddr is the UDP address of the DHT node; "" means the client's
+	// UDP sockets (the DHT shares them with uTP).
 	DHTAddr string
 	// Encryption is the Message Stream Encryption (MSE/PE) policy: "" means
 	// EncryptionPrefer; see EncryptionPolicy for the others.
 	Encryption EncryptionPolicy
+	// NoLSD turns local service discovery (BEP 14) off; it is off too
+	// when ListenAddr is a loopback address.
+	NoLSD bool
+	// NoPortMapping turns off asking the home router (PCP, NAT-PMP, UPnP
+	// IGD) to forward the listen port; it is off too when ListenAddr is a
+	// loopback address.
+	NoPortMapping bool
+	// WebSeedConns is the most HTTP connections (and fetches in flight)
+	// per web seed of a torrent; 0 means 2.
+	WebSeedConns int
 	// Logger receives debug and error logs; nil means silent.
 	Logger *slog.Logger
+
+	// portmap, when not nil, is the base configuration of the port
+	// mapper (tests set the gateway and the host's sockets).
+	portmap *portmap.Config
+}
+
+// transports returns cfg.Transports or its default.
+func (cfg Config) transports() []Transport {
+	if cfg.Transports == nil {
+		return []Transport{TransportUTP, TransportTCP}
+	}
+	return cfg.Transports
 }
 
 // EncryptionPolicy says when peer connections use Message Stream
@@ -76,10 +118,11 @@ const (
 
 // Defaults used when a Config field is zero.
 const (
-	DefaultMaxPeers     = 50
-	DefaultMaxConns     = 200
-	DefaultUploadSlots  = 4
-	DefaultMaxReadahead = 64 << 20
+	DefaultMaxConns = 200
+	// DefaultMaxConnsPerTorrent is PerTorrentConns(DefaultMaxConns).
+	DefaultMaxConnsPerTorrent = 50
+	DefaultUploadSlots        = 4
+	DefaultMaxReadahead       = 64 << 20
 )
 
 // Errors returned by the engine.
@@ -102,12 +145,18 @@ type Client struct {
 	cfg    Config
 	log    *slog.Logger
 	peerID [20]byte
-	ln     net.Listener
+	socks  *sockets
+	dial   *dialer
 	addr   netip.AddrPort
 	budget *cache.Budget
-	dht    *dht.Node
+	dht    *dht.Client
+	lsd    *lsdFeed        // nil when LSD is off or found no interface
+	mapper *portmap.Mapper // nil when port mapping is off
 
 	trackers *tracker.Client
+	// up and down are the client's rate limiters, shared by every peer
+	// connection (see ratelimits.go); never nil.
+	up, down *ratelimit.Limiter
 	localIP  netip.Addr // the listen IP when bound to one; outgoing connections leave from it
 
 	// connSem bounds the number of open peer connections of the client
@@ -134,12 +183,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.CacheDir == "" {
 		cfg.CacheDir = cache.DefaultDir()
 	}
-	if cfg.MaxPeers <= 0 {
-		cfg.MaxPeers = DefaultMaxPeers
-	}
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxConnsPerTorrent <= 0 {
+		cfg.MaxConnsPerTorrent = PerTorrentConns(cfg.MaxConns)
+	}
+	cfg.MaxConnsPerTorrent = min(cfg.MaxConnsPerTorrent, cfg.MaxConns)
 	if cfg.UploadSlots <= 0 {
 		cfg.UploadSlots = DefaultUploadSlots
 	}
@@ -157,7 +207,13 @@ func New(cfg Config) (*Client, error) {
 	if log == nil {
 		log = slog.New(discardHandler{})
 	}
+	up, down, err := newLimiters(cfg.MaxUploadRate, cfg.MaxDownloadRate)
+	if err != nil {
+		return nil, err
+	}
 	c := &Client{
+		up:       up,
+		down:     down,
 		cfg:      cfg,
 		log:      log,
 		connSem:  make(chan struct{}, cfg.MaxConns),
@@ -172,18 +228,30 @@ func New(cfg Config) (*Client, error) {
 	if _, err := rand.Read(c.peerID[len(peerIDPrefix):]); err != nil {
 		return nil, fmt.Errorf("engine: peer id: %w", err)
 	}
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
-	if err != nil {
-		return nil, fmt.Errorf("engine: listen: %w", err)
+	for _, tr := range cfg.Transports {
+		if tr != TransportTCP && tr != TransportUTP {
+			return nil, fmt.Errorf("engine: transport %v: want tcp or utp", tr)
+		}
 	}
-	c.ln = ln
-	c.addr = ln.Addr().(*net.TCPAddr).AddrPort()
-	c.addr = netip.AddrPortFrom(c.addr.Addr().Unmap(), c.addr.Port())
+	if cfg.Transports != nil && len(cfg.Transports) == 0 {
+		return nil, errors.New("engine: no transport")
+	}
+	socks, err := openSockets(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	c.socks = socks
+	c.addr = socks.addr()
+	c.dial = &dialer{tcp: socks.tcp != nil, wrap: c.wrapConn}
+	if hasTransport(cfg.transports(), TransportUTP) {
+		c.dial.utp4, c.dial.utp6 = socks.udp4, socks.udp6
+	}
 	tcfg := tracker.Config{Logger: log}
 	if ip := c.addr.Addr(); !ip.IsUnspecified() {
 		// Bound to one address: leave from it too, so that trackers and
 		// peers see the address we listen on.
 		c.localIP = ip
+		c.dial.local = ip
 		d := &net.Dialer{LocalAddr: &net.TCPAddr{IP: ip.AsSlice()}, Timeout: dialTimeout}
 		tr := http.DefaultTransport.(*http.Transport).Clone()
 		tr.DialContext = d.DialContext
@@ -194,19 +262,34 @@ func New(cfg Config) (*Client, error) {
 	if !cfg.NoDHT {
 		d, err := startDHT(c)
 		if err != nil {
-			ln.Close()
+			socks.close()
 			c.trackers.Close()
 			return nil, err
 		}
 		c.dht = d
 	}
-	c.wg.Add(1)
-	go c.acceptLoop()
+	// A client bound to a loopback address cannot be reached from the
+	// local network, nor through the router.
+	if !cfg.NoLSD && !c.addr.Addr().IsLoopback() {
+		c.startLSD()
+	}
+	if !cfg.NoPortMapping && !c.addr.Addr().IsLoopback() {
+		c.startPortMap()
+	}
+	if socks.tcp != nil {
+		c.wg.Add(1)
+		go c.acceptLoop(socks.tcp, TransportTCP)
+	}
+	for _, u := range socks.utpSockets(cfg) {
+		c.wg.Add(1)
+		go c.acceptLoop(u.Listener(), TransportUTP)
+	}
 	c.log.Debug("client started", "addr", c.addr, "peer_id", string(c.peerID[:8]))
 	return c, nil
 }
 
-// Addr returns the TCP address the client listens on.
+// Addr returns the address the client listens on (TCP, and UDP for uTP
+// and the DHT, on the same port).
 func (c *Client) Addr() netip.AddrPort { return c.addr }
 
 // PeerID returns the client's 20-byte peer id.
@@ -224,14 +307,21 @@ func (c *Client) Close() error {
 		}
 		c.mu.Unlock()
 		close(c.closed)
-		c.ln.Close()
+		c.socks.closeListeners()
 		for _, t := range ts {
 			t.Remove()
 		}
 		if c.dht != nil {
 			c.dht.Close()
 		}
+		if c.lsd != nil {
+			c.lsd.close()
+		}
+		if c.mapper != nil {
+			c.mapper.Close() // deletes the mappings, within its timeout
+		}
 		c.wg.Wait()
+		c.socks.close()
 		c.trackers.Close()
 	})
 	return nil
@@ -267,6 +357,11 @@ type AddOptions struct {
 	// says (DIR/NAME for a single file, DIR/NAME/PATH... for several). Its
 	// pieces are verified into the cache so that they can be seeded.
 	Import string
+	// WebSeeds are BEP 19 web seed URLs used beside the torrent's url-list.
+	WebSeeds []string
+	// NoWebSeeds turns web seeds off: neither the url-list nor WebSeeds is
+	// used.
+	NoWebSeeds bool
 	// DataDir keeps the torrent in its own files under this directory
 	// (DIR/NAME for a single file, DIR/NAME/PATH... for several), written
 	// in place as pieces verify and seeded from there, instead of in the
@@ -312,6 +407,7 @@ func (c *Client) AddMagnet(m *metainfo.Magnet, opt AddOptions) (*Torrent, error)
 		return nil, fmt.Errorf("engine: add magnet: nil magnet")
 	}
 	opt.Peers = append(opt.Peers, parseAddrs(m.Peers)...)
+	opt.WebSeeds = append(slices.Clip(opt.WebSeeds), m.WebSeeds...) // BEP 19 ws=
 	var trackers [][]string
 	for _, tr := range m.Trackers {
 		// BEP 12 semantics for magnets: each tr is its own tier.
@@ -353,6 +449,7 @@ func (c *Client) add(ih metainfo.Hash, name string, mi *metainfo.MetaInfo, track
 	}
 	c.torrents[ih] = t
 	t.start()
+	c.lsd.changed(t)
 	return t, nil
 }
 
@@ -379,6 +476,7 @@ func (c *Client) forget(t *Torrent) {
 	if c.torrents[t.infoHash] == t {
 		delete(c.torrents, t.infoHash)
 	}
+	c.lsd.changed(nil)
 }
 
 // acquireConn reserves one connection slot of the client; it never blocks.
@@ -397,12 +495,12 @@ func (c *Client) releaseConn() { <-c.connSem }
 // their handshake at once: a tenth of the connection limit, at least 4.
 func incomingHandshakes(maxConns int) int { return max(4, maxConns/10) }
 
-// acceptLoop accepts incoming connections until the listener closes.
-func (c *Client) acceptLoop() {
+// acceptLoop accepts incoming connections over tr until ln closes.
+func (c *Client) acceptLoop(ln net.Listener, tr Transport) {
 	defer c.wg.Done()
 	var delay time.Duration
 	for {
-		conn, err := c.ln.Accept()
+		conn, err := ln.Accept()
 		if err != nil {
 			select {
 			case <-c.closed:
@@ -422,6 +520,9 @@ func (c *Client) acceptLoop() {
 			}
 		}
 		delay = 0
+		// Charged from the first byte: handshakes count against the
+		// download and upload caps like everything else.
+		conn = c.wrapConn(conn)
 		select {
 		case c.inSem <- struct{}{}:
 		default:
@@ -431,7 +532,7 @@ func (c *Client) acceptLoop() {
 		c.wg.Add(1)
 		go func() {
 			defer c.wg.Done()
-			c.handleIncoming(conn)
+			c.handleIncoming(conn, tr)
 		}()
 	}
 }
@@ -441,11 +542,12 @@ func (c *Client) acceptLoop() {
 // finds the torrent and hands the connection to it. The handshake holds a
 // slot of inSem and must end within incomingHandshakeTimeout; the peer
 // then needs a connection slot of the client like any other.
-func (c *Client) handleIncoming(conn net.Conn) {
+func (c *Client) handleIncoming(conn net.Conn, tr Transport) {
 	hs, sc, err := c.incomingHandshake(conn)
 	<-c.inSem
+	hs.transport = tr
 	if err != nil {
-		c.log.Debug("incoming handshake failed", "remote", conn.RemoteAddr(), "err", err)
+		c.log.Debug("incoming handshake failed", "remote", conn.RemoteAddr(), "transport", tr, "err", err)
 		conn.Close()
 		return
 	}

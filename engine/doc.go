@@ -4,18 +4,37 @@
 //
 // # What it owns
 //
-//   - Client: one TCP listener (incoming handshakes, plain or under
-//     Message Stream Encryption, are read up to the info hash, then handed
-//     to that torrent), the peer id ("-SF0001-" and 12
-//     random bytes), a per-client connection limit, the tracker client and
-//     the DHT node shared by all torrents, and the cache Budget.
+//   - Client: its sockets on one port (listen.go): a TCP listener and one
+//     UDP socket per family, each a uTP socket (internal/utp) whose other
+//     datagrams feed the DHT node of that family; incoming connections
+//     over either transport (handshakes, plain or under Message Stream
+//     Encryption, are read up to the info hash, then handed to that
+//     torrent); the dialer (transport.go: uTP first, TCP joining after
+//     utpHeadStart or when uTP fails, the first connection established
+//     wins, a peer's working transport is remembered in the addrBook and
+//     tried first next time; Config.Transports restricts both); local
+//     service discovery (lsd.go: one LSD on the listen port whose set
+//     follows the torrents, private ones left out, its peers handed to
+//     their torrents as SourceLSD); port mapping (portmap.go: one Mapper
+//     for the TCP and UDP port, whose external port and address are what
+//     announces carry; a change restarts the trackers' announcers); both
+//     off on a loopback listen address; the peer id ("-SF0001-" and 12
+//     random bytes), the connection limits (Config.MaxConns for the
+//     client, Config.MaxConnsPerTorrent for each torrent, by default a
+//     quarter of the client's), the upload and download rate limiters
+//     (internal/ratelimit, see below; every connection of either transport
+//     is wrapped in them before its first handshake byte), the tracker
+//     client and the DHT nodes shared by all torrents, and the cache
+//     Budget.
 //   - Torrent: one goroutine (Torrent.run) owns all of a torrent's mutable
 //     state in a loopState made of parts, each a type in its own file:
 //     conns (connected peers), addrBook (known addresses with their
 //     PeerSource, dial queue, strikes, bans; it knows no sockets),
 //     diskPipe (blocks on their way to the cache, hashing, who sent each
 //     piece; it returns outcomes the loop applies), prios (reader ranges),
-//     rates, announce (trackers and DHT), metaFetch (BEP 9) and pexState;
+//     rates, announce (trackers, one announcer per IP family the client
+//     listens on, BEP 7, their peers merged; and the DHT), metaFetch (BEP
+//     9), pexState (IPv4 and IPv6 peers alike) and webSeeds (BEP 19);
 //     choking and interest are in choke.go. Exported methods that change
 //     the torrent send closures to the loop (Torrent.do) and wait, both
 //     sides also selecting on the torrent's closing channel. Stats, Peers
@@ -61,12 +80,31 @@
 // "BitTorrent protocol") from an MSE one by its first 20 bytes and serves
 // both. Our BitTorrent handshake travels as MSE's initial payload. Peer
 // goroutines read and write through the resulting stream (streamConn),
-// whose deadlines are those of the TCP connection.
+// whose deadlines are those of the TCP or uTP connection.
+//
+// Rate limits: the Client's two token buckets (Config.MaxUploadRate,
+// MaxDownloadRate; Client.SetRateLimits changes them at run time) are
+// shared by every torrent. Each peer connection is wrapped
+// (ratelimit.Wrap) right after dial and accept, before MSE and the
+// BitTorrent handshake, so protocol bytes are charged like payload; code
+// that needs the *net.TCPConn must go through ratelimit.Conn.Unwrap. Web
+// seeds' HTTP connections are charged to the same buckets.
+// Within the download cap a connection reads in the Urgent class while
+// its peer owes us blocks of Now pieces (a reader waits on them), and in
+// the Normal class otherwise; within the upload cap writes that carry no
+// served block (our requests, haves, keep-alives) are Urgent, so a read
+// is not starved by seeding.
+//
+// Seeding: everything in the cache is seeded. Config.NoUpload chokes every
+// peer, grants no allowed-fast piece and rejects every request: no piece
+// byte leaves. Private torrents (BEP 27) are never made known beyond their
+// trackers: no DHT announce or lookup, no PEX, and (when it is wired) no
+// LSD; discoverable() in announce.go is the one rule.
 //
 // Decisions live in pure subpackages (internal/picker, choker, readahead);
 // the wire codec in internal/wire, metadata assembly in internal/metadata,
-// PEX state in internal/pex, trackers in internal/tracker and the DHT node
-// in internal/dht.
+// PEX state in internal/pex, trackers in internal/tracker and the DHT
+// (a BEP 32 client: an IPv4 and an IPv6 node) in internal/dht.
 //
 // # Behaviour
 //
@@ -111,6 +149,25 @@
 // falls to None (a reader seeked or closed) have their requests cancelled
 // at once. Requests for pieces not in
 // the cache (never had or evicted) are rejected (BEP 6) or ignored.
+//
+// Web seeds (BEP 19, internal/webseed): one per url-list entry plus
+// AddOptions.WebSeeds and a magnet's ws= URLs, none with AddOptions.NoWebSeeds. To the picker a
+// web seed is a peer that has everything and costs more, so it gets only
+// pieces that peers do not deliver in time: pieces a reader waits on (Now)
+// that no unchoked peer has, or that waited longer than about two
+// pieces' time at the peers' rate (250 ms to 3 s); readahead and
+// head/tail pieces that no unchoked peer has, or that peers did not start
+// within four such waits; and, while the whole torrent is wanted
+// (AddOptions.Prefetch: get, --prefetch), pieces peers have not started.
+// A torrent with no reader and no prefetch fetches nothing from them. The
+// loop hands each seed runs of consecutive pieces (at most 8 MiB,
+// Config.WebSeedConns at once); a goroutine fetches a run and writes each
+// piece with cache WritePiece, which stores it only when its SHA-1
+// matches, and posts the result. A hash failure charges the seed (which is
+// dropped after a few) and never a peer. A run stops when peers deliver
+// its next piece first, when nobody wants its next piece any more, or to
+// make room for a piece a reader waits on. Stats.WebSeedBytes counts the
+// bytes from web seeds (Downloaded counts peers only).
 //
 // Magnet torrents fetch the info dictionary from several peers with
 // ut_metadata, verify it against the info hash, drop peers that lie, and

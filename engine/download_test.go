@@ -111,6 +111,9 @@ func TestStreamThroughSmallCache(t *testing.T) {
 	if st.BytesHave > 1<<20+f.mi.Info.PieceLength {
 		t.Fatalf("cache holds %d bytes over a cap of 1 MiB", st.BytesHave)
 	}
+	if st.EvictedBytes == 0 {
+		t.Errorf("stats count %d evicted bytes streaming %d through a 1 MiB cache", st.EvictedBytes, f.mi.Info.TotalLength)
+	}
 	// The engine's view (picker) agrees with the cache after evictions.
 	var mismatch []int
 	_ = tor.do(func() {

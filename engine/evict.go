@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Slots that cannot be squatted: a torrent's peer slots (Config.MaxPeers)
+// Slots that cannot be squatted: a torrent's peer slots (Config.MaxConnsPerTorrent)
 // are limited per IP, and a peer that has been of no use for a while makes
 // room for a better candidate (an address waiting to be dialed, or a peer
 // connecting to us).
@@ -61,7 +61,7 @@ func (ls *loopState) roomFor(ip netip.Addr, now time.Time) bool {
 	if ls.conns.perIP[ip] >= maxPeersPerIP {
 		return false
 	}
-	if ls.conns.len() < ls.t.c.cfg.MaxPeers {
+	if ls.conns.len() < ls.t.c.cfg.MaxConnsPerTorrent {
 		return true
 	}
 	return ls.evictUseless(now, "a new connection")

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/swarmfs/swarmfs/engine/internal/holepunch"
 	"github.com/swarmfs/swarmfs/engine/internal/metadata"
 	"github.com/swarmfs/swarmfs/engine/internal/pex"
 	"github.com/swarmfs/swarmfs/engine/internal/wire"
@@ -28,6 +29,7 @@ func (ls *loopState) ourExtHandshake(p *peer) wire.Message {
 	}
 	if !ls.private() {
 		h.M[wire.ExtPex] = int(wire.ExtPexID)
+		h.M[holepunch.ExtName] = extHolepunchID
 	}
 	if mi := ls.t.MetaInfo(); mi != nil {
 		h.MetadataSize = len(mi.InfoBytes)
@@ -61,6 +63,8 @@ func (ls *loopState) onExtended(p *peer, m wire.Message) {
 		ls.onMetadataMsg(p, m.Data)
 	case wire.ExtPexID:
 		ls.onPex(p, m.Data)
+	case extHolepunchID:
+		ls.onHolepunch(p, m.Data)
 	default:
 		// BEP 10: ignore extended messages we did not advertise.
 	}
@@ -160,6 +164,9 @@ func (ls *loopState) pexConnected(p *peer) {
 		if ls.isSeed(p) {
 			f |= wire.PexSeed
 		}
+		if supportsHolepunch(p) {
+			f |= wire.PexHolepunch
+		}
 		ls.pex.swarm.Add(p.listen, f)
 	}
 	if _, ok := p.ext.ID(wire.ExtPex); !ok {
@@ -190,6 +197,7 @@ func (ls *loopState) pexTick(now time.Time) {
 	if ls.private() {
 		return
 	}
+	ls.hpTick(now)
 	for p, s := range ls.pex.senders {
 		if now.Sub(p.since) < 5*time.Second {
 			continue // let the peer settle before the first message
@@ -214,6 +222,7 @@ func (ls *loopState) onPex(p *peer, payload []byte) {
 		ls.dropPeer(p, fmt.Sprintf("bad ut_pex: %v", err))
 		return
 	}
+	ls.hpLearned(p, added)
 	addrs := make([]netip.AddrPort, 0, len(added))
 	for _, a := range added {
 		addrs = append(addrs, a.Addr)

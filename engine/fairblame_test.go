@@ -164,4 +164,8 @@ func TestFairBlame(t *testing.T) {
 	if sent == 0 {
 		t.Fatal("the liars sent nothing: the test tested nothing")
 	}
+	// Stats (and so /metrics) count what happened.
+	if st := tor.Stats(); st.HashFailures == 0 || st.Banned != len(banned) {
+		t.Errorf("stats say %d hash failures and %d banned, want > 0 and %d", st.HashFailures, st.Banned, len(banned))
+	}
 }

@@ -41,6 +41,10 @@ type handshakeResult struct {
 	dht      bool
 	// crypto is the MSE method of the connection; 0 for plain BitTorrent.
 	crypto mse.Method
+	// transport carries the connection.
+	transport Transport
+	// punched is set on a connection dialed for a BEP 55 rendezvous.
+	punched bool
 }
 
 // cryptoName names the connection's encryption for logs.
@@ -87,29 +91,33 @@ func acceptHandshake(conn net.Conn, peerID [20]byte, dht bool, known func(metain
 	return fromWire(wire.Handshake{Reserved: reserved, InfoHash: ih, PeerID: id}), nil
 }
 
-// dialPeer connects to addr and runs the initiating side of a handshake,
+// dialPeer connects to addr over a transport of d (prefer first when it
+// is known to work) and runs the initiating side of a handshake,
 // encrypted or not as enc says: with EncryptionPrefer an MSE handshake
 // offering RC4 and plaintext is tried first and, when the peer does not
 // complete it (it hangs up on bytes that are not a BitTorrent handshake),
-// a plain connection second.
-func dialPeer(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih metainfo.Hash, peerID [20]byte, dht bool, enc EncryptionPolicy) (net.Conn, handshakeResult, error) {
+// a plain connection second, over the transport that connected.
+func dialPeer(ctx context.Context, d *dialer, addr netip.AddrPort, prefer Transport, ih metainfo.Hash, peerID [20]byte, dht bool, enc EncryptionPolicy) (net.Conn, handshakeResult, error) {
 	switch enc {
 	case EncryptionOff:
-		return dialOnce(ctx, local, addr, ih, peerID, dht, 0)
+		return dialOnce(ctx, d, addr, prefer, ih, peerID, dht, 0)
 	case EncryptionRequire:
-		return dialOnce(ctx, local, addr, ih, peerID, dht, mse.RC4)
+		return dialOnce(ctx, d, addr, prefer, ih, peerID, dht, mse.RC4)
 	}
-	conn, hs, err := dialOnce(ctx, local, addr, ih, peerID, dht, mse.RC4|mse.Plaintext)
+	conn, hs, err := dialOnce(ctx, d, addr, prefer, ih, peerID, dht, mse.RC4|mse.Plaintext)
 	var failed *mseFailure
 	if err == nil || !errors.As(err, &failed) || ctx.Err() != nil {
 		return conn, hs, err
 	}
-	return dialOnce(ctx, local, addr, ih, peerID, dht, 0)
+	return dialOnce(ctx, d, addr, failed.transport, ih, peerID, dht, 0)
 }
 
 // mseFailure is the error of an outgoing MSE handshake (after which a
 // plain connection may be tried).
-type mseFailure struct{ err error }
+type mseFailure struct {
+	err       error
+	transport Transport // what carried the connection
+}
 
 func (e *mseFailure) Error() string { return "engine: encrypted handshake: " + e.err.Error() }
 func (e *mseFailure) Unwrap() error { return e.err }
@@ -117,16 +125,15 @@ func (e *mseFailure) Unwrap() error { return e.err }
 // dialOnce connects to addr and runs the initiating side of a handshake:
 // plain when provide is 0, else MSE offering provide with our BitTorrent
 // handshake as the initial payload.
-func dialOnce(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih metainfo.Hash, peerID [20]byte, dht bool, provide mse.Method) (net.Conn, handshakeResult, error) {
+func dialOnce(ctx context.Context, d *dialer, addr netip.AddrPort, prefer Transport, ih metainfo.Hash, peerID [20]byte, dht bool, provide mse.Method) (net.Conn, handshakeResult, error) {
 	ctx, cancel := context.WithTimeout(ctx, dialTimeout+handshakeTimeout)
 	defer cancel()
-	d := net.Dialer{Timeout: dialTimeout}
-	if local.IsValid() && local.Is4() == addr.Addr().Is4() {
-		d.LocalAddr = &net.TCPAddr{IP: local.AsSlice()}
-	}
-	conn, err := d.DialContext(ctx, "tcp", addr.String())
+	conn, tr, err := d.connect(ctx, addr, prefer)
 	if err != nil {
 		return nil, handshakeResult{}, err
+	}
+	if d.wrap != nil {
+		conn = d.wrap(conn) // charged from the first byte (rate limits)
 	}
 	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Now()) })
 	defer stop()
@@ -142,7 +149,7 @@ func dialOnce(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih met
 		rw, method, err := mse.InitiateHandshake(conn, ih, wire.AppendHandshake(nil, ours), provide)
 		if err != nil {
 			conn.Close()
-			return nil, handshakeResult{}, &mseFailure{err}
+			return nil, handshakeResult{}, &mseFailure{err, tr}
 		}
 		pc = &streamConn{Conn: conn, r: rw, w: rw, crypto: method}
 	}
@@ -161,6 +168,7 @@ func dialOnce(ctx context.Context, local netip.Addr, addr netip.AddrPort, ih met
 	}
 	_ = conn.SetDeadline(time.Time{})
 	hs := fromWire(h)
+	hs.transport = tr
 	if sc, ok := pc.(*streamConn); ok {
 		hs.crypto = sc.crypto
 	}

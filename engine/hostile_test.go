@@ -251,8 +251,8 @@ func checkBounds(t *testing.T, b boundsSample) {
 	if b.known > maxKnownPeers {
 		t.Errorf("%d known peers, cap %d", b.known, maxKnownPeers)
 	}
-	if b.peers > DefaultMaxPeers {
-		t.Errorf("%d peers, cap %d", b.peers, DefaultMaxPeers)
+	if b.peers > DefaultMaxConnsPerTorrent {
+		t.Errorf("%d peers, cap %d", b.peers, DefaultMaxConnsPerTorrent)
 	}
 	if b.sendQueue > hostileQueueBound {
 		t.Errorf("%d bytes queued for one peer, bound %d", b.sendQueue, hostileQueueBound)
@@ -263,7 +263,7 @@ func checkBounds(t *testing.T, b boundsSample) {
 	if b.reqSent > maxPipeline || b.stale > 4*maxPipeline {
 		t.Errorf("%d requests outstanding and %d stale at one peer", b.reqSent, b.stale)
 	}
-	if b.pexSwarm > DefaultMaxPeers {
-		t.Errorf("PEX swarm of %d addresses with at most %d peers", b.pexSwarm, DefaultMaxPeers)
+	if b.pexSwarm > DefaultMaxConnsPerTorrent {
+		t.Errorf("PEX swarm of %d addresses with at most %d peers", b.pexSwarm, DefaultMaxConnsPerTorrent)
 	}
 }

@@ -16,7 +16,7 @@ import (
 // type and a file of its own: the connected peers (conns), the address
 // book (addrBook), the disk pipeline (diskPipe), reader priorities
 // (prios), rates, trackers and DHT (announce), metadata fetching
-// (metaFetch) and PEX (pexState). The metainfo and the cache store are
+// (metaFetch), PEX (pexState) and web seeds (webSeeds). The metainfo and the cache store are
 // the Torrent's (info, store).
 type loopState struct {
 	t  *Torrent
@@ -28,9 +28,12 @@ type loopState struct {
 	disk  *diskPipe // nil until the metadata is known
 	prios prios
 	rates rates
+	tally tally
 	ann   announce
 	meta  *metaFetch // BEP 9 state while the info is unknown
 	pex   pexState
+	ws    webSeeds
+	punch *holepunchState // BEP 55; nil until needed
 
 	prefetch, paused bool
 	verifySynced     bool // the cache's background re-verification was taken into account
@@ -137,6 +140,8 @@ func (t *Torrent) run() {
 			return
 		}
 		ls.fillRequests()
+		ls.fillWebSeeds()
+		ls.updateReadClasses()
 		ls.maybeDial()
 		if ls.dirty {
 			ls.publish()
@@ -157,6 +162,7 @@ func (ls *loopState) infoKnown(mi *metainfo.MetaInfo) {
 		}
 	}
 	ls.disk = newDiskPipe(st, diskWorkers{goFunc: t.goWorker, post: t.post})
+	ls.startWebSeeds(mi)
 	ls.setPrefetch(ls.prefetch)
 	ls.prios.Replay(ls.pk)
 	ls.checkComplete()
@@ -201,6 +207,7 @@ func (ls *loopState) setPrefetch(on bool) {
 	}
 	ls.updateInterestAll()
 	ls.conns.refillAll = true
+	ls.ws.kick = true
 }
 
 func (ls *loopState) setPaused(on bool) {
@@ -228,6 +235,7 @@ func (ls *loopState) applyPrio(u prioOwner) {
 	ls.cancelUnwanted()
 	ls.updateInterestAll()
 	ls.conns.refillAll = true
+	ls.ws.kick = true
 }
 
 // checkComplete closes Complete once every piece is verified.
@@ -241,7 +249,8 @@ func (ls *loopState) checkComplete() {
 	if ls.ann.trk != nil {
 		ls.ann.trk.Completed()
 	}
-	ls.t.log.Info("torrent complete", "pieces", ls.info().NumPieces())
+	wsBytes, _ := ls.ws.bytes()
+	ls.t.log.Info("torrent complete", "pieces", ls.info().NumPieces(), "web_seed_bytes", wsBytes)
 	// A seed is not interested in anyone.
 	ls.updateInterestAll()
 }
@@ -261,7 +270,7 @@ func (ls *loopState) tick(now time.Time) {
 		ls.rechoke(now)
 	}
 	ls.dirty = true
-	if ls.wantsPeers() && !ls.book.Queued() && ls.conns.len() < ls.t.c.cfg.MaxPeers/2 {
+	if ls.wantsPeers() && !ls.book.Queued() && ls.conns.len() < ls.t.c.cfg.MaxConnsPerTorrent/2 {
 		ls.book.RequeueDue(now)
 	}
 	if ls.ann.trk != nil && ls.conns.len() < 5 && ls.wantsPeers() {
@@ -269,6 +278,7 @@ func (ls *loopState) tick(now time.Time) {
 	}
 	ls.pexTick(now)
 	ls.metaTick(now)
+	ls.webSeedTick()
 	ls.conns.refillAll = true
 }
 
@@ -289,6 +299,7 @@ func (ls *loopState) onEvicted() {
 	for _, i := range ls.store().TakeEvicted() {
 		if ls.pk != nil && i >= 0 && i < ls.info().NumPieces() {
 			ls.pk.SetHave(i, false)
+			ls.tally.evictedBytes += ls.info().PieceSize(i)
 		}
 	}
 	ls.updateInterestAll()
@@ -327,6 +338,7 @@ func (ls *loopState) shutdown() {
 	ls.cancel()
 	// Goroutines that post events select on t.closing, which is closed.
 	t.wg.Wait()
+	ls.closeWebSeeds()
 	// A select may have picked the send over t.closing: undo what the
 	// events still queued hold.
 	for {

@@ -45,6 +45,10 @@ func (ls *loopState) handle(ev any) {
 		ls.applyDisk(ls.disk.Hashed(ev))
 	case importResult:
 		ls.onImport(ev)
+	case wsPiece:
+		ls.onWSPiece(ev)
+	case wsDone:
+		ls.onWSDone(ev)
 	case metaWritten:
 		if ev.err != nil {
 			// The file only makes adding the magnet again instant.

@@ -42,13 +42,13 @@ func (ls *loopState) maybeDial() {
 	if ls.paused {
 		return
 	}
-	if ls.conns.halfOpen == 0 && ls.conns.len() >= t.c.cfg.MaxPeers && ls.book.Queued() && !ls.completed {
+	if ls.conns.halfOpen == 0 && ls.conns.len() >= t.c.cfg.MaxConnsPerTorrent && ls.book.Queued() && !ls.completed {
 		// Every slot is taken and addresses wait: a useless peer
 		// makes room.
 		ls.evictForDials(time.Now())
 	}
-	for ls.conns.halfOpen < maxHalfOpen && ls.conns.len()+ls.conns.halfOpen < t.c.cfg.MaxPeers {
-		if ls.info() != nil && ls.completed && ls.conns.len() >= t.c.cfg.MaxPeers/2 {
+	for ls.conns.halfOpen < maxHalfOpen && ls.conns.len()+ls.conns.halfOpen < t.c.cfg.MaxConnsPerTorrent {
+		if ls.info() != nil && ls.completed && ls.conns.len() >= t.c.cfg.MaxConnsPerTorrent/2 {
 			return // a seed waits for leechers to come
 		}
 		a, ok := ls.book.NextDial()
@@ -70,10 +70,11 @@ func (ls *loopState) maybeDial() {
 		}
 		ls.conns.starved = false
 		ls.book.Dialing(a, time.Now())
+		prefer := ls.book.Transport(a)
 		ls.conns.halfOpen++
 		ls.dirty = true
 		t.goWorker(func() {
-			conn, hs, err := dialPeer(ls.ctx, t.c.localIP, a, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption)
+			conn, hs, err := dialPeer(ls.ctx, t.c.dial, a, prefer, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption)
 			if !t.post(dialResult{addr: a, conn: conn, hs: hs, err: err}) {
 				if conn != nil {
 					conn.Close()
@@ -90,10 +91,11 @@ func (ls *loopState) onDialResult(r dialResult) {
 	if r.err != nil {
 		ls.t.c.releaseConn()
 		ls.book.Failed(r.addr, r.err)
+		ls.hpDialFailed(r.addr)
 		ls.t.log.Debug("dial failed", "peer", r.addr, "err", r.err)
 		return
 	}
-	ls.book.DialDone(r.addr)
+	ls.book.DialDone(r.addr, r.hs.transport)
 	if !ls.acceptConn(r.conn, r.hs, true) {
 		r.conn.Close()
 		ls.t.c.releaseConn()
@@ -136,7 +138,8 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	if ls.pk != nil && ls.book.OnParole(p.addr.Addr()) {
 		ls.pk.SetParole(p.id, true)
 	}
-	p.log.Debug("peer connected", "outgoing", outgoing, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
+	ls.hpConnected(p)
+	p.log.Debug("peer connected", "outgoing", outgoing, "transport", hs.transport, "punched", hs.punched, "fast", hs.fast, "ext", hs.ext, "client", string(hs.peerID[:8]), "crypto", hs.cryptoName())
 	if hs.ext {
 		p.send(ls.ourExtHandshake(p))
 	}
@@ -169,7 +172,7 @@ func (ls *loopState) sendHaves(p *peer) {
 	case n > 0:
 		p.send(wire.Message{ID: wire.Bitfield, Data: bf.Bytes()})
 	}
-	if !p.hs.fast || n == 0 {
+	if !p.hs.fast || n == 0 || ls.t.c.cfg.NoUpload {
 		return
 	}
 	// BEP 6 allowed fast set: pieces the peer may request while choked
@@ -202,6 +205,7 @@ func (ls *loopState) removePeer(p *peer, reason string) {
 	ls.book.Gone(p.listen, now)
 	ls.t.c.releaseConn()
 	ls.pexDropped(p)
+	ls.hpGone(p)
 	ls.metaPeerGone(p)
 	p.log.Debug("peer removed", "reason", reason)
 }

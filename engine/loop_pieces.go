@@ -203,10 +203,12 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 			break
 		}
 		ls.pk.PieceComplete(i)
+		ls.webSeedHave(i)
 		ls.announceHave(i)
 		ls.checkComplete()
 		ls.dirty = true
 	case outcomeHashFailed:
+		ls.tally.hashFailed++
 		ls.pk.PieceFailed(i)
 		if len(o.from) == 1 {
 			ls.blame(i, o.from) // it sent the whole piece: it lied
@@ -286,7 +288,7 @@ func (ls *loopState) whyMissing(i int) string {
 	case ls.paused:
 		return "torrent paused"
 	case ls.conns.len() == 0:
-		return fmt.Sprintf("no peers (%d addresses known, %d connecting)", ls.book.Len(), ls.conns.halfOpen)
+		return fmt.Sprintf("no peers (%d addresses known, %d connecting)%s", ls.book.Len(), ls.conns.halfOpen, ls.webSeedsWhy())
 	case i < 0 || i >= info.NumPieces():
 		return fmt.Sprintf("piece %d out of range", i)
 	}

@@ -3,7 +3,6 @@ package engine
 import (
 	"context"
 	"net"
-	"net/netip"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -39,7 +38,7 @@ func TestMSEPreferRoundTrips(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
-	conn, hs, err := dialPeer(ctx, netip.Addr{}, addrPort(t, px.Addr()), f.mi.InfoHash, [20]byte{7}, false, EncryptionPrefer)
+	conn, hs, err := dialPeer(ctx, &dialer{tcp: true}, addrPort(t, px.Addr()), TransportTCP, f.mi.InfoHash, [20]byte{7}, false, EncryptionPrefer)
 	if err != nil {
 		t.Fatal(err)
 	}

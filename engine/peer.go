@@ -15,6 +15,7 @@ import (
 
 	"github.com/swarmfs/swarmfs/cache"
 	"github.com/swarmfs/swarmfs/engine/internal/picker"
+	"github.com/swarmfs/swarmfs/engine/internal/ratelimit"
 	"github.com/swarmfs/swarmfs/engine/internal/wire"
 	"github.com/swarmfs/swarmfs/engine/internal/wire/bitfield"
 )
@@ -24,6 +25,7 @@ import (
 type peer struct {
 	t        *Torrent
 	conn     net.Conn
+	lim      *ratelimit.Conn // the rate-limited connection beneath conn, or nil
 	addr     netip.AddrPort
 	hs       handshakeResult
 	outgoing bool
@@ -69,6 +71,7 @@ type peer struct {
 	// again: answers arrive in order, so they are matched to stale sends first.
 	stale   map[picker.Request]staleSend
 	removed bool
+	urgent  bool // lim reads in the Urgent class (updateReadClasses)
 }
 
 // staleSend is the number of unanswered superseded sends of one request and
@@ -83,7 +86,7 @@ func newPeer(t *Torrent, conn net.Conn, hs handshakeResult, outgoing bool, id pi
 	addr = netip.AddrPortFrom(addr.Addr().Unmap(), addr.Port())
 	now := time.Now()
 	return &peer{
-		t: t, conn: conn, addr: addr, hs: hs, outgoing: outgoing, id: id,
+		t: t, conn: conn, lim: limitedConn(conn), addr: addr, hs: hs, outgoing: outgoing, id: id,
 		log:         t.log.With("peer", addr.String()),
 		since:       now,
 		usefulAt:    now,
@@ -337,7 +340,7 @@ func (p *peer) countUp(n int) {
 // advertisedExt reports whether id is one of the extension ids our
 // extension handshake gives out (or the handshake itself).
 func advertisedExt(id uint8) bool {
-	return id == wire.ExtHandshakeID || id == wire.ExtMetadataID || id == wire.ExtPexID
+	return id == wire.ExtHandshakeID || id == wire.ExtMetadataID || id == wire.ExtPexID || id == extHolepunchID
 }
 
 // blockPool recycles the buffers that received blocks of the usual size
@@ -422,6 +425,7 @@ func (p *peer) writeLoop() {
 				// returns, the peer may have it, hang up, and be removed
 				// (its counter read for the last time) before we get here.
 				p.countUp(sent)
+				p.setWriteClass(sent > 0)
 				if err := p.write(out); err != nil {
 					return
 				}
@@ -435,6 +439,21 @@ func (p *peer) writeLoop() {
 // piece from eviction while it reads).
 func (p *peer) readBlock(st *cache.Store, r picker.Request, dst []byte) bool {
 	return st.ReadBlock(r.Piece, r.Begin, dst) == nil
+}
+
+// setWriteClass makes a write that carries a served block wait for upload
+// tokens in the Normal class and one of protocol messages only (our
+// requests among them) in the Urgent class, so that seeding under a
+// saturated upload cap does not hold back what a reader waits for.
+func (p *peer) setWriteClass(block bool) {
+	if p.lim == nil {
+		return
+	}
+	if block {
+		p.lim.SetWriteClass(ratelimit.Normal)
+	} else {
+		p.lim.SetWriteClass(ratelimit.Urgent)
+	}
 }
 
 func (p *peer) write(b []byte) error {

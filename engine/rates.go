@@ -11,6 +11,13 @@ type byteCounters struct {
 	down, up atomic.Int64
 }
 
+// tally counts what a torrent went through since it was added, for Stats
+// (and so /metrics). Used from the loop goroutine only.
+type tally struct {
+	hashFailed   int64 // pieces that failed their hash check (from peers or web seeds)
+	evictedBytes int64 // verified bytes the cache evicted
+}
+
 // rates holds the torrent's recent payload rates, the sum of its peers'
 // rates, updated by the loop once a second. Used from the loop goroutine
 // only.

@@ -161,14 +161,14 @@ func TestSquattersEvicted(t *testing.T) {
 			var wg sync.WaitGroup
 			defer wg.Wait()
 			defer cancel()
-			for i := 0; i < DefaultMaxPeers; i++ {
+			for i := 0; i < DefaultMaxConnsPerTorrent; i++ {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
 					squat(ctx, c, fmt.Sprintf("127.0.13.%d", 100+i%tc.ips), f.mi.InfoHash, i)
 				}()
 			}
-			want := min(DefaultMaxPeers, tc.ips*maxPeersPerIP)
+			want := min(DefaultMaxConnsPerTorrent, tc.ips*maxPeersPerIP)
 			for tor.Stats().Peers < want {
 				select {
 				case <-ctx.Done():

@@ -63,8 +63,11 @@ type PeerInfo struct {
 	// Source says how we learned of the peer: SourceIncoming when it
 	// connected to us.
 	Source PeerSource
-	// Transport is "tcp".
-	Transport string
+	// Transport carries the connection (TCP or uTP).
+	Transport Transport
+	// Punched is set when the connection was made through a hole
+	// punched with a relay's help (BEP 55); otherwise it is direct.
+	Punched bool
 	// Encryption is "none" (plain BitTorrent), "mse plaintext" (an
 	// obfuscated handshake) or "mse rc4" (the whole stream encrypted).
 	Encryption string
@@ -163,6 +166,9 @@ func (ls *loopState) stats() Stats {
 		Peers: ls.conns.len(), HalfOpen: ls.conns.halfOpen,
 		Known: ls.book.Unconnected(),
 	}
+	s.WebSeedBytes, s.WebSeeds = ls.ws.bytes()
+	s.HashFailures, s.EvictedBytes = ls.tally.hashFailed, ls.tally.evictedBytes
+	s.Banned = ls.book.BannedCount()
 	for p := range ls.conns.peers {
 		if ls.isSeed(p) {
 			s.Seeds++
@@ -199,7 +205,7 @@ func (ls *loopState) peerInfo(p *peer) PeerInfo {
 		client = p.ext.V
 	}
 	pi := PeerInfo{
-		Addr: p.addr, Client: client, Source: p.source, Transport: "tcp",
+		Addr: p.addr, Client: client, Source: p.source, Transport: p.hs.transport, Punched: p.hs.punched,
 		Encryption: p.hs.cryptoName(), Outgoing: p.outgoing,
 		AmChoking: p.amChoking, AmInterested: p.amInterested,
 		PeerChoking: p.peerChoking, PeerInterested: p.peerInterested,
@@ -214,4 +220,28 @@ func (ls *loopState) peerInfo(p *peer) PeerInfo {
 		pi.Pieces = ls.info().NumPieces()
 	}
 	return pi
+}
+
+// Reach counts the connected peers by how they were found (Source) and
+// what carries each connection (Transport).
+type Reach struct {
+	Sources    map[PeerSource]int
+	Transports map[Transport]int
+	// Punched counts the connections made through a punched hole; the
+	// others are direct.
+	Punched int
+}
+
+// Reach returns how the connected peers were found and reached, as of the
+// loop's last step. It does not wait on the torrent's goroutine.
+func (t *Torrent) Reach() Reach {
+	r := Reach{Sources: map[PeerSource]int{}, Transports: map[Transport]int{}}
+	for _, p := range t.snapshot().peers {
+		r.Sources[p.Source]++
+		r.Transports[p.Transport]++
+		if p.Punched {
+			r.Punched++
+		}
+	}
+	return r
 }

@@ -79,7 +79,7 @@ func TestPeersAndStatsWithoutTheLoop(t *testing.T) {
 	}
 	p := peers[0]
 	if p.Addr != seed.Addr() || p.Client != clientVersion || p.Source != SourceOptions || !p.Outgoing ||
-		p.Transport != "tcp" || !p.Seed || p.Pieces != f.mi.Info.NumPieces() || p.Downloaded < f.mi.Info.TotalLength {
+		p.Transport != TransportUTP || !p.Seed || p.Pieces != f.mi.Info.NumPieces() || p.Downloaded < f.mi.Info.TotalLength {
 		t.Fatalf("seeder described as %+v", p)
 	}
 	// Both sides use MSE by default and select plaintext (see

@@ -81,6 +81,18 @@ type Stats struct {
 	// HalfOpen is the number of outgoing connection attempts in flight and
 	// Known the number of peer addresses known but not connected.
 	HalfOpen, Known int
+	// WebSeedBytes counts payload bytes received from web seeds (BEP 19),
+	// which Downloaded (peers only) does not include; WebSeeds is the
+	// number of web seeds still used (not dropped).
+	WebSeedBytes int64
+	WebSeeds     int
+	// HashFailures counts pieces that failed their hash check, from peers
+	// or web seeds; Banned is the number of IPs banned for lying.
+	HashFailures int64
+	Banned       int
+	// EvictedBytes counts verified bytes the cache gave up: evicted under
+	// its cap, or dropped when their file changed on disk.
+	EvictedBytes int64
 }
 
 func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo, trackers [][]string, opt AddOptions) (*Torrent, error) {

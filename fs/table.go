@@ -60,6 +60,10 @@ func buildTable(info *metainfo.Info) (*fileTable, []skipped) {
 		name   string
 	}
 	dirIndex := map[dirKey]int32{}
+	var (
+		prevPath []string // the path of the last file placed
+		prevDirs []int32  // the directories of its components but the last
+	)
 	// Files are nodes 0 to len-1 and directories follow them.
 	dirRoom := maxTableNodes - len(info.Files)
 	for i, f := range info.Files {
@@ -72,7 +76,14 @@ func buildTable(info *metainfo.Info) (*fileTable, []skipped) {
 			continue
 		}
 		parent := int32(0)
-		for _, comp := range f.Path[:len(f.Path)-1] {
+		for j, comp := range f.Path[:len(f.Path)-1] {
+			// Files of one directory mostly follow each other: reuse the
+			// previous file's directories while the path agrees with it.
+			if j < len(prevDirs) && prevPath[j] == comp {
+				parent = prevDirs[j]
+				continue
+			}
+			prevDirs = prevDirs[:j]
 			k := dirKey{parent, comp}
 			d, ok := dirIndex[k]
 			if !ok {
@@ -82,7 +93,9 @@ func buildTable(info *metainfo.Info) (*fileTable, []skipped) {
 				dirIndex[k] = d
 			}
 			parent = d
+			prevDirs = append(prevDirs, d)
 		}
+		prevPath, prevDirs = f.Path, prevDirs[:len(f.Path)-1]
 		t.dirs[parent].kids = append(t.dirs[parent].kids, int32(i))
 	}
 	// Sort each directory by name; of several children with one name the
@@ -91,7 +104,10 @@ func buildTable(info *metainfo.Info) (*fileTable, []skipped) {
 	for d := range t.dirs {
 		dir := &t.dirs[d]
 		dir.byName = slices.Clone(dir.kids)
-		slices.SortStableFunc(dir.byName, func(a, b int32) int { return cmp.Compare(t.name(a), t.name(b)) })
+		byName := func(a, b int32) int { return cmp.Compare(t.name(a), t.name(b)) }
+		if !slices.IsSortedFunc(dir.byName, byName) { // torrents are often sorted already
+			slices.SortStableFunc(dir.byName, byName)
+		}
 		kept := dir.byName[:0]
 		for i, r := range dir.byName {
 			if i > 0 && t.name(r) == t.name(kept[len(kept)-1]) {
@@ -195,7 +211,7 @@ func (t *fileTable) node(ref int32) uint64 {
 // directory entry name.
 func validComponents(path []string) bool {
 	for _, c := range path {
-		if c == "" || c == "." || c == ".." || strings.ContainsAny(c, "/\x00") || len(c) > 255 {
+		if c == "" || c == "." || c == ".." || strings.IndexByte(c, '/') >= 0 || strings.IndexByte(c, 0) >= 0 || len(c) > 255 {
 			return false
 		}
 	}

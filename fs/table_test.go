@@ -84,6 +84,45 @@ func TestTableOrderAndLookup(t *testing.T) {
 	}
 }
 
+// TestTableRevisitsDirectories places files whose directories change from
+// one file to the next (deeper, shallower, same names under other parents,
+// a directory met again later): each lands in the right directory.
+func TestTableRevisitsDirectories(t *testing.T) {
+	tab, skips := tableOf("a/b/c/d", "a/b/e", "x/b/f", "a/b/c/g", "a/h", "x/b/i", "a/x/b/j")
+	if len(skips) != 0 {
+		t.Fatalf("skipped %+v", skips)
+	}
+	dir := func(path ...string) int32 {
+		d := int32(0)
+		for _, c := range path {
+			r, ok := tab.lookup(d, c)
+			if !ok || r >= 0 {
+				t.Fatalf("no directory %q", path)
+			}
+			d = ^r
+		}
+		return d
+	}
+	for _, tt := range []struct {
+		path []string
+		want []string
+	}{
+		{nil, []string{"a/", "x/"}},
+		{[]string{"a"}, []string{"b/", "h", "x/"}},
+		{[]string{"a", "b"}, []string{"c/", "e"}},
+		{[]string{"a", "b", "c"}, []string{"d", "g"}},
+		{[]string{"x", "b"}, []string{"f", "i"}},
+		{[]string{"a", "x", "b"}, []string{"j"}},
+	} {
+		if got := listing(tab, dir(tt.path...)); !slices.Equal(got, tt.want) {
+			t.Errorf("%q lists %q, want %q", tt.path, got, tt.want)
+		}
+	}
+	if len(tab.dirs) != 8 { // the top and 7 below it
+		t.Errorf("%d directories, want 8", len(tab.dirs))
+	}
+}
+
 func TestTableSkipsBadAndCollidingPaths(t *testing.T) {
 	tab, skips := tableOf("a", "a", "a/b", "ok/..", "d/e", "d", "d/f", "x//y", "fine")
 	var got []int

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
 	"slices"
 	"strconv"
@@ -114,7 +115,10 @@ func (d *decoder) value(dst reflect.Value, depth int) error {
 	if d.pos >= len(d.data) {
 		return d.errf("unexpected end of input")
 	}
-	if dst.IsValid() && dst.Type() == rawType {
+	if !dst.IsValid() {
+		return d.skip(depth)
+	}
+	if dst.Type() == rawType {
 		start := d.pos
 		if err := d.value(reflect.Value{}, depth); err != nil {
 			return err
@@ -122,7 +126,7 @@ func (d *decoder) value(dst reflect.Value, depth int) error {
 		dst.SetBytes(d.data[start:d.pos:d.pos])
 		return nil
 	}
-	if dst.IsValid() && dst.Kind() == reflect.Pointer {
+	if dst.Kind() == reflect.Pointer {
 		if dst.IsNil() {
 			dst.Set(reflect.New(dst.Type().Elem()))
 		}
@@ -155,7 +159,13 @@ func (d *decoder) value(dst reflect.Value, depth int) error {
 func (d *decoder) integer() (int64, error) {
 	d.pos++ // 'i'
 	start := d.pos
-	end := bytes.IndexByte(d.data[start:min(len(d.data), start+maxIntDigits+2)], 'e')
+	end := -1
+	for i, c := range d.data[start:min(len(d.data), start+maxIntDigits+2)] {
+		if c == 'e' {
+			end = i
+			break
+		}
+	}
 	if end < 0 {
 		if len(d.data)-start > maxIntDigits+1 {
 			return 0, d.errf("integer too long")
@@ -176,23 +186,34 @@ func (d *decoder) integer() (int64, error) {
 	case body[0] == '0' && (len(body) > 1 || neg):
 		return 0, d.errf("non-canonical integer %q", digits)
 	}
+	// At most 19 digits: below 10^19, which fits a uint64.
+	var u uint64
 	for _, b := range body {
 		if b < '0' || b > '9' {
 			return 0, d.errf("bad integer %q", digits)
 		}
+		u = u*10 + uint64(b-'0')
 	}
-	n, err := strconv.ParseInt(string(digits), 10, 64)
-	if err != nil {
+	if u > math.MaxInt64 && !(neg && u == math.MaxInt64+1) {
 		return 0, d.errf("integer out of range %q", digits)
 	}
 	d.pos = start + end + 1
-	return n, nil
+	if neg {
+		return -int64(u), nil
+	}
+	return int64(u), nil
 }
 
 // str parses a byte string and returns a sub-slice of the input.
 func (d *decoder) str() ([]byte, error) {
 	start := d.pos
-	colon := bytes.IndexByte(d.data[start:min(len(d.data), start+maxIntDigits+1)], ':')
+	colon := -1
+	for i, c := range d.data[start:min(len(d.data), start+maxIntDigits+1)] {
+		if c == ':' {
+			colon = i
+			break
+		}
+	}
 	if colon < 0 {
 		return nil, d.errf("bad string length")
 	}
@@ -217,6 +238,79 @@ func (d *decoder) str() ([]byte, error) {
 	}
 	d.pos = body + n
 	return d.data[body:d.pos:d.pos], nil
+}
+
+// skip checks and passes over one value whose first byte is at d.pos,
+// depth levels deep, as value does with an invalid destination but without
+// reflection: the same values are accepted, with the same errors.
+func (d *decoder) skip(depth int) error {
+	switch c := d.data[d.pos]; {
+	case c == 'i':
+		_, err := d.integer()
+		return err
+	case c >= '0' && c <= '9':
+		_, err := d.str()
+		return err
+	case c == 'l':
+		d.pos++
+		for {
+			if d.pos >= len(d.data) {
+				return d.errf("unterminated list")
+			}
+			if d.data[d.pos] == 'e' {
+				d.pos++
+				return nil
+			}
+			if err := d.skipNested(depth + 1); err != nil {
+				return err
+			}
+		}
+	case c == 'd':
+		d.pos++
+		var prev []byte
+		for first := true; ; first = false {
+			if d.pos >= len(d.data) {
+				return d.errf("unterminated dictionary")
+			}
+			if d.data[d.pos] == 'e' {
+				d.pos++
+				return nil
+			}
+			keyPos := d.pos
+			if c := d.data[d.pos]; c < '0' || c > '9' {
+				return d.errf("dictionary key is not a string")
+			}
+			key, err := d.str()
+			if err != nil {
+				return err
+			}
+			if !first {
+				switch cmp := bytes.Compare(prev, key); {
+				case cmp == 0:
+					return &SyntaxError{keyPos, fmt.Sprintf("duplicate key %q", key)}
+				case cmp > 0 && d.strict:
+					return &SyntaxError{keyPos, fmt.Sprintf("key %q out of order", key)}
+				}
+			}
+			prev = key
+			if err := d.skipNested(depth + 1); err != nil {
+				return err
+			}
+		}
+	default:
+		return d.errf("unexpected byte %q", c)
+	}
+}
+
+// skipNested is skip with value's checks of depth and end of input.
+func (d *decoder) skipNested(depth int) error {
+	if depth > MaxDepth {
+		return d.errf("nesting deeper than %d", MaxDepth)
+	}
+	if d.pos >= len(d.data) {
+		return d.errf("unexpected end of input")
+	}
+	return d.skip(depth)
 }
 
 func (d *decoder) list(dst reflect.Value, depth int) error {

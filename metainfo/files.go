@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math"
-	"reflect"
 	"slices"
 	"strings"
 )
@@ -13,8 +12,10 @@ import (
 // allocation per file or per path component: every kept path is appended,
 // joined with "/", to one byte arena that becomes one string, and each
 // File.Path is a slice of one shared []string whose elements are substrings
-// of it. That keeps loading fast and the garbage it leaves small; the
-// result is the same as decoding each entry on its own.
+// of it. Each entry is decoded by hand (no reflection) in the same pass that
+// finds where it ends; only an entry the fast decoder declines goes
+// through Unmarshal. That keeps loading fast and the garbage it leaves
+// small; the result is the same as decoding each entry on its own.
 
 // fileFields are the keys of one file list entry that swarmfs uses. Byte
 // slices point into the info dictionary's bytes.
@@ -31,66 +32,66 @@ func (f *fileFields) reset() {
 	*f = fileFields{path: f.path[:0], pathUTF8: f.pathUTF8[:0]}
 }
 
-// decodeFileFast decodes a file entry whose keys are sorted and whose
-// values have the expected types, into f. It returns false for anything
-// else (unsorted or duplicate keys, other types, malformed bencode); the
-// caller then decodes the entry with Unmarshal, which accepts or rejects it
-// exactly as it always has.
-func decodeFileFast(r []byte, f *fileFields) bool {
+// decodeFileFast decodes the file entry at the start of r, whose keys are
+// sorted and whose values have the expected types, into f, and returns the
+// entry's length in bytes. It returns false for anything else (unsorted or
+// duplicate keys, other types, malformed bencode); the caller then decodes
+// the entry with Unmarshal, which accepts or rejects it exactly as it
+// always has.
+func decodeFileFast(r []byte, f *fileFields) (int, bool) {
 	f.reset()
 	if len(r) == 0 || r[0] != 'd' {
-		return false
+		return 0, false
 	}
 	d := decoder{data: r, pos: 1}
 	var prev []byte
 	for {
 		if d.pos >= len(r) {
-			return false
+			return 0, false
 		}
 		if r[d.pos] == 'e' {
-			d.pos++
-			return d.pos == len(r)
+			return d.pos + 1, true
 		}
 		if c := r[d.pos]; c < '0' || c > '9' {
-			return false
+			return 0, false
 		}
 		key, err := d.str()
 		if err != nil || (prev != nil && bytes.Compare(prev, key) >= 0) {
-			return false
+			return 0, false
 		}
 		prev = key
 		if d.pos >= len(r) {
-			return false
+			return 0, false
 		}
 		switch string(key) {
 		case "length":
 			if r[d.pos] != 'i' {
-				return false
+				return 0, false
 			}
 			n, err := d.integer()
 			if err != nil {
-				return false
+				return 0, false
 			}
 			f.length, f.hasLength = n, true
 		case "attr":
 			if c := r[d.pos]; c < '0' || c > '9' {
-				return false
+				return 0, false
 			}
 			if f.attr, err = d.str(); err != nil {
-				return false
+				return 0, false
 			}
 		case "path":
 			if f.path, err = d.strList(f.path); err != nil {
-				return false
+				return 0, false
 			}
 		case "path.utf-8":
 			if f.pathUTF8, err = d.strList(f.pathUTF8); err != nil {
-				return false
+				return 0, false
 			}
 			f.hasUTF8 = true
 		default:
-			if d.value(reflect.Value{}, 1) != nil {
-				return false
+			if d.skipNested(1) != nil {
+				return 0, false
 			}
 		}
 	}
@@ -151,29 +152,56 @@ func decodeFileSlow(r []byte, f *fileFields) error {
 // span is where a file's path, joined with "/", lies in the arena.
 type span struct{ start, end uint32 }
 
-// parseFiles decodes a multi-file list, validates every path and returns the
-// total length (pad files included) and the listed files (pad files and
-// BEP 47 symlinks omitted). list is the bencoded list and ends where its
-// items end (listEnds); nameLen is the length of the torrent's name, the
-// directory every path lies in.
-func parseFiles(list RawMessage, ends []uint32, nameLen int) (int64, []File, error) {
+// parseFiles decodes a multi-file list (at most MaxFiles entries),
+// validates every path and returns the total length (pad files included)
+// and the listed files (pad files and BEP 47 symlinks omitted). list is the
+// bencoded list; nameLen is the length of the torrent's name, the directory
+// every path lies in. Each entry is read once: the fast decoder finds where
+// it ends as it decodes it.
+func parseFiles(list RawMessage, nameLen int) (int64, []File, error) {
+	if len(list) == 0 || list[0] != 'l' {
+		return 0, nil, invalidf("info files: not a list")
+	}
 	var (
 		total int64
-		files = make([]File, 0, len(ends))
-		spans = make([]span, 0, len(ends))
+		files []File
+		spans []span
 		arena strings.Builder // becomes the paths' string without a copy
 		comps int
 		f     fileFields
-		start = uint32(1)
+		d     = decoder{data: list, pos: 1}
 	)
 	arena.Grow(len(list) / 2) // paths are about half of a typical file list
-	for i, end := range ends {
-		r := list[start:end:end]
-		start = end
-		if !decodeFileFast(r, &f) {
-			if err := decodeFileSlow(r, &f); err != nil {
+	for i := 0; ; i++ {
+		if d.pos >= len(list) {
+			return 0, nil, invalidf("info files: unterminated list")
+		}
+		if list[d.pos] == 'e' {
+			if d.pos != len(list)-1 {
+				return 0, nil, invalidf("info files: malformed list")
+			}
+			break
+		}
+		if i == MaxFiles {
+			return 0, nil, invalidf("more than %d files", MaxFiles)
+		}
+		start := d.pos
+		n, ok := decodeFileFast(list[start:], &f)
+		if ok {
+			d.pos += n
+		} else {
+			if err := d.skipNested(0); err != nil {
+				return 0, nil, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
+			}
+			if err := decodeFileSlow(list[start:d.pos:d.pos], &f); err != nil {
 				return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
 			}
+		}
+		if files == nil {
+			// Entries of one torrent are alike: guess the count from the
+			// first one's size, so that the slices rarely grow.
+			guess := min((len(list)-1)/(d.pos-start)+16, MaxFiles)
+			files, spans = make([]File, 0, guess), make([]span, 0, guess)
 		}
 		if !f.hasLength || f.length < 0 {
 			return 0, nil, invalidf("file %d: missing or negative length", i)
@@ -219,9 +247,16 @@ func parseFiles(list RawMessage, ends []uint32, nameLen int) (int64, []File, err
 	parts := make([]string, 0, comps)
 	for i, sp := range spans {
 		first := len(parts)
-		for c := range strings.SplitSeq(all[sp.start:sp.end], "/") {
-			parts = append(parts, c)
+		p := all[sp.start:sp.end]
+		for {
+			j := strings.IndexByte(p, '/')
+			if j < 0 {
+				break
+			}
+			parts = append(parts, p[:j])
+			p = p[j+1:]
 		}
+		parts = append(parts, p)
 		files[i].Path = parts[first:len(parts):len(parts)]
 	}
 	if err := checkCollisions(len(files), func(i int32) string { return all[spans[i].start:spans[i].end] }); err != nil {

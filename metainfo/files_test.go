@@ -47,7 +47,7 @@ func TestFileEntryFastAgreesWithUnmarshal(t *testing.T) {
 func checkFileEntry(t *testing.T, r []byte) bool {
 	t.Helper()
 	var f, g fileFields
-	if !decodeFileFast(r, &f) {
+	if n, ok := decodeFileFast(r, &f); !ok || n != len(r) {
 		return false
 	}
 	if err := decodeFileSlow(r, &g); err != nil {
@@ -116,5 +116,29 @@ func TestFilePathsShareArena(t *testing.T) {
 	_ = append(in.Files[0].Path, "x")
 	if in.Files[1].Path[0] != "d" {
 		t.Errorf("appending to one path changed the next: %q", in.Files[1].Path)
+	}
+}
+
+// TestParseFilesMixedEntries parses a list in which entries the fast
+// decoder declines (unsorted keys, a nested unknown key) sit between
+// ordinary ones: each entry is read once, from where the last one ended.
+func TestParseFilesMixedEntries(t *testing.T) {
+	list := "l" + "d6:lengthi1e4:pathl1:aee" +
+		"d4:pathl1:be6:lengthi2ee" + // unsorted: decoded by Unmarshal
+		"d6:lengthi3e1:xd1:yl1:zee4:pathl1:c1:dee" +
+		"d6:lengthi4e4:pathl1:eee" + "e"
+	total, files, err := parseFiles(RawMessage(list), 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []File{{Path: []string{"a"}, Length: 1}, {Path: []string{"b"}, Length: 2, Offset: 1},
+		{Path: []string{"c", "d"}, Length: 3, Offset: 3}, {Path: []string{"e"}, Length: 4, Offset: 6}}
+	if total != 10 || !reflect.DeepEqual(files, want) {
+		t.Fatalf("total %d, files %+v, want 10, %+v", total, files, want)
+	}
+	for _, bad := range []string{list + "x", list[:len(list)-1], "l" + "d6:lengthi1e4:pathl1:aee" + "d4:path" + "e"} {
+		if _, _, err := parseFiles(RawMessage(bad), 1); !errors.Is(err, ErrInvalid) {
+			t.Errorf("%q: err %v, want ErrInvalid", bad, err)
+		}
 	}
 }

@@ -163,30 +163,6 @@ func rawInt(raw RawMessage) (int64, bool) {
 	return n, true
 }
 
-// listEnds returns where each item of a bencoded list ends, as offsets
-// into raw (item i is raw[ends[i-1]:ends[i]], the first starting at 1),
-// stopping after max items (more reports ok=false with the first max).
-// It is rawList for lists that may be long: 4 bytes per item.
-func listEnds(raw RawMessage, max int) (ends []uint32, complete bool, err error) {
-	if len(raw) == 0 || raw[0] != 'l' {
-		return nil, false, &SyntaxError{0, "not a list"}
-	}
-	d := decoder{data: raw, pos: 1}
-	for d.pos < len(raw) && raw[d.pos] != 'e' {
-		if len(ends) == max {
-			return ends, false, nil
-		}
-		if err := d.value(reflect.Value{}, 1); err != nil {
-			return nil, false, err
-		}
-		ends = append(ends, uint32(d.pos))
-	}
-	if d.pos != len(raw)-1 {
-		return nil, false, &SyntaxError{d.pos, "malformed list"}
-	}
-	return ends, true, nil
-}
-
 // rawList splits a bencoded list into its raw items without decoding them,
 // stopping after max items (more reports ok=false with the first max items).
 // Decoding a long list of tiny items straight into a slice would let a

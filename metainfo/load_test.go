@@ -146,11 +146,12 @@ func TestLoadFixtureFields(t *testing.T) {
 }
 
 func TestLoadCapsListAllocations(t *testing.T) {
-	// MaxFiles+1 tiny file entries: rejected before each is decoded.
+	// MaxFiles+1 tiny file entries: rejected at the first one past the
+	// cap, so that no more than MaxFiles are ever held.
 	var b bytes.Buffer
 	b.WriteString("d4:infod5:filesl")
 	for range MaxFiles + 1 {
-		b.WriteString("de")
+		b.WriteString("d6:lengthi1e4:pathl1:aee")
 	}
 	b.WriteString("e4:name1:x12:piece lengthi16384e6:pieces0:ee")
 	_, err := Load(&b)

@@ -101,14 +101,8 @@ func parseInfo(data []byte) (*Info, bool, error) {
 		setAttr(&f, rawString(raw.Attr))
 		in.Files = []File{f}
 	case len(raw.Files) > 0:
-		ends, complete, err := listEnds(raw.Files, MaxFiles)
-		switch {
-		case err != nil:
-			return nil, false, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
-		case !complete:
-			return nil, false, invalidf("more than %d files", MaxFiles)
-		}
-		if in.TotalLength, in.Files, err = parseFiles(raw.Files, ends, len(in.Name)); err != nil {
+		var err error
+		if in.TotalLength, in.Files, err = parseFiles(raw.Files, len(in.Name)); err != nil {
 			return nil, false, err
 		}
 	default:

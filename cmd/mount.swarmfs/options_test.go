@@ -26,6 +26,8 @@ func TestMapOptions(t *testing.T) {
 		{opts: `peer="10.0.0.1:6881,10.0.0.2:6881",peer=10.0.0.3:1,dht_bootstrap=router:6881`,
 			flags: []string{"--peer", "10.0.0.1:6881,10.0.0.2:6881,10.0.0.3:1", "--dht-bootstrap", "router:6881"}},
 		{opts: "allow_other,allow_other", flags: []string{"--allow-other"}},
+		{opts: "max_conns=100,max_conns_per_torrent=40,max_upload_rate=1MiB,max_download_rate=8MiB,no_upload",
+			flags: []string{"--max-conns", "100", "--max-conns-per-torrent", "40", "--max-upload-rate", "1MiB", "--max-download-rate", "8MiB", "--no-upload"}},
 		{opts: "mount_timeout=30s", timeout: 30 * time.Second},
 		{opts: "ro,bogus_option", err: `"bogus_option"`},
 		{opts: "ro,bogus_option=1", sloppy: true, flags: nil},

@@ -112,6 +112,12 @@ func (a fsTorrent) Status() fs.Status {
 		// The snapshot is from before the metadata; the next one follows.
 		s.Text = "metadata received"
 	}
+	if note := webSeedNote(st); note != "" {
+		s.Text += " (" + note + ")"
+	}
+	if r := reachText(a.t.Reach()); r != "" {
+		s.Text += fmt.Sprintf(", %d peers (%s)", st.Peers, r)
+	}
 	for i, ok := range s.Pieces {
 		if ok {
 			s.Verified += info.PieceSize(i)

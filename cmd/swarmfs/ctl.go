@@ -282,6 +282,7 @@ func engineStats(s library.Stats) engine.Stats {
 	return engine.Stats{
 		Downloaded: s.Downloaded, Uploaded: s.Uploaded, DownRate: s.DownRate, UpRate: s.UpRate,
 		Peers: s.Peers, Seeds: s.Seeds, PiecesHave: s.PiecesHave, PiecesTotal: s.PiecesTotal,
-		BytesHave: s.BytesHave, State: state,
+		BytesHave: s.BytesHave, State: state, WebSeedBytes: s.WebSeedBytes,
+		HashFailures: s.HashFailures, Banned: s.Banned, EvictedBytes: s.EvictedBytes,
 	}
 }

@@ -9,7 +9,12 @@
 // to fs.Torrent (adapter.go), engineLibrary (library.go: the torrents of
 // serve and mount, whose removal waits for open readers), mountLibrary
 // (mountlib.go: the engineLibrary of a mount, whose adds and removes also
-// change the mount) and the front ends (frontends.go).
+// change the mount), the front ends (frontends.go), the seed policy
+// (seedpolicy.go: --seed-ratio and --seed-time for get --seed, and
+// removedSeeding, which keeps a torrent removed from serve or a mount
+// seeding in the engine until its policy is reached) and the rate limits
+// of a running library (rates.go: engineLibrary as a library.RateLimiter
+// for the control socket and HTTP API, and the set-rate command).
 //
 // Names from torrents, magnets, peers and files reach a terminal or a log
 // line only through printable (display.go), the one sanitizer: control
@@ -30,6 +35,9 @@
 // mounted torrent, ended when the torrent leaves the engine, or when the
 // mount is gone for demo's mountTorrents) refreshes the snapshot the
 // mount's getxattr handlers read, so they never wait on a torrent loop.
+// removedSeeding runs one goroutine per removed torrent still seeding; it
+// polls the torrent's published stats (never waiting on its loop), and
+// Close, or adding the torrent again, ends it and waits for it.
 //
 // Errors: a command returns an error; run prints it once (escaped) with
 // the command's name and exits 1, or 2 for command-line mistakes

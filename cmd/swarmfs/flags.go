@@ -20,12 +20,19 @@ type engineFlags struct {
 	cacheDir     string
 	cacheSize    byteSize
 	port         int
-	maxPeers     int
+	maxConns     int
+	maxPeers     int // connections per torrent
+	maxUp        byteSize
+	maxDown      byteSize
+	noUpload     bool
 	readahead    byteSize
 	noDHT        bool
 	dhtBootstrap string
 	peers        addrList
 	encryption   string
+	transport    string
+	noLSD        bool
+	noPortMap    bool
 	verbose      bool
 	logFormat    logfmt.Format
 }
@@ -33,13 +40,21 @@ type engineFlags struct {
 func (f *engineFlags) register(fset *flag.FlagSet) {
 	fset.StringVar(&f.cacheDir, "cache-dir", "", "`DIR` for the verified piece cache (default $XDG_CACHE_HOME/swarmfs or ~/.cache/swarmfs)")
 	fset.Var(&f.cacheSize, "cache-size", "cap the cache at `SIZE`, e.g. 10GiB; least recently used pieces are evicted (default unlimited)")
-	fset.IntVar(&f.port, "port", 0, "TCP `PORT` to accept peers on (default: any free port)")
-	fset.IntVar(&f.maxPeers, "max-peers", 0, "connect at most `N` peers per torrent (default 50)")
+	fset.IntVar(&f.port, "port", 0, "`PORT` to accept peers on, TCP and UDP (uTP, DHT) (default: any free port)")
+	fset.IntVar(&f.maxConns, "max-conns", 0, "at most `N` peer connections in all (default 200)")
+	fset.IntVar(&f.maxPeers, "max-conns-per-torrent", 0, "at most `N` peer connections per torrent (default a quarter of --max-conns, at least 10)")
+	fset.IntVar(&f.maxPeers, "max-peers", 0, "the same as --max-conns-per-torrent")
+	fset.Var(&f.maxUp, "max-upload-rate", "cap what is sent to peers at `SIZE` per second, e.g. 2MiB; protocol bytes count (default unlimited)")
+	fset.Var(&f.maxDown, "max-download-rate", "cap what is received from peers at `SIZE` per second, e.g. 10MiB; reads waiting for data come first (default unlimited)")
+	fset.BoolVar(&f.noUpload, "no-upload", false, "never upload: choke every peer and serve no piece (downloading goes on)")
 	fset.Var(&f.readahead, "readahead", "largest readahead window of one open file, `SIZE` such as 64MiB (default 64MiB)")
 	fset.BoolVar(&f.noDHT, "no-dht", false, "do not use the DHT to find peers")
 	fset.StringVar(&f.dhtBootstrap, "dht-bootstrap", "", "DHT bootstrap `NODES`, comma-separated host:port (default: the well-known public routers)")
 	fset.Var(&f.peers, "peer", "`ADDRS` of peers to connect to at start, comma-separated ip:port, besides trackers and DHT")
 	fset.StringVar(&f.encryption, "encryption", "prefer", "protocol encryption (MSE): `MODE` prefer (try it, fall back to plain), require, or off")
+	fset.BoolVar(&f.noLSD, "no-lsd", false, "do not announce torrents on the local network or find peers there (LSD)")
+	fset.BoolVar(&f.noPortMap, "no-port-mapping", false, "do not ask the home router to forward the listen port (PCP, NAT-PMP, UPnP)")
+	fset.StringVar(&f.transport, "transport", "utp,tcp", "peer connection `TRANSPORTS`, comma-separated: utp, tcp (uTP is tried first)")
 	fset.BoolVar(&f.verbose, "v", false, "log debug messages to stderr")
 	fset.Var(&f.logFormat, "log-format", "log `FORMAT` on stderr: text (key=value lines) or json (one object a line, for log shippers; status lines on a non-terminal become records too)")
 }
@@ -71,12 +86,24 @@ func (f *engineFlags) check() error {
 		return usageError("--port %d is not a TCP port", f.port)
 	}
 	if f.maxPeers < 0 {
-		return usageError("--max-peers must not be negative")
+		return usageError("--max-conns-per-torrent must not be negative")
+	}
+	if f.maxConns < 0 {
+		return usageError("--max-conns must not be negative")
+	}
+	if f.maxConns > 0 && f.maxPeers > f.maxConns {
+		return usageError("--max-conns-per-torrent %d is above --max-conns %d", f.maxPeers, f.maxConns)
+	}
+	if f.maxUp > maxRate || f.maxDown > maxRate {
+		return usageError("--max-upload-rate and --max-download-rate must be at most %s", humanize.IBytes(maxRate))
 	}
 	switch engine.EncryptionPolicy(f.encryption) {
 	case engine.EncryptionPrefer, engine.EncryptionRequire, engine.EncryptionOff:
 	default:
 		return usageError("--encryption %q: want prefer, require or off", f.encryption)
+	}
+	if _, err := engine.ParseTransports(f.transport); err != nil {
+		return usageError("--transport %q: want utp, tcp or utp,tcp", f.transport)
 	}
 	return nil
 }
@@ -86,14 +113,22 @@ func (f *engineFlags) config(log *slog.Logger) (engine.Config, error) {
 	if err := f.check(); err != nil {
 		return engine.Config{}, err
 	}
+	transports, _ := engine.ParseTransports(f.transport) // checked
 	cfg := engine.Config{
-		CacheDir:     f.cacheDir,
-		CacheSize:    int64(f.cacheSize),
-		MaxPeers:     f.maxPeers,
-		MaxReadahead: int64(f.readahead),
-		NoDHT:        f.noDHT,
-		Encryption:   engine.EncryptionPolicy(f.encryption),
-		Logger:       log,
+		Transports:         transports,
+		NoLSD:              f.noLSD,
+		NoPortMapping:      f.noPortMap,
+		CacheDir:           f.cacheDir,
+		CacheSize:          int64(f.cacheSize),
+		MaxConns:           f.maxConns,
+		MaxConnsPerTorrent: f.maxPeers,
+		MaxUploadRate:      int64(f.maxUp),
+		MaxDownloadRate:    int64(f.maxDown),
+		NoUpload:           f.noUpload,
+		MaxReadahead:       int64(f.readahead),
+		NoDHT:              f.noDHT,
+		Encryption:         engine.EncryptionPolicy(f.encryption),
+		Logger:             log,
 	}
 	if f.port != 0 {
 		cfg.ListenAddr = ":" + strconv.Itoa(f.port)
@@ -154,6 +189,9 @@ type byteSize int64
 
 // maxByteSize bounds a size flag; larger values are refused at parsing.
 const maxByteSize = 1 << 62
+
+// maxRate bounds a rate flag (the engine's limiters take up to 1 TiB/s).
+const maxRate = 1 << 40
 
 func (b *byteSize) String() string {
 	if *b == 0 {

@@ -18,15 +18,19 @@ import (
 
 type getFlags struct {
 	engineFlags
-	out  string
-	seed bool
+	ws      webSeedFlags
+	out     string
+	seed    bool
+	seedPol seedPolicyFlags
 }
 
 func (g *getFlags) flagSet() *flag.FlagSet {
 	fset := newFlagSet("get")
 	g.register(fset)
+	g.ws.register(fset)
 	fset.StringVar(&g.out, "o", ".", "`DIR` to write the torrent's files into")
-	fset.BoolVar(&g.seed, "seed", false, "keep seeding after the download completes, until interrupted")
+	fset.BoolVar(&g.seed, "seed", false, "keep seeding after the download completes, until interrupted (or --seed-ratio, --seed-time)")
+	g.seedPol.register(fset, "after the download and exit (implies --seed)")
 	return fset
 }
 
@@ -36,6 +40,7 @@ var getCommand = &command{
 	examples: []string{
 		"swarmfs get ubuntu.iso.torrent -o ~/Downloads",
 		"swarmfs get --seed 'magnet:?xt=urn:btih:...' -o /srv/data",
+		"swarmfs get --seed-ratio 1.5 --seed-time 2h --max-upload-rate 1MiB ubuntu.iso.torrent",
 	},
 	flagSet: func() *flag.FlagSet { return new(getFlags).flagSet() },
 	run:     runGet,
@@ -49,6 +54,16 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	}
 	if err := g.check(); err != nil {
 		return err
+	}
+	if err := g.ws.check(); err != nil {
+		return err
+	}
+	if err := g.seedPol.check(); err != nil {
+		return err
+	}
+	g.seed = g.seed || g.seedPol.p.set()
+	if g.seed && g.noUpload {
+		return usageError("--no-upload and seeding (--seed, --seed-ratio, --seed-time) exclude each other")
 	}
 	if len(pos) != 1 {
 		return usageError("want exactly one torrent file or magnet URI")
@@ -65,7 +80,7 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(g.out, 0o755); err != nil {
 		return err
 	}
-	t, err := srcs[0].add(c, engine.AddOptions{Peers: g.peers, Prefetch: true})
+	t, err := srcs[0].add(c, g.ws.apply(engine.AddOptions{Peers: g.peers, Prefetch: true}))
 	if err != nil {
 		return err
 	}
@@ -76,9 +91,13 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	st := t.Stats()
 	el := time.Since(start)
 	name := printable(t.Name())
-	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s), verified\n", name,
+	from := ""
+	if note := webSeedNote(st); note != "" {
+		from = ", " + note
+	}
+	fmt.Fprintf(e.stdout, "%s: downloaded %s in %s (%s/s%s), verified\n", name,
 		humanize.IBytes(uint64(st.BytesHave)), el.Round(time.Millisecond),
-		humanize.IBytes(uint64(float64(st.Downloaded)/max(el.Seconds(), 1e-3))))
+		humanize.IBytes(uint64(float64(st.Downloaded+st.WebSeedBytes)/max(el.Seconds(), 1e-3))), from)
 	if err := export(ctx, t, g.out); err != nil {
 		return err
 	}
@@ -86,8 +105,40 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if !g.seed {
 		return nil
 	}
-	fmt.Fprintf(e.stdout, "seeding on %s; Ctrl-C to stop\n", c.Addr())
-	return waitWithStatus(ctx, e, g.statusHandler(e), t, nil)
+	if !g.seedPol.p.set() {
+		fmt.Fprintf(e.stdout, "seeding on %s; Ctrl-C to stop\n", c.Addr())
+		return waitWithStatus(ctx, e, g.statusHandler(e), t, nil)
+	}
+	return seedUntil(ctx, e, g.statusHandler(e), t, g.seedPol.p, c.Addr().String())
+}
+
+// seedUntil seeds t, with status lines, until the policy is reached
+// (then it says so) or ctx ends.
+func seedUntil(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent, p seedPolicy, addr string) error {
+	name := printable(t.Name())
+	fmt.Fprintf(e.stdout, "seeding on %s until %s; Ctrl-C to stop\n", addr, p)
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	reached := make(chan struct{})
+	var why string
+	var werr error
+	go func() {
+		defer close(reached)
+		why, werr = waitSeedPolicy(sctx, t, p, time.Now(), seedPollEvery)
+	}()
+	err := waitWithStatus(ctx, e, rec, t, reached)
+	cancel()
+	<-reached
+	switch {
+	case ctx.Err() != nil:
+		return nil // interrupted: not an error, as for --seed alone
+	case err != nil:
+		return err
+	case werr != nil:
+		return werr
+	}
+	fmt.Fprintf(e.stdout, "%s: stopped seeding: %s\n", name, why)
+	return nil
 }
 
 // waitWithStatus prints the torrent's status until until is closed (nil:

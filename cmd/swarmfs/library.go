@@ -28,6 +28,10 @@ type engineLibrary struct {
 
 	mu      sync.Mutex // guards entries and the entries' fields
 	entries map[metainfo.Hash]*libEntry
+
+	// seeding keeps removed torrents seeding (--seed-ratio, --seed-time);
+	// nil removes them at once. Set before the library is used.
+	seeding *removedSeeding
 }
 
 // libEntry is one torrent of the library.
@@ -98,7 +102,8 @@ func snapshot(e *libEntry, readers int) library.Torrent {
 			State: st.State.String(), Downloaded: st.Downloaded, Uploaded: st.Uploaded,
 			DownRate: st.DownRate, UpRate: st.UpRate, Peers: st.Peers, Seeds: st.Seeds,
 			PiecesHave: st.PiecesHave, PiecesTotal: st.PiecesTotal, BytesHave: st.BytesHave,
-			OpenReaders: readers,
+			OpenReaders: readers, WebSeedBytes: st.WebSeedBytes,
+			HashFailures: st.HashFailures, Banned: st.Banned, EvictedBytes: st.EvictedBytes,
 		},
 	}
 	if mi := t.MetaInfo(); mi != nil && !mi.CreationDate.IsZero() {
@@ -174,6 +179,7 @@ func (l *engineLibrary) Add(_ context.Context, src library.Source) (library.Torr
 		return library.Torrent{}, fmt.Errorf("%w: %s is still being removed (files of it are open)", library.ErrExists, src.Name())
 	}
 	l.mu.Unlock()
+	l.seeding.stop(h) // removed but still seeding: it leaves the engine first
 	var t *engine.Torrent
 	var err error
 	switch {
@@ -220,6 +226,9 @@ func (l *engineLibrary) Remove(_ context.Context, h metainfo.Hash, purge bool) e
 
 // drop removes the torrent from the engine and purges its cache if asked.
 func (l *engineLibrary) drop(h metainfo.Hash, e *libEntry) {
+	if !e.purge && l.seeding.keep(e.t) {
+		return // seeds its cached pieces, then leaves the engine
+	}
 	_ = e.t.Remove()
 	l.log.Info("torrent removed", "name", e.t.Name(), "infohash", h.String(), "purge", e.purge)
 	if !e.purge {

@@ -39,18 +39,19 @@ type env struct {
 
 // commands is the table of subcommands; each is defined in its own file.
 var commands = map[string]*command{
-	"add":     addCommand,
-	"create":  createCommand,
-	"demo":    demoCommand,
-	"get":     getCommand,
-	"info":    infoCommand,
-	"mount":   mountCommand,
-	"remove":  removeCommand,
-	"seed":    seedCommand,
-	"serve":   serveCommand,
-	"status":  statusCommand,
-	"unmount": unmountCommand,
-	"version": versionCommand,
+	"add":      addCommand,
+	"create":   createCommand,
+	"demo":     demoCommand,
+	"get":      getCommand,
+	"info":     infoCommand,
+	"mount":    mountCommand,
+	"remove":   removeCommand,
+	"seed":     seedCommand,
+	"serve":    serveCommand,
+	"set-rate": setRateCommand,
+	"status":   statusCommand,
+	"unmount":  unmountCommand,
+	"version":  versionCommand,
 }
 
 // errUsage marks an error caused by the command line; main prints usage too.

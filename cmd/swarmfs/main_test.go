@@ -14,11 +14,31 @@ import (
 // with SWARMFS_TEST_MAIN=1 the test binary behaves as swarmfs.
 func TestMain(m *testing.M) {
 	if os.Getenv("SWARMFS_TEST_MAIN") == "1" {
+		os.Args = withTestDefaults(os.Args)
 		main()
 		return
 	}
 	os.Exit(m.Run())
 }
+
+// withTestDefaults inserts the flags that keep a swarmfs run by the tests
+// off the machine's real network (no LSD multicast, no port mapping
+// requests to its gateway) after the command name of the commands that
+// take engine flags.
+func withTestDefaults(args []string) []string {
+	if len(args) < 2 {
+		return args
+	}
+	switch args[1] {
+	case "get", "seed", "mount", "serve":
+		out := append([]string{args[0], args[1]}, testEngineDefaults...)
+		return append(out, args[2:]...)
+	}
+	return args
+}
+
+// testEngineDefaults are the flags withTestDefaults inserts.
+var testEngineDefaults = []string{"--no-lsd", "--no-port-mapping"}
 
 // runCmd runs one command line in-process and returns exit code and output.
 func runCmd(t *testing.T, args ...string) (int, string, string) {
@@ -79,6 +99,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"mount", "/nonexistent.torrent", "/nonexistent-mountpoint"}, 1, "does not exist"},
 		{[]string{"get"}, 2, "exactly one"},
 		{[]string{"get", "--encryption", "always", "x.torrent"}, 2, "--encryption"},
+		{[]string{"get", "--transport", "quic", "x.torrent"}, 2, "--transport"},
 		{[]string{"get", "magnet:?xt=urn:btih:zzz"}, 1, "magnet"},
 		{[]string{"seed", "x.torrent"}, 2, "directory"},
 		{[]string{"unmount"}, 2, "one mountpoint"},

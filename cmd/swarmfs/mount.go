@@ -20,18 +20,22 @@ import (
 
 type mountFlags struct {
 	engineFlags
+	ws          webSeedFlags
 	living      livingFlags
 	readTimeout time.Duration
 	prefetch    bool
 	dataDir     string
 	allowOther  bool
 	pageCache   fs.PageCacheMode
+	seedPol     seedPolicyFlags
 }
 
 func (m *mountFlags) flagSet() *flag.FlagSet {
 	f := newFlagSet("mount")
 	m.register(f)
+	m.ws.register(f)
 	m.living.register(f, "")
+	m.seedPol.register(f, "a removed torrent's cached pieces")
 	f.DurationVar(&m.readTimeout, "read-timeout", fs.DefaultReadTimeout, "fail a read with EIO when its data has not arrived after `DURATION` (the download goes on)")
 	f.BoolVar(&m.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
 	f.StringVar(&m.dataDir, "data-dir", "", "keep each torrent as its own files under `DIR` (DIR/NAME/...), written in place as pieces verify, instead of in the cache; what was read stays as ordinary files and no cache cap applies to them")
@@ -105,8 +109,17 @@ func runMount(ctx context.Context, e *env, args []string) error {
 	if err := m.check(); err != nil {
 		return err
 	}
+	if err := m.ws.check(); err != nil {
+		return err
+	}
 	if err := m.living.check(); err != nil {
 		return err
+	}
+	if err := m.seedPol.check(); err != nil {
+		return err
+	}
+	if m.noUpload && m.seedPol.p.set() {
+		return usageError("--no-upload and --seed-ratio or --seed-time exclude each other")
 	}
 	if len(pos) == 0 {
 		return usageError("want a mountpoint, after the sources if any")
@@ -144,7 +157,9 @@ func runMount(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	defer c.Close()
-	lib := newEngineLibrary(c, m.cacheDir, engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch, DataDir: m.dataDir}, logger)
+	lib := newEngineLibrary(c, m.cacheDir, m.ws.apply(engine.AddOptions{Peers: m.peers, Prefetch: m.prefetch, DataDir: m.dataDir}), logger)
+	lib.seeding = newRemovedSeeding(m.seedPol.p, logger)
+	defer lib.seeding.Close() // before c.Close
 	var torrents []fs.Torrent
 	for _, s := range srcs {
 		t, err := lib.Add(ctx, library.Source{Meta: s.meta, Magnet: s.magnet})
@@ -253,7 +268,7 @@ func serveStatus(ctx context.Context, e *env, srv *fs.Server, torrents []*engine
 	for {
 		lines := make([]string, len(torrents))
 		for i, t := range torrents {
-			lines[i] = statusLine(t.Name(), t.Stats())
+			lines[i] = torrentStatusLine(t)
 		}
 		p.print(time.Now(), lines, false)
 		select {

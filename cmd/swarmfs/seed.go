@@ -35,6 +35,9 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	if err := f.check(); err != nil {
 		return err
 	}
+	if f.noUpload {
+		return usageError("seed with --no-upload would upload nothing")
+	}
 	if len(pos) != 2 {
 		return usageError("want a torrent file and the directory holding its data")
 	}

@@ -15,15 +15,19 @@ import (
 // serveFlags are the flags of swarmfs serve.
 type serveFlags struct {
 	engineFlags
+	ws       webSeedFlags
 	living   livingFlags
 	prefetch bool
+	seedPol  seedPolicyFlags
 }
 
 func (s *serveFlags) flagSet() *flag.FlagSet {
 	f := newFlagSet("serve")
 	s.register(f)
+	s.ws.register(f)
 	s.living.register(f, "127.0.0.1:8080")
 	f.BoolVar(&s.prefetch, "prefetch", false, "also download the rest of each torrent in the background, below reads in priority")
+	s.seedPol.register(f, "a removed torrent's cached pieces")
 	return f
 }
 
@@ -49,8 +53,17 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if err := s.check(); err != nil {
 		return err
 	}
+	if err := s.ws.check(); err != nil {
+		return err
+	}
 	if err := s.living.check(); err != nil {
 		return err
+	}
+	if err := s.seedPol.check(); err != nil {
+		return err
+	}
+	if s.noUpload && s.seedPol.p.set() {
+		return usageError("--no-upload and --seed-ratio or --seed-time exclude each other")
 	}
 	if s.living.httpAddr == "" {
 		return usageError("serve needs --http ADDR")
@@ -73,7 +86,9 @@ func runServe(ctx context.Context, e *env, args []string) error {
 	if cacheDir == "" {
 		cacheDir = cache.DefaultDir()
 	}
-	lib := newEngineLibrary(c, cacheDir, engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}, logger)
+	lib := newEngineLibrary(c, cacheDir, s.ws.apply(engine.AddOptions{Peers: s.peers, Prefetch: s.prefetch}), logger)
+	lib.seeding = newRemovedSeeding(s.seedPol.p, logger)
+	defer lib.seeding.Close() // before c.Close
 	for _, src := range srcs {
 		if _, err := lib.Add(ctx, library.Source{Meta: src.meta, Magnet: src.magnet}); err != nil {
 			return fmt.Errorf("%s: %w", src.arg, err)

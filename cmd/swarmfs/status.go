@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -29,6 +30,9 @@ func statusLine(name string, st engine.Stats) string {
 		st.State, pct, humanize.IBytes(uint64(max(st.BytesHave, 0))),
 		humanize.IBytes(uint64(max(st.DownRate, 0))), humanize.IBytes(uint64(max(st.UpRate, 0))),
 		st.Peers, st.Seeds)
+	if note := webSeedNote(st); note != "" {
+		b.WriteString("  " + note)
+	}
 	return b.String()
 }
 
@@ -181,3 +185,58 @@ func summary(ts []library.Torrent) string {
 }
 
 var errInterrupted = errors.New("interrupted")
+
+// reachText says how a torrent's connected peers were found and reached,
+// e.g. "tracker 2, lsd 1; utp 2, tcp 1; punched 1" (the connections made
+// through a BEP 55 hole; the others are direct), most frequent first; ""
+// when none are connected.
+func reachText(r engine.Reach) string {
+	part := func(counts []string) string { return strings.Join(counts, ", ") }
+	src := countsText(r.Sources)
+	if len(src) == 0 {
+		return ""
+	}
+	out := part(src) + "; " + part(countsText(r.Transports))
+	if r.Punched > 0 {
+		out += fmt.Sprintf("; punched %d", r.Punched)
+	}
+	return out
+}
+
+// countsText formats counts by name, largest first, then by name.
+func countsText[K interface {
+	comparable
+	fmt.Stringer
+}](m map[K]int) []string {
+	type kv struct {
+		name string
+		n    int
+	}
+	var kvs []kv
+	for k, n := range m {
+		if n > 0 {
+			kvs = append(kvs, kv{k.String(), n})
+		}
+	}
+	slices.SortFunc(kvs, func(a, b kv) int {
+		if a.n != b.n {
+			return b.n - a.n
+		}
+		return strings.Compare(a.name, b.name)
+	})
+	out := make([]string, len(kvs))
+	for i, x := range kvs {
+		out[i] = fmt.Sprintf("%s %d", x.name, x.n)
+	}
+	return out
+}
+
+// torrentStatusLine is statusLine with how the peers were found and
+// reached appended, as `swarmfs mount` prints it.
+func torrentStatusLine(t *engine.Torrent) string {
+	line := statusLine(t.Name(), t.Stats())
+	if r := reachText(t.Reach()); r != "" {
+		line += " [" + r + "]"
+	}
+	return line
+}

@@ -265,6 +265,16 @@ type LTOptions struct {
 	// ExitWhenDone makes the driver exit once the download finished.
 	ExitWhenDone bool
 	Timeout      time.Duration // driver's own lifetime cap; 0 = 10 minutes
+	// Settings are libtorrent settings applied over the driver's own
+	// (e.g. LTUTPOnly).
+	Settings map[string]any
+}
+
+// LTUTPOnly are the settings of a libtorrent peer that speaks uTP only,
+// outgoing and incoming.
+var LTUTPOnly = map[string]any{
+	"enable_outgoing_tcp": false, "enable_incoming_tcp": false,
+	"enable_outgoing_utp": true, "enable_incoming_utp": true,
 }
 
 // LT is a running libtorrent session.
@@ -290,7 +300,7 @@ func StartLibtorrent(t testing.TB, o LTOptions) *LT {
 		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
 		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
-		"timeout": o.Timeout.Seconds(),
+		"timeout": o.Timeout.Seconds(), "settings": o.Settings,
 	}
 	js, _ := json.Marshal(cfg)
 	p := Start(t, Python, script, string(js))

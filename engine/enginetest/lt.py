@@ -11,7 +11,7 @@ import libtorrent as lt
 cfg = json.loads(sys.argv[1])
 ip = cfg["ip"]
 settings = {
-    "listen_interfaces": "%s:%d" % (ip, cfg.get("port", 0)),
+    "listen_interfaces": ("[%s]:%d" if ":" in ip else "%s:%d") % (ip, cfg.get("port", 0)),
     "outgoing_interfaces": ip,
     "announce_ip": ip,
     "enable_dht": bool(cfg.get("dht", False)),
@@ -38,6 +38,7 @@ if cfg.get("dht"):
         "dht_ignore_dark_internet": False,
         "dht_enforce_node_id": False,
     })
+settings.update(cfg.get("settings") or {})
 ses = lt.session(settings)
 params = {"save_path": cfg["save_path"]}
 if cfg.get("torrent"):

@@ -82,7 +82,7 @@ func StartLibtorrentEncrypted(t testing.TB, o LTOptions, enc LTEncryption) *LT {
 		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
 		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
-		"timeout": o.Timeout.Seconds(),
+		"timeout": o.Timeout.Seconds(), "settings": o.Settings,
 	}
 	js, _ := json.Marshal(cfg)
 	ejs, _ := json.Marshal(map[string]any{"out": enc.Out, "in": enc.In, "level": enc.Level, "prefer_rc4": enc.PreferRC4})

@@ -37,7 +37,7 @@ func (h *NetHost) StartLibtorrent(t testing.TB, o LTOptions) *LT {
 		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
 		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
-		"timeout": o.Timeout.Seconds(),
+		"timeout": o.Timeout.Seconds(), "settings": o.Settings,
 	})
 	if err != nil {
 		t.Fatal(err)

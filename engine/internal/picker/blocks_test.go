@@ -404,3 +404,25 @@ func TestDuplicateAfterPerPeer(t *testing.T) {
 		mustCheck(t, p)
 	}
 }
+
+// TestStarted follows a piece from untouched to requested, received and
+// verified, as web seeds see it.
+func TestStarted(t *testing.T) {
+	p := New(2, 32*kib, 64*kib, 0)
+	p.SetDefault(Normal)
+	if p.Started(0) || p.Started(1) || p.Started(-1) || p.Started(2) {
+		t.Fatal("untouched pieces started")
+	}
+	p.PeerHaveAll(1)
+	reqs := p.Pick(1, 2)
+	if len(reqs) != 2 || !p.Started(reqs[0].Piece) || p.Started(1-reqs[0].Piece) {
+		t.Fatalf("after picking %v: started %v %v", reqs, p.Started(0), p.Started(1))
+	}
+	for _, r := range reqs {
+		p.Received(1, r)
+	}
+	p.PieceComplete(reqs[0].Piece)
+	if p.Started(reqs[0].Piece) {
+		t.Fatal("a verified piece still started")
+	}
+}

@@ -173,3 +173,10 @@ func (p *Picker) Availability(i int) int {
 	}
 	return int(p.avail[i]) + p.seeds
 }
+
+// Started reports whether a block of piece i was requested from a peer or
+// received (a download of it is under way), so that a web seed can leave
+// it to the peers.
+func (p *Picker) Started(i int) bool {
+	return i >= 0 && i < p.numPieces && p.dl[i] != nil
+}

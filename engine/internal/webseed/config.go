@@ -2,6 +2,7 @@ package webseed
 
 import (
 	"log/slog"
+	"net"
 	"time"
 )
 
@@ -44,6 +45,9 @@ type Config struct {
 	// see Failed, plus responses that broke HTTP: bad Content-Range,
 	// ignored Range, bad redirects) drop the seed; 0 means 3.
 	MaxFaults int
+	// WrapConn, when not nil, wraps every connection the seed dials (the
+	// engine charges web seed bytes to its rate limiters through it).
+	WrapConn func(net.Conn) net.Conn
 	// UserAgent is sent with every request; "" means "swarmfs".
 	UserAgent string
 	// Logger receives state changes (backoff, drop, skipped files) at Info

@@ -1,6 +1,7 @@
 package webseed
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net"
@@ -107,9 +108,20 @@ func New(rawURL string, info *metainfo.Info, cfg Config) (*Seed, error) {
 	if err != nil {
 		return nil, err
 	}
+	dialer := &net.Dialer{Timeout: cfg.IdleTimeout, KeepAlive: 30 * time.Second}
+	dial := dialer.DialContext
+	if wrap := cfg.WrapConn; wrap != nil {
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return wrap(c), nil
+		}
+	}
 	tr := &http.Transport{
 		Proxy:                  http.ProxyFromEnvironment,
-		DialContext:            (&net.Dialer{Timeout: cfg.IdleTimeout, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:            dial,
 		ForceAttemptHTTP2:      true,
 		MaxIdleConns:           cfg.MaxConns,
 		MaxIdleConnsPerHost:    cfg.MaxConns,

@@ -98,3 +98,16 @@ func (c *Client) Status(ctx context.Context) ([]library.Torrent, error) {
 	}
 	return resp.Torrents, nil
 }
+
+// Rates sets the rate limits when set is not nil, and returns those in
+// force.
+func (c *Client) Rates(ctx context.Context, set *library.RateLimits) (library.RateLimits, error) {
+	resp, err := c.call(ctx, Request{Op: OpRates, Rates: set})
+	if err != nil {
+		return library.RateLimits{}, err
+	}
+	if resp.Rates == nil {
+		return library.RateLimits{}, fmt.Errorf("%w: rates answered without rates", ErrProtocol)
+	}
+	return *resp.Rates, nil
+}

@@ -204,7 +204,7 @@ func TestPaths(t *testing.T) {
 }
 
 func FuzzParseRequest(f *testing.F) {
-	for _, s := range []string{`{"op":"status"}`, `{"op":"add","source":"bWFnbmV0Og==","name":"x"}`, `{"op":"remove","target":"a","purge":true}`, `{"op":1}`, `[]`} {
+	for _, s := range []string{`{"op":"status"}`, `{"op":"add","source":"bWFnbmV0Og==","name":"x"}`, `{"op":"remove","target":"a","purge":true}`, `{"op":"rates"}`, `{"op":"rates","rates":{"up":1,"down":-2}}`, `{"op":1}`, `[]`} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -225,8 +225,43 @@ func FuzzParseRequest(f *testing.F) {
 				t.Fatal("remove without target accepted")
 			}
 		case OpStatus:
+		case OpRates:
+			if r := req.Rates; r != nil && (r.Up < 0 || r.Down < 0) {
+				t.Fatal("negative rates accepted")
+			}
 		default:
 			t.Fatalf("op %q accepted", req.Op)
 		}
 	})
+}
+
+// rateLib is a fake library with rate limits.
+type rateLib struct {
+	*librarytest.Fake
+	r library.RateLimits
+}
+
+func (l *rateLib) RateLimits() library.RateLimits { return l.r }
+func (l *rateLib) SetRateLimits(r library.RateLimits) error {
+	l.r = r
+	return nil
+}
+
+func TestRates(t *testing.T) {
+	_, path := start(t, librarytest.NewFake())
+	if _, err := dial(t, path).Rates(ctx(t), nil); !errors.Is(err, library.ErrNoRates) {
+		t.Errorf("rates of a library without them: %v", err)
+	}
+	lib := &rateLib{Fake: librarytest.NewFake(), r: library.RateLimits{Up: 5}}
+	_, path = start(t, lib)
+	c := dial(t, path)
+	if r, err := c.Rates(ctx(t), nil); err != nil || r != (library.RateLimits{Up: 5}) {
+		t.Errorf("rates: %+v, %v", r, err)
+	}
+	if r, err := c.Rates(ctx(t), &library.RateLimits{Up: 1 << 20, Down: 7}); err != nil || r != (library.RateLimits{Up: 1 << 20, Down: 7}) || lib.r != r {
+		t.Errorf("set rates: %+v, %v (library has %+v)", r, err, lib.r)
+	}
+	if _, err := c.Rates(ctx(t), &library.RateLimits{Up: -1}); err == nil {
+		t.Errorf("negative rate: %v", err)
+	}
 }

@@ -20,7 +20,10 @@
 // A line is at most MaxLine bytes (a base64 .torrent of the largest size
 // metainfo accepts, with room to spare). Operations: "add" (one Source:
 // the raw bytes of a .torrent file or a magnet link), "remove" (Target: a
-// name or hex info hash; Purge), "status".
+// name or hex info hash; Purge), "status", "rates" (reads the engine's
+// upload and download caps in bytes per second, and sets them first when
+// Rates is given; a library that is not a library.RateLimiter answers
+// with the code "no_rates").
 //
 // # Security
 //

@@ -27,6 +27,7 @@ const (
 	OpAdd    = "add"
 	OpRemove = "remove"
 	OpStatus = "status"
+	OpRates  = "rates"
 )
 
 // Request is one line from the client.
@@ -39,6 +40,9 @@ type Request struct {
 	// Target is a torrent name or hex info hash (remove).
 	Target string `json:"target,omitempty"`
 	Purge  bool   `json:"purge,omitempty"`
+	// Rates, when set, are the new rate limits (rates); without it rates
+	// only reads them.
+	Rates *library.RateLimits `json:"rates,omitempty"`
 }
 
 // Response is one line from the server.
@@ -50,6 +54,8 @@ type Response struct {
 	Torrent *library.Torrent `json:"torrent,omitempty"`
 	// Torrents is the status: every torrent.
 	Torrents []library.Torrent `json:"torrents,omitempty"`
+	// Rates are the rate limits in force (rates).
+	Rates *library.RateLimits `json:"rates,omitempty"`
 }
 
 // codes maps library errors to wire codes and back.
@@ -62,6 +68,7 @@ var codes = []struct {
 	{"no_info", library.ErrNoInfo},
 	{"bad_source", library.ErrBadSource},
 	{"ambiguous", library.ErrAmbiguous},
+	{"no_rates", library.ErrNoRates},
 }
 
 func codeOf(err error) string {
@@ -117,6 +124,10 @@ func parseRequest(line []byte) (Request, error) {
 			return Request{}, fmt.Errorf("%w: remove without a target", ErrProtocol)
 		}
 	case OpStatus:
+	case OpRates:
+		if r := req.Rates; r != nil && (r.Up < 0 || r.Down < 0) {
+			return Request{}, fmt.Errorf("%w: negative rate limit", ErrProtocol)
+		}
 	default:
 		return Request{}, fmt.Errorf("%w: unknown operation %q", ErrProtocol, req.Op)
 	}

@@ -230,6 +230,18 @@ func (s *Server) handle(line []byte) Response {
 			return errResponse(t.Name, err)
 		}
 		return Response{Torrent: &t}
+	case OpRates:
+		rl, ok := s.lib.(library.RateLimiter)
+		if !ok {
+			return errResponse("", library.ErrNoRates)
+		}
+		if req.Rates != nil {
+			if err := rl.SetRateLimits(*req.Rates); err != nil {
+				return errResponse("", err)
+			}
+		}
+		r := rl.RateLimits()
+		return Response{Rates: &r}
 	default: // OpStatus
 		ts := s.lib.Torrents()
 		if ts == nil {

@@ -30,10 +30,14 @@
 //     POST /api/torrents (a JSON body {"magnet": "..."} or {"torrent":
 //     "BASE64"}, or the raw .torrent or magnet text as the body) adds;
 //     DELETE /api/torrents/INFOHASH[?purge=1] removes.
+//   - GET /api/rates : the engine's rate limits, JSON {"up": N, "down": N}
+//     in bytes per second (0: unlimited); PUT or POST /api/rates with such
+//     a body changes them (a missing field keeps its limit). A library
+//     that is not a library.RateLimiter gives 501.
 //
 // # Security
 //
-// POST and DELETE need Config.Token, given as "Authorization: Bearer
+// POST, PUT and DELETE need Config.Token, given as "Authorization: Bearer
 // TOKEN" or "X-Swarmfs-Token: TOKEN" (compared in constant time); with no
 // token configured they are always refused. Cross-site requests to the API
 // are refused with 403 by http.CrossOriginProtection (Sec-Fetch-Site, else

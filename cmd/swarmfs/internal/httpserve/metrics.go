@@ -87,6 +87,9 @@ type torrentSample struct {
 // statsView holds the numbers of one torrent that metrics report.
 type statsView struct {
 	down, up, downRate, upRate float64
+	webSeed                    float64
+	hashFailed, banned         float64
+	evicted                    float64
 	peers, seeds               float64
 	have, total, bytesHave     float64
 	size, readers              float64
@@ -94,6 +97,7 @@ type statsView struct {
 
 var torrentMetrics = []torrentMetric{
 	{"swarmfs_torrent_downloaded_bytes_total", "counter", "Payload bytes downloaded from peers since the torrent was added.", func(t torrentSample) float64 { return t.st.down }},
+	{"swarmfs_torrent_web_seed_bytes_total", "counter", "Payload bytes downloaded from web seeds (BEP 19) since the torrent was added.", func(t torrentSample) float64 { return t.st.webSeed }},
 	{"swarmfs_torrent_uploaded_bytes_total", "counter", "Payload bytes uploaded to peers since the torrent was added.", func(t torrentSample) float64 { return t.st.up }},
 	{"swarmfs_torrent_download_rate_bytes", "gauge", "Recent download rate in bytes per second.", func(t torrentSample) float64 { return t.st.downRate }},
 	{"swarmfs_torrent_upload_rate_bytes", "gauge", "Recent upload rate in bytes per second.", func(t torrentSample) float64 { return t.st.upRate }},
@@ -104,6 +108,9 @@ var torrentMetrics = []torrentMetric{
 	{"swarmfs_torrent_cache_bytes", "gauge", "Bytes of the torrent's verified pieces held in the cache.", func(t torrentSample) float64 { return t.st.bytesHave }},
 	{"swarmfs_torrent_size_bytes", "gauge", "Total size of the torrent's files (0 until its metadata is known).", func(t torrentSample) float64 { return t.st.size }},
 	{"swarmfs_torrent_open_readers", "gauge", "Readers open on the torrent (mount and HTTP).", func(t torrentSample) float64 { return t.st.readers }},
+	{"swarmfs_torrent_hash_failures_total", "counter", "Pieces that failed their SHA-1 check (from peers or web seeds).", func(t torrentSample) float64 { return t.st.hashFailed }},
+	{"swarmfs_torrent_banned_peers", "gauge", "IPs banned for sending data that failed verification.", func(t torrentSample) float64 { return t.st.banned }},
+	{"swarmfs_torrent_cache_evicted_bytes_total", "counter", "Verified bytes the cache gave up under its cap.", func(t torrentSample) float64 { return t.st.evicted }},
 }
 
 // serveMetrics writes the Prometheus text format.
@@ -121,6 +128,8 @@ func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) {
 			labels: fmt.Sprintf(`{infohash="%s",name="%s"}`, t.InfoHash, labelEscaper.Replace(t.Name)),
 			st: statsView{
 				down: float64(st.Downloaded), up: float64(st.Uploaded), downRate: st.DownRate, upRate: st.UpRate,
+				webSeed:    float64(st.WebSeedBytes),
+				hashFailed: float64(st.HashFailures), banned: float64(st.Banned), evicted: float64(st.EvictedBytes),
 				peers: float64(st.Peers), seeds: float64(st.Seeds), have: float64(st.PiecesHave),
 				total: float64(st.PiecesTotal), bytesHave: float64(st.BytesHave), size: float64(t.Size),
 				readers: float64(st.OpenReaders),

@@ -108,6 +108,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if allow(w, r, http.MethodGet, http.MethodHead) {
 			s.serveMetrics(w, r)
 		}
+	case p == "/api/rates":
+		s.serveRates(w, r)
 	case p == "/api/torrents" || strings.HasPrefix(p, "/api/torrents/"):
 		s.serveAPI(w, r, strings.TrimPrefix(strings.TrimPrefix(p, "/api/torrents"), "/"))
 	default:

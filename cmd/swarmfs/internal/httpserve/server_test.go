@@ -279,6 +279,10 @@ func TestMetrics(t *testing.T) {
 		"swarmfs_torrents 2\n",
 		`swarmfs_torrent_downloaded_bytes_total{infohash="` + hashA.String() + `",name="Movie <script>alert(1)</script> & \"co\""} 1000`,
 		`swarmfs_torrent_pieces{infohash="` + hashB.String() + `",name="blocked"} 4`,
+		`swarmfs_torrent_web_seed_bytes_total{infohash="` + hashA.String() + `",name="Movie <script>alert(1)</script> & \"co\""} 500`,
+		`swarmfs_torrent_hash_failures_total{infohash="` + hashA.String() + `",name="Movie <script>alert(1)</script> & \"co\""} 3`,
+		`swarmfs_torrent_banned_peers{infohash="` + hashA.String() + `",name="Movie <script>alert(1)</script> & \"co\""} 1`,
+		`swarmfs_torrent_cache_evicted_bytes_total{infohash="` + hashA.String() + `",name="Movie <script>alert(1)</script> & \"co\""} 4096`,
 		"swarmfs_http_read_duration_seconds_count 1\n",
 		`swarmfs_http_read_duration_seconds_bucket{le="+Inf"} 1`,
 	} {

@@ -78,9 +78,18 @@ type File struct {
 type Stats struct {
 	// State is a short word such as "downloading" or "fetching metadata".
 	State string `json:"state"`
-	// Downloaded and Uploaded count payload bytes since the torrent was added.
-	Downloaded int64 `json:"downloaded"`
-	Uploaded   int64 `json:"uploaded"`
+	// Downloaded and Uploaded count payload bytes exchanged with peers
+	// since the torrent was added; WebSeedBytes those received from web
+	// seeds (BEP 19), not in Downloaded.
+	Downloaded   int64 `json:"downloaded"`
+	Uploaded     int64 `json:"uploaded"`
+	WebSeedBytes int64 `json:"web_seed_bytes"`
+	// HashFailures counts pieces that failed their hash check; Banned is
+	// the number of IPs banned for sending bad data; EvictedBytes counts
+	// verified bytes the cache gave up under its cap.
+	HashFailures int64 `json:"hash_failures"`
+	Banned       int   `json:"banned"`
+	EvictedBytes int64 `json:"evicted_bytes"`
 	// DownRate and UpRate are recent payload rates in bytes per second.
 	DownRate float64 `json:"down_rate"`
 	UpRate   float64 `json:"up_rate"`

@@ -53,7 +53,7 @@ func (f *Fake) Put(h metainfo.Hash, name string, paths []string, data [][]byte, 
 		off += n
 	}
 	t.Size = off
-	t.Stats = library.Stats{State: "downloading", PiecesHave: 1, PiecesTotal: 4, Downloaded: 1000, Uploaded: 10, Peers: 2}
+	t.Stats = library.Stats{State: "downloading", PiecesHave: 1, PiecesTotal: 4, Downloaded: 1000, Uploaded: 10, Peers: 2, WebSeedBytes: 500, HashFailures: 3, Banned: 1, EvictedBytes: 4096}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, ok := f.torrents[h]; !ok {
