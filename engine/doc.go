@@ -59,6 +59,19 @@
 //     policy, leaves its Now/Readahead/HeadTail ranges in a mailbox the
 //     loop drains (prioBox: one update per reader, never waiting for the
 //     loop), pins the pieces it reads and waits for them with cache Wait.
+//     At open a probe goroutine (prefetch.go, ended by Close) walks the
+//     file's container (internal/container) through the cache, asking for
+//     each range it reads as HeadTail, and then leaves the ranges a
+//     demuxer reads at open (HeadTail) and at its first seek (Normal) in
+//     the reader's ranges, in place of the guess of the last piece (at
+//     most 4 probes run at once per torrent, bounding their buffers). Past
+//     90% of the file the next file's head is asked for (Normal).
+//     Torrent.Prefetch keeps up to 32 Normal ranges under an owner of its
+//     own.
+//
+// An MSE connection costs one round trip more than a plain one (the key
+// exchange): TCP's, Ya/Yb, then step 3 with our handshake and the peer's
+// answer (TestMSEPreferRoundTrips).
 //
 // Connections may use Message Stream Encryption (internal/mse) as
 // Config.Encryption says: by default outgoing connections try it first
@@ -125,9 +138,16 @@
 // ut_pex messages capped, all before anything is copied to the loop's
 // queue; a peer over its share is dropped. Only the first metadata_size a
 // peer claims counts.
-// Requests are pipelined to each peer about one second deep at its
-// measured rate. Pieces whose priority falls to None (a reader seeked or
-// closed) have their requests cancelled at once. Requests for pieces not in
+// Requests are pipelined to each peer at the larger of one second of data
+// at its smoothed rate and twice the bandwidth-delay product that its
+// latest blocks show (pipeEst: the least request-to-block time and the rate
+// over the last round trip), so a new peer's pipeline doubles every round
+// trip until its bandwidth, not our depth, is the limit. A block of a piece
+// a read waits on is duplicated at another peer once it is late for the
+// peer holding it: twice that peer's round trip plus four blocks at its
+// rate (picker.SetDuplicateAfter). Pieces whose priority
+// falls to None (a reader seeked or closed) have their requests cancelled
+// at once. Requests for pieces not in
 // the cache (never had or evicted) are rejected (BEP 6) or ignored.
 //
 // Disk errors are outcomes, not retries (diskfault.go): when the cache

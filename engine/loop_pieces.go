@@ -12,14 +12,15 @@ import (
 // suggests sets of about 10).
 const maxAllowedIn = 32
 
-// pipeline returns how many requests to keep outstanding at p: about one
-// second of data at its measured rate, bounded.
+// pipeline returns how many requests to keep outstanding at p (see
+// pipeEst.depth), and gives the picker the time after which p's blocks are
+// late (pipeEst.dupAfter).
 func (ls *loopState) pipeline(p *peer) int {
-	d := int(p.downRate.value/wire.BlockSize) + minPipeline
-	d = min(max(d, minPipeline), maxPipeline)
+	d := p.pipe.depth(p.downRate.value)
 	if p.ext != nil && p.ext.Reqq > 0 {
 		d = min(d, p.ext.Reqq)
 	}
+	ls.pk.SetDuplicateAfter(p.id, p.pipe.dupAfter(p.downRate.value))
 	return d
 }
 
@@ -146,12 +147,18 @@ func (ls *loopState) onPiece(p *peer, m wire.Message) {
 		ls.dropPeer(p, fmt.Sprintf("block for piece %d of %d", r.Piece, n))
 		return
 	}
-	if ok, _ := p.answered(r); !ok {
+	sent := p.reqSent[r] // answered forgets it
+	ok, live := p.answered(r)
+	if !ok {
 		ls.dropPeer(p, fmt.Sprintf("block we did not request (piece %d begin %d length %d)", r.Piece, r.Begin, r.Length))
 		return
 	}
+	if !live {
+		sent = time.Time{} // it answers an earlier, superseded send
+	}
 	// A block answering a cancelled send is still used if we lack it.
 	p.lastPiece = time.Now()
+	p.pipe.block(p.lastPiece, sent, len(m.Data))
 	ls.conns.wantRefill(p)
 	rc := ls.pk.Received(p.id, r)
 	for _, c := range rc.Cancels {

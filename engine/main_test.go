@@ -75,15 +75,8 @@ type fixture struct {
 // torrent) and a torrent for them with the given piece length and trackers.
 func makeFixture(t testing.TB, name string, pieceLen int64, trackers []string, sizes ...int64) *fixture {
 	t.Helper()
-	dir := t.TempDir()
 	rng := rand.New(rand.NewPCG(uint64(len(name)), uint64(pieceLen)))
-	f := &fixture{dir: dir, name: name, files: map[string][]byte{}}
-	root := filepath.Join(dir, name)
-	if len(sizes) > 1 {
-		if err := os.MkdirAll(root, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	files := make(map[string][]byte, len(sizes))
 	for i, n := range sizes {
 		data := make([]byte, n)
 		for j := 0; j < len(data); j += 8 {
@@ -92,15 +85,34 @@ func makeFixture(t testing.TB, name string, pieceLen int64, trackers []string, s
 				data[j+k] = byte(v >> (8 * k))
 			}
 		}
-		path, rel := root, name
+		rel := name
 		if len(sizes) > 1 {
 			rel = fmt.Sprintf("f%02d.bin", i)
-			path = filepath.Join(root, rel)
+		}
+		files[rel] = data
+	}
+	return makeFixtureOf(t, name, pieceLen, trackers, files, len(sizes) > 1)
+}
+
+// makeFixtureOf writes the given files (paths with slashes below the
+// torrent's directory; for a single-file torrent the one key is name) and
+// a torrent for them with the given piece length and trackers.
+func makeFixtureOf(t testing.TB, name string, pieceLen int64, trackers []string, files map[string][]byte, multi bool) *fixture {
+	t.Helper()
+	dir := t.TempDir()
+	f := &fixture{dir: dir, name: name, files: files}
+	root := filepath.Join(dir, name)
+	for rel, data := range files {
+		path := root
+		if multi {
+			path = filepath.Join(root, filepath.FromSlash(rel))
+			if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
-		f.files[rel] = data
 	}
 	var tiers [][]string
 	for _, tr := range trackers {

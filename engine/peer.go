@@ -65,6 +65,7 @@ type peer struct {
 	usefulAt                    time.Time // connected, or last moved payload (at a tick)
 	lastPiece                   time.Time // last block received
 	reqSent                     map[picker.Request]time.Time
+	pipe                        pipeEst // round trip and rate, for pipeline depth and duplicates
 	// stale counts sends of a request whose answer (a block, or a BEP 6
 	// reject) may still come although the request was cancelled or sent
 	// again: answers arrive in order, so they are matched to stale sends first.

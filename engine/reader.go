@@ -25,6 +25,8 @@ type Reader struct {
 	store *cache.Store
 	file  metainfo.File
 	owner int
+	// fileIndex is the file's index in info.Files.
+	fileIndex int
 
 	mu      sync.Mutex // guards the fields below
 	pol     *readahead.Policy
@@ -33,15 +35,19 @@ type Reader struct {
 	sent    []picker.Range
 	seq     uint64 // sequence of the last ranges built
 	closed  bool
-	headEnd int // pieces [head, headEnd) and [tail, tailEnd) are HeadTail
+	headEnd int // pieces [headEnd-1, headEnd) and [tail, tail+1) are HeadTail
 	tail    int
+	pf      readerPrefetch // container probe and next-file warm-up
 }
 
 // ErrReaderClosed is returned by ReadAt after Close.
 var ErrReaderClosed = errors.New("engine: reader closed")
 
 // NewReader opens a reader on file index file of Info().Files. The file's
-// first and last pieces get the HeadTail priority at once.
+// first and last pieces get the HeadTail priority at once; a goroutine
+// that Close ends then walks the file's container structure (MP4, MKV,
+// AVI) and asks for the headers and indexes where the container says they
+// are, which replace the guess of the last piece.
 func (t *Torrent) NewReader(file int) (*Reader, error) {
 	info := t.Info()
 	if info == nil {
@@ -57,7 +63,7 @@ func (t *Torrent) NewReader(file int) (*Reader, error) {
 	}
 	f := info.Files[file]
 	r := &Reader{
-		t: t, info: info, store: t.storeOrNil(), file: f,
+		t: t, info: info, store: t.storeOrNil(), file: f, fileIndex: file,
 		owner:  int(t.nextOwner.Add(1)),
 		pol:    readahead.New(readahead.Config{Min: min(readahead.DefaultMin, t.c.cfg.MaxReadahead), Max: t.c.cfg.MaxReadahead}),
 		active: make(map[int][2]int),
@@ -74,6 +80,7 @@ func (t *Torrent) NewReader(file int) (*Reader, error) {
 		if err := r.push(context.Background(), ranges, 1); err != nil {
 			return nil, err
 		}
+		r.startProbe()
 	}
 	return r, nil
 }
@@ -149,16 +156,11 @@ func (r *Reader) await(ctx context.Context, off int64, want int) (toff int64, n 
 		return 0, 0, nil, ErrReaderClosed
 	}
 	r.pol.Read(time.Now(), off, int64(n))
+	r.warmLocked(off + int64(n))
 	r.nextID++
 	id := r.nextID
 	r.active[id] = [2]int{first, end}
-	ranges := r.rangesLocked()
-	changed := !slices.Equal(ranges, r.sent)
-	if changed {
-		r.sent = ranges
-		r.seq++
-	}
-	seq := r.seq
+	ranges, seq, changed := r.rebuildLocked()
 	r.mu.Unlock()
 	for i := first; i < end; i++ {
 		r.store.Pin(i)
@@ -196,16 +198,20 @@ func (r *Reader) await(ctx context.Context, off int64, want int) (toff int64, n 
 	return toff, n, done, nil
 }
 
-// rangesLocked builds the reader's picker ranges: head and tail pieces,
-// the pieces of in-flight reads (Now) and the readahead windows.
+// rangesLocked builds the reader's picker ranges: the head piece and the
+// tail piece (until the container probe found where the headers are), the
+// probe's ranges, the next file's head, the pieces of in-flight reads (Now)
+// and the readahead windows.
 func (r *Reader) rangesLocked() []picker.Range {
 	var rs []picker.Range
 	if r.headEnd > 0 {
 		rs = append(rs, picker.Range{First: r.headEnd - 1, End: r.headEnd, Prio: picker.HeadTail})
-		if r.tail >= r.headEnd {
+		if r.tail >= r.headEnd && !r.pf.found {
 			rs = append(rs, picker.Range{First: r.tail, End: r.tail + 1, Prio: picker.HeadTail})
 		}
 	}
+	rs = append(rs, r.pf.probe...)
+	rs = append(rs, r.pf.warm...)
 	for _, w := range r.pol.Windows(nil) {
 		end := min(w.End, r.file.Length)
 		// The window keeps some bytes behind the reader wanted (the
@@ -262,7 +268,8 @@ func (r *Reader) explain(ctx context.Context, i int, err error) error {
 	return fmt.Errorf("engine: read %s: waiting for piece %d: %s: %w", r.file.DisplayPath(), i, why, ctx.Err())
 }
 
-// Close drops the reader's priorities. Reads after Close fail.
+// Close ends the reader's container probe and drops the reader's
+// priorities. Reads after Close fail.
 func (r *Reader) Close() error {
 	r.mu.Lock()
 	if r.closed {
@@ -271,6 +278,7 @@ func (r *Reader) Close() error {
 	}
 	r.closed = true
 	r.mu.Unlock()
+	r.stopProbe()
 	r.pushClear()
 	return nil
 }

@@ -50,6 +50,10 @@ type Torrent struct {
 	published chan struct{}            // closed when the first snapshot is
 	bytes     byteCounters
 	nextOwner atomic.Int64
+
+	pfMu   sync.Mutex     // guards pf
+	pf     prefetchRanges // Prefetch's requests
+	probes chan struct{}  // container probe slots (maxProbes): bounds their memory
 }
 
 // loadedInfo is a torrent's metainfo and the cache store opened for it.
@@ -104,6 +108,7 @@ func newTorrent(c *Client, ih metainfo.Hash, name string, mi *metainfo.MetaInfo,
 		events:    make(chan any, 256),
 		prio:      newPrioBox(),
 		fault:     newFaultBox(),
+		probes:    make(chan struct{}, maxProbes),
 		closing:   make(chan struct{}),
 		done:      make(chan struct{}),
 		infoReady: make(chan struct{}),

@@ -126,6 +126,14 @@
 //     is '#' (all), '.' (none) or '+' (some);
 //   - user.swarmfs.status: Status.Text, e.g. "fetching metadata (3 peers)".
 //
+// Files also take user.swarmfs.prefetch, set and never read (Setxattr):
+// `setfattr -n user.swarmfs.prefetch -v OFFSET[+LEN]|all FILE` asks a
+// Torrent that is a Prefetcher for that range in the background (EINVAL
+// for a bad value); other attributes cannot be set. The kernel refuses
+// setxattr on a read-only ("ro") mount before asking the filesystem, and
+// mounts are "ro", so today only a mount made without it (tests) reaches
+// this handler.
+//
 // # Concurrency
 //
 // Every exported method of Server is safe for concurrent use. The read path

@@ -138,10 +138,14 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 	} else {
 		fuseLog = log.New(io.Discard, "", 0)
 	}
+	mountOpts := []string{"ro", "default_permissions"}
+	if m.opts.vfsWritable {
+		mountOpts = mountOpts[1:]
+	}
 	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:   m.opts.AllowOther,
-			Options:      []string{"ro", "default_permissions"},
+			Options:      mountOpts,
 			MaxWrite:     maxRead,
 			MaxReadAhead: maxRead,
 			// Page-cache reads reach us as background requests, at most

@@ -2,6 +2,7 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -71,6 +72,19 @@ type Span interface {
 	Len() int
 	Release()
 }
+
+// Prefetcher is a Torrent that can fetch part of a file in the
+// background: the mount serves `setfattr -n user.swarmfs.prefetch -v
+// VALUE FILE` with it. Prefetch parses value for file index file of
+// Info().Files ("all", OFFSET or OFFSET+LEN), starts fetching and returns
+// at once; an error that wraps ErrBadValue makes setxattr fail with EINVAL,
+// any other with EIO.
+type Prefetcher interface {
+	Prefetch(file int, value []byte) error
+}
+
+// ErrBadValue is wrapped by a Prefetcher's error for a malformed value.
+var ErrBadValue = errors.New("fs: bad attribute value")
 
 // Status is a snapshot of a torrent's progress.
 type Status struct {
@@ -174,4 +188,9 @@ type Options struct {
 	Dynamic bool
 	// FSName is the "Filesystem" column of df and mount; "" means "swarmfs".
 	FSName string
+
+	// vfsWritable mounts without "ro" (tests only): the kernel refuses
+	// setxattr on a read-only mount before asking the filesystem, so
+	// user.swarmfs.prefetch reaches Setxattr only on such a mount.
+	vfsWritable bool
 }

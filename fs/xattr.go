@@ -2,9 +2,12 @@ package fs
 
 import (
 	"context"
+	"errors"
 	"strconv"
 	"strings"
 	"syscall"
+
+	fusefs "github.com/hanwen/go-fuse/v2/fs"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -15,7 +18,13 @@ const (
 	XattrProgress = "user.swarmfs.progress"
 	XattrPieces   = "user.swarmfs.pieces"
 	XattrStatus   = "user.swarmfs.status"
+	// XattrPrefetch is set, never read: `setfattr -n user.swarmfs.prefetch
+	// -v OFFSET[+LEN]|all FILE` fetches that range of FILE in the
+	// background (see Prefetcher).
+	XattrPrefetch = "user.swarmfs.prefetch"
 )
+
+var _ fusefs.NodeSetxattrer = (*fileNode)(nil)
 
 // maxPieceMap is the longest user.swarmfs.pieces value, below the kernel's
 // 64 KiB limit on an attribute.
@@ -207,4 +216,26 @@ func pieceMap(pieces []bool, first, end int) string {
 		}
 	}
 	return string(b)
+}
+
+// Setxattr serves user.swarmfs.prefetch: it asks the torrent for the range
+// the value names and returns at once. A malformed value or range gives
+// EINVAL; every other attribute is refused (EROFS: nothing else of the
+// mount can be changed). Removal of the attribute is not supported.
+func (f *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
+	if attr != XattrPrefetch {
+		return syscall.EROFS
+	}
+	p, ok := f.e.t.(Prefetcher)
+	if !ok {
+		return syscall.ENOTSUP
+	}
+	if err := p.Prefetch(f.index, data); err != nil {
+		if errors.Is(err, ErrBadValue) {
+			return syscall.EINVAL
+		}
+		f.m.log.Warn("prefetch failed", "torrent", f.e.name, "path", f.file.DisplayPath(), "err", err)
+		return syscall.EIO
+	}
+	return 0
 }

@@ -79,6 +79,26 @@ func (r fsReader) ReadSpan(ctx context.Context, off int64, n int) (fs.Span, erro
 	return sp, nil
 }
 
+var _ fs.Prefetcher = fsTorrent{}
+
+// Prefetch serves user.swarmfs.prefetch: it parses value for file index
+// file and has the torrent fetch that range in the background. A
+// malformed value wraps fs.ErrBadValue.
+func (a fsTorrent) Prefetch(file int, value []byte) error {
+	info := a.t.Info()
+	if info == nil {
+		return engine.ErrNoInfo
+	}
+	if file < 0 || file >= len(info.Files) {
+		return fmt.Errorf("prefetch: no file %d", file)
+	}
+	start, end, err := engine.ParsePrefetch(value, info.Files[file].Length)
+	if err != nil {
+		return fmt.Errorf("%w: %w", fs.ErrBadValue, err)
+	}
+	return a.t.Prefetch(file, start, end)
+}
+
 // Status reports the verified pieces as the cache has them now, and the
 // state and peers from the latest stats snapshot.
 func (a fsTorrent) Status() fs.Status {

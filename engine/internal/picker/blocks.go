@@ -3,6 +3,7 @@ package picker
 import (
 	"cmp"
 	"slices"
+	"time"
 )
 
 // removeReq forgets that block b of piece i is outstanding at ps, returning
@@ -129,6 +130,31 @@ func (p *Picker) SetParole(peer PeerID, on bool) {
 			p.release(ps, i)
 		}
 	}
+}
+
+// SetDuplicateAfter sets how long a block of a Now piece may be
+// outstanding at peer before Pick duplicates it at another peer while only
+// readers' windows are wanted: the time that peer is expected to take to
+// answer (its round trip and the requests queued before it at its rate).
+// Zero or less restores NowDuplicateAfter.
+func (p *Picker) SetDuplicateAfter(peer PeerID, d time.Duration) {
+	p.peerFor(peer).dupAfter = max(int64(d), 0)
+}
+
+// dupDue reports whether block blk, outstanding at the peers in its reqs,
+// has waited past the duplicate timeout of every one of them.
+func (p *Picker) dupDue(blk *block) bool {
+	wait := p.now - blk.at
+	for _, id := range blk.reqs {
+		after := int64(NowDuplicateAfter)
+		if ps, ok := p.peers[id]; ok && ps.dupAfter > 0 {
+			after = ps.dupAfter
+		}
+		if wait < after {
+			return false
+		}
+	}
+	return true
 }
 
 // TimedOut returns the request r of peer to the pool so that other peers may

@@ -379,6 +379,32 @@ func twoSeeds(n int, ranges []Range) *Picker {
 	return p
 }
 
+// A Now block is duplicated after the time its peer was given with
+// SetDuplicateAfter (a near, fast peer: soon; a far, slow one: later), not
+// after the fixed NowDuplicateAfter.
+func TestDuplicateAfterPerPeer(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, after := range []time.Duration{120 * time.Millisecond, 1500 * time.Millisecond} {
+		p := twoSeeds(8, nil)
+		p.SetClock(t0)
+		p.SetDuplicateAfter(1, after)
+		p.SetRanges(1, []Range{{First: 0, End: 3, Prio: Readahead}, {First: 1, End: 2, Prio: Now}})
+		if got := p.Pick(1, 10); len(got) != 6 || !p.Endgame() {
+			t.Fatalf("peer 1 got %v; endgame %v", got, p.Endgame())
+		}
+		p.SetClock(t0.Add(after - time.Millisecond))
+		if got := p.Pick(2, 10); got != nil {
+			t.Fatalf("after %v: duplicated %v before the peer's time", after, got)
+		}
+		p.SetClock(t0.Add(after))
+		got := p.Pick(2, 10)
+		if len(got) != 2 || got[0].Piece != 1 || got[1].Piece != 1 {
+			t.Fatalf("after %v: peer 2 got %v, want the blocks of piece 1", after, got)
+		}
+		mustCheck(t, p)
+	}
+}
+
 // TestStarted follows a piece from untouched to requested, received and
 // verified, as web seeds see it.
 func TestStarted(t *testing.T) {

@@ -41,8 +41,10 @@
 // peers per block. When a block arrives, Received returns the duplicate
 // requests held by other peers so the engine can cancel them. While some
 // missing pieces are at None (readers' windows are all that is wanted),
-// only Now pieces get duplicates, and only for blocks outstanding for
-// NowDuplicateAfter by the clock the caller gives SetClock: a window all
+// only Now pieces get duplicates, and only for blocks outstanding longer
+// than the time each peer holding them is expected to answer in
+// (SetDuplicateAfter; NowDuplicateAfter when not set), by the clock the
+// caller gives SetClock: a window all
 // requested means the download is ahead of its reader, and duplicating
 // what is on its way in time would only fetch the same bytes twice.
 //

@@ -192,7 +192,7 @@ func (p *Picker) pickEndgame(ps *peerState, max int) []Request {
 				if blk.recv || len(blk.reqs) != level || slices.Contains(blk.reqs, ps.id) {
 					continue
 				}
-				if !whole && p.now-blk.at < int64(NowDuplicateAfter) {
+				if !whole && !p.dupDue(blk) {
 					continue // may still come in its time
 				}
 				p.addReq(ps, i, b)

@@ -65,6 +65,10 @@ type peerState struct {
 	reqs   map[int]struct{}
 	lidx   int  // index in plist, -1 for seeds
 	parole bool // only whole pieces of its own (SetParole)
+	// dupAfter is how long a block may be outstanding at this peer before
+	// a Now piece's block is duplicated elsewhere (SetDuplicateAfter);
+	// zero means NowDuplicateAfter.
+	dupAfter int64
 }
 
 // download is the block state of a piece being downloaded.

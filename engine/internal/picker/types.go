@@ -15,8 +15,9 @@ const MaxDuplicates = 3
 
 // NowDuplicateAfter is how long a block of a Now piece must have been
 // outstanding before endgame duplicates it while only readers' windows are
-// wanted (see the package documentation): a block that comes in its time
-// would only arrive twice.
+// wanted (see the package documentation), at a peer whose own time was not
+// set with SetDuplicateAfter: a block that comes in its time would only
+// arrive twice.
 const NowDuplicateAfter = 500 * time.Millisecond
 
 // randomFirst is the number of pieces we must have before Normal and

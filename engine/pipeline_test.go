@@ -1,0 +1,95 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/swarmfs/swarmfs/engine/internal/wire"
+)
+
+// simLink feeds a pipeEst from a simulated peer with a round trip rtt and a
+// bandwidth of bw bytes/s, keeping depth(0) requests outstanding (no
+// smoothed rate: the depth comes from the blocks alone). It returns the
+// bytes delivered in the last quarter of the run and the final depth.
+func simLink(rtt time.Duration, bw float64, run time.Duration) (float64, int) {
+	var e pipeEst
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	perBlock := time.Duration(wire.BlockSize / bw * float64(time.Second))
+	type req struct{ sent, due time.Time }
+	var queue []req
+	lastDue := t0
+	send := func(now time.Time) {
+		for len(queue) < e.depth(0) {
+			due := now.Add(rtt)
+			if next := lastDue.Add(perBlock); next.After(due) {
+				due = next
+			}
+			lastDue = due
+			queue = append(queue, req{now, due})
+		}
+	}
+	send(t0)
+	var late float64
+	for len(queue) > 0 {
+		r := queue[0]
+		queue = queue[1:]
+		if r.due.Sub(t0) > run {
+			break
+		}
+		e.block(r.due, r.sent, wire.BlockSize)
+		if r.due.Sub(t0) > run*3/4 {
+			late += wire.BlockSize
+		}
+		send(r.due)
+	}
+	return late / (run / 4).Seconds(), e.depth(0)
+}
+
+// TestPipelineStartsFromBDP: a peer 80 ms away delivering 3 MB/s is used
+// at its bandwidth within a second of its first blocks, with no smoothed
+// rate yet; a fixed starting depth of minPipeline would carry
+// minPipeline blocks per round trip (800 kB/s).
+func TestPipelineStartsFromBDP(t *testing.T) {
+	var e pipeEst
+	if d := e.depth(0); d != minPipeline {
+		t.Fatalf("depth before any block %d, want %d", d, minPipeline)
+	}
+	for _, c := range []struct {
+		rtt time.Duration
+		bw  float64
+	}{{80 * time.Millisecond, 3e6}, {200 * time.Millisecond, 3e6}, {20 * time.Millisecond, 12e6}} {
+		rate, depth := simLink(c.rtt, c.bw, time.Second+10*c.rtt)
+		if rate < 0.9*c.bw {
+			t.Errorf("rtt %v bw %.0f: %.0f B/s at the end, depth %d", c.rtt, c.bw, rate, depth)
+		}
+		if bdp := c.bw * c.rtt.Seconds() / wire.BlockSize; float64(depth) > 4*bdp+minPipeline+1 || depth > maxPipeline {
+			t.Errorf("rtt %v bw %.0f: depth %d, bdp %.1f blocks", c.rtt, c.bw, depth, bdp)
+		}
+	}
+}
+
+// TestDupAfterFromRTTAndRate: the duplicate timeout is twice a round trip
+// plus minPipeline blocks at the peer's rate, clamped; unknown before the
+// first block.
+func TestDupAfterFromRTTAndRate(t *testing.T) {
+	var e pipeEst
+	if d := e.dupAfter(1e6); d != 0 {
+		t.Fatalf("dupAfter before any block %v, want 0", d)
+	}
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.block(t0.Add(80*time.Millisecond), t0, wire.BlockSize)
+	// 4 blocks at 3 MB/s: 21.8 ms behind an 80 ms round trip.
+	queued := float64(minPipeline * wire.BlockSize)
+	want := 2 * (80*time.Millisecond + time.Duration(queued/3e6*float64(time.Second)))
+	if d := e.dupAfter(3e6); d != want {
+		t.Fatalf("dupAfter %v, want %v", d, want)
+	}
+	if d := e.dupAfter(10e3); d != maxDupAfter {
+		t.Fatalf("slow peer: dupAfter %v, want the cap %v", d, maxDupAfter)
+	}
+	var near pipeEst
+	near.block(t0.Add(time.Millisecond), t0, wire.BlockSize)
+	if d := near.dupAfter(100e6); d != minDupAfter {
+		t.Fatalf("near fast peer: dupAfter %v, want the floor %v", d, minDupAfter)
+	}
+}
