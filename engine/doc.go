@@ -160,7 +160,7 @@
 // error clears when a piece is stored.
 //
 // With a cache cap (Config.CacheSize) the engine keeps within it
-// (capfit.go, prefetch.go): the default readahead window is an eighth of
+// (capfit.go, prefetchgate.go): the default readahead window is an eighth of
 // the cap, and a torrent whose window (twice MaxReadahead, as it reaches
 // behind the reader too) and 4 pieces do not fit is refused with
 // ErrCacheTooSmall. Evicted pieces are spent (picker.SetSpent): only a
