@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"io"
+	"log/slog"
+	"sync"
 	"syscall"
+	"time"
 
 	fusefs "github.com/hanwen/go-fuse/v2/fs"
 	"github.com/hanwen/go-fuse/v2/fuse"
@@ -104,10 +107,50 @@ func (h *handle) failed(ctx context.Context, off int64, n int, err error) syscal
 	if errno == syscall.EINTR {
 		h.m.log.Debug("read interrupted", "torrent", h.f.e.name, "path", h.f.file.DisplayPath(), "off", off)
 	} else {
-		h.m.log.Warn("read failed", "torrent", h.f.e.name, "path", h.f.file.DisplayPath(),
+		level := slog.LevelWarn
+		if h.m.failLog.repeat(failReason(errno, err), time.Now()) {
+			level = slog.LevelDebug // said already: one line, not one per read
+		}
+		h.m.log.Log(ctx, level, "read failed", "torrent", h.f.e.name, "path", h.f.file.DisplayPath(),
 			"off", off, "len", n, "errno", errno.Error(), "err", err)
 	}
 	return errno
+}
+
+// failReason is what makes two read failures the same for failLog: the
+// errno and the innermost error (a full disk, a timeout), not the offsets
+// and pieces the outer errors name.
+func failReason(errno syscall.Errno, err error) string {
+	for {
+		inner := errors.Unwrap(err)
+		if inner == nil {
+			return errno.Error() + ": " + err.Error()
+		}
+		err = inner
+	}
+}
+
+// failLog tells a read failure that repeats the last one logged within
+// failRepeatWindow, so that reads failing for one reason log one warning.
+type failLog struct {
+	mu   sync.Mutex // guards last and at
+	last string
+	at   time.Time
+}
+
+// failRepeatWindow is how long an identical read failure stays quiet.
+const failRepeatWindow = time.Minute
+
+// repeat records msg at now and reports whether it repeats the last
+// warning, logged less than failRepeatWindow ago.
+func (f *failLog) repeat(msg string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if msg == f.last && now.Sub(f.at) < failRepeatWindow {
+		return true
+	}
+	f.last, f.at = msg, now
+	return false
 }
 
 // spanResult replies to a read from a held Span. go-fuse splices it from the

@@ -65,6 +65,10 @@ type Server struct {
 	wg     sync.WaitGroup // watchers of pending directories
 	done   chan struct{}  // closed when the server has stopped
 
+	// failLog keeps a run of reads failing for one reason (a full cache
+	// disk, no peers) to one warning (see handle.failed).
+	failLog failLog
+
 	unmountOnce sync.Once
 	unmountErr  error
 }
