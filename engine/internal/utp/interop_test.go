@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -158,15 +159,22 @@ func TestLibtorrentLeechesOverUTP(t *testing.T) {
 			served := make(chan error, 1)
 			go func() { served <- serveTorrent(ln, c.Meta.InfoHash, c.Meta.Info.PieceLength, data, encrypted) }()
 			lt, _ := startLTUTP(t, "127.0.62.2", c.Torrent, t.TempDir(), encrypted, s.Addr().String())
-			pieces := 0
-			for pieces < c.Meta.Info.NumPieces() {
-				if _, err := lt.AwaitLine("piece ", time.Minute); err != nil {
-					t.Fatalf("libtorrent reported %d of %d pieces: %v\n%s", pieces, c.Meta.Info.NumPieces(), err, lt.Output())
+			// libtorrent may say "done" before its last "piece" line:
+			// wait for every piece and for "done", in any order.
+			pieces, done := 0, false
+			for pieces < c.Meta.Info.NumPieces() || !done {
+				line, err := lt.AwaitLine("", time.Minute)
+				if err != nil {
+					t.Fatalf("libtorrent reported %d of %d pieces (done %v): %v\n%s", pieces, c.Meta.Info.NumPieces(), done, err, lt.Output())
 				}
-				pieces++
-			}
-			if _, err := lt.AwaitLine("done", time.Minute); err != nil {
-				t.Fatalf("libtorrent did not finish: %v\n%s", err, lt.Output())
+				switch {
+				case strings.HasPrefix(line, "piece "):
+					pieces++
+				case line == "done":
+					done = true
+				case strings.HasPrefix(line, "error "):
+					t.Fatalf("libtorrent reported %s\n%s", line, lt.Output())
+				}
 			}
 			lt.Kill()
 			ln.Close()
