@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -157,62 +155,8 @@ func fetchAll(ctx context.Context, fx *fixture, seeds ...*Seed) (int, error) {
 	return -1, nil
 }
 
-// startNginx serves root over HTTP/1.1 on a free loopback port with a
-// generated configuration and returns the base URL ("http://ip:port/").
-func startNginx(t testing.TB, root string) string {
-	t.Helper()
-	bin, err := exec.LookPath("nginx")
-	if err != nil {
-		bin = "/usr/sbin/nginx" // not on PATH for users without sbin
-		if _, err := os.Stat(bin); err != nil {
-			t.Skip("webseed: nginx not found (apt-get install nginx-light)")
-		}
-	}
-	prefix := t.TempDir()
-	for _, d := range []string{"logs", "tmp"} {
-		if err := os.Mkdir(filepath.Join(prefix, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	// Workers run as an unprivileged user when nginx starts as root; they
-	// must be able to read the temporary directories.
-	user := ""
-	if os.Geteuid() == 0 {
-		user = "user root root;"
-	}
-	port := enginetest.FreePort(t, "127.0.0.1")
-	addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-	conf := fmt.Sprintf(`%s
-worker_processes 1;
-error_log %[2]s/logs/error.log warn;
-pid %[2]s/nginx.pid;
-events { worker_connections 256; }
-http {
-    access_log off;
-    client_body_temp_path %[2]s/tmp/body;
-    proxy_temp_path %[2]s/tmp/proxy;
-    fastcgi_temp_path %[2]s/tmp/fastcgi;
-    uwsgi_temp_path %[2]s/tmp/uwsgi;
-    scgi_temp_path %[2]s/tmp/scgi;
-    default_type application/octet-stream;
-    sendfile on;
-    tcp_nopush on;
-    keepalive_requests 100000;
-    keepalive_timeout 60s;
-    server {
-        listen %[3]s;
-        root %[4]s;
-    }
-}
-`, user, prefix, addr, root)
-	confPath := filepath.Join(prefix, "nginx.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	enginetest.Start(t, bin, "-p", prefix, "-c", confPath, "-e", filepath.Join(prefix, "logs", "error.log"), "-g", "daemon off;")
-	enginetest.WaitPort(t, addr, 20*time.Second)
-	return "http://" + addr + "/"
-}
+// startNginx serves root with nginx (enginetest.StartNginx).
+func startNginx(t testing.TB, root string) string { return enginetest.StartNginx(t, root) }
 
 // newSeed makes a seed with short timings for tests and closes it at the
 // end of the test.
