@@ -154,17 +154,19 @@ func diskUsed(dir string) int64 {
 	return used
 }
 
-// TestSeedDownloadsTheRest seeds a directory holding half the data with a
-// full libtorrent seeder given by --peer: swarmfs must download the rest,
-// which a libtorrent leecher that knows only swarmfs then gets in full.
+// TestSeedDownloadsTheRest seeds a directory where one file is whole, one
+// is missing and one truncated, with a full libtorrent seeder given by
+// --peer: swarmfs must say it downloads the rest into the directory, do
+// so (the files there end up whole), and a libtorrent leecher that knows
+// only swarmfs then gets everything.
 func TestSeedDownloadsTheRest(t *testing.T) {
 	enginetest.RequireLibtorrent(t)
 	c := enginetest.MakeContent(t, "half", 64<<10, []enginetest.FileSpec{
-		{Path: "a.bin", Size: 3 << 20}, {Path: "b.bin", Size: 3 << 20},
+		{Path: "a.bin", Size: 3 << 20}, {Path: "b.bin", Size: 3 << 20}, {Path: "c/d.bin", Size: 2<<20 + 555},
 	})
 	full := enginetest.StartSeeder(t, "127.0.7.83", c.Torrent, c.Dir)
 	part := t.TempDir()
-	if err := os.MkdirAll(filepath.Join(part, "half"), 0o755); err != nil {
+	if err := os.MkdirAll(filepath.Join(part, "half", "c"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	data, err := os.ReadFile(c.Files["a.bin"])
@@ -174,9 +176,19 @@ func TestSeedDownloadsTheRest(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(part, "half", "a.bin"), data, 0o644); err != nil {
 		t.Fatal(err)
 	}
+	data, err = os.ReadFile(c.Files["c/d.bin"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(part, "half", "c", "d.bin"), data[:1<<20+1000], 0o644); err != nil {
+		t.Fatal(err)
+	}
 	port := enginetest.FreePort(t, "127.0.0.1")
 	p := startSwarmfs(t, "seed", "--no-dht", "--cache-dir", t.TempDir(), "--port", fmt.Sprint(port), "--peer", full.Addr, c.Torrent, part)
 	p.WaitLine(t, "seeding half", 60*time.Second)
+	if want := "downloading the rest into " + filepath.Join(part, "half"); !strings.Contains(p.Output(), want) {
+		t.Errorf("seed does not say %q:\n%s", want, p.Output())
+	}
 	// Its status line (every 5 s) says when it has everything; then only
 	// swarmfs can serve the leecher.
 	deadline := time.Now().Add(90 * time.Second)
@@ -187,6 +199,7 @@ func TestSeedDownloadsTheRest(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	full.Kill()
+	sameFiles(t, c, part)
 	dst := t.TempDir()
 	lt := enginetest.StartLibtorrent(t, enginetest.LTOptions{
 		IP: "127.0.7.84", Torrent: c.Torrent, SavePath: dst, Peers: []string{fmt.Sprintf("127.0.0.1:%d", port)},
