@@ -60,15 +60,7 @@ func TestSeedAria2Data(t *testing.T) {
 		{Path: "a.bin", Size: 2<<20 + 4321}, {Path: "sub/b.bin", Size: 300_000},
 	})
 	tr := enginetest.StartOpentracker(t, "127.0.7.100", c.Meta.InfoHash.String())
-	c.Meta.Announce = tr.HTTP
-	c.Meta.AnnounceList = nil
-	b, err := c.Meta.Bytes()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(c.Torrent, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	setAnnounce(t, c, tr.HTTP)
 	seeder := enginetest.StartLibtorrent(t, enginetest.LTOptions{IP: "127.0.7.101", Torrent: c.Torrent, SavePath: c.Dir, Peers: []string{}})
 	seeder.WaitSeeding(t, time.Minute)
 	ariaDir := t.TempDir()
