@@ -74,13 +74,21 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 	if err := waitVerified(ctx, e, f.statusHandler(e), t); err != nil {
 		return err
 	}
-	st := t.Stats()
-	if st.PiecesHave < st.PiecesTotal {
+	// The store's own bitfield: the torrent's published stats may not have
+	// caught up with the end of verification yet.
+	bf := t.Bitfield()
+	have := 0
+	for _, ok := range bf {
+		if ok {
+			have++
+		}
+	}
+	if have < len(bf) {
 		t.SetPrefetch(true) // after verification, so that peers send only what is missing
 		fmt.Fprintf(e.stdout, "%s: %d of %d pieces verified in %s; seeding those and downloading the rest into %s\n",
-			name, st.PiecesHave, st.PiecesTotal, printable(where), printable(where))
+			name, have, len(bf), printable(where), printable(where))
 	} else {
-		fmt.Fprintf(e.stdout, "%s: all %d pieces verified in %s\n", name, st.PiecesTotal, printable(where))
+		fmt.Fprintf(e.stdout, "%s: all %d pieces verified in %s\n", name, len(bf), printable(where))
 	}
 	fmt.Fprintf(e.stdout, "seeding %s on %s; Ctrl-C to stop\n", name, c.Addr())
 	return waitWithStatus(ctx, e, f.statusHandler(e), t, nil)
@@ -113,7 +121,8 @@ func seedLayout(info *metainfo.Info, path string) (opt engine.AddOptions, where 
 }
 
 // waitVerified prints a progress line (pieces checked of those to check,
-// and the hashing rate) until the data on disk is verified.
+// and the hashing rate) until the store has verified the data on disk
+// (VerifyProgress.Done is set only once the store is open).
 func waitVerified(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent) error {
 	p := &statusPrinter{w: e.stderr, tty: e.tty, rec: rec, interval: 5 * time.Second}
 	defer p.done()
@@ -129,7 +138,7 @@ func waitVerified(ctx context.Context, e *env, rec slog.Handler, t *engine.Torre
 		line := fmt.Sprintf("%s: verifying %d of %d pieces checked (%s of %s, %.1f MB/s)", printable(t.Name()),
 			vp.Checked, vp.Pieces, humanize.IBytes(uint64(vp.Bytes)), humanize.IBytes(uint64(vp.TotalBytes)),
 			float64(vp.Bytes)/1e6/max(el.Seconds(), 1e-3))
-		if vp.Done && t.Stats().State != engine.StateVerifying {
+		if vp.Done {
 			p.print(time.Now(), []string{line}, true)
 			return nil
 		}
