@@ -219,6 +219,17 @@ func (t *Torrent) ImportDone() <-chan struct{} { return t.imported }
 
 func (t *Torrent) endImport() { t.importEnd.Do(func() { close(t.imported) }) }
 
+// VerifyProgress reports the store's background re-verification of data
+// already on disk (AddOptions.DataDir, Content, or a cache to re-check),
+// for a progress line: the zero value until the metadata is known and the
+// store is open.
+func (t *Torrent) VerifyProgress() cache.VerifyProgress {
+	if st := t.storeOrNil(); st != nil {
+		return st.VerifyProgress()
+	}
+	return cache.VerifyProgress{}
+}
+
 // Done is closed once the torrent is removed and all its goroutines ended.
 func (t *Torrent) Done() <-chan struct{} { return t.done }
 

@@ -71,7 +71,7 @@ func benchOnce(b *testing.B, c *enginetest.Content, size int64, peers []string) 
 	lt.Kill()
 	ltRate := float64(size) / ltSecs / 1e6
 
-	// swarmfs get: the download rate it reports (before writing files out).
+	// swarmfs get: the download rate it reports (its files written in place).
 	syscall.Sync()
 	get := enginetest.Start(b, os.Args[0], "get", "--no-dht", "--cache-dir", b.TempDir(),
 		"--peer", strings.Join(peers, ","), "-o", b.TempDir(), c.Torrent)

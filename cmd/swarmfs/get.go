@@ -2,18 +2,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/dustin/go-humanize"
 	"github.com/swarmfs/swarmfs/engine"
-	"github.com/swarmfs/swarmfs/metainfo"
 )
 
 type getFlags struct {
@@ -28,14 +24,14 @@ func (g *getFlags) flagSet() *flag.FlagSet {
 	fset := newFlagSet("get")
 	g.register(fset)
 	g.ws.register(fset)
-	fset.StringVar(&g.out, "o", ".", "`DIR` to write the torrent's files into")
-	fset.BoolVar(&g.seed, "seed", false, "keep seeding after the download completes, until interrupted (or --seed-ratio, --seed-time)")
+	fset.StringVar(&g.out, "o", ".", "`DIR` to write the torrent's files into, in place as pieces verify (DIR/NAME...); run again, it resumes")
+	fset.BoolVar(&g.seed, "seed", false, "keep seeding from DIR after the download completes, until interrupted (or --seed-ratio, --seed-time)")
 	g.seedPol.register(fset, "after the download and exit (implies --seed)")
 	return fset
 }
 
 var getCommand = &command{
-	summary: "download a torrent, verify it and write its files to a directory",
+	summary: "download a torrent into a directory, writing its files in place as pieces verify",
 	usage:   "[flags] FILE.torrent|MAGNET",
 	examples: []string{
 		"swarmfs get ubuntu.iso.torrent -o ~/Downloads",
@@ -80,34 +76,16 @@ func runGet(ctx context.Context, e *env, args []string) error {
 	if err := os.MkdirAll(g.out, 0o755); err != nil {
 		return err
 	}
-	// With a cap, only what the cache can hold is fetched ahead: the
-	// files are written out as the reader reaches them, and the cache
-	// evicts what was written.
-	capped := g.cacheSize > 0
-	if m := srcs[0].meta; m != nil && int64(g.cacheSize) >= m.Info.TotalLength {
-		capped = false
-	}
-	t, err := srcs[0].add(c, g.ws.apply(engine.AddOptions{Peers: g.peers, Prefetch: !capped}))
+	// The torrent's files are written in place under -o DIR as their pieces
+	// verify: nothing is copied at the end and none of the data is kept in
+	// the cache (only the resume state), so --cache-size does not limit it.
+	// Run again after an interruption, it resumes from the resume state.
+	t, err := srcs[0].add(c, g.ws.apply(engine.AddOptions{Peers: g.peers, Prefetch: true, DataDir: g.out}))
 	if err != nil {
 		return err
 	}
 	start := time.Now()
-	ectx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	exported := make(chan error, 1)
-	go func() {
-		select {
-		case <-t.InfoReady():
-		case <-ectx.Done():
-			exported <- ectx.Err()
-			return
-		}
-		if capped && int64(g.cacheSize) >= t.Info().TotalLength {
-			t.SetPrefetch(true)
-		}
-		exported <- export(ectx, t, g.out, int64(g.cacheSize))
-	}()
-	if err := waitExport(ctx, e, g.statusHandler(e), t, exported); err != nil {
+	if err := waitComplete(ctx, e, g.statusHandler(e), t); err != nil {
 		return err
 	}
 	st := t.Stats()
@@ -121,11 +99,11 @@ func runGet(ctx context.Context, e *env, args []string) error {
 		humanize.IBytes(uint64(t.Info().TotalLength)), el.Round(time.Millisecond),
 		humanize.IBytes(uint64(float64(st.Downloaded+st.WebSeedBytes)/max(el.Seconds(), 1e-3))), from)
 	fmt.Fprintf(e.stdout, "wrote %s into %s\n", name, g.out)
+	if vp := t.VerifyProgress(); vp.Pieces > 0 {
+		fmt.Fprintf(e.stdout, "re-checked %d pieces already in %s (%d good)\n", vp.Checked, g.out, vp.Good)
+	}
 	if !g.seed {
 		return nil
-	}
-	if st := t.Stats(); st.PiecesHave < st.PiecesTotal {
-		fmt.Fprintf(e.stdout, "the cache holds %d of %d pieces (--cache-size); seeding those\n", st.PiecesHave, st.PiecesTotal)
 	}
 	if !g.seedPol.p.set() {
 		fmt.Fprintf(e.stdout, "seeding on %s; Ctrl-C to stop\n", c.Addr())
@@ -163,10 +141,10 @@ func seedUntil(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent,
 	return nil
 }
 
-// waitExport prints the torrent's status until the export ends (its
-// result comes on exported). A disk error of the cache ends it at once:
-// the pieces cannot be stored, and retrying would only fetch them again.
-func waitExport(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent, exported <-chan error) error {
+// waitComplete prints the torrent's status until every piece is verified
+// in place. A disk error of the data directory ends it at once: the pieces
+// cannot be stored, and retrying would only fetch them again.
+func waitComplete(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent) error {
 	p := &statusPrinter{w: e.stderr, tty: e.tty, rec: rec, interval: 5 * time.Second}
 	defer p.done()
 	tick := time.NewTicker(250 * time.Millisecond)
@@ -182,14 +160,8 @@ func waitExport(ctx context.Context, e *env, rec slog.Handler, t *engine.Torrent
 		}
 		p.print(time.Now(), []string{line}, false)
 		select {
-		case err := <-exported:
-			if terr := t.Err(); terr != nil {
-				return terr // the export failed because of it
-			}
-			if err != nil {
-				if ctx.Err() != nil {
-					return errInterrupted
-				}
+		case <-t.Complete():
+			if err := t.Err(); err != nil {
 				return err
 			}
 			p.print(time.Now(), []string{statusLine(t.Name(), t.Stats())}, true)
@@ -228,76 +200,4 @@ func waitWithStatus(ctx context.Context, e *env, rec slog.Handler, t *engine.Tor
 		case <-tick.C:
 		}
 	}
-}
-
-// export writes the torrent's files below dir, reading them in order
-// through the engine as their pieces verify. With a cache cap (capBytes >
-// 0) it reads at most an eighth of the cap at a time, so that the pieces
-// it waits for (pinned) leave room for the readahead window.
-func export(ctx context.Context, t *engine.Torrent, dir string, capBytes int64) error {
-	info := t.Info()
-	if info == nil {
-		return errors.New("no metadata")
-	}
-	base := dir
-	if !info.SingleFile {
-		base = filepath.Join(dir, info.Name)
-	}
-	bufSize := int64(1 << 20)
-	if capBytes > 0 {
-		bufSize = min(bufSize, max(capBytes/8, info.PieceLength))
-	}
-	buf := make([]byte, bufSize)
-	for i, f := range info.Files {
-		if err := exportFile(ctx, t, i, f, base, buf); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func exportFile(ctx context.Context, t *engine.Torrent, i int, f metainfo.File, base string, buf []byte) error {
-	var rel string
-	if len(f.Path) == 1 && t.Info().SingleFile {
-		rel = f.Path[0]
-	} else {
-		rel = filepath.Join(f.Path...)
-	}
-	name := filepath.Join(base, rel)
-	if err := os.MkdirAll(filepath.Dir(name), 0o755); err != nil {
-		return err
-	}
-	mode := os.FileMode(0o644)
-	if f.Executable {
-		mode = 0o755
-	}
-	out, err := os.OpenFile(name, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, mode)
-	if err != nil {
-		return err
-	}
-	r, err := t.NewReader(i)
-	if err != nil {
-		out.Close()
-		return err
-	}
-	defer r.Close()
-	var off int64
-	for off < f.Length {
-		n, err := r.ReadAt(ctx, buf, off)
-		if n > 0 {
-			if _, werr := out.Write(buf[:n]); werr != nil {
-				out.Close()
-				return werr
-			}
-			off += int64(n)
-		}
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			out.Close()
-			return fmt.Errorf("%s: %w", rel, err)
-		}
-	}
-	return out.Close()
 }
