@@ -9,8 +9,11 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // acceptOne accepts one connection on l within a deadline and returns the
@@ -40,6 +43,17 @@ func dialFrom(h *NetHost, lport int, addr string) (net.Conn, error) {
 		d := net.Dialer{}
 		if lport != 0 {
 			d.LocalAddr = &net.TCPAddr{Port: lport}
+			// The same local port dials several hosts in turn; the
+			// flow closed before may still hold it (TIME_WAIT).
+			d.Control = func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				if err := rc.Control(func(fd uintptr) {
+					serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+				}); err != nil {
+					return err
+				}
+				return serr
+			}
 		}
 		c, err = d.DialContext(ctx, "tcp", addr)
 		return err
