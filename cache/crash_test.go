@@ -140,52 +140,60 @@ func crashLoop(t *testing.T, rounds int, child string, env []string, check func(
 	for round := range rounds {
 		cmd := exec.Command(os.Args[0], "-test.run=^"+child+"$", "-test.count=1")
 		cmd.Env = append(append(os.Environ(), env...), fmt.Sprintf("SWARMFS_CACHE_SEED=%d", rng.Uint64()))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		var mu sync.Mutex
-		var last string
-		first := make(chan struct{})
-		scanned := make(chan struct{})
-		go func() {
-			defer close(scanned)
-			sc := bufio.NewScanner(out)
-			once := sync.OnceFunc(func() { close(first) })
-			for sc.Scan() {
-				if line := sc.Text(); strings.HasPrefix(line, "n ") || line == "done" {
-					mu.Lock()
-					last = line
-					mu.Unlock()
-					once()
-				}
-			}
-			once()
-		}()
-		select {
-		case <-first:
-		case <-time.After(20 * time.Second):
-			t.Fatal("child wrote nothing")
-		}
-		time.Sleep(time.Duration(20+rng.IntN(600)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		select {
-		case <-scanned:
-		case <-time.After(10 * time.Second):
-			t.Fatal("child output did not end after SIGKILL")
-		}
-		cmd.Wait()
-		mu.Lock()
-		line := last
-		mu.Unlock()
+		line := killMidway(t, cmd, "n ", time.Duration(20+rng.IntN(600))*time.Millisecond)
 		if line == "" || line == "done" {
 			t.Fatalf("round %d: child ended before it was killed (last line %q)", round, line)
 		}
 		check(round, line)
 	}
+}
+
+// killMidway starts cmd (a re-exec'd test child), waits for its first
+// progress line (one starting with prefix, or "done"), SIGKILLs it after
+// pause and returns the last such line it wrote; "" if none.
+func killMidway(t *testing.T, cmd *exec.Cmd, prefix string, pause time.Duration) string {
+	t.Helper()
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	var mu sync.Mutex
+	var last string
+	first := make(chan struct{})
+	scanned := make(chan struct{})
+	go func() {
+		defer close(scanned)
+		sc := bufio.NewScanner(out)
+		once := sync.OnceFunc(func() { close(first) })
+		for sc.Scan() {
+			if line := sc.Text(); strings.HasPrefix(line, prefix) || line == "done" {
+				mu.Lock()
+				last = line
+				mu.Unlock()
+				once()
+			}
+		}
+		once()
+	}()
+	select {
+	case <-first:
+	case <-time.After(20 * time.Second):
+		t.Fatal("child wrote nothing")
+	}
+	time.Sleep(pause)
+	cmd.Process.Signal(syscall.SIGKILL)
+	select {
+	case <-scanned:
+	case <-time.After(10 * time.Second):
+		t.Fatal("child output did not end after SIGKILL")
+	}
+	cmd.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return last
 }

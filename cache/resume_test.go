@@ -1,7 +1,6 @@
 package cache
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -10,9 +9,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -240,50 +236,7 @@ func crashRounds(t *testing.T, withBudget bool) {
 		cmd.Env = append(os.Environ(), helperEnv+"=1", "SWARMFS_CACHE_DIR="+root,
 			fmt.Sprintf("SWARMFS_CACHE_CHUNK=%d", []int{writeChunk, 4 << 10}[round%2]),
 			fmt.Sprintf("SWARMFS_CACHE_SEED=%d", rng.Uint64()), fmt.Sprintf("SWARMFS_CACHE_BUDGET=%d", map[bool]int{false: 0, true: 1}[withBudget]))
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		cmd.Stderr = os.Stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { cmd.Process.Kill() })
-		var mu sync.Mutex
-		var last string
-		first := make(chan struct{})
-		scanned := make(chan struct{})
-		go func() {
-			defer close(scanned)
-			sc := bufio.NewScanner(out)
-			once := sync.OnceFunc(func() { close(first) })
-			for sc.Scan() {
-				if line := sc.Text(); strings.HasPrefix(line, "w ") || line == "done" {
-					mu.Lock()
-					last = line
-					mu.Unlock()
-					once()
-				}
-			}
-			once()
-		}()
-		select {
-		case <-first:
-		case <-time.After(20 * time.Second):
-			t.Fatal("child wrote nothing")
-		}
-		time.Sleep(time.Duration(10+rng.IntN(300)) * time.Millisecond)
-		cmd.Process.Signal(syscall.SIGKILL)
-		select {
-		case <-scanned:
-		case <-time.After(10 * time.Second):
-			t.Fatal("child output did not end after SIGKILL")
-		}
-		cmd.Wait()
-		mu.Lock()
-		line := last
-		mu.Unlock()
-
+		line := killMidway(t, cmd, "w ", time.Duration(10+rng.IntN(300))*time.Millisecond)
 		s := openT(t, root, tt, Config{})
 		if s.Verifying() {
 			t.Fatalf("round %d: crashed store not trusted (re-verifying)", round)
