@@ -336,7 +336,7 @@ func TestWebSeedHelpsSlowPeer(t *testing.T) {
 func TestWebSeedRunStopsWhenUnwanted(t *testing.T) {
 	f := makeFixture(t, "seek.bin", 64<<10, nil, 8<<20)
 	data := f.fileData(0)
-	var cut atomic.Int64
+	var cut, held atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		var first, last int64
 		if _, err := fmt.Sscanf(r.Header.Get("Range"), "bytes=%d-%d", &first, &last); err != nil {
@@ -351,6 +351,7 @@ func TestWebSeedRunStopsWhenUnwanted(t *testing.T) {
 		// its run is still in flight at the seek and must be cut.
 		for off := first; off <= last; off += 8 << 10 {
 			if off >= 64<<10 && off < 1<<20 {
+				held.Add(1)
 				<-r.Context().Done()
 				cut.Add(1)
 				return
@@ -384,6 +385,16 @@ func TestWebSeedRunStopsWhenUnwanted(t *testing.T) {
 	defer cancel()
 	if _, err := r.ReadAt(ctx, buf, 0); err != nil {
 		t.Fatal(err)
+	}
+	// Seek only once a run for the first window's readahead is held by
+	// the server: on a loaded machine the first read can finish before
+	// that run starts, and then there is nothing to cut.
+	for held.Load() == 0 {
+		select {
+		case <-ctx.Done():
+			t.Fatalf("no web seed run for the readahead window started; stats %+v", tor.Stats())
+		case <-time.After(10 * time.Millisecond):
+		}
 	}
 	// Far away: the first window is not wanted any more.
 	off := int64(5 << 20)
