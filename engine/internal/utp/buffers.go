@@ -67,6 +67,40 @@ func (bp *bufPool) put(b []byte) {
 	bp.p.Put(&b)
 }
 
+// bufPools holds the packet buffers of a socket: small ones for packets
+// of up to Config.MaxPayload and, when path MTU discovery may grow
+// packets beyond it, large ones for the rest.
+type bufPools struct{ small, large *bufPool }
+
+func newBufPools(small, large int) *bufPools {
+	p := &bufPools{small: newBufPool(small)}
+	if large > small {
+		p.large = newBufPool(large)
+	}
+	return p
+}
+
+// get returns an empty buffer with room for n bytes (from a pool when
+// one fits).
+func (p *bufPools) get(n int) []byte {
+	switch {
+	case n <= p.small.size:
+		return p.small.get()
+	case p.large != nil && n <= p.large.size:
+		return p.large.get()
+	}
+	return make([]byte, 0, n)
+}
+
+// put gives b back to the pool it came from, if any.
+func (p *bufPools) put(b []byte) {
+	if p.large != nil && cap(b) == p.large.size {
+		p.large.put(b)
+		return
+	}
+	p.small.put(b)
+}
+
 // outPacket is a sent packet kept until it is acknowledged.
 type outPacket struct {
 	buf    []byte // the encoded packet, header first
@@ -79,6 +113,7 @@ type outPacket struct {
 	flying bool // counted in the sender's flight
 	fast   bool // already resent for duplicate or selective acks
 	fin    bool
+	probe  bool // a path MTU probe whose fate is not known yet
 }
 
 // sendWindow is the sending half of a connection: the bytes written and

@@ -71,7 +71,7 @@ func TestSendWindowSackMarksLost(t *testing.T) {
 }
 
 func TestRecvWindowReorderAndSack(t *testing.T) {
-	r := newRecvWindow(10000, 64, newBufPool(2000))
+	r := newRecvWindow(10000, 64, newBufPools(2000, 0))
 	r.ack = 65533
 	p := func(seq uint16) []byte { return bytes.Repeat([]byte{byte(seq)}, 10) }
 	if got := r.insert(65535, p(65535)); got != outOfOrder {
@@ -116,7 +116,7 @@ func TestRecvWindowReorderAndSack(t *testing.T) {
 }
 
 func TestRecvWindowCapacityAndFin(t *testing.T) {
-	r := newRecvWindow(25, 16, newBufPool(2000))
+	r := newRecvWindow(25, 16, newBufPools(2000, 0))
 	r.ack = 10
 	if r.insert(11, make([]byte, 20)) != inOrder {
 		t.Fatal("first packet")

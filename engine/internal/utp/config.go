@@ -27,6 +27,11 @@ type Config struct {
 	// which keeps the UDP datagram at 1400 bytes, within any common path
 	// MTU for IPv4 and IPv6. Values are clamped to [300, 60000].
 	MaxPayload int
+	// MaxProbePayload is the largest payload path MTU discovery may grow
+	// data packets to, with peers that say they read such datagrams and
+	// over routes whose MTU carries them (loopback, jumbo frames); 0 means
+	// 65000, negative turns discovery off (packets stay at MaxPayload).
+	MaxProbePayload int
 	// TargetDelay is LEDBAT's target queuing delay; 0 means 100 ms.
 	TargetDelay time.Duration
 	// Gain is the most bytes the congestion window grows by per round trip
@@ -81,6 +86,13 @@ func (c Config) withDefaults() Config {
 	def(&c.RecvBuffer, 1<<20)
 	def(&c.MaxPayload, 1380)
 	c.MaxPayload = min(max(c.MaxPayload, 300), 60000)
+	switch {
+	case c.MaxProbePayload == 0:
+		c.MaxProbePayload = 65000
+	case c.MaxProbePayload < c.MaxPayload:
+		c.MaxProbePayload = c.MaxPayload
+	}
+	c.MaxProbePayload = min(c.MaxProbePayload, maxUDPPayload-headerLen)
 	def(&c.Gain, 3000)
 	def(&c.MaxTimeouts, 7)
 	def(&c.OtherQueue, 256)

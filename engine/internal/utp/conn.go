@@ -54,6 +54,8 @@ type Conn struct {
 	send      sendWindow
 	recv      recvWindow
 	cc        ledbat
+	mtu       pathMTU
+	peerMTU   uint32 // the datagram size the peer's handshake allowed; 0 once applied
 	rtt       rttEstimator
 	timer     connTimer
 	reply     uint32 // timestamp difference we send back
@@ -91,6 +93,7 @@ func newConn(s *Socket, key connKey, sendID uint16, incoming bool) *Conn {
 		recv:       newRecvWindow(cfg.RecvBuffer, max(16, cfg.RecvBuffer/1000), s.pool),
 		cc:         newLedbat(cfg.TargetDelay, cfg.Gain, cfg.MaxPayload, max(cfg.SendBuffer, 4*cfg.MaxPayload)),
 		rtt:        newRTT(initialRTO, cfg.MinRTO, maxRTO),
+		mtu:        newPathMTU(cfg.MaxPayload),
 	}
 	c.send.peerWnd = cfg.MaxPayload
 	c.rdl.init()
@@ -103,7 +106,7 @@ func newConn(s *Socket, key connKey, sendID uint16, incoming bool) *Conn {
 func (c *Conn) sendSynLocked(now time.Time) {
 	c.send.reset(uint16(rand.Uint32()))
 	h := header{typ: stSyn, connID: c.key.id, seq: c.send.next}
-	op := &outPacket{buf: appendPacket(c.s.pool.get(), h, nil, nil)}
+	op := &outPacket{buf: appendHandshake(c.s.pool.get(0), h, maxDatagramLen-1)}
 	c.send.push(op)
 	c.transmitLocked(op, now)
 }
@@ -115,8 +118,9 @@ func (c *Conn) acceptSynLocked(p packet, now time.Time) {
 	c.send.peerWnd = max(int(p.wnd), c.s.cfg.MaxPayload) // libtorrent's SYN says 0
 	c.reply = c.s.micro(now) - p.ts
 	c.st = stateConnected
+	c.peerMTU = p.maxDatagram
 	close(c.connected)
-	c.sendStateLocked(now)
+	c.sendSynAnswerLocked(now)
 }
 
 // LocalAddr is the socket's address.
@@ -322,6 +326,18 @@ func (c *Conn) sendStateLocked(now time.Time) {
 	c.timer.ackPending = 0
 	c.timer.lastSend = now
 	c.advert = wnd
+}
+
+// sendSynAnswerLocked sends the STATE that answers the peer's SYN: an
+// acknowledgement that also says how long a datagram we read.
+func (c *Conn) sendSynAnswerLocked(now time.Time) {
+	h := header{typ: stState, connID: c.sendID, ts: c.s.micro(now), tsDiff: c.reply,
+		wnd: uint32(c.recv.window()), seq: c.send.next, ack: c.recv.ack}
+	c.ctrlBuf = appendHandshake(c.ctrlBuf[:0], h, maxDatagramLen-1)
+	c.s.writeTo(c.ctrlBuf, c.raddr)
+	c.timer.ackPending = 0
+	c.timer.lastSend = now
+	c.advert = int(h.wnd)
 }
 
 // sendDeferredAck sends the acknowledgement deferred until the socket was

@@ -22,7 +22,7 @@ func (c *Conn) handle(p packet, now time.Time) (deferAck bool) {
 	case stSyn:
 		// Our answer to the SYN was lost: answer again.
 		if c.incoming {
-			c.sendStateLocked(now)
+			c.sendSynAnswerLocked(now)
 		}
 		return false
 	}
@@ -33,6 +33,7 @@ func (c *Conn) handle(p packet, now time.Time) (deferAck bool) {
 		// The answer's seq_nr is the first the peer will send.
 		c.recv.ack = p.seq - 1
 		c.st = stateConnected
+		c.peerMTU = p.maxDatagram
 		close(c.connected)
 	}
 	if seqLess(c.send.next-1, p.ack) {
@@ -125,6 +126,12 @@ func (c *Conn) processAckLocked(p packet, now time.Time) {
 		if op.fin {
 			c.send.finAcked = true
 		}
+		if op.probe {
+			op.probe = false
+			if c.mtu.arrived(op.seq) {
+				c.cc.setMSS(c.mtu.size)
+			}
+		}
 	}
 	acked := 0
 	progress := false
@@ -154,7 +161,9 @@ func (c *Conn) processAckLocked(p packet, now time.Time) {
 			continue
 		}
 		op.fast = true
-		c.cc.onLoss(op.seq, w.next)
+		if !c.probeLostLocked(op) {
+			c.cc.onLoss(op.seq, w.next)
+		}
 		c.markResendLocked(op)
 	}
 	if minRTT >= 0 {
@@ -170,6 +179,16 @@ func (c *Conn) processAckLocked(p packet, now time.Time) {
 			c.timer.rtoAt = now.Add(c.rtt.rto)
 		}
 	}
+}
+
+// probeLostLocked reports whether op, deemed lost, was a path MTU probe,
+// whose loss lowers the probing ceiling and says nothing about congestion.
+func (c *Conn) probeLostLocked(op *outPacket) bool {
+	if !op.probe {
+		return false
+	}
+	op.probe = false
+	return c.mtu.lost(op.seq)
 }
 
 func (c *Conn) markResendLocked(op *outPacket) {
@@ -206,29 +225,51 @@ func (c *Conn) flushLocked(now time.Time) {
 			c.prepareLocked(op, now)
 		}
 	}
-	mss := c.s.cfg.MaxPayload
+	if c.peerMTU != 0 && c.send.queue.len() > 0 {
+		c.mtu.setCeiling(probeCeiling(&c.s.cfg, c.key.addr, c.peerMTU, c.mtu.size))
+		c.peerMTU = 0
+	}
 	for c.send.queue.len() > 0 && len(w.out) < maxOutPackets {
-		n := min(mss, c.send.queue.len())
-		if room := win - w.flight; room < n {
+		n := min(c.mtu.size, c.send.queue.len())
+		probe := false
+		if p := c.mtu.next(); p > 0 && c.send.queue.len() >= p && c.probeFitsLocked(p) {
+			n, probe = p, true
+		}
+		if room := win - w.flight; room < n && !probe {
 			if w.flight > 0 || room <= 0 {
 				return
 			}
 			n = room // a small peer window with nothing in flight
 		}
 		h := header{typ: stData, connID: c.sendID, seq: w.next}
-		op := &outPacket{buf: appendPacket(c.s.pool.get(), h, nil, c.send.queue.peek(n)), size: n}
+		op := &outPacket{buf: appendPacket(c.s.pool.get(headerLen+n), h, nil, c.send.queue.peek(n)), size: n, probe: probe}
 		c.send.queue.discard(n)
 		w.push(op)
+		if probe {
+			c.mtu.sent(op.seq, n)
+		}
 		c.prepareLocked(op, now)
 		notify(c.writeReady)
 	}
 	if (c.closed || c.wclosed) && !c.send.finSent && c.send.queue.len() == 0 && len(w.out) < maxOutPackets {
 		h := header{typ: stFin, connID: c.sendID, seq: w.next}
-		op := &outPacket{buf: appendPacket(c.s.pool.get(), h, nil, nil), fin: true}
+		op := &outPacket{buf: appendPacket(c.s.pool.get(headerLen), h, nil, nil), fin: true}
 		w.push(op)
 		c.send.finSent = true
 		c.prepareLocked(op, now)
 	}
+}
+
+// probeFitsLocked reports whether a probe of n bytes may go now: where
+// a packet of the current size would (so a probe may pass the congestion
+// window by the difference: with a backlog the window opens a few
+// packets at a time and would seldom have room for a far larger one),
+// within the peer's window, and within a congestion window that could
+// hold it.
+func (c *Conn) probeFitsLocked(n int) bool {
+	w := &c.send
+	cwnd := c.cc.window()
+	return cwnd-w.flight >= c.mtu.size && w.peerWnd-w.flight >= n && cwnd >= n
 }
 
 // transmitLocked sends op alone, stamped with the current time, window
@@ -336,6 +377,7 @@ func (c *Conn) timeoutLocked(now time.Time) {
 	c.cc.onTimeout(c.send.next)
 	for _, op := range c.send.out {
 		op.fast = false
+		c.probeLostLocked(op)
 		c.markResendLocked(op)
 	}
 	t.rtoAt = now.Add(c.rtt.rto)

@@ -38,8 +38,14 @@
 // shrinks multiplicatively above it (as LEDBAT++ does: BEP 29's linear
 // decrease gives a large window back too slowly), with slow start until
 // half the target and halving on loss. Writes are sent at once (no Nagle)
-// in packets of at most Config.MaxPayload bytes (1380 by default: a
-// 1400-byte datagram, safe on IPv4 and IPv6 paths; no path MTU discovery).
+// in packets of Config.MaxPayload bytes (1380 by default: a 1400-byte
+// datagram, safe on IPv4 and IPv6 paths). With a peer whose handshake
+// says it reads longer datagrams (a private extension that other
+// implementations skip; libtorrent reads at most 1500 bytes, so it never
+// gets more), path MTU discovery probes for larger packets up to the
+// route's MTU and Config.MaxProbePayload: an acknowledged probe grows the
+// packets, a lost one lowers the ceiling (see mtu.go). Between two
+// swarmfs on loopback packets grow to about 64 KiB.
 // Acknowledgements of in-order data wait until the UDP socket is drained
 // (one per burst) or the next tick. On Linux the datagrams of one burst
 // leave in one sendmsg with UDP segmentation offload, and arrive glued

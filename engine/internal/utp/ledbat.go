@@ -139,6 +139,15 @@ func (l *ledbat) onTimeout(next uint16) {
 	l.cut, l.lossSeq = true, next-1
 }
 
+// setMSS follows the packet size as path MTU discovery grows it: the
+// window's floor stays two packets and its ceiling at least four.
+func (l *ledbat) setMSS(mss int) {
+	l.mss = mss
+	l.minWnd = 2 * mss
+	l.maxWnd = max(l.maxWnd, 4*mss)
+	l.clamp()
+}
+
 func (l *ledbat) clamp() {
 	l.cwnd = min(max(l.cwnd, l.minWnd), l.maxWnd)
 }

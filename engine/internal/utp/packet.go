@@ -41,6 +41,15 @@ const (
 	extSack = 1
 	// maxSackLen is the longest bitmask we send (256 packets past ack+1).
 	maxSackLen = 32
+	// extMaxDatagram is swarmfs's own extension, sent on a SYN and on the
+	// STATE that answers one: a 4-byte big-endian count of the largest
+	// UDP payload the sender reads whole. Implementations that do not
+	// know it skip it (BEP 29 asks them to; libtorrent and libutp do), and
+	// a peer that does not send it gets datagrams of at most
+	// Config.MaxPayload, since libtorrent reads into a 1500-byte buffer
+	// and would take a longer datagram cut short.
+	extMaxDatagram    = 0x53
+	maxDatagramExtLen = 4
 )
 
 // ErrPacket is wrapped by every error of the packet parser.
@@ -64,6 +73,8 @@ type packet struct {
 	// ack+2+8j+i), nil when the packet carries none.
 	sack    []byte
 	payload []byte
+	// maxDatagram is the peer's extMaxDatagram value, 0 when absent.
+	maxDatagram uint32
 }
 
 // isUTP reports whether b looks like a uTP v1 packet by its first byte, the
@@ -110,6 +121,9 @@ func parsePacket(b []byte) (packet, error) {
 				p.sack = rest[2 : 2+n : 2+n]
 			}
 		}
+		if ext == extMaxDatagram && n == maxDatagramExtLen && p.maxDatagram == 0 {
+			p.maxDatagram = binary.BigEndian.Uint32(rest[2:])
+		}
 		ext = next
 		rest = rest[2+n:]
 	}
@@ -138,6 +152,21 @@ func appendPacket(dst []byte, h header, sack, payload []byte) []byte {
 		dst = append(dst, sack...)
 	}
 	return append(dst, payload...)
+}
+
+// appendHandshake encodes h (a SYN, or the STATE that answers one) with
+// the extMaxDatagram extension saying we read datagrams of up to
+// maxDatagram bytes.
+func appendHandshake(dst []byte, h header, maxDatagram uint32) []byte {
+	dst = append(dst, byte(h.typ)<<4|version, extMaxDatagram)
+	dst = binary.BigEndian.AppendUint16(dst, h.connID)
+	dst = binary.BigEndian.AppendUint32(dst, h.ts)
+	dst = binary.BigEndian.AppendUint32(dst, h.tsDiff)
+	dst = binary.BigEndian.AppendUint32(dst, h.wnd)
+	dst = binary.BigEndian.AppendUint16(dst, h.seq)
+	dst = binary.BigEndian.AppendUint16(dst, h.ack)
+	dst = append(dst, 0, maxDatagramExtLen)
+	return binary.BigEndian.AppendUint32(dst, maxDatagram)
 }
 
 // stampHeader rewrites the fields of an encoded packet that change on each

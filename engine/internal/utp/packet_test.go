@@ -76,6 +76,26 @@ func TestPacketExtensions(t *testing.T) {
 	}
 }
 
+// TestHandshakeExtension round-trips the datagram size extension and
+// checks that a malformed one is skipped like any unknown extension.
+func TestHandshakeExtension(t *testing.T) {
+	h := header{typ: stSyn, connID: 7, ts: 1, seq: 9}
+	p, err := parsePacket(appendHandshake(nil, h, 65535))
+	if err != nil || p.header != h || p.maxDatagram != 65535 || p.sack != nil || p.payload != nil {
+		t.Fatalf("parse(appendHandshake) = %+v, %v", p, err)
+	}
+	// Three bytes instead of four: not ours, skipped.
+	b := appendPacket(nil, header{typ: stState}, nil, nil)
+	b[1] = extMaxDatagram
+	b = append(b, 0, 3, 1, 2, 3)
+	if p, err := parsePacket(b); err != nil || p.maxDatagram != 0 {
+		t.Fatalf("short extension: %+v, %v", p, err)
+	}
+	if p, err := parsePacket(appendPacket(nil, header{typ: stState}, nil, nil)); err != nil || p.maxDatagram != 0 {
+		t.Fatalf("no extension: %+v, %v", p, err)
+	}
+}
+
 func TestSeqLessWraps(t *testing.T) {
 	cases := []struct {
 		a, b uint16
@@ -116,6 +136,12 @@ func FuzzParsePacket(f *testing.F) {
 		}
 		if again.header != p.header || !bytes.Equal(again.sack, p.sack) || !bytes.Equal(again.payload, p.payload) {
 			t.Fatalf("re-encoding changed the packet: %+v vs %+v", again, p)
+		}
+		if p.maxDatagram != 0 {
+			hs, err := parsePacket(appendHandshake(nil, p.header, p.maxDatagram))
+			if err != nil || hs.header != p.header || hs.maxDatagram != p.maxDatagram {
+				t.Fatalf("handshake re-encoding: %+v, %v; want %+v", hs, err, p)
+			}
 		}
 		for i := range len(p.sack) * 8 {
 			sackHas(p.sack, p.ack, p.ack+2+uint16(i))

@@ -9,7 +9,7 @@ type recvWindow struct {
 	ack      uint16 // newest sequence number received in order
 	q        byteQueue
 	capacity int
-	pool     *bufPool
+	pool     *bufPools
 
 	slots      []inSlot // ring indexed by seq & (len-1)
 	ahead      int      // packets held in slots
@@ -37,7 +37,7 @@ const (
 
 // newRecvWindow holds at most capacity bytes and reorders at most
 // maxAhead packets (rounded up to a power of two).
-func newRecvWindow(capacity, maxAhead int, pool *bufPool) recvWindow {
+func newRecvWindow(capacity, maxAhead int, pool *bufPools) recvWindow {
 	n := 16
 	for n < maxAhead {
 		n *= 2
@@ -75,7 +75,7 @@ func (r *recvWindow) insert(seq uint16, payload []byte) insertResult {
 			return duplicate
 		}
 		s.ok = true
-		s.buf = append(r.pool.get(), payload...)
+		s.buf = append(r.pool.get(len(payload)), payload...)
 		r.ahead++
 		r.aheadBytes += len(payload)
 		return outOfOrder

@@ -45,7 +45,7 @@ type Socket struct {
 	log    *slog.Logger
 	epoch  time.Time
 	tsBase uint32
-	pool   *bufPool
+	pool   *bufPools
 	other  *packetView
 	done   chan struct{} // closed by Close
 	lnDone chan struct{} // closed by the Listener's Close
@@ -96,7 +96,7 @@ func NewSocket(pc net.PacketConn, cfg Config) *Socket {
 		log:    cfg.Logger,
 		epoch:  time.Now(),
 		tsBase: rand.Uint32(),
-		pool:   newBufPool(headerLen + maxSackLen + 2 + cfg.MaxPayload),
+		pool:   newBufPools(headerLen+maxSackLen+2+cfg.MaxPayload, headerLen+cfg.MaxProbePayload),
 		done:   make(chan struct{}),
 		lnDone: make(chan struct{}),
 		wake:   make(chan struct{}, 1),
