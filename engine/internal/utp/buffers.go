@@ -5,44 +5,76 @@ import (
 	"time"
 )
 
-// byteQueue is a FIFO of bytes whose storage is reused once drained.
+// byteQueue is a FIFO of bytes in a ring buffer that grows as needed (by
+// doubling, up to limit when one is set) and is reused once drained, so
+// bytes are copied in once and out once, never moved within it.
 type byteQueue struct {
-	b   []byte
-	off int
+	b     []byte // the ring; len(b) is its capacity
+	r, n  int    // offset of the first byte, number of bytes
+	limit int    // the most bytes the queue is expected to hold; 0 for no hint
 }
 
-func (q *byteQueue) len() int { return len(q.b) - q.off }
+func (q *byteQueue) len() int { return q.n }
 
 func (q *byteQueue) write(p []byte) {
-	if q.off > 0 && q.off >= len(q.b)/2 {
-		n := copy(q.b, q.b[q.off:])
-		q.b, q.off = q.b[:n], 0
+	if q.n+len(p) > len(q.b) {
+		q.grow(q.n + len(p))
 	}
-	q.b = append(q.b, p...)
+	w := q.r + q.n
+	if w >= len(q.b) {
+		w -= len(q.b)
+	}
+	k := copy(q.b[w:], p)
+	copy(q.b, p[k:])
+	q.n += len(p)
+}
+
+// grow makes room for need bytes, keeping the queued ones in order.
+func (q *byteQueue) grow(need int) {
+	size := 2 * len(q.b)
+	if q.limit > 0 {
+		size = min(size, q.limit)
+	}
+	nb := make([]byte, max(size, need, 4096))
+	n := q.read(nb[:q.n])
+	q.b, q.r, q.n = nb, 0, n
 }
 
 // read moves up to len(p) bytes into p.
 func (q *byteQueue) read(p []byte) int {
-	n := copy(p, q.b[q.off:])
-	q.off += n
-	if q.off == len(q.b) {
-		q.b, q.off = q.b[:0], 0
-	}
+	n := min(len(p), q.n)
+	k := copy(p[:n], q.b[q.r:])
+	copy(p[k:n], q.b)
+	q.discard(n)
 	return n
 }
 
-// peek returns the first n queued bytes without removing them.
-func (q *byteQueue) peek(n int) []byte { return q.b[q.off : q.off+n] }
+// appendTo appends the first n queued bytes to dst and removes them.
+func (q *byteQueue) appendTo(dst []byte, n int) []byte {
+	end := q.r + n
+	if end <= len(q.b) {
+		dst = append(dst, q.b[q.r:end]...)
+	} else {
+		dst = append(dst, q.b[q.r:]...)
+		dst = append(dst, q.b[:end-len(q.b)]...)
+	}
+	q.discard(n)
+	return dst
+}
 
 func (q *byteQueue) discard(n int) {
-	q.off += n
-	if q.off == len(q.b) {
-		q.b, q.off = q.b[:0], 0
+	q.r += n
+	if q.r >= len(q.b) {
+		q.r -= len(q.b)
+	}
+	q.n -= n
+	if q.n == 0 {
+		q.r = 0
 	}
 }
 
 // release drops the storage.
-func (q *byteQueue) release() { q.b, q.off = nil, 0 }
+func (q *byteQueue) release() { q.b, q.r, q.n = nil, 0, 0 }
 
 // bufPool holds packet-sized buffers for outgoing packets and out-of-order
 // payloads, so a busy connection allocates nothing per packet.

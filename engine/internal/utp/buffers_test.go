@@ -2,6 +2,7 @@ package utp
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 	"time"
 )
@@ -144,5 +145,47 @@ func TestRecvWindowCapacityAndFin(t *testing.T) {
 	}
 	if !r.readable() {
 		t.Fatal("not readable at EOF")
+	}
+}
+
+// TestByteQueueRing checks the queue against a plain slice through
+// writes, reads and takes of random sizes that wrap around its ring and
+// make it grow.
+func TestByteQueueRing(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	q := byteQueue{limit: 100000}
+	var model []byte
+	next := byte(0)
+	for i := range 20000 {
+		switch rng.IntN(3) {
+		case 0:
+			p := make([]byte, rng.IntN(min(9000, 100000-len(model))+1))
+			for j := range p {
+				p[j] = next
+				next++
+			}
+			q.write(p)
+			model = append(model, p...)
+		case 1:
+			p := make([]byte, rng.IntN(9000))
+			n := q.read(p)
+			if n != min(len(p), len(model)) || !bytes.Equal(p[:n], model[:n]) {
+				t.Fatalf("step %d: read %d bytes, want %d matching", i, n, min(len(p), len(model)))
+			}
+			model = model[n:]
+		case 2:
+			n := rng.IntN(q.len() + 1)
+			got := q.appendTo([]byte{1, 2}, n)
+			if !bytes.Equal(got[2:], model[:n]) {
+				t.Fatalf("step %d: appendTo(%d) differs", i, n)
+			}
+			model = model[n:]
+		}
+		if q.len() != len(model) {
+			t.Fatalf("step %d: len %d, want %d", i, q.len(), len(model))
+		}
+		if len(q.b) > 100000 {
+			t.Fatalf("step %d: ring of %d bytes past its limit", i, len(q.b))
+		}
 	}
 }

@@ -96,6 +96,7 @@ func newConn(s *Socket, key connKey, sendID uint16, incoming bool) *Conn {
 		mtu:        newPathMTU(cfg.MaxPayload),
 	}
 	c.send.peerWnd = cfg.MaxPayload
+	c.send.queue.limit = cfg.SendBuffer
 	c.rdl.init()
 	c.wdl.init()
 	c.timer.lastRecv, c.timer.lastSend = now, now

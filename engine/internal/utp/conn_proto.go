@@ -242,8 +242,7 @@ func (c *Conn) flushLocked(now time.Time) {
 			n = room // a small peer window with nothing in flight
 		}
 		h := header{typ: stData, connID: c.sendID, seq: w.next}
-		op := &outPacket{buf: appendPacket(c.s.pool.get(headerLen+n), h, nil, c.send.queue.peek(n)), size: n, probe: probe}
-		c.send.queue.discard(n)
+		op := &outPacket{buf: c.send.queue.appendTo(appendPacket(c.s.pool.get(headerLen+n), h, nil, nil), n), size: n, probe: probe}
 		w.push(op)
 		if probe {
 			c.mtu.sent(op.seq, n)
@@ -375,9 +374,14 @@ func (c *Conn) timeoutLocked(now time.Time) {
 	}
 	c.rtt.backoff()
 	c.cc.onTimeout(c.send.next)
+	// Only the oldest packet is known lost; a probe sent after it (a
+	// timeout on a loaded machine, say) is judged when it is acknowledged
+	// or found lost later.
+	if len(c.send.out) > 0 {
+		c.probeLostLocked(c.send.out[0])
+	}
 	for _, op := range c.send.out {
 		op.fast = false
-		c.probeLostLocked(op)
 		c.markResendLocked(op)
 	}
 	t.rtoAt = now.Add(c.rtt.rto)

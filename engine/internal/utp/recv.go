@@ -42,7 +42,7 @@ func newRecvWindow(capacity, maxAhead int, pool *bufPools) recvWindow {
 	for n < maxAhead {
 		n *= 2
 	}
-	return recvWindow{capacity: capacity, pool: pool, slots: make([]inSlot, n)}
+	return recvWindow{capacity: capacity, pool: pool, slots: make([]inSlot, n), q: byteQueue{limit: capacity}}
 }
 
 // buffered is the number of payload bytes held, readable or not.
