@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 	"testing"
 	"time"
 
@@ -19,8 +20,10 @@ import (
 // a swarmfs downloader restricted to uTP, then to one restricted to TCP,
 // and, in the same run, from a uTP-only libtorrent seeder to a uTP-only
 // libtorrent downloader: the whole path (wire, MSE off, hashing, cache)
-// over each transport. It reports the three rates and uTP's share of our
-// TCP rate. Run it with -benchtime=1x.
+// over each transport, and a swarmfs downloader restricted to uTP fed by
+// the libtorrent seeder. It reports the rates, uTP's share of our TCP
+// rate and the CPU time per GB of our two downloads. Run it with
+// -benchtime=1x.
 func BenchmarkTransportLoopback(b *testing.B) {
 	enginetest.RequireLibtorrent(b)
 	size := int64(256) << 20
@@ -51,6 +54,17 @@ func BenchmarkTransportLoopback(b *testing.B) {
 	case <-time.After(5 * time.Minute):
 		b.Fatal("import too slow")
 	}
+	// cpu is this process's CPU time (both ends of a swarmfs-to-swarmfs
+	// download run in it): on a loaded machine, where the rates vary,
+	// CPU per byte compares the transports' costs.
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			b.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	var cpuPerGB float64
 	download := func(tr Transport, from netip.AddrPort) float64 {
 		c, err := New(Config{ListenAddr: "127.0.2.141:0", CacheDir: b.TempDir(), NoDHT: true, Transports: []Transport{tr}})
 		if err != nil {
@@ -60,7 +74,7 @@ func BenchmarkTransportLoopback(b *testing.B) {
 			c.Close()
 			os.RemoveAll(c.cfg.CacheDir)
 		}()
-		start := time.Now()
+		start, cpu0 := time.Now(), cpu()
 		t, err := c.AddTorrent(mi, AddOptions{Peers: []netip.AddrPort{from}, Prefetch: true})
 		if err != nil {
 			b.Fatal(err)
@@ -70,14 +84,18 @@ func BenchmarkTransportLoopback(b *testing.B) {
 		case <-time.After(5 * time.Minute):
 			b.Fatalf("download over %v: %+v", tr, t.Stats())
 		}
-		return float64(size) / time.Since(start).Seconds()
+		el := time.Since(start).Seconds()
+		cpuPerGB = (cpu() - cpu0).Seconds() / (float64(size) / 1e9)
+		return float64(size) / el
 	}
-	var utp, tcp float64
+	var utp, tcp, utpCPU, tcpCPU float64
 	b.SetBytes(size)
 	b.ResetTimer()
 	for range b.N {
 		utp = download(TransportUTP, seed.Addr())
+		utpCPU = cpuPerGB
 		tcp = download(TransportTCP, seed.Addr())
+		tcpCPU = cpuPerGB
 	}
 	b.StopTimer()
 	seeder, torrent := startLTUTPSeeder(b, mi, dir)
@@ -86,6 +104,8 @@ func BenchmarkTransportLoopback(b *testing.B) {
 	b.ReportMetric(utp/1e6, "utp-MB/s")
 	b.ReportMetric(tcp/1e6, "tcp-MB/s")
 	b.ReportMetric(utp/tcp, "utp/tcp")
+	b.ReportMetric(utpCPU, "utp-cpu-s/GB")
+	b.ReportMetric(tcpCPU, "tcp-cpu-s/GB")
 	b.ReportMetric(lt/1e6, "libtorrent-utp-MB/s")
 	b.ReportMetric(fromLT/1e6, "utp-from-libtorrent-MB/s")
 }

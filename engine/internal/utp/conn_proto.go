@@ -232,7 +232,10 @@ func (c *Conn) flushLocked(now time.Time) {
 	for c.send.queue.len() > 0 && len(w.out) < maxOutPackets {
 		n := min(c.mtu.size, c.send.queue.len())
 		probe := false
-		if p := c.mtu.next(); p > 0 && c.send.queue.len() >= p && c.probeFitsLocked(p) {
+		// A probe takes what is queued, up to the size the search wants:
+		// a sender whose writes are smaller (the engine writes a block
+		// at a time) still grows its packets to their size.
+		if p := min(c.mtu.next(), c.send.queue.len()); p >= c.mtu.size+probeStep && c.probeFitsLocked(p) {
 			n, probe = p, true
 		}
 		if room := win - w.flight; room < n && !probe {

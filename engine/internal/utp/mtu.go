@@ -7,9 +7,10 @@ import "net/netip"
 // in its handshake that it reads longer datagrams (extMaxDatagram), the
 // sender probes for larger packets, as BEP 29 implementations do: one
 // data packet at a time is sent at a size halfway between the largest
-// known to arrive and the largest still possible; an acknowledged probe
-// raises the packet size to it, a lost one lowers the ceiling (and, not
-// being a sign of congestion, leaves the window alone). The ceiling
+// known to arrive and the largest still possible (or at what is queued,
+// when that is less but still a step larger); an acknowledged probe
+// raises the packet size to it, one lost twice lowers the ceiling (and,
+// not being a sign of congestion, leaves the window alone). The ceiling
 // starts at what the peer reads, what the route to it carries (its
 // interface MTU, asked of the kernel), Config.MaxProbePayload and a
 // quarter of the windows. On loopback (MTU 65536) this grows packets from
@@ -23,10 +24,11 @@ const probeStep = 1024
 // pathMTU is the packet size search of one connection's sending side. It
 // is a plain value used under its connection's lock.
 type pathMTU struct {
-	size  int    // payload of new data packets, known to arrive
-	ceil  int    // largest payload still possible
-	probe int    // payload of the probe in flight; 0 when none
-	seq   uint16 // its sequence number
+	size   int    // payload of new data packets, known to arrive
+	ceil   int    // largest payload still possible
+	probe  int    // payload of the probe in flight; 0 when none
+	seq    uint16 // its sequence number
+	strike int    // payload of a probe lost once, tried again before the ceiling comes down; 0 when none
 }
 
 func newPathMTU(size int) pathMTU { return pathMTU{size: size, ceil: size} }
@@ -42,7 +44,8 @@ func (m *pathMTU) next() int {
 	return m.size + (m.ceil-m.size+1)/2
 }
 
-// sent records that the probe of next's size went out as packet seq.
+// sent records that a probe of size bytes (next's size, or less when
+// less was queued) went out as packet seq.
 func (m *pathMTU) sent(seq uint16, size int) { m.probe, m.seq = size, seq }
 
 // arrived records the acknowledgement of packet seq; it reports whether
@@ -51,18 +54,26 @@ func (m *pathMTU) arrived(seq uint16) bool {
 	if m.probe == 0 || seq != m.seq {
 		return false
 	}
-	m.size, m.probe = max(m.size, m.probe), 0
+	m.size, m.probe, m.strike = max(m.size, m.probe), 0, 0
 	return true
 }
 
 // lost records that packet seq was deemed lost; it reports whether that
-// was the probe (the ceiling came down and the loss says nothing about
-// congestion).
+// was the probe (whose loss says nothing about congestion). The first
+// loss only earns the size a strike: the next probe tries it again, since
+// on a loaded machine a probe may be counted lost for reasons of its own
+// (a timeout, a full receive buffer). A second loss brings the ceiling
+// down below the smaller of the two.
 func (m *pathMTU) lost(seq uint16) bool {
 	if m.probe == 0 || seq != m.seq {
 		return false
 	}
-	m.ceil, m.probe = max(m.probe-1, m.size), 0
+	if m.strike == 0 {
+		m.strike, m.probe = m.probe, 0
+		return true
+	}
+	m.ceil = max(min(m.probe, m.strike)-1, m.size)
+	m.probe, m.strike = 0, 0
 	return true
 }
 
