@@ -63,6 +63,10 @@ type Conn struct {
 	sackBuf   [maxSackLen]byte
 	ctrlBuf   []byte
 	batch     [][]byte // packets of the flush in progress
+	// writerWaits says a Write is blocked for send buffer room: the read
+	// goroutine wakes it to send what an acknowledgement allows, rather
+	// than sending itself, so that sending and receiving run in parallel.
+	writerWaits bool
 }
 
 // connTimer holds a connection's timer state, run by the socket's tick.
@@ -187,11 +191,16 @@ func (c *Conn) Read(p []byte) (int, error) {
 func (c *Conn) Write(b []byte) (int, error) {
 	n := 0
 	for {
-		if expired(c.wdl.wait()) {
-			return n, os.ErrDeadlineExceeded
-		}
 		c.mu.Lock()
+		if c.writerWaits {
+			// The read goroutine left the sending to us.
+			c.writerWaits = false
+			c.flushLocked(time.Now())
+		}
 		switch {
+		case expired(c.wdl.wait()):
+			c.mu.Unlock()
+			return n, os.ErrDeadlineExceeded
 		case c.closed || c.wclosed:
 			c.mu.Unlock()
 			return n, ErrConnClosed
@@ -209,6 +218,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 			c.mu.Unlock()
 			return n, nil
 		}
+		c.writerWaits = true
 		c.mu.Unlock()
 		select {
 		case <-c.writeReady:

@@ -83,7 +83,11 @@ func (c *Conn) handle(p packet, now time.Time) (deferAck bool) {
 		}
 		ackNow = true
 	}
-	c.flushLocked(now)
+	if c.writerWaits {
+		notify(c.writeReady) // it sends (see Conn.writerWaits)
+	} else {
+		c.flushLocked(now)
+	}
 	if c.st == stateConnected {
 		switch {
 		case ackNow || c.timer.ackPending >= maxDeferredAcks:

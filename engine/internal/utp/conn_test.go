@@ -3,10 +3,12 @@ package utp
 import (
 	"bytes"
 	"crypto/sha1"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net"
+	"os"
 	"testing"
 	"time"
 )
@@ -103,5 +105,62 @@ func TestTransferLossy(t *testing.T) {
 				l.mu.Unlock()
 			}
 		})
+	}
+}
+
+// TestBlockedWriterSends has a Write block on a full send buffer while
+// the peer reads slowly, then end at its deadline: while it waits, the
+// read goroutine leaves the sending that acknowledgements allow to it, so
+// the bytes it queued before the deadline must still all arrive, with and
+// without the writer waiting at that moment.
+func TestBlockedWriterSends(t *testing.T) {
+	a, b := socketPair(t, Config{SendBuffer: 64 << 10, RecvBuffer: 64 << 10}, nil)
+	d, acc := connPair(t, a, b)
+	data := make([]byte, 4<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	type res struct {
+		n   int
+		err error
+	}
+	wrote := make(chan res, 1)
+	d.SetWriteDeadline(time.Now().Add(500 * time.Millisecond))
+	go func() {
+		n, err := d.Write(data)
+		wrote <- res{n, err}
+	}()
+	got := make([]byte, 0, len(data))
+	buf := make([]byte, 4<<10)
+	// Bytes flow on acknowledgements alone: no timer (the keep-alive
+	// after 29 s would be the first) is needed for any of them.
+	var w res
+	for done := false; !done; {
+		select {
+		case w = <-wrote:
+			done = true
+		default:
+			acc.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, err := acc.Read(buf)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, buf[:n]...)
+			time.Sleep(time.Millisecond) // a slow reader
+		}
+	}
+	if !errors.Is(w.err, os.ErrDeadlineExceeded) || w.n == len(data) {
+		t.Fatalf("write: %d bytes, %v; want a deadline before all of them", w.n, w.err)
+	}
+	acc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for len(got) < w.n {
+		n, err := acc.Read(buf)
+		if err != nil {
+			t.Fatalf("after %d of the %d bytes written: %v", len(got), w.n, err)
+		}
+		got = append(got, buf[:n]...)
+	}
+	if !bytes.Equal(got, data[:w.n]) {
+		t.Fatalf("received %d bytes differing from the %d written", len(got), w.n)
 	}
 }
