@@ -77,7 +77,10 @@
 // Socket.mu guards the connection table; each Conn's mu guards its state;
 // the lock order is Conn.mu then Socket.mu. A Conn's Read and Write may
 // run on two goroutines at once; blocking calls wake through channels and
-// honour the net.Conn deadlines. All Socket methods are safe for
+// honour the net.Conn deadlines. Data goes out from Write, and from the
+// read goroutine as acknowledgements open the window, except while a
+// Write waits for send buffer room: then the read goroutine wakes it to
+// send, so that sending and receiving run on two goroutines. All Socket methods are safe for
 // concurrent use.
 //
 // # Errors
