@@ -15,7 +15,10 @@ import "net/netip"
 // interface MTU, asked of the kernel), Config.MaxProbePayload and a
 // quarter of the windows. On loopback (MTU 65536) this grows packets from
 // 1380 bytes to about 64 KiB within a few round trips; on an Ethernet
-// path there is nothing worth probing for.
+// path there is nothing worth probing for. A lost probe is sent again at
+// its size, as libtorrent does: the kernel fragments it once ICMP told it
+// the path's MTU (where those messages are filtered as well, a path
+// narrower than the local interface loses the connection).
 
 // probeStep is the smallest gap between the known and the largest
 // possible payload still worth a probe.
