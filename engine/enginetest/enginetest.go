@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -382,25 +383,41 @@ func (l *LT) WaitDone(ctx context.Context) (seconds, rate float64, err error) {
 	return seconds, rate, err
 }
 
-// FreePort returns a TCP and UDP port that is free on ip right now.
+// FreePort returns a TCP and UDP port that is free on ip, and on every
+// address, right now. It is drawn from below the kernel's ephemeral range
+// (32768-60999 by default): a port the kernel handed out could be taken
+// again by some test's outgoing connection before the caller binds it, which
+// once failed a loaded run with "address already in use".
 func FreePort(t testing.TB, ip string) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatal(err)
+	for range 200 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		p := strconv.Itoa(port)
+		if bindable(net.JoinHostPort(ip, p)) && bindable(":"+p) {
+			return port
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port
 	}
 	t.Fatal("no free port")
 	return 0
+}
+
+// The range FreePort draws from: under the default ephemeral range and
+// above the ports daemons usually take.
+const freePortLow, freePortHigh = 20000, 32768
+
+// bindable says whether a TCP listener and a UDP socket can both bind addr.
+func bindable(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
 
 // WaitPort waits until a TCP connect to addr succeeds.
