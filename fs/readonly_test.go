@@ -1,8 +1,10 @@
 package fs
 
 import (
+	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -209,6 +211,20 @@ func TestReadOnlyRefusesChanges(t *testing.T) {
 			}
 			if after := snapshot(t, dir); after != before {
 				t.Errorf("the mount changed:\n%s\nwas:\n%s", after, before)
+			}
+			// Without default_permissions the kernel still checks the
+			// execute bits before it runs a file. The files run in sh,
+			// never from this process: its execve of a file on its own
+			// mount waits (vfork) for the FUSE server inside the process,
+			// which a garbage collection stops, waiting for that thread.
+			if out := run(t, 10*time.Second, "sh", "-c", `"$1"`, "sh", filepath.Join(dir, "pf", "run.sh")); out != "hi\n" {
+				t.Errorf("run.sh printed %q", out)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			out, err := exec.CommandContext(ctx, "sh", "-c", `"$1"`, "sh", filepath.Join(dir, "pf", "a.txt")).CombinedOutput()
+			if err == nil || !strings.Contains(string(out), "Permission denied") {
+				t.Errorf("running a file not marked executable: %v, %q; want permission denied", err, out)
 			}
 			ft.mu.Lock()
 			defer ft.mu.Unlock()
