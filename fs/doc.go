@@ -69,7 +69,9 @@
 // (EEXIST for mkdir of an existing name, EXDEV for a rename from another
 // filesystem, EBADF for a write through a descriptor open for reading),
 // as it does on a "ro" mount; TestReadOnlyLikeRoMount checks each answer
-// against a read-only bind mount. fsync and lsattr succeed.
+// against a read-only bind mount. One differs: unlink or rmdir of a name
+// that does not exist gives ENOENT, where a "ro" mount says EROFS. fsync
+// and lsattr succeed.
 // The mount is also made without "default_permissions": with it the
 // kernel would check the write permission of setxattr against the 0444
 // mode and refuse the attribute to everyone but root. Access answers
