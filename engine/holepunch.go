@@ -61,10 +61,24 @@ type hpView struct{ ls *loopState }
 func (v hpView) Peer(addr netip.AddrPort) (holepunch.Peer, bool) {
 	for p := range v.ls.conns.peers {
 		if p.addr == addr || p.listen == addr {
-			return holepunch.Peer{Addr: p.addr, Holepunch: supportsHolepunch(p)}, true
+			return hpPeer(p), true
 		}
 	}
 	return holepunch.Peer{}, false
+}
+
+// hpPeer describes p to the relay policy. Punches are uTP dials from the
+// peer's UDP socket, which listens on its listen port: over a uTP
+// connection the remote address is where its NAT maps that socket, so the
+// other side aims there; over TCP the remote port is the NAT's mapping of
+// a TCP socket, which no uTP packet would pass, and the remote IP with the
+// listen port is the better aim (a port-preserving NAT keeps it).
+func hpPeer(p *peer) holepunch.Peer {
+	aim := p.addr
+	if p.hs.transport == TransportTCP && p.listen.IsValid() && p.listen.Addr() == p.addr.Addr() {
+		aim = p.listen
+	}
+	return holepunch.Peer{Addr: aim, Holepunch: supportsHolepunch(p)}
 }
 
 // IsSelf reports whether addr is one of our addresses.
@@ -112,7 +126,7 @@ func (ls *loopState) onHolepunch(p *peer, payload []byte) {
 	h := ls.hp()
 	switch m.Type {
 	case holepunch.Rendezvous:
-		ls.hpSend(h.relay.Rendezvous(now, holepunch.Peer{Addr: p.addr, Holepunch: supportsHolepunch(p)}, m, hpView{ls})...)
+		ls.hpSend(h.relay.Rendezvous(now, hpPeer(p), m, hpView{ls})...)
 	case holepunch.Connect:
 		h.initiator.OnConnect(now, p.addr, m)
 		if d, ok := h.target.Connect(now, p.addr, m, hpView{ls}); ok {

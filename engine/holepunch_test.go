@@ -152,3 +152,71 @@ func TestHolepunchToNATedSwarmfsSeeder(t *testing.T) {
 	}
 	requirePunched(t, ctx, tor, s.rb, func(p PeerInfo) bool { return p.Uploaded > 0 }, relay, leecher)
 }
+
+// TestHolepunchThroughSwarmfsRelay: as TestHolepunchFromNATedLibtorrentSeeder,
+// with a public swarmfs client as the relay (uTP only, no reader and no
+// prefetch, so it downloads nothing): its PEX names the seeder with the
+// holepunch flag, and it answers our rendezvous with connect messages to
+// both sides.
+func TestHolepunchThroughSwarmfsRelay(t *testing.T) {
+	s := newPunchSim(t)
+	f := makeFixture(t, "punchrelay", 16<<10, nil, 1<<20)
+	rc := newClientOn(t, s.relayHost, Config{NoDHT: true, NoLSD: true, NoPortMapping: true, Transports: []Transport{TransportUTP}})
+	rtor, err := rc.AddTorrent(f.mi, AddOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	relayAddr := netip.AddrPortFrom(s.relayHost.Addr(), rc.Addr().Port())
+	seeder := s.bob.StartLibtorrent(t, enginetest.LTOptions{Torrent: f.torrent, SavePath: f.dir,
+		Peers: []string{relayAddr.String()}, NoPEX: true, Settings: punchSettings})
+	seeder.WaitSeeding(t, time.Minute)
+	c := newClientOn(t, s.alice, Config{NoDHT: true, NoLSD: true, NoPortMapping: true, Transports: []Transport{TransportUTP}})
+	tor, err := c.AddTorrent(f.mi, AddOptions{Prefetch: true, Peers: []netip.AddrPort{relayAddr}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	select {
+	case <-tor.Complete():
+	case <-ctx.Done():
+		t.Fatalf("no download through a hole punched by a swarmfs relay: %v; peers %+v; relay's peers %+v%s",
+			tor.Stats(), tor.Peers(), rtor.Peers(), ltLogs([]*enginetest.LT{seeder}))
+	}
+	checkFiles(t, ctx, tor, f)
+	requirePunched(t, ctx, tor, s.rb, func(p PeerInfo) bool { return p.Downloaded > 0 }, seeder)
+	var bridged int
+	if err := rtor.do(func() {
+		if rtor.ls.punch != nil {
+			bridged = rtor.ls.punch.relay.Stats().Bridged
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if bridged == 0 {
+		t.Fatal("the swarmfs relay bridged no rendezvous")
+	}
+}
+
+// TestHPPeerAim: a relay aims the other side of a punch at a uTP peer's
+// remote address (its UDP socket's NAT mapping), and at a TCP peer's IP
+// with its listen port (the remote port maps a TCP socket).
+func TestHPPeerAim(t *testing.T) {
+	remote := netip.MustParseAddrPort("203.0.113.5:40001")
+	listen := netip.MustParseAddrPort("203.0.113.5:6881")
+	for _, tc := range []struct {
+		tr     Transport
+		listen netip.AddrPort
+		want   netip.AddrPort
+	}{
+		{TransportUTP, listen, remote},
+		{TransportTCP, listen, listen},
+		{TransportTCP, netip.AddrPort{}, remote},
+		{TransportTCP, netip.MustParseAddrPort("198.51.100.1:6881"), remote}, // another IP: not trusted
+	} {
+		p := &peer{addr: remote, listen: tc.listen, hs: handshakeResult{transport: tc.tr}}
+		if got := hpPeer(p).Addr; got != tc.want {
+			t.Errorf("%v with listen %v: aim %v, want %v", tc.tr, tc.listen, got, tc.want)
+		}
+	}
+}
