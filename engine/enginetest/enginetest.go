@@ -273,6 +273,12 @@ type LTOptions struct {
 	DHTBootstrap string
 	// SeedMode skips libtorrent's check of existing data (faster, trusts it).
 	SeedMode bool
+	// UploadMode adds the torrent in libtorrent's upload mode: it requests
+	// no piece (a peer that only relays, e.g. for hole punching).
+	UploadMode bool
+	// NoPEX starts the session without libtorrent's default plugins
+	// (ut_pex, ut_metadata, smart_ban): it learns no peers from others.
+	NoPEX bool
 	// Progress makes the driver print progress lines every 50 ms.
 	Progress bool
 	// ExitWhenDone makes the driver exit once the download finished.
@@ -333,7 +339,7 @@ func StartLibtorrent(t testing.TB, o LTOptions) *LT {
 	cfg := map[string]any{
 		"ip": o.IP, "port": o.Port, "torrent": o.Torrent, "magnet": o.Magnet,
 		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
-		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
+		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode, "upload_mode": o.UploadMode, "no_pex": o.NoPEX,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
 		"timeout": o.Timeout.Seconds(), "settings": o.Settings, "upload_file": uploadFile,
 	}
