@@ -32,13 +32,14 @@ func (f *fileFields) reset() {
 	*f = fileFields{path: f.path[:0], pathUTF8: f.pathUTF8[:0]}
 }
 
-// decodeFileFast decodes the file entry at the start of r, whose keys are
+// decodeFileFast decodes the file entry at the start of r, depth levels
+// deep, whose keys are
 // sorted and whose values have the expected types, into f, and returns the
 // entry's length in bytes. It returns false for anything else (unsorted or
 // duplicate keys, other types, malformed bencode); the caller then decodes
 // the entry with Unmarshal, which accepts or rejects it exactly as it
 // always has.
-func decodeFileFast(r []byte, f *fileFields) (int, bool) {
+func decodeFileFast(r []byte, f *fileFields, depth int) (int, bool) {
 	f.reset()
 	if len(r) == 0 || r[0] != 'd' {
 		return 0, false
@@ -90,7 +91,7 @@ func decodeFileFast(r []byte, f *fileFields) (int, bool) {
 			}
 			f.hasUTF8 = true
 		default:
-			if d.skipNested(1) != nil {
+			if d.skipNested(depth+1) != nil {
 				return 0, false
 			}
 		}
@@ -152,71 +153,92 @@ func decodeFileSlow(r []byte, f *fileFields) error {
 // span is where a file's path, joined with "/", lies in the arena.
 type span struct{ start, end uint32 }
 
-// parseFiles decodes a multi-file list (at most MaxFiles entries),
-// validates every path and returns the total length (pad files included)
-// and the listed files (pad files and BEP 47 symlinks omitted). list is the
-// bencoded list; nameLen is the length of the torrent's name, the directory
-// every path lies in. Each entry is read once: the fast decoder finds where
-// it ends as it decodes it.
-func parseFiles(list RawMessage, nameLen int) (int64, []File, error) {
-	if len(list) == 0 || list[0] != 'l' {
-		return 0, nil, invalidf("info files: not a list")
+// fileList is a parsed file list: the files listed (pad files and BEP 47
+// symlinks omitted) and the total length, pad files included. The length
+// of the paths below the torrent's directory is checked by checkLength
+// once the torrent's name is known: in a sorted info dictionary "name"
+// comes after "files".
+type fileList struct {
+	total int64
+	files []File
+	// longest is the index in the bencoded list of the file with the
+	// longest path (the first of them), longestLen that path's length
+	// with its components joined by "/".
+	longest, longestLen int
+}
+
+// checkLength refuses a path longer than PATH_MAX allows below the
+// torrent's directory, whose name is nameLen bytes long.
+func (l *fileList) checkLength(nameLen int) error {
+	if n := nameLen + 1 + l.longestLen; n > MaxPathLength {
+		return invalidf("file %d: path of %d bytes with the torrent's name, more than %d (PATH_MAX)", l.longest, n, MaxPathLength)
 	}
+	return nil
+}
+
+// parseFileList parses the file list whose 'l' is at d.pos, depth levels
+// deep (at most MaxFiles entries), validates every path but its length
+// (see checkLength), and leaves d.pos after the list. Each entry is read
+// once: the fast decoder finds where it ends as it decodes it.
+func parseFileList(d *decoder, depth int) (*fileList, error) {
+	data := d.data
+	d.pos++ // 'l'
 	var (
-		total int64
-		files []File
+		l     = &fileList{longest: -1}
 		spans []span
 		arena strings.Builder // becomes the paths' string without a copy
 		comps int
 		f     fileFields
-		d     = decoder{data: list, pos: 1}
 	)
-	arena.Grow(len(list) / 2) // paths are about half of a typical file list
+	if depth+1 > MaxDepth {
+		return nil, fmt.Errorf("%w: info files: %w", ErrInvalid, d.errf("nesting deeper than %d", MaxDepth))
+	}
 	for i := 0; ; i++ {
-		if d.pos >= len(list) {
-			return 0, nil, invalidf("info files: unterminated list")
+		if d.pos >= len(data) {
+			return nil, invalidf("info files: unterminated list")
 		}
-		if list[d.pos] == 'e' {
-			if d.pos != len(list)-1 {
-				return 0, nil, invalidf("info files: malformed list")
-			}
+		if data[d.pos] == 'e' {
+			d.pos++
 			break
 		}
 		if i == MaxFiles {
-			return 0, nil, invalidf("more than %d files", MaxFiles)
+			return nil, invalidf("more than %d files", MaxFiles)
 		}
 		start := d.pos
-		n, ok := decodeFileFast(list[start:], &f)
+		n, ok := decodeFileFast(data[start:], &f, depth+1)
 		if ok {
 			d.pos += n
 		} else {
-			if err := d.skipNested(0); err != nil {
-				return 0, nil, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
+			if err := d.skip(depth + 1); err != nil {
+				return nil, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
 			}
-			if err := decodeFileSlow(list[start:d.pos:d.pos], &f); err != nil {
-				return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
+			if err := decodeFileSlow(data[start:d.pos:d.pos], &f); err != nil {
+				return nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
 			}
 		}
-		if files == nil {
+		if l.files == nil {
 			// Entries of one torrent are alike: guess the count from the
-			// first one's size, so that the slices rarely grow.
-			guess := min((len(list)-1)/(d.pos-start)+16, MaxFiles)
-			files, spans = make([]File, 0, guess), make([]span, 0, guess)
+			// first one's size and what is left, so that the slices
+			// rarely grow (what follows the list, mostly the pieces,
+			// makes it a guess high; the files are trimmed below).
+			guess := min((len(data)-start)/(d.pos-start)+16, MaxFiles)
+			l.files, spans = make([]File, 0, guess), make([]span, 0, guess)
+			arena.Grow((len(data) - start) / 2) // paths are about half of a typical file list
 		}
 		if !f.hasLength || f.length < 0 {
-			return 0, nil, invalidf("file %d: missing or negative length", i)
+			return nil, invalidf("file %d: missing or negative length", i)
 		}
-		if total > math.MaxInt64-f.length {
-			return 0, nil, invalidf("file %d: total length overflows", i)
+		if l.total > math.MaxInt64-f.length {
+			return nil, invalidf("file %d: total length overflows", i)
 		}
-		offset := total
-		total += f.length
+		offset := l.total
+		l.total += f.length
 		if bytes.IndexByte(f.attr, 'p') >= 0 || isLegacyPad(f.path) {
 			continue // pad file: bytes count, never shown
 		}
 		if bytes.IndexByte(f.attr, 'l') >= 0 {
 			if f.length != 0 {
-				return 0, nil, invalidf("file %d: symlink with length %d", i, f.length)
+				return nil, invalidf("file %d: symlink with length %d", i, f.length)
 			}
 			continue // BEP 47 symlink: not materialized
 		}
@@ -224,10 +246,10 @@ func parseFiles(list RawMessage, nameLen int) (int64, []File, error) {
 		if f.hasUTF8 {
 			path = f.pathUTF8 // the utf-8 variant wins when present
 		}
-		if err := checkPath(path, nameLen); err != nil {
-			return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
+		if err := checkComponents(path); err != nil {
+			return nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
 		}
-		files = append(files, File{Length: f.length, Offset: offset,
+		l.files = append(l.files, File{Length: f.length, Offset: offset,
 			Executable: bytes.IndexByte(f.attr, 'x') >= 0, Hidden: bytes.IndexByte(f.attr, 'h') >= 0})
 		first := arena.Len()
 		for j, c := range path {
@@ -238,12 +260,21 @@ func parseFiles(list RawMessage, nameLen int) (int64, []File, error) {
 		}
 		// The arena is at most the info's size, below MaxTorrentSize.
 		spans = append(spans, span{uint32(first), uint32(arena.Len())})
+		if n := arena.Len() - first; n > l.longestLen {
+			l.longest, l.longestLen = i, n
+		}
 		comps += len(path)
 	}
-	if len(files) == 0 {
-		return 0, nil, invalidf("file list has no files besides padding")
+	if len(l.files) == 0 {
+		return nil, invalidf("file list has no files besides padding")
 	}
 	all := arena.String()
+	if arena.Cap() > 2*len(all)+4096 {
+		all = strings.Clone(all) // the guess was far too high: keep no slack
+	}
+	if cap(l.files) > len(l.files)+len(l.files)/8+16 {
+		l.files = slices.Clone(l.files)
+	}
 	parts := make([]string, 0, comps)
 	for i, sp := range spans {
 		first := len(parts)
@@ -257,12 +288,12 @@ func parseFiles(list RawMessage, nameLen int) (int64, []File, error) {
 			p = p[j+1:]
 		}
 		parts = append(parts, p)
-		files[i].Path = parts[first:len(parts):len(parts)]
+		l.files[i].Path = parts[first:len(parts):len(parts)]
 	}
-	if err := checkCollisions(len(files), func(i int32) string { return all[spans[i].start:spans[i].end] }); err != nil {
-		return 0, nil, err
+	if err := checkCollisions(len(l.files), func(i int32) string { return all[spans[i].start:spans[i].end] }); err != nil {
+		return nil, err
 	}
-	return total, files, nil
+	return l, nil
 }
 
 // checkCollisions rejects two files with the same path and a file whose path
