@@ -78,4 +78,3 @@ func TestInfoFilesCostNothing(t *testing.T) {
 		t.Errorf("%.0f allocations to snapshot and search 2000 files, want none per file", allocs)
 	}
 }
-
