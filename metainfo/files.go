@@ -41,6 +41,10 @@ func (f *fileFields) reset() {
 // always has.
 func decodeFileFast(r []byte, f *fileFields, depth int) (int, bool) {
 	f.reset()
+	if n, ok := decodeFileCanonical(r, f); ok {
+		return n, true
+	}
+	f.reset()
 	if len(r) == 0 || r[0] != 'd' {
 		return 0, false
 	}
@@ -96,6 +100,27 @@ func decodeFileFast(r []byte, f *fileFields, depth int) (int, bool) {
 			}
 		}
 	}
+}
+
+// decodeFileCanonical decodes the entry at the start of r when it has the
+// commonest shape, exactly "d6:lengthi<n>e4:pathl<strings>ee", as
+// decodeFileFast would, and reports whether it had.
+func decodeFileCanonical(r []byte, f *fileFields) (int, bool) {
+	const head, mid = "d6:lengthi", "4:pathl"
+	if len(r) < len(head) || string(r[:len(head)]) != head {
+		return 0, false
+	}
+	d := decoder{data: r, pos: len(head) - 1}
+	n, err := d.integer()
+	if err != nil || len(r)-d.pos < len(mid) || string(r[d.pos:d.pos+len(mid)]) != mid {
+		return 0, false
+	}
+	d.pos += len(mid) - 1 // at the 'l'
+	if f.path, err = d.strList(f.path); err != nil || d.pos >= len(r) || r[d.pos] != 'e' {
+		return 0, false
+	}
+	f.length, f.hasLength = n, true
+	return d.pos + 1, true
 }
 
 // strList decodes a list of byte strings, appending them to dst.
@@ -303,16 +328,20 @@ func parseFileList(d *decoder, depth int) (*fileList, error) {
 // neighbours finds both; lists are usually in that order already, and are
 // sorted (by index, without touching files) only when not.
 func checkCollisions(n int, path func(int32) string) error {
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
+	at := func(i int) int32 { return int32(i) }
+	for i := 1; i < n; i++ {
+		if comparePaths(path(int32(i-1)), path(int32(i))) > 0 {
+			order := make([]int32, n)
+			for i := range order {
+				order[i] = int32(i)
+			}
+			slices.SortFunc(order, func(a, b int32) int { return comparePaths(path(a), path(b)) })
+			at = func(i int) int32 { return order[i] }
+			break
+		}
 	}
-	less := func(a, b int32) int { return comparePaths(path(a), path(b)) }
-	if !slices.IsSortedFunc(order, less) {
-		slices.SortFunc(order, less)
-	}
-	for i := 1; i < len(order); i++ {
-		p, q := path(order[i-1]), path(order[i])
+	for i := 1; i < n; i++ {
+		p, q := path(at(i-1)), path(at(i))
 		switch {
 		case p == q:
 			return fmt.Errorf("%w: duplicate file path %q", ErrInvalid, p)
