@@ -99,6 +99,9 @@ type decoder struct {
 	data   []byte
 	pos    int
 	strict bool
+	// hash, when set, is told how far a file list is parsed (see
+	// infoHasher).
+	hash *infoHasher
 }
 
 func (d *decoder) errf(format string, args ...any) error {

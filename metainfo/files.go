@@ -241,6 +241,9 @@ func parseFileList(d *decoder, depth int) (*fileList, error) {
 				return nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
 			}
 		}
+		if d.hash != nil {
+			d.hash.progress(d.pos)
+		}
 		if l.files == nil {
 			// Entries of one torrent are alike: guess the count from the
 			// first one's size and what is left, so that the slices

@@ -118,17 +118,30 @@ func parseTorrent(data []byte) (*MetaInfo, error) {
 		return nil, fmt.Errorf("%w: torrent is not a bencoded dictionary", ErrInvalid)
 	}
 	var (
-		raw    [tkCount]RawMessage
-		info   *Info
-		hybrid bool
-		d      = decoder{data: data}
+		raw      [tkCount]RawMessage
+		info     *Info
+		hybrid   bool
+		infoHash Hash
+		d        = decoder{data: data}
 	)
 	err := d.walkDict(0, torrentKeys, func(k int) error {
 		start := d.pos
 		var err error
-		if k == tkInfo && data[start] == 'd' {
+		switch {
+		case k == tkInfo && data[start] == 'd' && len(data)-start >= hashAheadMin:
+			// A long info dictionary is hashed beside its parse.
+			d.hash = startHasher(data, start)
 			info, hybrid, err = parseInfoAt(&d, 1)
-		} else {
+			if err != nil {
+				d.hash.abort()
+			} else {
+				infoHash = d.hash.finish(d.pos)
+			}
+			d.hash = nil
+		case k == tkInfo && data[start] == 'd':
+			info, hybrid, err = parseInfoAt(&d, 1)
+			infoHash = sha1.Sum(data[start:d.pos])
+		default:
 			err = d.skip(1)
 		}
 		raw[k] = data[start:d.pos:d.pos]
@@ -149,7 +162,7 @@ func parseTorrent(data []byte) (*MetaInfo, error) {
 	mi := &MetaInfo{
 		Info:      info,
 		InfoBytes: raw[tkInfo], // a sub-slice of data, which only we hold
-		InfoHash:  sha1.Sum(raw[tkInfo]),
+		InfoHash:  infoHash,
 		Hybrid:    hybrid,
 	}
 	mi.Announce = rawString(raw[tkAnnounce])

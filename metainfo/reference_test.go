@@ -347,6 +347,19 @@ func TestLoadAgreesWithReference(t *testing.T) {
 	for _, s := range referenceSeeds() {
 		agreesWithReference(t, []byte(s))
 	}
+	// Long file lists, hashed beside the parse: good, with a bad path at
+	// the end (the hasher is stopped), and cut short.
+	big := manyFilesTorrent(t, 30_000)
+	if len(big) < hashAheadMin+2*hashChunk {
+		t.Fatalf("a torrent of %d bytes does not reach the hasher", len(big))
+	}
+	agreesWithReference(t, big)
+	bad := bytes.Replace(big, []byte("11:f029999.bin"), []byte("11:f02999/.bin"), 1)
+	if bytes.Equal(bad, big) {
+		t.Fatal("no last file to spoil")
+	}
+	agreesWithReference(t, bad)
+	agreesWithReference(t, big[:len(big)-1000])
 	paths, _ := filepath.Glob(filepath.Join(fixtureDir, "*", "*.torrent"))
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
