@@ -9,10 +9,9 @@ import (
 )
 
 // A torrent may list a million files, so the file list is parsed without an
-// allocation per file or per path component: every kept path is appended,
-// joined with "/", to one byte arena that becomes one string, and each
-// File.Path is a slice of one shared []string whose elements are substrings
-// of it. Each entry is decoded by hand (no reflection) in the same pass that
+// allocation per file or per path component: every kept path's components
+// are appended to one byte arena, and each File.Path is a slice of one
+// shared []string whose elements are substrings of it. Each entry is decoded by hand (no reflection) in the same pass that
 // finds where it ends; only an entry the fast decoder declines goes
 // through Unmarshal. That keeps loading fast and the garbage it leaves
 // small; the result is the same as decoding each entry on its own.
@@ -175,9 +174,6 @@ func decodeFileSlow(r []byte, f *fileFields) error {
 	return nil
 }
 
-// span is where a file's path, joined with "/", lies in the arena.
-type span struct{ start, end uint32 }
-
 // fileList is a parsed file list: the files listed (pad files and BEP 47
 // symlinks omitted) and the total length, pad files included. The length
 // of the paths below the torrent's directory is checked by checkLength
@@ -209,10 +205,16 @@ func parseFileList(d *decoder, depth int) (*fileList, error) {
 	data := d.data
 	d.pos++ // 'l'
 	var (
-		l     = &fileList{longest: -1}
-		spans []span
-		arena strings.Builder // becomes the paths' string without a copy
-		comps int
+		l = &fileList{longest: -1}
+		// arena holds the kept paths' components back to back, parts
+		// their strings; both are sized from the first entry so that
+		// they rarely grow. Substrings of what the arena holds stay
+		// valid when it grows (they keep the old buffer), and so do
+		// sub-slices of parts: a low guess costs memory, not
+		// correctness. Room reserved and never written costs address
+		// space, not memory.
+		arena strings.Builder
+		parts []string
 		f     fileFields
 	)
 	if depth+1 > MaxDepth {
@@ -246,11 +248,12 @@ func parseFileList(d *decoder, depth int) (*fileList, error) {
 		}
 		if l.files == nil {
 			// Entries of one torrent are alike: guess the count from the
-			// first one's size and what is left, so that the slices
-			// rarely grow (what follows the list, mostly the pieces,
-			// makes it a guess high; the files are trimmed below).
+			// first one's size and what is left (what follows the list,
+			// mostly the pieces, makes it a guess high; the files are
+			// trimmed below).
 			guess := min((len(data)-start)/(d.pos-start)+16, MaxFiles)
-			l.files, spans = make([]File, 0, guess), make([]span, 0, guess)
+			l.files = make([]File, 0, guess)
+			parts = make([]string, 0, guess*max(len(f.path), len(f.pathUTF8), 1))
 			arena.Grow((len(data) - start) / 2) // paths are about half of a typical file list
 		}
 		if !f.hasLength || f.length < 0 {
@@ -277,104 +280,100 @@ func parseFileList(d *decoder, depth int) (*fileList, error) {
 		if err := checkComponents(path); err != nil {
 			return nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
 		}
-		l.files = append(l.files, File{Length: f.length, Offset: offset,
-			Executable: bytes.IndexByte(f.attr, 'x') >= 0, Hidden: bytes.IndexByte(f.attr, 'h') >= 0})
-		first := arena.Len()
-		for j, c := range path {
-			if j > 0 {
-				arena.WriteByte('/')
-			}
+		from, first, joined := arena.Len(), len(parts), len(path)-1
+		for _, c := range path {
 			arena.Write(c)
+			joined += len(c)
 		}
-		// The arena is at most the info's size, below MaxTorrentSize.
-		spans = append(spans, span{uint32(first), uint32(arena.Len())})
-		if n := arena.Len() - first; n > l.longestLen {
-			l.longest, l.longestLen = i, n
+		all := arena.String()
+		for _, c := range path {
+			parts = append(parts, all[from:from+len(c)])
+			from += len(c)
 		}
-		comps += len(path)
+		l.files = append(l.files, File{Path: parts[first:len(parts):len(parts)], Length: f.length, Offset: offset,
+			Executable: bytes.IndexByte(f.attr, 'x') >= 0, Hidden: bytes.IndexByte(f.attr, 'h') >= 0})
+		if joined > l.longestLen {
+			l.longest, l.longestLen = i, joined
+		}
 	}
 	if len(l.files) == 0 {
 		return nil, invalidf("file list has no files besides padding")
 	}
-	all := arena.String()
-	if arena.Cap() > 2*len(all)+4096 {
-		all = strings.Clone(all) // the guess was far too high: keep no slack
-	}
-	if cap(l.files) > len(l.files)+len(l.files)/8+16 {
-		l.files = slices.Clone(l.files)
-	}
-	parts := make([]string, 0, comps)
-	for i, sp := range spans {
-		first := len(parts)
-		p := all[sp.start:sp.end]
-		for {
-			j := strings.IndexByte(p, '/')
-			if j < 0 {
-				break
-			}
-			parts = append(parts, p[:j])
-			p = p[j+1:]
-		}
-		parts = append(parts, p)
-		l.files[i].Path = parts[first:len(parts):len(parts)]
-	}
-	if err := checkCollisions(len(l.files), func(i int32) string { return all[spans[i].start:spans[i].end] }); err != nil {
+	l.trim(&arena, parts)
+	if err := checkCollisions(l.files); err != nil {
 		return nil, err
 	}
 	return l, nil
 }
 
-// checkCollisions rejects two files with the same path and a file whose path
-// is also a directory of another file (a/b and a/b/c), among n files whose
-// paths, joined with "/", path returns. In the order of paths compared component by
-// component, a file's descendants come right after it, so comparing
-// neighbours finds both; lists are usually in that order already, and are
-// sorted (by index, without touching files) only when not.
-func checkCollisions(n int, path func(int32) string) error {
-	at := func(i int) int32 { return int32(i) }
-	for i := 1; i < n; i++ {
-		if comparePaths(path(int32(i-1)), path(int32(i))) > 0 {
-			order := make([]int32, n)
+// trim gives back the room that guessing the list's size from its first
+// entry left unused in the files, their path parts (parts) and the arena
+// that holds the paths' bytes. A list followed by a long pieces string
+// makes the guesses far too high.
+func (l *fileList) trim(arena *strings.Builder, parts []string) {
+	if cap(l.files) > len(l.files)+len(l.files)/8+16 {
+		l.files = slices.Clone(l.files)
+	}
+	if cap(parts) <= len(parts)+len(parts)/8+16 && arena.Cap() <= 2*arena.Len()+4096 {
+		return
+	}
+	all := arena.String()
+	if arena.Cap() > 2*len(all)+4096 {
+		all = strings.Clone(all)
+	}
+	// The parts lie back to back in the arena, in order.
+	exact := make([]string, len(parts))
+	off := 0
+	for k, c := range parts {
+		exact[k] = all[off : off+len(c)]
+		off += len(c)
+	}
+	k := 0
+	for i := range l.files {
+		n := len(l.files[i].Path)
+		l.files[i].Path = exact[k : k+n : k+n]
+		k += n
+	}
+}
+
+// checkCollisions rejects two files with the same path and a file whose
+// path is also a directory of another file (a/b and a/b/c). In the order
+// of paths compared component by component, a file's descendants come
+// right after it, so comparing neighbours finds both; lists are usually in
+// that order already, and are sorted (by index, without touching files)
+// only when not.
+func checkCollisions(files []File) error {
+	at := func(i int) int { return i }
+	for i := 1; i < len(files); i++ {
+		if comparePaths(files[i-1].Path, files[i].Path) > 0 {
+			order := make([]int32, len(files))
 			for i := range order {
 				order[i] = int32(i)
 			}
-			slices.SortFunc(order, func(a, b int32) int { return comparePaths(path(a), path(b)) })
-			at = func(i int) int32 { return order[i] }
+			slices.SortFunc(order, func(a, b int32) int { return comparePaths(files[a].Path, files[b].Path) })
+			at = func(i int) int { return int(order[i]) }
 			break
 		}
 	}
-	for i := 1; i < n; i++ {
-		p, q := path(at(i-1)), path(at(i))
+	for i := 1; i < len(files); i++ {
+		p, q := files[at(i-1)].Path, files[at(i)].Path
 		switch {
-		case p == q:
-			return fmt.Errorf("%w: duplicate file path %q", ErrInvalid, p)
-		case len(q) > len(p) && q[len(p)] == '/' && q[:len(p)] == p:
-			return fmt.Errorf("%w: %q is both a file and a directory", ErrInvalid, p)
+		case slices.Equal(p, q):
+			return fmt.Errorf("%w: duplicate file path %q", ErrInvalid, strings.Join(p, "/"))
+		case len(q) > len(p) && slices.Equal(q[:len(p)], p):
+			return fmt.Errorf("%w: %q is both a file and a directory", ErrInvalid, strings.Join(p, "/"))
 		}
 	}
 	return nil
 }
 
-// comparePaths compares two "/"-joined paths component by component: as
-// strings in which "/" sorts below every other byte (components hold no
-// NUL, so "/" can stand for it).
-func comparePaths(a, b string) int {
-	n := min(len(a), len(b))
-	for i := range n {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
+// comparePaths compares two paths component by component; a path sorts
+// before the paths below it.
+func comparePaths(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if c := strings.Compare(a[i], b[i]); c != 0 {
+			return c
 		}
-		if x == '/' {
-			return -1
-		}
-		if y == '/' {
-			return 1
-		}
-		if x < y {
-			return -1
-		}
-		return 1
 	}
 	return len(a) - len(b)
 }

@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -187,7 +188,7 @@ func refParseFiles(list RawMessage, nameLen int) (int64, []File, error) {
 	var (
 		total int64
 		files []File
-		spans []span
+		spans []refSpan
 		arena strings.Builder // becomes the paths' string without a copy
 		comps int
 		f     fileFields
@@ -218,7 +219,7 @@ func refParseFiles(list RawMessage, nameLen int) (int64, []File, error) {
 			// Entries of one torrent are alike: guess the count from the
 			// first one's size, so that the slices rarely grow.
 			guess := min((len(list)-1)/(d.pos-start)+16, MaxFiles)
-			files, spans = make([]File, 0, guess), make([]span, 0, guess)
+			files, spans = make([]File, 0, guess), make([]refSpan, 0, guess)
 		}
 		if !f.hasLength || f.length < 0 {
 			return 0, nil, invalidf("file %d: missing or negative length", i)
@@ -254,7 +255,7 @@ func refParseFiles(list RawMessage, nameLen int) (int64, []File, error) {
 			arena.Write(c)
 		}
 		// The arena is at most the info's size, below MaxTorrentSize.
-		spans = append(spans, span{uint32(first), uint32(arena.Len())})
+		spans = append(spans, refSpan{uint32(first), uint32(arena.Len())})
 		comps += len(path)
 	}
 	if len(files) == 0 {
@@ -276,10 +277,68 @@ func refParseFiles(list RawMessage, nameLen int) (int64, []File, error) {
 		parts = append(parts, p)
 		files[i].Path = parts[first:len(parts):len(parts)]
 	}
-	if err := checkCollisions(len(files), func(i int32) string { return all[spans[i].start:spans[i].end] }); err != nil {
+	if err := refCheckCollisions(len(files), func(i int32) string { return all[spans[i].start:spans[i].end] }); err != nil {
 		return 0, nil, err
 	}
 	return total, files, nil
+}
+
+// refSpan is where a file's path, joined with "/", lies in the arena.
+type refSpan struct{ start, end uint32 }
+
+// refCheckCollisions rejects two files with the same path and a file whose path
+// is also a directory of another file (a/b and a/b/c), among n files whose
+// paths, joined with "/", path returns. In the order of paths compared component by
+// component, a file's descendants come right after it, so comparing
+// neighbours finds both; lists are usually in that order already, and are
+// sorted (by index, without touching files) only when not.
+func refCheckCollisions(n int, path func(int32) string) error {
+	at := func(i int) int32 { return int32(i) }
+	for i := 1; i < n; i++ {
+		if refComparePaths(path(int32(i-1)), path(int32(i))) > 0 {
+			order := make([]int32, n)
+			for i := range order {
+				order[i] = int32(i)
+			}
+			slices.SortFunc(order, func(a, b int32) int { return refComparePaths(path(a), path(b)) })
+			at = func(i int) int32 { return order[i] }
+			break
+		}
+	}
+	for i := 1; i < n; i++ {
+		p, q := path(at(i-1)), path(at(i))
+		switch {
+		case p == q:
+			return fmt.Errorf("%w: duplicate file path %q", ErrInvalid, p)
+		case len(q) > len(p) && q[len(p)] == '/' && q[:len(p)] == p:
+			return fmt.Errorf("%w: %q is both a file and a directory", ErrInvalid, p)
+		}
+	}
+	return nil
+}
+
+// refComparePaths compares two "/"-joined paths component by component: as
+// strings in which "/" sorts below every other byte (components hold no
+// NUL, so "/" can stand for it).
+func refComparePaths(a, b string) int {
+	n := min(len(a), len(b))
+	for i := range n {
+		x, y := a[i], b[i]
+		if x == y {
+			continue
+		}
+		if x == '/' {
+			return -1
+		}
+		if y == '/' {
+			return 1
+		}
+		if x < y {
+			return -1
+		}
+		return 1
+	}
+	return len(a) - len(b)
 }
 
 // agreesWithReference loads data with both loaders: they must accept the
@@ -360,6 +419,20 @@ func TestLoadAgreesWithReference(t *testing.T) {
 	}
 	agreesWithReference(t, bad)
 	agreesWithReference(t, big[:len(big)-1000])
+	// A short list before a long pieces string: the guessed room is
+	// given back.
+	short, err := Marshal(map[string]any{"info": map[string]any{"name": "t", "piece length": 16,
+		"pieces": make([]byte, 3*(100<<10)/16*HashSize), "files": []any{
+			map[string]any{"length": 100 << 10, "path": []any{"a", "b"}},
+			map[string]any{"length": 100 << 10, "path": []any{"a", "c"}, "attr": "p"},
+			map[string]any{"length": 100 << 10, "path": []any{"d"}}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	agreesWithReference(t, short)
+	if mi, err := Load(bytes.NewReader(short)); err != nil || cap(mi.Info.Files) > 18 || cap(mi.Info.Files[0].Path) != 2 {
+		t.Errorf("short list: %v, room for %d files kept", err, cap(mi.Info.Files))
+	}
 	paths, _ := filepath.Glob(filepath.Join(fixtureDir, "*", "*.torrent"))
 	for _, p := range paths {
 		b, err := os.ReadFile(p)
