@@ -340,31 +340,53 @@ func (l *fileList) trim(arena *strings.Builder, parts []string) {
 // path is also a directory of another file (a/b and a/b/c). In the order
 // of paths compared component by component, a file's descendants come
 // right after it, so comparing neighbours finds both; lists are usually in
-// that order already, and are sorted (by index, without touching files)
-// only when not.
+// that order already (then one pass over neighbours does it all), and are
+// sorted (by index, without touching files) only when not.
 func checkCollisions(files []File) error {
-	at := func(i int) int { return i }
 	for i := 1; i < len(files); i++ {
-		if comparePaths(files[i-1].Path, files[i].Path) > 0 {
-			order := make([]int32, len(files))
-			for i := range order {
-				order[i] = int32(i)
-			}
-			slices.SortFunc(order, func(a, b int32) int { return comparePaths(files[a].Path, files[b].Path) })
-			at = func(i int) int { return int(order[i]) }
-			break
+		c, err := neighbours(files[i-1].Path, files[i].Path)
+		if err != nil {
+			return err
 		}
-	}
-	for i := 1; i < len(files); i++ {
-		p, q := files[at(i-1)].Path, files[at(i)].Path
-		switch {
-		case slices.Equal(p, q):
-			return fmt.Errorf("%w: duplicate file path %q", ErrInvalid, strings.Join(p, "/"))
-		case len(q) > len(p) && slices.Equal(q[:len(p)], p):
-			return fmt.Errorf("%w: %q is both a file and a directory", ErrInvalid, strings.Join(p, "/"))
+		if c > 0 {
+			return checkCollisionsSorted(files)
 		}
 	}
 	return nil
+}
+
+// checkCollisionsSorted is checkCollisions for files not in order.
+func checkCollisionsSorted(files []File) error {
+	order := make([]int32, len(files))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return comparePaths(files[a].Path, files[b].Path) })
+	for i := 1; i < len(order); i++ {
+		if _, err := neighbours(files[order[i-1]].Path, files[order[i]].Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// neighbours compares paths p and q as comparePaths does and, when p does
+// not sort after q, reports a collision between them: the same path, or p
+// a directory of q.
+func neighbours(p, q []string) (int, error) {
+	n := min(len(p), len(q))
+	for i := range n {
+		if c := strings.Compare(p[i], q[i]); c != 0 {
+			return c, nil
+		}
+	}
+	switch {
+	case len(p) == len(q):
+		return 0, fmt.Errorf("%w: duplicate file path %q", ErrInvalid, strings.Join(p, "/"))
+	case len(p) < len(q):
+		return -1, fmt.Errorf("%w: %q is both a file and a directory", ErrInvalid, strings.Join(p, "/"))
+	}
+	return 1, nil
 }
 
 // comparePaths compares two paths component by component; a path sorts
