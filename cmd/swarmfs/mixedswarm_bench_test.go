@@ -35,7 +35,9 @@ type mixedRun struct {
 // TCP-only, uTP-only, IPv6-only and transmission peers; peers behind cone
 // NATs with and without a forwarded port and hole punching; a peer behind a
 // symmetric NAT) and opentracker. Each client runs in a namespace of its
-// own: a public host, or a host behind a home router of its own. swarmfs
+// own: a public host, or a host behind a home router of its own, each
+// starting a whole number of minutes after the swarm was up (mixedSlot).
+// swarmfs
 // is the real command (this test binary as swarmfs) run with `get --seed
 // -v` inside that namespace, TCP and uTP both; libtorrent is the lab
 // driver with TCP and uTP, both dual-stack. Neither uses DHT, LSD or port
@@ -69,12 +71,14 @@ func BenchmarkMixedSwarm(b *testing.B) {
 		Torrent: c.Torrent, Dir: c.Dir, UploadRate: rate, NoTransmission: noTr != nil,
 	})
 	b.Setenv("SWARMFS_TEST_MAIN", "1")
+	ref := time.Now()
 	b.ResetTimer()
 	var runs []mixedRun
 	for i := range b.N {
 		runs = runs[:0]
 		for _, pos := range positions {
 			for _, client := range []string{"libtorrent", "swarmfs"} {
+				mixedWaitSlot(ref)
 				h := mixedClientHost(b, sim, client, pos, i)
 				r := mixedRun{client: client, position: pos, reach: sw.NewReach()}
 				if client == "swarmfs" {
@@ -95,6 +99,22 @@ func BenchmarkMixedSwarm(b *testing.B) {
 		b.ReportMetric(float64(r.reach.Len()), name+"_peers")
 		b.ReportMetric(mixedMBps(size, r.secs), name+"_MB/s")
 	}
+}
+
+// mixedSlot is the period at which client runs start: libtorrent's PEX
+// period. Seeders behind NATs that no one can dial learn of a new client
+// only through the PEX of the public seeders they are connected to, once a
+// minute at a phase set when the swarm started; a client started at
+// another phase would meet that minute earlier or later in its window.
+const mixedSlot = time.Minute
+
+// mixedWaitSlot sleeps until the next start of a slot after ref (at once
+// at ref itself), so that every client run meets the seeders' PEX at the
+// same phase.
+func mixedWaitSlot(ref time.Time) {
+	el := time.Since(ref)
+	n := (el + mixedSlot - 1) / mixedSlot
+	time.Sleep(time.Until(ref.Add(n * mixedSlot)))
 }
 
 // mixedEnvBytes reads a size like "16MiB" from the environment variable
