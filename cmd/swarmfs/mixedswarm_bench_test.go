@@ -38,11 +38,10 @@ type mixedRun struct {
 // own: a public host, or a host behind a home router of its own that drops
 // unsolicited packets as the seeders' routers do (DropUnsolicited), each
 // starting a whole number of minutes after the swarm was up (mixedSlot).
-// swarmfs
-// is the real command (this test binary as swarmfs) run with `get --seed
-// -v` inside that namespace, TCP and uTP both; libtorrent is the lab
-// driver with TCP and uTP, both dual-stack. Neither uses DHT, LSD or port
-// mapping (the simulation has no DHT node and no mapping service).
+// swarmfs is the real command (this test binary as swarmfs) run with `get
+// --seed -v` inside that namespace, TCP and uTP both; libtorrent is the
+// lab driver with TCP and uTP, both dual-stack. Neither uses DHT, LSD or
+// port mapping (the simulation has no DHT node and no mapping service).
 //
 // For each client and position it reports the swarm's peers connected
 // (handshake completed) within 30 s of the client's start (<client>_<pos>_peers)
@@ -92,8 +91,12 @@ func BenchmarkMixedSwarm(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	fmt.Printf("mixed swarm of %d seeders, %s torrent, each seeder's upload capped at %s/s; peers with a completed handshake within %v of the client's start\n",
-		len(sw.Peers), humanize.IBytes(uint64(size)), humanize.IBytes(uint64(rate)), mixedWindow)
+	capped := "not capped"
+	if rate > 0 {
+		capped = "capped at " + humanize.IBytes(uint64(rate)) + "/s"
+	}
+	fmt.Printf("mixed swarm of %d seeders, %s torrent, each seeder's upload %s; peers with a completed handshake within %v of the client's start\n",
+		len(sw.Peers), humanize.IBytes(uint64(size)), capped, mixedWindow)
 	fmt.Print(mixedTable(sw, runs, size))
 	for _, r := range runs {
 		name := map[string]string{"libtorrent": "lt", "swarmfs": "sfs"}[r.client] + "_" + r.position
