@@ -287,6 +287,15 @@ type LTOptions struct {
 	// Settings are libtorrent settings applied over the driver's own
 	// (e.g. LTUTPOnly).
 	Settings map[string]any
+	// PeerLog makes the driver print a line "peer HOST PORT utp|tcp
+	// punched|direct in|out" once per peer endpoint whose handshake
+	// completed (see ParseLTPeerLine).
+	PeerLog bool
+	// CapLocalPeers puts every address in libtorrent's global peer class,
+	// so that upload_rate_limit in Settings applies to private and
+	// loopback addresses too (by default they are in the unlimited local
+	// class).
+	CapLocalPeers bool
 }
 
 // LTUTPOnly are the settings of a libtorrent peer that speaks uTP only,
@@ -342,6 +351,7 @@ func StartLibtorrent(t testing.TB, o LTOptions) *LT {
 		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode, "upload_mode": o.UploadMode, "no_pex": o.NoPEX,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
 		"timeout": o.Timeout.Seconds(), "settings": o.Settings, "upload_file": uploadFile,
+		"peer_log": o.PeerLog, "cap_local_peers": o.CapLocalPeers,
 	}
 	js, _ := json.Marshal(cfg)
 	p := Start(t, Python, script, string(js))

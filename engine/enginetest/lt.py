@@ -4,6 +4,8 @@
 # ("no_pex": a session without ut_pex; "upload_mode": a torrent that
 # requests nothing) and, when the settings give an alert_mask, every alert as
 #   alert WHAT MESSAGE
+# With "peer_log", also once per peer endpoint that completed the handshake:
+#   peer HOST PORT utp|tcp punched|direct in|out
 # "done" comes once every wanted piece is verified AND written to the files:
 # libtorrent 2.0 hashes a piece from its store buffer, so it may call a
 # torrent finished or seeding while its disk thread still has writes queued
@@ -47,6 +49,14 @@ if cfg.get("no_pex"):
     ses = lt.session(settings, 0)  # without add_default_plugins: no ut_pex
 else:
     ses = lt.session(settings)
+if cfg.get("cap_local_peers"):
+    # libtorrent puts private and loopback addresses in its local peer
+    # class, which the rate limits do not apply to: put every address in
+    # the global class instead.
+    f = lt.ip_filter()
+    f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+    f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 << lt.session.global_peer_class_id)
+    ses.set_peer_class_filter(f)
 params = {"save_path": cfg["save_path"]}
 if cfg.get("torrent"):
     params["ti"] = lt.torrent_info(cfg["torrent"])
@@ -97,6 +107,23 @@ def flush_writes(handle, until):
     return False
 
 
+UTP_SOCKET = 1 << 17  # peer_info::utp_socket, not exported to Python
+logged_peers = set()
+
+
+def log_peers(handle):
+    """Prints each peer endpoint once, when its handshake is complete."""
+    for p in handle.get_peer_info():
+        if p.flags & (lt.peer_info.handshake | lt.peer_info.connecting):
+            continue
+        if p.ip in logged_peers:
+            continue
+        logged_peers.add(p.ip)
+        print("peer %s %d %s %s %s" % (p.ip[0], p.ip[1], "utp" if p.flags & UTP_SOCKET else "tcp",
+              "punched" if p.flags & lt.peer_info.holepunched else "direct",
+              "out" if p.flags & lt.peer_info.outgoing_connection else "in"), flush=True)
+
+
 port = ses.listen_port()
 print("listening", port, flush=True)
 start = time.time()
@@ -114,6 +141,8 @@ while time.time() < deadline:
         last_state = st
     if s.errc.value() != 0:
         print("error", s.errc.message(), flush=True)
+    if cfg.get("peer_log"):
+        log_peers(h)
     if cfg.get("progress"):
         print("progress %.4f %d" % (s.progress, s.download_rate), flush=True)
     if not done_reported and st in ("seeding", "finished") and s.total_wanted_done == s.total_wanted:

@@ -38,6 +38,7 @@ func (h *NetHost) StartLibtorrent(t testing.TB, o LTOptions) *LT {
 		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode, "upload_mode": o.UploadMode, "no_pex": o.NoPEX,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
 		"timeout": o.Timeout.Seconds(), "settings": o.Settings,
+		"peer_log": o.PeerLog, "cap_local_peers": o.CapLocalPeers,
 	})
 	if err != nil {
 		t.Fatal(err)
