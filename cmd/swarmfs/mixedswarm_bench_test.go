@@ -36,7 +36,7 @@ type mixedRun struct {
 // NATs with and without a forwarded port and hole punching; a peer behind a
 // symmetric NAT) and opentracker. Each client runs in a namespace of its
 // own: a public host, or a host behind a home router of its own that drops
-// unsolicited packets as the seeders' routers do (DropUnsolicited), each
+// unsolicited packets as every NetRouter does, each
 // starting a whole number of minutes after the swarm was up (mixedSlot).
 // swarmfs is the real command (this test binary as swarmfs) run with `get
 // --seed -v` inside that namespace, TCP and uTP both; libtorrent is the
@@ -150,9 +150,6 @@ func mixedClientHost(b *testing.B, sim *enginetest.NetSim, client, pos string, i
 			kind = enginetest.SymmetricNAT
 		}
 		r := sim.Router("home-"+name, kind)
-		if err := r.DropUnsolicited(); err != nil {
-			b.Fatal(err)
-		}
 		r.AddGlobalIPv6(b)
 		return r.Host(name)
 	}

@@ -100,8 +100,8 @@ var mixedSpecs = []mixedSpec{
 // (port forwarded; TCP+uTP and uTP only, both able to be hole punched;
 // TCP only, which cannot be) and behind a symmetric NAT. Each NATed peer
 // has a router of its own, so the address a connection comes from names
-// the peer (PeerOf), and drops what nobody inside asked for
-// (DropUnsolicited). Seeders keep their connections to each other
+// the peer (PeerOf), and drops what nobody inside asked for (as every
+// NetRouter does). Seeders keep their connections to each other
 // (close_redundant_connections off), so that a public seeder can relay a
 // hole punch to a NATed one, and its PEX tells clients about the others.
 // The IPv6-only seeder has no IPv4 address: the dual-stack "pub" connects
@@ -123,9 +123,6 @@ func StartMixedSwarm(t testing.TB, sim *NetSim, o MixedSwarmOptions) *MixedSwarm
 			p.ips = []netip.Addr{p.Host.Addr(), p.Host.Addr6(), p.Host.AddGlobalIPv6(t)}
 		} else {
 			p.Router = sim.Router("home-"+sp.name, sp.nat)
-			if err := p.Router.DropUnsolicited(); err != nil {
-				t.Fatal(err)
-			}
 			p.Host = p.Router.Host("seed-" + sp.name)
 			p.ips = []netip.Addr{p.Router.ExternalAddr(), p.Router.ExternalAddr6(), p.Router.AddGlobalIPv6(t)}
 			if sp.forward {
@@ -271,21 +268,4 @@ func (h *NetHost) addGlobalIPv6(t testing.TB, dev string, ula netip.Addr) netip.
 		t.Fatal(err)
 	}
 	return a
-}
-
-// DropUnsolicited makes the router drop, silently, new connections and
-// datagrams from the internet side addressed to the router itself, as home
-// routers do. Without it the router's kernel answers them (TCP RST, ICMP
-// port unreachable) and keeps a conntrack entry for each: when the first
-// packet of a hole punch (BEP 55) arrives before the host behind the
-// router has sent its own, that entry holds the very tuple the host's
-// packet then needs, the masquerade gives the host's flow another port,
-// and the punch fails. Forwarded ports (DNAT) are not affected.
-func (r *NetRouter) DropUnsolicited() error {
-	var script string
-	for _, fam := range []string{"ip", "ip6"} {
-		script += "add chain " + fam + " netsim input { type filter hook input priority 0; policy accept; }\n" +
-			"add rule " + fam + " netsim input iifname \"wan0\" ct state new counter drop\n"
-	}
-	return r.Nft(script)
 }

@@ -194,7 +194,7 @@ table ` + family + ` netsim {
 		iifname "wan0" ct state established,related accept
 		iifname "wan0" meta l4proto ` + icmp + ` accept
 		iifname "wan0" meta l4proto tcp reject with tcp reset
-		iifname "wan0" drop
+		iifname "wan0" counter drop
 	}
 }
 `
