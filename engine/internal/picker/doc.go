@@ -23,6 +23,13 @@
 //     outstanding) is left to it and comes last: from one peer a piece
 //     arrives in order, which lets the cache hash and buffer it as it
 //     comes. Now pieces are shared at once.
+//   - Split by shares: once SetShare gave peers weights (their rates), a
+//     Now piece, and the first nearShared missing Readahead pieces (what
+//     a reader reads next), are split among the peers that have them in
+//     proportion to their weights: a peer takes only its share of the
+//     piece's missing blocks, rounded up, whatever its pipeline, so that
+//     the piece comes from all of them at once and one peer's queue does
+//     not hold the reader up. Without weights nothing is split.
 //   - HeadTail and Normal pieces go rarest first with a random tie-break,
 //     pieces already started first (to keep few pieces half done), and in
 //     random order while we have fewer than 4 pieces.
