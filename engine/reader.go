@@ -82,6 +82,7 @@ func (t *Torrent) NewReader(file int) (*Reader, error) {
 		}
 		r.startProbe()
 	}
+	t.log.Debug("reader opened", "file", f.DisplayPath(), "owner", r.owner)
 	return r, nil
 }
 
