@@ -42,6 +42,9 @@ func (p *Picker) Pick(peer PeerID, max int) []Request {
 			continue
 		}
 		out = p.takeSplit(ps, i, out, max, split)
+		if p.prio[i] == Now {
+			out = p.takeLate(ps, i, out, max)
+		}
 	}
 	for k := 0; shared && k < len(p.stream) && len(out) < max; k++ {
 		out = p.take(ps, p.stream[k], out, max)

@@ -55,3 +55,39 @@ func containsPeer(ids []PeerID, id PeerID) bool {
 	}
 	return false
 }
+
+// lateQueue is the most requests a peer may have outstanding and still
+// take over late blocks of a Now piece (takeLate): a peer whose queue is
+// deeper would answer the duplicate no sooner than the late peer.
+const lateQueue = 32
+
+// takeLate appends duplicates of the late blocks of the Now piece i for
+// ps, once ps delivered its own share of it (it holds none of its blocks)
+// and its queue is short: a block is late once it waited past the
+// duplicate time of every peer holding it (dupDue). A rate-limited
+// seeder that has spent its quota sends nothing until its next tick, so
+// the peers that are done take over its share rather than the read
+// waiting for it. Only with shares set (SetShare).
+func (p *Picker) takeLate(ps *peerState, i int, out []Request, max int) []Request {
+	d := p.dl[i]
+	if !p.shares || d == nil || !p.wantedP(i) || !(ps.seed || hasBit(ps.has, i)) || !p.mayTake(ps, i) {
+		return out
+	}
+	for b := range d.blocks {
+		if blk := &d.blocks[b]; !blk.recv && containsPeer(blk.reqs, ps.id) {
+			return out // it still owes blocks of this piece
+		}
+	}
+	for b := range d.blocks {
+		if len(out) >= max || len(ps.reqs) >= lateQueue {
+			break
+		}
+		blk := &d.blocks[b]
+		if blk.recv || len(blk.reqs) == 0 || len(blk.reqs) >= MaxDuplicates || !p.dupDue(blk) {
+			continue
+		}
+		p.addReq(ps, i, b)
+		out = append(out, p.request(i, b))
+	}
+	return out
+}
