@@ -142,10 +142,16 @@
 // at its smoothed rate and twice the bandwidth-delay product that its
 // latest blocks show (pipeEst: the least request-to-block time and the rate
 // over the last round trip), so a new peer's pipeline doubles every round
-// trip until its bandwidth, not our depth, is the limit. A block of a piece
+// trip until its bandwidth, not our depth, is the limit; before any rate
+// is known it is initialPipeline (16) requests. A piece a read waits on,
+// and the next two of its window, are split among the peers that have
+// them by their rates (setShares, picker.SetShare). A block of a piece
 // a read waits on is duplicated at another peer once it is late for the
 // peer holding it: twice that peer's round trip plus four blocks at its
-// rate (picker.SetDuplicateAfter). Pieces whose priority
+// rate (picker.SetDuplicateAfter). We stay interested in a peer for
+// interestLinger (20 s) after we last wanted something from it: a peer
+// told we are not interested chokes us, and the next reader would wait
+// for its unchoke. Pieces whose priority
 // falls to None (a reader seeked or closed) have their requests cancelled
 // at once. Requests for pieces not in
 // the cache (never had or evicted) are rejected (BEP 6) or ignored.

@@ -284,6 +284,7 @@ func (ls *loopState) tick(now time.Time) {
 	ls.pexTick(now)
 	ls.metaTick(now)
 	ls.webSeedTick()
+	ls.updateInterestAll() // interest kept after the last want ends (interestLinger)
 	ls.conns.refillAll = true
 }
 

@@ -82,6 +82,7 @@ func (t *Torrent) NewReader(file int) (*Reader, error) {
 		}
 		r.startProbe()
 	}
+	t.log.Debug("reader opened", "file", f.DisplayPath(), "owner", r.owner)
 	return r, nil
 }
 
@@ -189,11 +190,16 @@ func (r *Reader) await(ctx context.Context, off int64, want int) (toff int64, n 
 			return 0, 0, nil, ErrReaderClosed
 		}
 	}
+	waitFrom := time.Now()
 	for i := first; i < end; i++ {
 		if err := r.waitPiece(ctx, i); err != nil {
 			done()
 			return 0, 0, nil, r.explain(ctx, i, err)
 		}
+	}
+	if w := time.Since(waitFrom); w > time.Millisecond {
+		r.t.log.Debug("read waited", "file", r.file.DisplayPath(), "off", off, "n", n,
+			"pieces", fmt.Sprintf("%d-%d", first, end-1), "wait", w.Round(time.Millisecond))
 	}
 	return toff, n, done, nil
 }
