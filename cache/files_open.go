@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -118,18 +119,20 @@ func (s *Store) loadFiles(fl *fileStore) error {
 			s.log.Info("cache: files changed since the last run; re-verifying their pieces",
 				"dir", s.ioDir, "pieces", len(verify))
 		}
-	} else {
-		seen := make([]bool, len(s.pieces))
-		for i, f := range info.Files {
-			if f.Length == 0 || cur[i].size <= 0 {
-				continue
+		if st.verify { // a verification was cut short: finish it
+			n := len(verify)
+			for p, ok := range inFiles(info, cur) {
+				if ok && !st.present[p] {
+					verify = append(verify, p)
+				}
 			}
-			first, end := info.FileSpan(f)
-			for p := first; p < end; p++ {
-				seen[p] = true
+			slices.Sort(verify)
+			if len(verify) > n {
+				s.log.Info("cache: resuming the verification of the data directory", "dir", s.ioDir, "pieces", len(verify)-n)
 			}
 		}
-		for p, ok := range seen {
+	} else {
+		for p, ok := range inFiles(info, cur) {
 			if ok {
 				verify = append(verify, p)
 			}
@@ -158,7 +161,7 @@ func (s *Store) loadFiles(fl *fileStore) error {
 	// The new state claims only what is trusted (not the pieces about
 	// to be re-verified, so that a crash cannot bring their claims back)
 	// and is not clean: from now on the files may change.
-	if err := writeState(s.statePath, s.stateFor(trusted, false, nil)); err != nil {
+	if err := writeState(s.statePath, s.stateFor(trusted, len(verify) > 0, false, nil)); err != nil {
 		return err
 	}
 	if err := fl.createEmpty(); err != nil {
@@ -170,6 +173,23 @@ func (s *Store) loadFiles(fl *fileStore) error {
 	}
 	s.startVerify(verify)
 	return nil
+}
+
+// inFiles returns which pieces touch a file that exists and is not empty
+// (cur: the files' stamps, size -1 when missing): those whose bytes may be
+// on disk.
+func inFiles(info *metainfo.Info, cur []stamp) []bool {
+	seen := make([]bool, info.NumPieces())
+	for i, f := range info.Files {
+		if f.Length == 0 || cur[i].size <= 0 {
+			continue
+		}
+		first, end := info.FileSpan(f)
+		for p := first; p < end; p++ {
+			seen[p] = true
+		}
+	}
+	return seen
 }
 
 // claimedEnd returns how long file f must be to hold its part of the

@@ -1,0 +1,121 @@
+package cache
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+// verifyCrashTorrent is the torrent whose files the verification crash
+// tests' child verifies in place: 60 pieces over files of odd sizes.
+func verifyCrashTorrent() *torrent {
+	rng := rand.New(rand.NewPCG(45, 45))
+	pl := int64(4 * BlockSize)
+	return multiTorrent(rng, pl, []int64{7*pl + 5, 20 * pl, 0, 13*pl - 9, 19*pl + 4}, false)
+}
+
+// writeFiles writes tt's files under dir as another client would leave
+// them, without a store.
+func writeFiles(t testing.TB, dir string, tt *torrent) {
+	t.Helper()
+	for _, f := range tt.info.Files {
+		p := filePath(dir, tt, f)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, tt.payload[f.Offset:f.Offset+f.Length], 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestHelperFilesVerifier is the child process of the verification crash
+// tests: it opens a Files store over complete files it has no state for,
+// so that it verifies them all, with persists only at the store's own
+// initiative (no interval, no count reached). With SWARMFS_VERIFY=end it
+// prints "n verified" once VerifyDone closes; with SWARMFS_VERIFY=mid it
+// persists every 8 pieces and prints "n half" when verification reaches
+// the middle piece, which it then never finishes. Then it waits to be
+// killed.
+func TestHelperFilesVerifier(t *testing.T) {
+	if os.Getenv(helperEnv) != "verify" {
+		t.Skip("child process of TestCrashAfterVerify and TestCrashDuringVerify")
+	}
+	tt := verifyCrashTorrent()
+	cfg := Config{Layout: Files{Dir: os.Getenv("SWARMFS_DATA_DIR")}, SyncInterval: time.Hour, SyncPieces: 1 << 20, VerifyWorkers: 2}
+	mid := os.Getenv("SWARMFS_VERIFY") == "mid"
+	if mid {
+		cfg.SyncPieces, cfg.VerifyWorkers = 8, 1
+	}
+	half := tt.info.NumPieces() / 2
+	cfg.verifyHook = func(p int) {
+		if mid && p == half {
+			fmt.Println("n half")
+			time.Sleep(time.Minute) // killed long before
+		}
+	}
+	s, err := Open(os.Getenv("SWARMFS_CACHE_DIR"), tt.hash, tt.info, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !mid {
+		<-s.VerifyDone()
+		fmt.Println("n verified")
+	}
+	time.Sleep(time.Minute) // killed long before
+	fmt.Println("done")
+}
+
+// verifyCrash runs the verifier child over a data directory of complete
+// files, SIGKILLs it as soon as it says so, and reopens the store.
+func verifyCrash(t *testing.T, mode string) (tt *torrent, s *Store) {
+	tt = verifyCrashTorrent()
+	root, data := t.TempDir(), t.TempDir()
+	writeFiles(t, data, tt)
+	cmd := exec.Command(os.Args[0], "-test.run=^TestHelperFilesVerifier$", "-test.count=1")
+	cmd.Env = append(os.Environ(), helperEnv+"=verify", "SWARMFS_VERIFY="+mode,
+		"SWARMFS_CACHE_DIR="+root, "SWARMFS_DATA_DIR="+data)
+	if line := killMidway(t, cmd, "n ", 0); line == "" || line == "done" {
+		t.Fatalf("child ended before it was killed (last line %q)", line)
+	}
+	return tt, openFilesT(t, root, data, tt, Config{})
+}
+
+// TestCrashAfterVerify kills a store with SIGKILL right after it verified
+// a data directory in place: the reopen trusts every piece at once,
+// without reading a byte of the files.
+func TestCrashAfterVerify(t *testing.T) {
+	tt, s := verifyCrash(t, "end")
+	if s.Verifying() || s.VerifyProgress().Pieces != 0 || s.files.read.Load() != 0 {
+		t.Fatalf("reopen after a kill verifies again: %+v, read %d bytes", s.VerifyProgress(), s.files.read.Load())
+	}
+	if n, _ := s.Present(); n != tt.info.NumPieces() {
+		t.Fatalf("reopen after a kill right after verification has %d of %d pieces", n, tt.info.NumPieces())
+	}
+	checkPresentData(t, s, tt)
+}
+
+// TestCrashDuringVerify kills a store with SIGKILL half-way through the
+// verification of a data directory: the reopen trusts the pieces the
+// persists claimed and verifies the others (not only the pieces of changed
+// files), so that every piece is present again and none needs a download.
+func TestCrashDuringVerify(t *testing.T) {
+	tt, s := verifyCrash(t, "mid")
+	n := tt.info.NumPieces()
+	claimed, _ := s.Present()
+	if claimed == 0 || claimed >= n/2 {
+		t.Fatalf("the state after a kill half-way claims %d of %d pieces", claimed, n)
+	}
+	waitVerified(t, s)
+	if vp := s.VerifyProgress(); vp.Pieces != n-claimed {
+		t.Fatalf("reopen verified %d pieces, want the %d not claimed", vp.Pieces, n-claimed)
+	}
+	if got, _ := s.Present(); got != n {
+		t.Fatalf("after the reopen's verification %d of %d pieces are present", got, n)
+	}
+	checkPresentData(t, s, tt)
+}
