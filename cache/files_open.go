@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"slices"
+	"time"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -51,6 +51,7 @@ func (s *Store) openFiles(l Files) error {
 		paths = filePaths(abs, "", s.info)
 	}
 	fl := newFileStore(base, paths, s.info, lock)
+	fl.onChange = s.fileChanged
 	s.data, s.files = fl, fl
 	removeTemps(s.statePath)
 	if err := s.loadFiles(fl); err != nil {
@@ -69,7 +70,7 @@ func (s *Store) openFiles(l Files) error {
 // such a state every piece of the files that exist is re-verified.
 func (s *Store) loadFiles(fl *fileStore) error {
 	info := s.info
-	cur, err := fl.stamps()
+	cur, err := fl.current()
 	if err != nil {
 		return fmt.Errorf("cache: data directory: %w", err)
 	}
@@ -88,6 +89,7 @@ func (s *Store) loadFiles(fl *fileStore) error {
 	if reason == "" {
 		copy(trusted, st.present)
 		suspect := make([]bool, len(s.pieces))
+		gone := make([]bool, len(s.pieces))
 		// Stamps exist only in a clean state: after a crash only the
 		// sizes can tell.
 		stamped := st.clean && len(st.stamps) == len(info.Files)
@@ -99,37 +101,40 @@ func (s *Store) loadFiles(fl *fileStore) error {
 			c := cur[i]
 			if c.size < 0 { // missing: its pieces are gone
 				for p := first; p < end; p++ {
-					trusted[p] = false
+					gone[p] = true
 				}
 				continue
 			}
-			if (stamped && c != st.stamps[i]) || c.size < claimedEnd(info, f, st.present) {
+			switch {
+			case stamped && c != st.stamps[i]:
+				// Changed behind our back: any piece of it may now
+				// verify, or no longer.
+				for p := first; p < end; p++ {
+					suspect[p] = true
+				}
+			case c.size < claimedEnd(info, f, st.present):
 				for p := first; p < end; p++ {
 					suspect[p] = suspect[p] || trusted[p]
 				}
 			}
 		}
+		if st.verify { // a verification was cut short: finish it
+			for p, ok := range inFiles(info, cur) {
+				suspect[p] = suspect[p] || (ok && !st.present[p])
+			}
+		}
 		for p := range trusted {
-			if suspect[p] && trusted[p] {
+			switch {
+			case gone[p]:
+				trusted[p] = false
+			case suspect[p]:
 				trusted[p] = false
 				verify = append(verify, p)
 			}
 		}
 		if len(verify) > 0 {
-			s.log.Info("cache: files changed since the last run; re-verifying their pieces",
+			s.log.Info("cache: re-verifying pieces of files changed since the last run, or not verified yet",
 				"dir", s.ioDir, "pieces", len(verify))
-		}
-		if st.verify { // a verification was cut short: finish it
-			n := len(verify)
-			for p, ok := range inFiles(info, cur) {
-				if ok && !st.present[p] {
-					verify = append(verify, p)
-				}
-			}
-			slices.Sort(verify)
-			if len(verify) > n {
-				s.log.Info("cache: resuming the verification of the data directory", "dir", s.ioDir, "pieces", len(verify)-n)
-			}
 		}
 	} else {
 		for p, ok := range inFiles(info, cur) {
@@ -202,4 +207,39 @@ func claimedEnd(info *metainfo.Info, f metainfo.File, present []bool) int64 {
 		}
 	}
 	return 0
+}
+
+// fileChanged handles file i, found changed behind the store's back while
+// it is open (files_stamp.go): its present pieces are dropped like evicted
+// ones (reported through Evictions and TakeEvicted, no longer served nor
+// claimed by the next persist), the file's slot takes its new stamp, and
+// after Store.settle every piece of the file is re-verified from the file
+// as it then is (those that match become present; a new VerifyDone channel
+// says when). A change found while the file is still being changed starts
+// another such round, so that the last one reads the file as it was left.
+func (s *Store) fileChanged(i int) {
+	f := s.info.Files[i]
+	first, end := s.info.FileSpan(f)
+	var all []int
+	dropped := 0
+	s.mu.Lock()
+	for p := first; p < end; p++ {
+		if s.pieces[p].present {
+			s.unpresentLocked(p)
+			dropped++
+		}
+		all = append(all, p)
+	}
+	s.mu.Unlock()
+	s.files.endChange(i)
+	s.log.Warn("cache: a file changed behind the store's back; re-verifying its pieces",
+		"file", s.files.paths[i], "dropped", dropped)
+	s.mu.Lock()
+	if !s.closed {
+		// A write's mtime is set before its bytes are copied: give a
+		// write in progress time to end before reading the file.
+		s.verifyAt = time.Now().Add(s.settle)
+		s.startVerify(all) // pieces being written are left to their writer
+	}
+	s.mu.Unlock()
 }

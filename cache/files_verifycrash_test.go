@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 )
@@ -39,7 +40,8 @@ func writeFiles(t testing.TB, dir string, tt *torrent) {
 // initiative (no interval, no count reached). With SWARMFS_VERIFY=end it
 // prints "n verified" once VerifyDone closes; with SWARMFS_VERIFY=mid it
 // persists every 8 pieces and prints "n half" when verification reaches
-// the middle piece, which it then never finishes. Then it waits to be
+// the middle piece and a persist claimed pieces; it never finishes that
+// piece. Then it waits to be
 // killed.
 func TestHelperFilesVerifier(t *testing.T) {
 	if os.Getenv(helperEnv) != "verify" {
@@ -52,8 +54,18 @@ func TestHelperFilesVerifier(t *testing.T) {
 		cfg.SyncPieces, cfg.VerifyWorkers = 8, 1
 	}
 	half := tt.info.NumPieces() / 2
+	var s *Store
+	opened := make(chan struct{})
 	cfg.verifyHook = func(p int) {
 		if mid && p == half {
+			<-opened
+			// The periodic persists during verification claim the
+			// first pieces: wait for one (the kill must not race it).
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+				if st, err := readState(s.statePath); err == nil && slices.Contains(st.present, true) {
+					break
+				}
+			}
 			fmt.Println("n half")
 			time.Sleep(time.Minute) // killed long before
 		}
@@ -62,6 +74,7 @@ func TestHelperFilesVerifier(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	close(opened)
 	if !mid {
 		<-s.VerifyDone()
 		fmt.Println("n verified")
@@ -72,7 +85,8 @@ func TestHelperFilesVerifier(t *testing.T) {
 
 // verifyCrash runs the verifier child over a data directory of complete
 // files, SIGKILLs it as soon as it says so, and reopens the store.
-func verifyCrash(t *testing.T, mode string) (tt *torrent, s *Store) {
+// It returns how many pieces the state on disk claimed after the kill.
+func verifyCrash(t *testing.T, mode string) (tt *torrent, claimed int, s *Store) {
 	tt = verifyCrashTorrent()
 	root, data := t.TempDir(), t.TempDir()
 	writeFiles(t, data, tt)
@@ -82,14 +96,27 @@ func verifyCrash(t *testing.T, mode string) (tt *torrent, s *Store) {
 	if line := killMidway(t, cmd, "n ", 0); line == "" || line == "done" {
 		t.Fatalf("child ended before it was killed (last line %q)", line)
 	}
-	return tt, openFilesT(t, root, data, tt, Config{})
+	states, _ := filepath.Glob(filepath.Join(root, tt.hash.String(), "files-*.state"))
+	if len(states) != 1 {
+		t.Fatalf("state files %v", states)
+	}
+	st, err := readState(states[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ok := range st.present {
+		if ok {
+			claimed++
+		}
+	}
+	return tt, claimed, openFilesT(t, root, data, tt, Config{})
 }
 
 // TestCrashAfterVerify kills a store with SIGKILL right after it verified
 // a data directory in place: the reopen trusts every piece at once,
 // without reading a byte of the files.
 func TestCrashAfterVerify(t *testing.T) {
-	tt, s := verifyCrash(t, "end")
+	tt, _, s := verifyCrash(t, "end")
 	if s.Verifying() || s.VerifyProgress().Pieces != 0 || s.files.read.Load() != 0 {
 		t.Fatalf("reopen after a kill verifies again: %+v, read %d bytes", s.VerifyProgress(), s.files.read.Load())
 	}
@@ -104,9 +131,8 @@ func TestCrashAfterVerify(t *testing.T) {
 // persists claimed and verifies the others (not only the pieces of changed
 // files), so that every piece is present again and none needs a download.
 func TestCrashDuringVerify(t *testing.T) {
-	tt, s := verifyCrash(t, "mid")
+	tt, claimed, s := verifyCrash(t, "mid")
 	n := tt.info.NumPieces()
-	claimed, _ := s.Present()
 	if claimed == 0 || claimed >= n/2 {
 		t.Fatalf("the state after a kill half-way claims %d of %d pieces", claimed, n)
 	}

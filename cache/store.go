@@ -87,6 +87,7 @@ type Store struct {
 	reclaimHook  func(piece int) // tests: runs before a reclaimed buffer of piece is written out
 	verifyHook   func(piece int) // tests: runs before background verification hashes piece
 	workers      int             // Config.VerifyWorkers
+	settle       time.Duration   // how long a file found changed is left alone before re-verification
 	progress     verifyProgress
 
 	closeCh    chan struct{} // closed by Close
@@ -114,11 +115,13 @@ type Store struct {
 	evicted      []int
 	punchQueue   []int
 	dirtyN       int
-	verifying    bool   // verification workers are running
-	verifyQueue  []int  // pieces waiting for them
-	persisted    int    // present pieces in the last state written
-	wbufHeld     []int  // pieces holding a write buffer, at most maxWbufs
-	feeds        uint64 // blocks received in order, the clock of pieceState.fedAt
+	verifying    bool      // verification workers are running
+	verifyQueue  []int     // pieces waiting for them
+	verifyRounds int       // verification rounds started
+	verifyAt     time.Time // verification waits until then (a changed file settles)
+	persisted    int       // present pieces in the last state written
+	wbufHeld     []int     // pieces holding a write buffer, at most maxWbufs
+	feeds        uint64    // blocks received in order, the clock of pieceState.fedAt
 	staged       stagedAcct
 	partial      map[int]struct{} // pieces that may have staged blocks
 }
@@ -184,6 +187,7 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 		chunk:        writeChunk,
 		workers:      cfg.VerifyWorkers,
 		verifyHook:   cfg.verifyHook,
+		settle:       pathCheckEvery,
 		closeCh:      make(chan struct{}),
 		dirtyCh:      make(chan struct{}, 1),
 		fullCh:       make(chan struct{}, 1),

@@ -9,6 +9,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -72,11 +73,17 @@ func (s *Store) startVerify(pieces []int) {
 	if s.verifying || len(pieces) == 0 {
 		return
 	}
+	// The channel made in Open serves the first round; a later round
+	// gets its own (the last one's may not be closed yet).
 	select {
 	case <-s.verifyDone:
 		s.verifyDone = make(chan struct{})
 	default:
+		if s.verifyRounds > 0 {
+			s.verifyDone = make(chan struct{})
+		}
 	}
+	s.verifyRounds++
 	s.verifying = true
 	s.bg.Add(1)
 	go s.verifyPieces(s.verifyDone)
@@ -130,6 +137,16 @@ func (s *Store) verifyPieces(done chan struct{}) {
 // the store has closed.
 func (s *Store) verifyOne(zeroHash map[int64]metainfo.Hash) bool {
 	s.mu.Lock()
+	for d := time.Until(s.verifyAt); d > 0 && !s.closed; d = time.Until(s.verifyAt) {
+		s.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.closeCh:
+		}
+		t.Stop()
+		s.mu.Lock()
+	}
 	if s.closed || len(s.verifyQueue) == 0 {
 		s.mu.Unlock()
 		return false
@@ -153,6 +170,7 @@ func (s *Store) verifyOne(zeroHash map[int64]metainfo.Hash) bool {
 	if s.verifyHook != nil {
 		s.verifyHook(p)
 	}
+	gens := s.fileGens(p)
 	ok, err := s.verifyPiece(p, zeroHash)
 	if !ok && err == nil {
 		// Bytes that do not verify are garbage: return their space
@@ -164,6 +182,13 @@ func (s *Store) verifyOne(zeroHash map[int64]metainfo.Hash) bool {
 
 	s.mu.Lock()
 	st.busy.finishing = false
+	if s.fileGens(p) != gens && !s.closed {
+		// A file of the piece changed while it was hashed: what was
+		// read may be old, and the change's handler, which queued its
+		// file's pieces, skipped this busy one.
+		ok, err = false, nil
+		s.startVerify([]int{p})
+	}
 	if ok {
 		s.markPresentLocked(p)
 		s.progress.good.Add(1)
@@ -180,6 +205,15 @@ func (s *Store) verifyOne(zeroHash map[int64]metainfo.Hash) bool {
 		s.budget.enforce()
 	}
 	return true
+}
+
+// fileGens returns the change count of the files that hold piece p (0 with
+// the DataFile layout): it differs once any of them was found changed.
+func (s *Store) fileGens(p int) uint64 {
+	if s.files == nil {
+		return 0
+	}
+	return s.files.gens(s.info.PieceOffset(p), s.info.PieceSize(p))
 }
 
 // verifyPiece hashes piece p from disk, skipping the read when the piece is

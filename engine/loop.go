@@ -38,7 +38,7 @@ type loopState struct {
 	gate  prefetchGate
 
 	prefetch, paused bool
-	verifySynced     bool // the cache's background re-verification was taken into account
+	verifySynced     <-chan struct{} // the cache's VerifyDone whose closing was taken into account
 	completed        bool
 	importing        bool
 	dirty            bool // publish a snapshot after this step
@@ -101,8 +101,10 @@ func (t *Torrent) run() {
 		var evicted, verified <-chan struct{}
 		if st := ls.store(); st != nil {
 			evicted = st.Evictions()
-			if !ls.verifySynced {
-				verified = st.VerifyDone()
+			// A Files store starts another round (another channel)
+			// when a file changed behind its back.
+			if d := st.VerifyDone(); d != ls.verifySynced {
+				verified = d
 			}
 		}
 		select {
@@ -128,7 +130,7 @@ func (t *Torrent) run() {
 		case <-evicted:
 			ls.onEvicted()
 		case <-verified:
-			ls.verifySynced = true
+			ls.verifySynced = verified
 			ls.dirty = true // the state leaves "verifying"
 			ls.syncWithStore()
 		case addrs := <-ls.ann.trkPeers:
