@@ -133,20 +133,10 @@ func (fl *fileStore) acquire(i int, create bool) (*handle, error) {
 	}
 	created := false
 	if errors.Is(err, os.ErrNotExist) && create {
-		if err = os.MkdirAll(filepath.Dir(path), 0o777); err == nil {
-			// O_EXCL: a file someone else made meanwhile is not ours.
-			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
-			created = err == nil
-			if errors.Is(err, os.ErrExist) {
-				f, err = os.OpenFile(path, os.O_RDWR, 0)
-			}
-		}
+		f, created, err = fl.create(i, perm)
 	}
 	if err != nil {
 		return nil, err
-	}
-	if created {
-		fl.created(i, f)
 	}
 	fl.fileMu.Lock()
 	defer fl.fileMu.Unlock()

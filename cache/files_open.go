@@ -231,6 +231,16 @@ func (s *Store) fileChanged(i int) {
 		all = append(all, p)
 	}
 	s.mu.Unlock()
+	if dropped > 0 {
+		// The state on disk may still claim the dropped pieces, whose
+		// bytes changed: replace it now, not at the next persist, so
+		// that a crash cannot bring the claims back (retractLocked).
+		s.persisting.Lock()
+		if err := s.persistHeld(true); err != nil {
+			s.log.Warn("cache: cannot write a state without the pieces of a changed file", "dir", s.dir, "err", err)
+		}
+		s.persisting.Unlock()
+	}
 	s.files.endChange(i)
 	s.log.Warn("cache: a file changed behind the store's back; re-verifying its pieces",
 		"file", s.files.paths[i], "dropped", dropped)

@@ -3,6 +3,8 @@ package cache
 import (
 	"errors"
 	"io/fs"
+	"os"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -58,16 +60,30 @@ func statPath(path string) (stamp, fileID, error) {
 	return stampOf(&st), fileID{uint64(st.Dev), st.Ino}, nil
 }
 
-// created records file i, which the store has just created, as known.
-func (fl *fileStore) created(i int, f interface{ Fd() uintptr }) {
-	sl := &fl.slots[i]
-	var st unix.Stat_t
-	if unix.Fstat(int(f.Fd()), &st) != nil {
-		return
+// create creates file i (and its directories) and records it as known,
+// under the slot's lock so that no check sees the new file before. A file
+// someone else made meanwhile is opened instead, not taken as the store's.
+func (fl *fileStore) create(i int, perm os.FileMode) (f *os.File, created bool, err error) {
+	path := fl.paths[i]
+	if err := os.MkdirAll(filepath.Dir(path), 0o777); err != nil {
+		return nil, false, err
 	}
+	sl := &fl.slots[i]
 	sl.mu.Lock()
-	sl.known, sl.id = stampOf(&st), fileID{uint64(st.Dev), st.Ino}
-	sl.mu.Unlock()
+	defer sl.mu.Unlock()
+	f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, perm)
+	if errors.Is(err, os.ErrExist) {
+		f, err = os.OpenFile(path, os.O_RDWR, 0)
+		return f, false, err
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	var st unix.Stat_t
+	if unix.Fstat(int(f.Fd()), &st) == nil && sl.known.size < 0 {
+		sl.known, sl.id = stampOf(&st), fileID{uint64(st.Dev), st.Ino}
+	}
+	return f, true, nil
 }
 
 // sameness is what comparing an open file with its slot found.

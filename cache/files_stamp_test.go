@@ -91,8 +91,11 @@ func readsNeverChanged(t *testing.T, s *Store, tt *torrent) {
 func changedWhileOpen(t *testing.T, change func(path string, b []byte)) (s *Store, tt *torrent, fi int, bad int) {
 	tt = changeTorrent()
 	root, dir := t.TempDir(), t.TempDir()
-	s = openFilesT(t, root, dir, tt, Config{})
+	s = openFilesT(t, root, dir, tt, Config{SyncInterval: time.Hour})
 	writeAll(t, s, tt)
+	if err := s.Sync(); err != nil { // the state claims every piece
+		t.Fatal(err)
+	}
 	fi = 1
 	f := tt.info.Files[fi]
 	at := f.Length / 2
@@ -138,6 +141,17 @@ func TestFilesRewrittenWhileOpen(t *testing.T) {
 	buf := make([]byte, tt.info.PieceSize(bad))
 	if err := s.ReadBlock(bad, 0, buf); !errors.Is(err, ErrNotPresent) {
 		t.Fatalf("ReadBlock of the changed piece: %v, want ErrNotPresent", err)
+	}
+	// A kill -9 now must not find the file's pieces claimed.
+	st, err := readState(s.statePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, end := tt.info.FileSpan(tt.info.Files[fi])
+	for p := first; p < end; p++ {
+		if st.present[p] {
+			t.Fatalf("the state on disk still claims piece %d of the changed file", p)
+		}
 	}
 	readsNeverChanged(t, s, tt)
 	checkReverified(t, s, tt, fi, bad)
