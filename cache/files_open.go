@@ -65,9 +65,11 @@ func (s *Store) openFiles(l Files) error {
 // matches the torrent and the directory, it trusts the pieces the state
 // claims except those of files changed behind the store's back: a missing
 // file's pieces are absent; a file whose size or times differ from a clean
-// state's stamps, or that is shorter than the pieces claimed in it need (any
-// state), has its claimed pieces re-verified in the background. Without
-// such a state every piece of the files that exist is re-verified.
+// state's stamps has all its pieces re-verified in the background, one
+// shorter than the pieces claimed in it need (any state) its claimed
+// pieces. A state with the verify flag (a verification was cut short) also
+// has every piece it does not claim in the files that exist verified.
+// Without such a state every piece of the files that exist is re-verified.
 func (s *Store) loadFiles(fl *fileStore) error {
 	info := s.info
 	cur, err := fl.current()

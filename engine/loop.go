@@ -301,14 +301,17 @@ func (ls *loopState) wantsPeers() bool {
 }
 
 // onEvicted forgets pieces the cache evicted: they are never served, and
-// fetched again only for a reader that reads them (or reads ahead).
+// fetched again only for a reader that reads them (or reads ahead). Pieces
+// a data directory's store dropped (a file changed behind its back) are
+// not spent: no cap applies there, so prefetch may fetch them again.
 func (ls *loopState) onEvicted() {
+	_, inPlace := ls.store().Layout().(cache.Files)
 	for _, i := range ls.store().TakeEvicted() {
 		if ls.pk != nil && i >= 0 && i < ls.info().NumPieces() {
 			ls.pk.SetHave(i, false)
 			// Only a reader's window wants it again: prefetch and
 			// head/tail priorities would evict another piece for it.
-			ls.pk.SetSpent(i, true)
+			ls.pk.SetSpent(i, !inPlace)
 			ls.tally.evictedBytes += ls.info().PieceSize(i)
 		}
 	}
