@@ -145,3 +145,69 @@ func TestCrashDuringVerify(t *testing.T) {
 	}
 	checkPresentData(t, s, tt)
 }
+
+// TestDataFileVerifyResumes takes a copy of a DataFile store (its data
+// and state files, as a kill -9 would leave them) half-way through the
+// re-verification of a data file touched behind its back: the copy's
+// reopen verifies the pieces its state does not claim instead of punching
+// them out, and finds every piece.
+func TestDataFileVerifyResumes(t *testing.T) {
+	tt := genTorrent(rand.New(rand.NewPCG(46, 46)), 4*BlockSize, 40*4*BlockSize+99)
+	root := t.TempDir()
+	s := openT(t, root, tt, Config{})
+	writeAll(t, s, tt)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, tt.hash.String())
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(dir, dataName), later, later); err != nil {
+		t.Fatal(err)
+	}
+	half := tt.info.NumPieces() / 2
+	copied := make(chan struct{})
+	crashed := t.TempDir()
+	var s2 *Store
+	opened := make(chan struct{})
+	hook := func(p int) {
+		if p != half {
+			return
+		}
+		<-opened
+		s2.Sync() // the periodic persist, claiming the pieces before half
+		cdir := filepath.Join(crashed, tt.hash.String())
+		if err := os.MkdirAll(cdir, 0o700); err != nil {
+			t.Error(err)
+		}
+		for _, name := range []string{dataName, stateName} {
+			if out, err := exec.Command("cp", "--sparse=always", filepath.Join(dir, name), cdir).CombinedOutput(); err != nil {
+				t.Errorf("cp: %v\n%s", err, out)
+			}
+		}
+		close(copied)
+	}
+	s2 = openT(t, root, tt, Config{VerifyWorkers: 1, verifyHook: hook})
+	close(opened)
+	select {
+	case <-copied:
+	case <-time.After(30 * time.Second):
+		t.Fatal("verification did not reach the middle")
+	}
+	st, err := readState(filepath.Join(crashed, tt.hash.String(), stateName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.verify || slices.Index(st.present, false) != half {
+		t.Fatalf("the state half-way claims %d pieces, verify flag %v; want the %d before the middle and the flag", slices.Index(st.present, false), st.verify, half)
+	}
+	c := openT(t, crashed, tt, Config{})
+	waitVerified(t, c)
+	if vp := c.VerifyProgress(); vp.Pieces != tt.info.NumPieces()-half {
+		t.Fatalf("the reopen verified %d pieces, want the %d not claimed", vp.Pieces, tt.info.NumPieces()-half)
+	}
+	if n, _ := c.Present(); n != tt.info.NumPieces() {
+		t.Fatalf("%d of %d pieces present after the reopen", n, tt.info.NumPieces())
+	}
+	checkPresentData(t, c, tt)
+	waitVerified(t, s2)
+}
