@@ -171,7 +171,11 @@
 // behind the reader too) and 4 pieces do not fit is refused with
 // ErrCacheTooSmall. Evicted pieces are spent (picker.SetSpent): only a
 // reader's Now and Readahead ranges want them again, never prefetch or
-// head and tail priorities. Prefetch stops while cache WouldEvict says
+// head and tail priorities. (Pieces a data directory's store drops because
+// a file changed behind its back are not spent: no cap applies there. The
+// store re-verifies them in another round of background verification, a
+// new VerifyDone that the loop syncs with, and a Reader that finds its
+// piece gone after waiting for it waits again.) Prefetch stops while cache WouldEvict says
 // that one more piece, beyond the blocks requested, would evict a piece no
 // reader has read yet (or one in a reader's window, or another torrent's,
 // or could not stay), and resumes when only read pieces would go.
