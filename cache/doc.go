@@ -105,7 +105,13 @@
 // durable, byte for byte (TestCrashEvictRefetch kills a writer that evicts,
 // refetches and discards pieces 40 times, TestCrashFilesLayout one that
 // writes the Files layout); at most the pieces verified since the last
-// persist are downloaded again. The data is not fdatasync'ed per piece, so
+// persist are downloaded again. Background verification persists the state
+// as soon as it ends, before VerifyDone closes (TestCrashAfterVerify kills
+// a store right after it verified a data directory: nothing is hashed
+// again), and a state written while pieces still await verification
+// carries the verify flag: the next Open verifies every piece it does not
+// claim whose bytes may exist, instead of taking them as absent
+// (TestCrashDuringVerify). The data is not fdatasync'ed per piece, so
 // after a power loss the same holds only as far as the filesystem keeps the
 // order of fdatasync and rename. With the Files layout "the data file"
 // above means every file written since the last persist (each
@@ -121,24 +127,51 @@
 //
 // The Files layout judges each file on its own: a missing file's pieces are
 // absent at once (nothing is read); a file whose size, mtime or ctime
-// differ from a clean state's stamp, or (after a crash) that is shorter
-// than the pieces claimed in it need, has only the claimed pieces it
-// touches re-verified; the others are trusted. Before that, Open writes a
+// differ from a clean state's stamp has every piece it touches
+// re-verified, one that (after a crash) is shorter than the pieces claimed
+// in it need has the claimed pieces it touches re-verified; the others are
+// trusted. Before that, Open writes a
 // state that no longer claims the pieces it re-verifies. Without a usable
 // state (none, another directory, a torrent's data made by another
-// program), every piece of the files that exist is verified. While the
-// store is open, a read that finds a file cut short drops the pieces read
-// whose bytes are gone, reported like evicted ones (Evictions,
-// TakeEvicted), so they are no longer served and may be downloaded again;
-// a file replaced by rename keeps being served from the open original,
-// whose verified bytes did not change; bytes overwritten in place while
-// the store is open are not detected until the next Open.
+// program), every piece of the files that exist is verified.
+//
+// The stamps a clean state records are the files as the store last wrote
+// or verified them, not as they are at Close: a file changed behind its
+// back while it was open, and not noticed then, keeps its old stamp, so the
+// next Open re-verifies it (every piece of it, claimed or not). While the
+// store is open (files_stamp.go), each file has a slot with that stamp and
+// the file's identity (device, inode), taken at Open and right after each
+// of the store's own writes into it. Every read from a file (ReadAt,
+// ReadBlock, HoldSpan, the read-back of verification) compares the open
+// file with its slot right after reading (one fstat), and the file at its
+// path at most once a second (a file replaced by rename: the open
+// descriptor still reads the old file, whose verified bytes did not
+// change, so serving those meanwhile is right); a write compares before
+// writing, so that the stamp it takes afterwards absorbs no one else's
+// change. A mismatch is handled once: the file's present pieces are
+// dropped like evicted ones (Evictions, TakeEvicted), a state without them
+// is written at once, the slot takes the file as it now is (a replaced
+// file is reopened; the old descriptor is closed once no read or held Span
+// uses it), and after a second (a write sets the mtime before it copies
+// its bytes) every piece of the file is re-verified in another round of
+// background verification: VerifyDone then returns a new channel. A read
+// that overlapped the drop returns an error wrapping ErrNotPresent, never
+// the bytes it read (heldIntact); a verification that overlapped it hashes
+// the piece again. A file cut short is also reported as before: the read
+// that finds it fails with a *DiskError. What this cannot see: a change
+// made within the same clock tick as the store's own last write or stamp
+// (file times are as coarse as a tick on filesystems without fine-grained
+// timestamps) or between a write and the fstat right after it; a change
+// racing FinishPiece or WritePiece of a piece of the same file (its hash
+// comes from the bytes received, not from the file); and bytes a Span
+// hands to splice after a check that found the file unchanged.
 //
 // Re-verification hashes on Config.VerifyWorkers goroutines (GOMAXPROCS by
 // default), each reading 1 MiB at a time, taking pieces in order so that
 // reads stay mostly sequential; memory is bounded by the worker count.
 // VerifyProgress reports the pieces and bytes given and checked and the
-// pieces found good, for a progress line; VerifyDone closes at the end.
+// pieces found good, for a progress line (summed over rounds); VerifyDone
+// closes at the end of a round.
 //
 // # Eviction
 //
@@ -209,7 +242,13 @@
 // WriteBlock writes the idle piece's bytes out (outside the mutex) before
 // using it; until then the idle piece's writes and FinishPiece wait. The
 // Files layout's table of open files has its own mutex (fileMu), held only
-// to look up or install entries, never across I/O. Background
+// to look up or install entries, never across I/O; each file's slot has a
+// read-write mutex held across a write into the file and the fstat before
+// and after it (buffered writes to one file are serialized by the kernel
+// anyway), and for reading across the fstat of a check. A change found is
+// handled by the goroutine that found it, holding none of these; others
+// that find it meanwhile wait for that to end. Lock order: a slot's mutex
+// before fileMu; neither is held while taking the Store's. Background
 // re-verification runs on its own goroutines, which end before Close
 // returns. Lock order: Store before Budget; the Budget never calls a Store while holding
 // its own lock. A Store's persist mutex is taken before its main mutex and is

@@ -17,11 +17,14 @@ import (
 )
 
 // fileStore is the Files layout's storage: the torrent's own files under a
-// data directory. Files are opened on first use and stay open until close
-// (a held Span's descriptor must stay valid); a file is created, with its
-// directories, by the first write into it, and grows as pieces are written
-// (never preallocated). Bytes of pad files are zeros that are never
-// stored: reads fill them in, writes skip them.
+// data directory. Files are opened on first use and stay open until close,
+// or until found replaced (a held Span's descriptor stays valid until it is
+// released); a file is created, with its directories, by the first write
+// into it, and grows as pieces are written (never preallocated). Bytes of
+// pad files are zeros that are never stored: reads fill them in, writes
+// skip them. Each file's slot (files_stamp.go) knows the file as the store
+// last wrote or verified it, so that reads and writes notice changes made
+// behind the store's back.
 type fileStore struct {
 	dir   string // absolute directory that holds everything created
 	info  *metainfo.Info
@@ -29,12 +32,26 @@ type fileStore struct {
 	lock  *os.File     // flock'ed lock file in the store directory
 	read  atomic.Int64 // bytes read from the files, for tests
 	syncs atomic.Int64 // files fdatasync'ed, for tests
+	slots []fileSlot   // one per file: its stamp as the store knows it
+	// onChange is called, with no lock of the fileStore held, when a file
+	// was found changed behind the store's back (beginChange succeeded);
+	// it must call endChange. Set by the store before any I/O.
+	onChange func(file int)
 
 	// fileMu guards the table of open files and what awaits a sync.
 	fileMu  sync.Mutex
-	open    []*os.File
+	open    []*handle
 	dirty   map[int]struct{}    // files written since the last sync
 	newDirs map[string]struct{} // directories that gained files since the last sync
+}
+
+// handle is one open file of the store. The table holds it until it is
+// found replaced (retired); its descriptor is closed once retired and no
+// longer in use.
+type handle struct {
+	f       *os.File
+	refs    int         // fileMu: users (reads, writes, held spans)
+	retired atomic.Bool // set under fileMu: no longer in the table
 }
 
 // filesKey names the state and lock files of a Files store in the store
@@ -72,7 +89,8 @@ func newFileStore(dir string, paths []string, info *metainfo.Info, lock *os.File
 		info:    info,
 		paths:   paths,
 		lock:    lock,
-		open:    make([]*os.File, len(info.Files)),
+		open:    make([]*handle, len(info.Files)),
+		slots:   make([]fileSlot, len(info.Files)),
 		dirty:   make(map[int]struct{}),
 		newDirs: make(map[string]struct{}),
 	}
@@ -83,24 +101,27 @@ func newFileStore(dir string, paths []string, info *metainfo.Info, lock *os.File
 func (fl *fileStore) createEmpty() error {
 	for i, f := range fl.info.Files {
 		if f.Length == 0 {
-			if _, err := fl.file(i, true); err != nil {
+			h, err := fl.acquire(i, true)
+			if err != nil {
 				return err
 			}
+			fl.release(h)
 		}
 	}
 	return nil
 }
 
-// file returns file i open, creating it (and its directories) when create
-// is set. A file the user may not write is opened read-only: it can still
-// be verified and served.
-func (fl *fileStore) file(i int, create bool) (*os.File, error) {
+// acquire returns file i open, creating it (and its directories) when
+// create is set, and counts a user of it until release. A file the user
+// may not write is opened read-only: it can still be verified and served.
+func (fl *fileStore) acquire(i int, create bool) (*handle, error) {
 	fl.fileMu.Lock()
-	f := fl.open[i]
-	fl.fileMu.Unlock()
-	if f != nil {
-		return f, nil
+	if h := fl.open[i]; h != nil {
+		h.refs++
+		fl.fileMu.Unlock()
+		return h, nil
 	}
+	fl.fileMu.Unlock()
 	path := fl.paths[i]
 	perm := os.FileMode(0o666)
 	if fl.info.Files[i].Executable {
@@ -112,10 +133,7 @@ func (fl *fileStore) file(i int, create bool) (*os.File, error) {
 	}
 	created := false
 	if errors.Is(err, os.ErrNotExist) && create {
-		if err = os.MkdirAll(filepath.Dir(path), 0o777); err == nil {
-			f, err = os.OpenFile(path, os.O_RDWR|os.O_CREATE, perm)
-			created = err == nil
-		}
+		f, created, err = fl.create(i, perm)
 	}
 	if err != nil {
 		return nil, err
@@ -130,12 +148,42 @@ func (fl *fileStore) file(i int, create bool) (*os.File, error) {
 			}
 		}
 	}
-	if fl.open[i] != nil { // another goroutine was first
+	if h := fl.open[i]; h != nil { // another goroutine was first
 		f.Close()
-		return fl.open[i], nil
+		h.refs++
+		return h, nil
 	}
-	fl.open[i] = f
-	return f, nil
+	h := &handle{f: f, refs: 1}
+	fl.open[i] = h
+	return h, nil
+}
+
+// release ends a use of h begun by acquire.
+func (fl *fileStore) release(h *handle) {
+	fl.fileMu.Lock()
+	defer fl.fileMu.Unlock()
+	h.refs--
+	if h.refs == 0 && h.retired.Load() {
+		h.f.Close()
+	}
+}
+
+// retire takes file i's handle out of the table (the file at its path was
+// replaced or removed): the next use opens the path again, and the old
+// descriptor is closed once no one uses it.
+func (fl *fileStore) retire(i int) {
+	fl.fileMu.Lock()
+	defer fl.fileMu.Unlock()
+	h := fl.open[i]
+	if h == nil {
+		return
+	}
+	fl.open[i] = nil
+	h.retired.Store(true)
+	delete(fl.dirty, i) // its writes are not the path's any more
+	if h.refs == 0 {
+		h.f.Close()
+	}
 }
 
 func (fl *fileStore) readAt(p []byte, off int64) (int, error) {
@@ -147,16 +195,20 @@ func (fl *fileStore) readAt(p []byte, off int64) (int, error) {
 	cur := off
 	for _, pt := range fl.info.FileParts(off, n) {
 		clear(p[cur-off : pt.TorrentOff-off]) // pad bytes
-		f, err := fl.file(pt.File, false)
+		h, err := fl.acquire(pt.File, false)
 		if errors.Is(err, os.ErrNotExist) {
+			fl.check(pt.File, nil)
 			return int(cur - off), errShort
 		}
 		if err != nil {
 			return int(cur - off), err
 		}
 		dst := p[pt.TorrentOff-off:][:pt.Length]
-		m, err := f.ReadAt(dst, pt.FileOffset)
+		m, err := h.f.ReadAt(dst, pt.FileOffset)
 		fl.read.Add(int64(m))
+		// After the read: a change made before or during it shows.
+		fl.check(pt.File, h)
+		fl.release(h)
 		if err == io.EOF && int64(m) < pt.Length {
 			return int(pt.TorrentOff-off) + m, errShort
 		}
@@ -171,11 +223,7 @@ func (fl *fileStore) readAt(p []byte, off int64) (int, error) {
 
 func (fl *fileStore) writeAt(p []byte, off int64) error {
 	for _, pt := range fl.info.FileParts(off, int64(len(p))) {
-		f, err := fl.file(pt.File, true)
-		if err != nil {
-			return err
-		}
-		if _, err := f.WriteAt(p[pt.TorrentOff-off:][:pt.Length], pt.FileOffset); err != nil {
+		if err := fl.writeStamped(pt.File, p[pt.TorrentOff-off:][:pt.Length], pt.FileOffset); err != nil {
 			return err
 		}
 		fl.fileMu.Lock()
@@ -189,11 +237,12 @@ func (fl *fileStore) writeAt(p []byte, off int64) error {
 // bytes [off, off+n).
 func (fl *fileStore) holds(off, n int64) bool {
 	for _, pt := range fl.info.FileParts(off, n) {
-		f, err := fl.file(pt.File, false)
+		h, err := fl.acquire(pt.File, false)
 		if err != nil {
 			return false
 		}
-		fi, err := f.Stat()
+		fi, err := h.f.Stat()
+		fl.release(h)
 		if err != nil || fi.Size() < pt.FileOffset+pt.Length {
 			return false
 		}
@@ -210,15 +259,17 @@ func (fl *fileStore) punch(off, n int64) error { return nil }
 // hole: its bytes are not there at all.
 func (fl *fileStore) isHole(off, n int64) bool {
 	for _, pt := range fl.info.FileParts(off, n) {
-		f, err := fl.file(pt.File, false)
+		h, err := fl.acquire(pt.File, false)
 		if err != nil {
 			return false
 		}
-		fi, err := f.Stat()
+		fi, err := h.f.Stat()
 		if err != nil || fi.Size() < pt.FileOffset+pt.Length {
+			fl.release(h)
 			return false
 		}
-		data, err := unix.Seek(int(f.Fd()), pt.FileOffset, unix.SEEK_DATA)
+		data, err := unix.Seek(int(h.f.Fd()), pt.FileOffset, unix.SEEK_DATA)
+		fl.release(h)
 		if !errors.Is(err, unix.ENXIO) && (err != nil || data < pt.FileOffset+pt.Length) {
 			return false
 		}
@@ -231,10 +282,13 @@ func (fl *fileStore) isHole(off, n int64) bool {
 // finds them after a crash.
 func (fl *fileStore) sync() error {
 	fl.fileMu.Lock()
-	files := make([]*os.File, 0, len(fl.dirty))
+	files := make([]*handle, 0, len(fl.dirty))
 	idx := make([]int, 0, len(fl.dirty))
 	for i := range fl.dirty {
-		files, idx = append(files, fl.open[i]), append(idx, i)
+		if h := fl.open[i]; h != nil {
+			h.refs++
+			files, idx = append(files, h), append(idx, i)
+		}
 	}
 	dirs := make([]string, 0, len(fl.newDirs))
 	for d := range fl.newDirs {
@@ -243,11 +297,16 @@ func (fl *fileStore) sync() error {
 	clear(fl.dirty)
 	clear(fl.newDirs)
 	fl.fileMu.Unlock()
+	defer func() {
+		for _, h := range files {
+			fl.release(h)
+		}
+	}()
 	var err error
-	for k, f := range files {
-		if err = unix.Fdatasync(int(f.Fd())); err != nil {
+	for k, h := range files {
+		if err = unix.Fdatasync(int(h.f.Fd())); err != nil {
 			fl.redirty(idx[k:], dirs)
-			return &fs.PathError{Op: "fdatasync", Path: f.Name(), Err: err}
+			return &fs.PathError{Op: "fdatasync", Path: h.f.Name(), Err: err}
 		}
 		fl.syncs.Add(1)
 	}
@@ -272,45 +331,44 @@ func (fl *fileStore) redirty(idx []int, dirs []string) {
 	}
 }
 
-// stamps returns every file's size and times; a missing file has size -1.
-func (fl *fileStore) stamps() ([]stamp, error) {
+// current returns every file's size and times as they are at its path
+// now, and records them as what the store knows of the files; a missing
+// file has size -1. It runs in Open, before anything else uses the files.
+func (fl *fileStore) current() ([]stamp, error) {
 	out := make([]stamp, len(fl.paths))
 	for i, p := range fl.paths {
-		var st unix.Stat_t
-		err := unix.Stat(p, &st)
-		switch {
-		case errors.Is(err, unix.ENOENT):
-			out[i] = stamp{size: -1}
-		case err != nil:
-			return nil, &fs.PathError{Op: "stat", Path: p, Err: err}
-		default:
-			out[i] = stampOf(&st)
+		sp, id, err := statPath(p)
+		if err != nil {
+			return nil, err
 		}
+		out[i] = sp
+		fl.slots[i].known, fl.slots[i].id = sp, id
 	}
 	return out, nil
 }
 
-func (fl *fileStore) span(off int64, n int) (uintptr, int64, int, bool, error) {
+func (fl *fileStore) span(off int64, n int) (spanned, error) {
 	parts := fl.info.FileParts(off, 1)
 	if len(parts) == 0 || parts[0].TorrentOff != off {
-		return 0, 0, 0, false, nil
+		return spanned{}, nil
 	}
 	pt := parts[0]
-	f, err := fl.file(pt.File, false)
+	h, err := fl.acquire(pt.File, false)
 	if err != nil {
-		return 0, 0, 0, false, err
+		return spanned{}, err
 	}
+	fl.check(pt.File, h) // the caller checks its pieces afterwards
 	m := min(int64(n), fl.info.Files[pt.File].Length-pt.FileOffset)
-	return f.Fd(), pt.FileOffset, int(m), true, nil
+	return spanned{fd: h.f.Fd(), off: pt.FileOffset, n: int(m), ok: true, done: func() { fl.release(h) }}, nil
 }
 
 func (fl *fileStore) close() error {
 	fl.fileMu.Lock()
 	defer fl.fileMu.Unlock()
 	var first error
-	for i, f := range fl.open {
-		if f != nil {
-			if err := f.Close(); err != nil && first == nil {
+	for i, h := range fl.open {
+		if h != nil {
+			if err := h.f.Close(); err != nil && first == nil {
 				first = err
 			}
 			fl.open[i] = nil

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -50,6 +51,7 @@ func (s *Store) openFiles(l Files) error {
 		paths = filePaths(abs, "", s.info)
 	}
 	fl := newFileStore(base, paths, s.info, lock)
+	fl.onChange = s.fileChanged
 	s.data, s.files = fl, fl
 	removeTemps(s.statePath)
 	if err := s.loadFiles(fl); err != nil {
@@ -63,12 +65,14 @@ func (s *Store) openFiles(l Files) error {
 // matches the torrent and the directory, it trusts the pieces the state
 // claims except those of files changed behind the store's back: a missing
 // file's pieces are absent; a file whose size or times differ from a clean
-// state's stamps, or that is shorter than the pieces claimed in it need (any
-// state), has its claimed pieces re-verified in the background. Without
-// such a state every piece of the files that exist is re-verified.
+// state's stamps has all its pieces re-verified in the background, one
+// shorter than the pieces claimed in it need (any state) its claimed
+// pieces. A state with the verify flag (a verification was cut short) also
+// has every piece it does not claim in the files that exist verified.
+// Without such a state every piece of the files that exist is re-verified.
 func (s *Store) loadFiles(fl *fileStore) error {
 	info := s.info
-	cur, err := fl.stamps()
+	cur, err := fl.current()
 	if err != nil {
 		return fmt.Errorf("cache: data directory: %w", err)
 	}
@@ -87,6 +91,7 @@ func (s *Store) loadFiles(fl *fileStore) error {
 	if reason == "" {
 		copy(trusted, st.present)
 		suspect := make([]bool, len(s.pieces))
+		gone := make([]bool, len(s.pieces))
 		// Stamps exist only in a clean state: after a crash only the
 		// sizes can tell.
 		stamped := st.clean && len(st.stamps) == len(info.Files)
@@ -98,38 +103,43 @@ func (s *Store) loadFiles(fl *fileStore) error {
 			c := cur[i]
 			if c.size < 0 { // missing: its pieces are gone
 				for p := first; p < end; p++ {
-					trusted[p] = false
+					gone[p] = true
 				}
 				continue
 			}
-			if (stamped && c != st.stamps[i]) || c.size < claimedEnd(info, f, st.present) {
+			switch {
+			case stamped && c != st.stamps[i]:
+				// Changed behind our back: any piece of it may now
+				// verify, or no longer.
+				for p := first; p < end; p++ {
+					suspect[p] = true
+				}
+			case c.size < claimedEnd(info, f, st.present):
 				for p := first; p < end; p++ {
 					suspect[p] = suspect[p] || trusted[p]
 				}
 			}
 		}
+		if st.verify { // a verification was cut short: finish it
+			for p, ok := range inFiles(info, cur) {
+				suspect[p] = suspect[p] || (ok && !st.present[p])
+			}
+		}
 		for p := range trusted {
-			if suspect[p] && trusted[p] {
+			switch {
+			case gone[p]:
+				trusted[p] = false
+			case suspect[p]:
 				trusted[p] = false
 				verify = append(verify, p)
 			}
 		}
 		if len(verify) > 0 {
-			s.log.Info("cache: files changed since the last run; re-verifying their pieces",
+			s.log.Info("cache: re-verifying pieces of files changed since the last run, or not verified yet",
 				"dir", s.ioDir, "pieces", len(verify))
 		}
 	} else {
-		seen := make([]bool, len(s.pieces))
-		for i, f := range info.Files {
-			if f.Length == 0 || cur[i].size <= 0 {
-				continue
-			}
-			first, end := info.FileSpan(f)
-			for p := first; p < end; p++ {
-				seen[p] = true
-			}
-		}
-		for p, ok := range seen {
+		for p, ok := range inFiles(info, cur) {
 			if ok {
 				verify = append(verify, p)
 			}
@@ -158,7 +168,7 @@ func (s *Store) loadFiles(fl *fileStore) error {
 	// The new state claims only what is trusted (not the pieces about
 	// to be re-verified, so that a crash cannot bring their claims back)
 	// and is not clean: from now on the files may change.
-	if err := writeState(s.statePath, s.stateFor(trusted, false, nil)); err != nil {
+	if err := writeState(s.statePath, s.stateFor(trusted, len(verify) > 0, false, nil)); err != nil {
 		return err
 	}
 	if err := fl.createEmpty(); err != nil {
@@ -172,6 +182,23 @@ func (s *Store) loadFiles(fl *fileStore) error {
 	return nil
 }
 
+// inFiles returns which pieces touch a file that exists and is not empty
+// (cur: the files' stamps, size -1 when missing): those whose bytes may be
+// on disk.
+func inFiles(info *metainfo.Info, cur []stamp) []bool {
+	seen := make([]bool, info.NumPieces())
+	for i, f := range info.Files {
+		if f.Length == 0 || cur[i].size <= 0 {
+			continue
+		}
+		first, end := info.FileSpan(f)
+		for p := first; p < end; p++ {
+			seen[p] = true
+		}
+	}
+	return seen
+}
+
 // claimedEnd returns how long file f must be to hold its part of the
 // pieces that present claims.
 func claimedEnd(info *metainfo.Info, f metainfo.File, present []bool) int64 {
@@ -182,4 +209,49 @@ func claimedEnd(info *metainfo.Info, f metainfo.File, present []bool) int64 {
 		}
 	}
 	return 0
+}
+
+// fileChanged handles file i, found changed behind the store's back while
+// it is open (files_stamp.go): its present pieces are dropped like evicted
+// ones (reported through Evictions and TakeEvicted, no longer served nor
+// claimed by the next persist), the file's slot takes its new stamp, and
+// after Store.settle every piece of the file is re-verified from the file
+// as it then is (those that match become present; a new VerifyDone channel
+// says when). A change found while the file is still being changed starts
+// another such round, so that the last one reads the file as it was left.
+func (s *Store) fileChanged(i int) {
+	f := s.info.Files[i]
+	first, end := s.info.FileSpan(f)
+	var all []int
+	dropped := 0
+	s.mu.Lock()
+	for p := first; p < end; p++ {
+		if s.pieces[p].present {
+			s.unpresentLocked(p)
+			dropped++
+		}
+		all = append(all, p)
+	}
+	s.mu.Unlock()
+	if dropped > 0 {
+		// The state on disk may still claim the dropped pieces, whose
+		// bytes changed: replace it now, not at the next persist, so
+		// that a crash cannot bring the claims back (retractLocked).
+		s.persisting.Lock()
+		if err := s.persistHeld(true); err != nil {
+			s.log.Warn("cache: cannot write a state without the pieces of a changed file", "dir", s.dir, "err", err)
+		}
+		s.persisting.Unlock()
+	}
+	s.files.endChange(i)
+	s.log.Warn("cache: a file changed behind the store's back; re-verifying its pieces",
+		"file", s.files.paths[i], "dropped", dropped)
+	s.mu.Lock()
+	if !s.closed {
+		// A write's mtime is set before its bytes are copied: give a
+		// write in progress time to end before reading the file.
+		s.verifyAt = time.Now().Add(s.settle)
+		s.startVerify(all) // pieces being written are left to their writer
+	}
+	s.mu.Unlock()
 }

@@ -34,12 +34,17 @@ import (
 //
 // with one stamp per file of the torrent (size -1: missing) in a clean
 // state and none in another (the files change while the store is open).
+// Flag bit 2 (verify) says that pieces the bitmap does not claim were
+// waiting for background verification when the state was written: the next
+// Open verifies every such piece whose bytes may exist instead of taking it
+// as absent.
 const (
 	stateMagic     = "SWFSSTAT"
 	stateVersion   = 1
 	stateHeaderLen = 8 + 4 + 4 + metainfo.HashSize + 4 + 8 + 8 + 8 + 8
 	flagClean      = 1
 	flagFiles      = 2
+	flagVerify     = 4
 	// maxStatePieces bounds the bitmap a state file may declare.
 	maxStatePieces = 1 << 26
 	// maxStateDir and maxStateFiles bound the Files layout's additions.
@@ -58,6 +63,7 @@ type state struct {
 	mtime       int64
 	ctime       int64
 	present     []bool
+	verify      bool    // unclaimed pieces await verification
 	files       bool    // a Files layout's state
 	dataDir     string  // files: the absolute data directory
 	stamps      []stamp // files: one per file in a clean state, else none
@@ -79,6 +85,9 @@ func encodeState(st *state) []byte {
 	}
 	if st.files {
 		flags |= flagFiles
+	}
+	if st.verify {
+		flags |= flagVerify
 	}
 	b = binary.BigEndian.AppendUint32(b, flags)
 	b = append(b, st.infoHash[:]...)
@@ -123,11 +132,12 @@ func decodeState(b []byte) (*state, error) {
 	}
 	st := &state{}
 	flags := binary.BigEndian.Uint32(b[12:])
-	if flags&^(flagClean|flagFiles) != 0 {
+	if flags&^(flagClean|flagFiles|flagVerify) != 0 {
 		return nil, fmt.Errorf("%w: unknown flags %#x", ErrBadState, flags)
 	}
 	st.clean = flags&flagClean != 0
 	st.files = flags&flagFiles != 0
+	st.verify = flags&flagVerify != 0
 	copy(st.infoHash[:], b[16:36])
 	n := binary.BigEndian.Uint32(b[36:])
 	st.pieceLength = int64(binary.BigEndian.Uint64(b[40:]))
@@ -252,11 +262,12 @@ func removeTemps(path string) {
 	}
 }
 
-// stateFor builds the state to write: present, and for a clean state the
-// stamps of the data (one for the data file, one per file for Files).
-func (s *Store) stateFor(present []bool, clean bool, stamps []stamp) *state {
+// stateFor builds the state to write: present, whether pieces not in it
+// await verification, and for a clean state the stamps of the data (one for
+// the data file, one per file for Files).
+func (s *Store) stateFor(present []bool, verify, clean bool, stamps []stamp) *state {
 	st := &state{infoHash: s.infoHash, clean: clean, pieceLength: s.info.PieceLength,
-		dataSize: s.info.TotalLength, present: present}
+		dataSize: s.info.TotalLength, present: present, verify: verify}
 	if s.files != nil {
 		st.files, st.dataDir = true, s.ioDir
 		if clean {
@@ -335,6 +346,7 @@ func (s *Store) persistHeld(retract bool) error {
 			}
 		}
 	}
+	verify := s.verifying || len(s.verifyQueue) > 0
 	n, count := 0, 0
 	if !retract {
 		n, count = s.dirtyN, s.nPresent
@@ -357,7 +369,7 @@ func (s *Store) persistHeld(retract bool) error {
 	}
 	synced := err == nil
 	if err == nil {
-		err = writeState(s.statePath, s.stateFor(present, false, nil))
+		err = writeState(s.statePath, s.stateFor(present, verify, false, nil))
 	}
 	s.mu.Lock()
 	if synced {
@@ -463,8 +475,9 @@ func (s *Store) persistClean() error {
 	for i := range s.pieces {
 		present[i] = s.pieces[i].present
 	}
+	verify := len(s.verifyQueue) > 0 // Close ended verification early
 	s.mu.Unlock()
-	return writeState(s.statePath, s.stateFor(present, true, stamps))
+	return writeState(s.statePath, s.stateFor(present, verify, true, stamps))
 }
 
 // Sync persists the present set now and returns the space of evicted pieces
@@ -488,5 +501,12 @@ func (s *Store) Verifying() bool {
 }
 
 // VerifyDone returns a channel closed when background re-verification has
-// finished (at once when none was needed, or when the store closes).
-func (s *Store) VerifyDone() <-chan struct{} { return s.verifyDone }
+// finished (at once when none was needed, or when the store closes), and
+// the state claiming what it verified was written. With the Files layout a
+// file changed while the store is open starts another round: VerifyDone
+// then returns a new channel, closed when that round ends.
+func (s *Store) VerifyDone() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.verifyDone
+}

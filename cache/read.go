@@ -31,7 +31,7 @@ func (s *Store) ReadAt(p []byte, off int64) (int, error) {
 		return 0, nil
 	}
 	first, end := s.info.PieceSpan(off, n)
-	last, err := s.holdRange(first, end)
+	last, gen, err := s.holdRange(first, end)
 	if err != nil {
 		return 0, err
 	}
@@ -40,6 +40,7 @@ func (s *Store) ReadAt(p []byte, off int64) (int, error) {
 	}
 	upto := min(off+n, s.info.PieceOffset(last))
 	m, rerr := s.data.readAt(p[:upto-off], off)
+	intact := s.heldIntact(first, last, gen)
 	s.releaseRange(first, last)
 	if errors.Is(rerr, errShort) {
 		s.dropShort(first, last)
@@ -47,6 +48,9 @@ func (s *Store) ReadAt(p []byte, off int64) (int, error) {
 	switch {
 	case rerr != nil && !(rerr == io.EOF && int64(m) == upto-off):
 		return m, s.diskErr(fmt.Sprintf("read at %d", off), first, rerr)
+	case !intact:
+		clear(p[:m])
+		return 0, fmt.Errorf("%w: piece %d (its file changed while it was read)", ErrNotPresent, first)
 	case last < end:
 		return m, fmt.Errorf("%w: piece %d", ErrNotPresent, last)
 	case eof:
@@ -56,16 +60,19 @@ func (s *Store) ReadAt(p []byte, off int64) (int, error) {
 }
 
 // holdRange marks the leading run of present pieces in [first, end) as
-// being read and returns where the run stops.
-func (s *Store) holdRange(first, end int) (int, error) {
+// being read and returns where the run stops, and the sum of their
+// eviction counts for heldIntact.
+func (s *Store) holdRange(first, end int) (int, uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return first, ErrClosed
+		return first, 0, ErrClosed
 	}
 	k := first
+	var gen uint64
 	for k < end && s.pieces[k].present {
 		s.pieces[k].life.readers++
+		gen += uint64(s.pieces[k].life.evictGen)
 		k++
 	}
 	if k > first {
@@ -74,7 +81,28 @@ func (s *Store) holdRange(first, end int) (int, error) {
 			s.budget.touch(s, first, k)
 		}
 	}
-	return k, nil
+	return k, gen, nil
+}
+
+// heldIntact reports whether the pieces [first, end) a read holds are
+// still present as they were when holdRange returned gen. Only the Files
+// layout drops pieces being read (a file changed or cut short behind the
+// store's back: files_stamp.go), and then the bytes read must not be
+// returned.
+func (s *Store) heldIntact(first, end int, gen uint64) bool {
+	if s.files == nil {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var g uint64
+	for k := first; k < end; k++ {
+		if !s.pieces[k].present {
+			return false
+		}
+		g += uint64(s.pieces[k].life.evictGen)
+	}
+	return g == gen
 }
 
 func (s *Store) releaseRange(first, end int) {
@@ -99,7 +127,7 @@ func (s *Store) ReadBlock(piece, begin int, p []byte) error {
 	if begin < 0 || int64(begin)+int64(len(p)) > size {
 		return fmt.Errorf("%w: block [%d, %d) of piece %d (%d bytes)", ErrRange, begin, begin+len(p), piece, size)
 	}
-	last, err := s.holdRange(piece, piece+1)
+	last, gen, err := s.holdRange(piece, piece+1)
 	if err != nil {
 		return err
 	}
@@ -107,12 +135,17 @@ func (s *Store) ReadBlock(piece, begin int, p []byte) error {
 		return fmt.Errorf("%w: piece %d", ErrNotPresent, piece)
 	}
 	_, rerr := s.data.readAt(p, s.info.PieceOffset(piece)+int64(begin))
+	intact := s.heldIntact(piece, last, gen)
 	s.releaseRange(piece, last)
 	if errors.Is(rerr, errShort) {
 		s.dropShort(piece, last)
 	}
 	if rerr != nil {
 		return s.diskErr(fmt.Sprintf("read piece %d at %d", piece, begin), piece, rerr)
+	}
+	if !intact {
+		clear(p)
+		return fmt.Errorf("%w: piece %d (its file changed while it was read)", ErrNotPresent, piece)
 	}
 	return nil
 }
@@ -205,6 +238,7 @@ type Span struct {
 	fd          uintptr
 	off         int64
 	n           int
+	done        func() // releases the file, or nil
 	releaseOnce sync.Once
 }
 
@@ -220,7 +254,12 @@ func (sp *Span) Len() int { return sp.n }
 
 // Release ends the hold. It is idempotent.
 func (sp *Span) Release() {
-	sp.releaseOnce.Do(func() { sp.s.releaseRange(sp.first, sp.end) })
+	sp.releaseOnce.Do(func() {
+		if sp.done != nil {
+			sp.done()
+		}
+		sp.s.releaseRange(sp.first, sp.end)
+	})
 }
 
 // HoldSpan holds the verified bytes [off, off+n) of the torrent for a
@@ -236,7 +275,7 @@ func (s *Store) HoldSpan(off int64, n int) (*Span, error) {
 		return nil, fmt.Errorf("%w: span [%d, %d) of %d bytes", ErrRange, off, off+int64(n), s.info.TotalLength)
 	}
 	first, end := s.info.PieceSpan(off, int64(n))
-	last, err := s.holdRange(first, end)
+	last, gen, err := s.holdRange(first, end)
 	if err != nil {
 		return nil, err
 	}
@@ -246,13 +285,22 @@ func (s *Store) HoldSpan(off int64, n int) (*Span, error) {
 		}
 		return nil, fmt.Errorf("%w: piece %d", ErrNotPresent, last)
 	}
-	fd, foff, m, ok, err := s.data.span(off, n)
-	if err != nil || !ok {
+	at, err := s.data.span(off, n)
+	if err != nil || !at.ok {
 		s.releaseRange(first, end)
 		if err != nil {
 			return nil, s.diskErr(fmt.Sprintf("open file at %d", off), first, err)
 		}
 		return nil, fmt.Errorf("%w: span at %d starts in a pad file", ErrRange, off)
 	}
-	return &Span{s: s, first: first, end: end, fd: fd, off: foff, n: m}, nil
+	// span compared the file with what the store knows of it: a change
+	// found there (or by another read meanwhile) dropped the pieces.
+	if !s.heldIntact(first, end, gen) {
+		if at.done != nil {
+			at.done()
+		}
+		s.releaseRange(first, end)
+		return nil, fmt.Errorf("%w: piece %d (its file changed)", ErrNotPresent, first)
+	}
+	return &Span{s: s, first: first, end: end, fd: at.fd, off: at.off, n: at.n, done: at.done}, nil
 }

@@ -18,6 +18,7 @@ func randomState(rng *rand.Rand, n int) *state {
 	for i := range st.present {
 		st.present[i] = rng.IntN(2) == 0
 	}
+	st.verify = rng.IntN(2) == 0
 	if rng.IntN(2) == 0 { // a Files layout's state
 		st.files, st.dataDir = true, fmt.Sprintf("/data/dir %d", rng.IntN(1000))
 		if st.clean {
@@ -38,7 +39,7 @@ func TestStateRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatalf("n=%d: %v", n, err)
 		}
-		if !bytes.Equal(encodeState(got), b) || got.clean != st.clean || got.mtime != st.mtime || got.infoHash != st.infoHash ||
+		if !bytes.Equal(encodeState(got), b) || got.clean != st.clean || got.verify != st.verify || got.mtime != st.mtime || got.infoHash != st.infoHash ||
 			got.files != st.files || got.dataDir != st.dataDir || !slices.Equal(got.stamps, st.stamps) {
 			t.Fatalf("n=%d: round trip differs", n)
 		}

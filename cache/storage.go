@@ -52,6 +52,17 @@ func stampOf(st *unix.Stat_t) stamp {
 	return stamp{size: st.Size, mtime: st.Mtim.Nano(), ctime: st.Ctim.Nano()}
 }
 
+// spanned is where a span's bytes lie: n bytes at off in the open file fd.
+// ok is false when they lie in no file (a pad file's bytes). done, when not
+// nil, must be called once the descriptor is no longer used.
+type spanned struct {
+	fd   uintptr
+	off  int64
+	n    int
+	ok   bool
+	done func()
+}
+
 // errShort is returned by storage reads that end before the bytes asked
 // for: a file of the Files layout is shorter than its part of the torrent
 // (never written that far, or truncated behind our back).
@@ -75,13 +86,13 @@ type storage interface {
 	// sync makes every write so far durable (fdatasync).
 	sync() error
 	// stamps reports the size and times of the layout's files, in a
-	// fixed order, for a clean state.
+	// fixed order, for a clean state: the data file's now; with the Files
+	// layout each file as the store last wrote or verified it.
 	stamps() ([]stamp, error)
 	// span returns where the bytes at torrent offset off lie in an open
 	// file, and how many of the n asked for lie there contiguously
-	// (fewer when the range crosses a file boundary). ok is false when
-	// off lies in no file (a pad file's bytes).
-	span(off int64, n int) (fd uintptr, foff int64, m int, ok bool, err error)
+	// (fewer when the range crosses a file boundary).
+	span(off int64, n int) (spanned, error)
 	// close releases the files and the lock.
 	close() error
 }
@@ -122,8 +133,8 @@ func (d *dataFile) stamps() ([]stamp, error) {
 	return []stamp{stampOf(&fst)}, nil
 }
 
-func (d *dataFile) span(off int64, n int) (uintptr, int64, int, bool, error) {
-	return uintptr(d.fd), off, n, true, nil
+func (d *dataFile) span(off int64, n int) (spanned, error) {
+	return spanned{fd: uintptr(d.fd), off: off, n: n, ok: true}, nil
 }
 
 func (d *dataFile) close() error {

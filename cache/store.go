@@ -63,6 +63,8 @@ type Config struct {
 	// VerifyWorkers is how many pieces background re-verification hashes
 	// at once, each with a 1 MiB read buffer. 0 means GOMAXPROCS.
 	VerifyWorkers int
+
+	verifyHook func(piece int) // tests: runs before background verification hashes piece
 }
 
 // Store is the verified piece store of one torrent. All methods are safe for
@@ -83,14 +85,16 @@ type Store struct {
 	maxWbufs     int             // Config.WriteBuffers; 0 when off
 	chunk        int             // size of write buffers and WritePiece writes: writeChunk, less in tests
 	reclaimHook  func(piece int) // tests: runs before a reclaimed buffer of piece is written out
+	verifyHook   func(piece int) // tests: runs before background verification hashes piece
 	workers      int             // Config.VerifyWorkers
+	settle       time.Duration   // how long a file found changed is left alone before re-verification
 	progress     verifyProgress
 
 	closeCh    chan struct{} // closed by Close
 	dirtyCh    chan struct{} // cap 1: something to persist
 	fullCh     chan struct{} // cap 1: persist now, SyncPieces reached
 	evictCh    chan struct{} // cap 1: pieces were evicted
-	verifyDone chan struct{} // closed when background verification ends
+	verifyDone chan struct{} // closed when background verification ends; replaced (mu) by a new round
 	bg         sync.WaitGroup
 	ops        sync.WaitGroup // file I/O in flight; Add only under mu while open
 	closeOnce  sync.Once
@@ -111,10 +115,13 @@ type Store struct {
 	evicted      []int
 	punchQueue   []int
 	dirtyN       int
-	verifying    bool
-	persisted    int    // present pieces in the last state written
-	wbufHeld     []int  // pieces holding a write buffer, at most maxWbufs
-	feeds        uint64 // blocks received in order, the clock of pieceState.fedAt
+	verifying    bool      // verification workers are running
+	verifyQueue  []int     // pieces waiting for them
+	verifyRounds int       // verification rounds started
+	verifyAt     time.Time // verification waits until then (a changed file settles)
+	persisted    int       // present pieces in the last state written
+	wbufHeld     []int     // pieces holding a write buffer, at most maxWbufs
+	feeds        uint64    // blocks received in order, the clock of pieceState.fedAt
 	staged       stagedAcct
 	partial      map[int]struct{} // pieces that may have staged blocks
 }
@@ -179,6 +186,8 @@ func Open(root string, infoHash metainfo.Hash, info *metainfo.Info, cfg Config) 
 		syncPieces:   cfg.SyncPieces,
 		chunk:        writeChunk,
 		workers:      cfg.VerifyWorkers,
+		verifyHook:   cfg.verifyHook,
+		settle:       pathCheckEvery,
 		closeCh:      make(chan struct{}),
 		dirtyCh:      make(chan struct{}, 1),
 		fullCh:       make(chan struct{}, 1),
@@ -311,6 +320,14 @@ func (s *Store) load(df *dataFile, existed bool) error {
 		default:
 		}
 		s.persisted = s.nPresent
+		var verify []int
+		if st.verify { // a verification was cut short: finish it
+			for p, ok := range st.present {
+				if !ok {
+					verify = append(verify, p)
+				}
+			}
+		}
 		if st.clean {
 			// From now on the data file may change: a clean state would
 			// make the next Open after a crash distrust everything.
@@ -321,6 +338,11 @@ func (s *Store) load(df *dataFile, existed bool) error {
 				s.log.Warn("cache: cannot mark state in use", "dir", s.dir, "err", err)
 			}
 		}
+		if len(verify) > 0 {
+			s.log.Info("cache: resuming verification", "dir", s.dir, "pieces", len(verify))
+			s.startVerify(verify) // it punches what fails
+			return nil
+		}
 		// Blocks staged before the store was last closed or killed were
 		// never verified: return their space.
 		s.punchAbsent()
@@ -329,10 +351,11 @@ func (s *Store) load(df *dataFile, existed bool) error {
 	}
 	// Nothing is trusted. Replace the old state first so that a crash
 	// during re-verification cannot bring its claims back.
-	if err := writeState(s.statePath, s.stateFor(make([]bool, len(s.pieces)), false, nil)); err != nil {
+	verify := existed && s.info.TotalLength > 0
+	if err := writeState(s.statePath, s.stateFor(make([]bool, len(s.pieces)), verify, false, nil)); err != nil {
 		return err
 	}
-	if !existed || s.info.TotalLength == 0 {
+	if !verify {
 		close(s.verifyDone)
 		return nil
 	}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/swarmfs/swarmfs/metainfo"
 )
@@ -40,7 +41,7 @@ func (s *Store) VerifyProgress() VerifyProgress {
 		TotalBytes: s.progress.total.Load(),
 	}
 	select {
-	case <-s.verifyDone:
+	case <-s.VerifyDone():
 		vp.Done = true
 	default:
 	}
@@ -56,60 +57,106 @@ func allPieces(n int) []int {
 	return ps
 }
 
-// startVerify starts re-verifying pieces (ascending) in the background. It
-// runs in Open, before anything else uses the store.
+// startVerify queues pieces (ascending) for re-verification in the
+// background and starts the workers unless they are running. It runs in
+// Open, before anything else uses the store, or later with mu held (a
+// file of the Files layout changed while the store is open): then a round
+// that had ended gets a new VerifyDone channel.
 func (s *Store) startVerify(pieces []int) {
 	var total int64
 	for _, p := range pieces {
 		total += s.info.PieceSize(p)
 	}
-	s.progress.pieces.Store(int64(len(pieces)))
-	s.progress.total.Store(total)
+	s.progress.pieces.Add(int64(len(pieces)))
+	s.progress.total.Add(total)
+	s.verifyQueue = append(s.verifyQueue, pieces...)
+	if s.verifying || len(pieces) == 0 {
+		return
+	}
+	// The channel made in Open serves the first round; a later round
+	// gets its own (the last one's may not be closed yet).
+	select {
+	case <-s.verifyDone:
+		s.verifyDone = make(chan struct{})
+	default:
+		if s.verifyRounds > 0 {
+			s.verifyDone = make(chan struct{})
+		}
+	}
+	s.verifyRounds++
 	s.verifying = true
 	s.bg.Add(1)
-	go s.verifyPieces(pieces)
+	go s.verifyPieces(s.verifyDone)
 }
 
-// verifyPieces re-hashes pieces of untrusted data on s.workers goroutines,
-// each with its own read buffer, taking pieces in order so that reads stay
-// mostly sequential. Pieces become present one by one as they verify;
-// pieces the caller is writing meanwhile are left to the caller.
-func (s *Store) verifyPieces(pieces []int) {
+// verifyPieces re-hashes the queued pieces of untrusted data on s.workers
+// goroutines, each with its own read buffer, taking pieces in order so
+// that reads stay mostly sequential. Pieces become present one by one as
+// they verify; pieces the caller is writing meanwhile are left to the
+// caller. When the queue is empty it persists the state at once (a kill -9
+// right after verification loses none of it), then closes done.
+func (s *Store) verifyPieces(done chan struct{}) {
 	defer s.bg.Done()
-	defer func() {
+	for {
 		s.mu.Lock()
-		s.verifying = false
+		n := min(s.workers, len(s.verifyQueue))
 		s.mu.Unlock()
-		close(s.verifyDone)
-	}()
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(s.workers, len(pieces)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			zeroHash := map[int64]metainfo.Hash{}
-			for {
-				i := int(next.Add(1) - 1)
-				if i >= len(pieces) || !s.verifyOne(pieces[i], zeroHash) {
-					return
+		var wg sync.WaitGroup
+		for range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				zeroHash := map[int64]metainfo.Hash{}
+				for s.verifyOne(zeroHash) {
+				}
+			}()
+		}
+		wg.Wait()
+		s.mu.Lock()
+		if len(s.verifyQueue) == 0 || s.closed {
+			s.verifying = false
+			closed := s.closed
+			s.mu.Unlock()
+			if !closed {
+				// Close persists on its own (and keeps the queue's
+				// pieces to verify in the state).
+				if err := s.persist(); err != nil {
+					s.log.Warn("cache: persist after verification failed; will retry", "dir", s.dir, "err", err)
 				}
 			}
-		}()
+			s.log.Info("cache: re-verification done", "dir", s.ioDir, "present", s.progress.good.Load(), "checked", s.progress.checked.Load())
+			close(done)
+			return
+		}
+		s.mu.Unlock() // pieces queued as the workers ended: another pass
 	}
-	wg.Wait()
-	s.log.Info("cache: re-verification done", "dir", s.ioDir, "present", s.progress.good.Load(), "checked", s.progress.checked.Load())
 }
 
-// verifyOne re-verifies piece p unless it is present or being written. It
-// returns false when the store has closed.
-func (s *Store) verifyOne(p int, zeroHash map[int64]metainfo.Hash) bool {
+// verifyOne takes the next queued piece and re-verifies it unless it is
+// present or being written. It returns false when the queue is empty or
+// the store has closed.
+func (s *Store) verifyOne(zeroHash map[int64]metainfo.Hash) bool {
 	s.mu.Lock()
-	st := &s.pieces[p]
-	if s.closed {
+	for d := time.Until(s.verifyAt); d > 0 && !s.closed; d = time.Until(s.verifyAt) {
+		s.mu.Unlock()
+		t := time.NewTimer(d)
+		select {
+		case <-t.C:
+		case <-s.closeCh:
+		}
+		t.Stop()
+		s.mu.Lock()
+	}
+	if s.closed || len(s.verifyQueue) == 0 {
 		s.mu.Unlock()
 		return false
 	}
+	p := s.verifyQueue[0]
+	s.verifyQueue = s.verifyQueue[1:]
+	if len(s.verifyQueue) == 0 {
+		s.verifyQueue = nil
+	}
+	st := &s.pieces[p]
 	if st.present || !st.busy.idle() || st.busy.writers > 0 || st.blocks.used() {
 		s.mu.Unlock()
 		s.progress.checked.Add(1)
@@ -120,6 +167,10 @@ func (s *Store) verifyOne(p int, zeroHash map[int64]metainfo.Hash) bool {
 	s.ops.Add(1)
 	s.mu.Unlock()
 
+	if s.verifyHook != nil {
+		s.verifyHook(p)
+	}
+	gens := s.fileGens(p)
 	ok, err := s.verifyPiece(p, zeroHash)
 	if !ok && err == nil {
 		// Bytes that do not verify are garbage: return their space
@@ -131,6 +182,13 @@ func (s *Store) verifyOne(p int, zeroHash map[int64]metainfo.Hash) bool {
 
 	s.mu.Lock()
 	st.busy.finishing = false
+	if s.fileGens(p) != gens && !s.closed {
+		// A file of the piece changed while it was hashed: what was
+		// read may be old, and the change's handler, which queued its
+		// file's pieces, skipped this busy one.
+		ok, err = false, nil
+		s.startVerify([]int{p})
+	}
 	if ok {
 		s.markPresentLocked(p)
 		s.progress.good.Add(1)
@@ -147,6 +205,15 @@ func (s *Store) verifyOne(p int, zeroHash map[int64]metainfo.Hash) bool {
 		s.budget.enforce()
 	}
 	return true
+}
+
+// fileGens returns the change count of the files that hold piece p (0 with
+// the DataFile layout): it differs once any of them was found changed.
+func (s *Store) fileGens(p int) uint64 {
+	if s.files == nil {
+		return 0
+	}
+	return s.files.gens(s.info.PieceOffset(p), s.info.PieceSize(p))
 }
 
 // verifyPiece hashes piece p from disk, skipping the read when the piece is

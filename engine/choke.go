@@ -11,12 +11,30 @@ import (
 // from). The decisions are the choker's and the picker's; these methods
 // apply them to the peers and send the messages.
 
+// interestLinger is how long we stay interested in a peer after we last
+// wanted a piece from it. A peer told we are not interested chokes us
+// (libtorrent does at once), and the next reader, a seek or the player
+// after a probe, then waits a round trip or more for its unchoke.
+const interestLinger = 20 * time.Second
+
+// keepInterest reports whether to stay interested in a peer we want
+// nothing from now, that we last wanted something from at wantedAt:
+// within interestLinger, unless the torrent is complete.
+func keepInterest(amInterested, completed bool, wantedAt, now time.Time) bool {
+	return amInterested && !completed && now.Sub(wantedAt) < interestLinger
+}
+
 // updateInterest sends Interested or NotInterested when it changes.
 func (ls *loopState) updateInterest(p *peer) {
 	if ls.pk == nil || p.removed {
 		return
 	}
 	want := ls.pk.Interesting(p.id)
+	if now := time.Now(); want {
+		p.wantedAt = now
+	} else if keepInterest(p.amInterested, ls.completed, p.wantedAt, now) {
+		return
+	}
 	if want == p.amInterested {
 		return
 	}

@@ -142,10 +142,16 @@
 // at its smoothed rate and twice the bandwidth-delay product that its
 // latest blocks show (pipeEst: the least request-to-block time and the rate
 // over the last round trip), so a new peer's pipeline doubles every round
-// trip until its bandwidth, not our depth, is the limit. A block of a piece
+// trip until its bandwidth, not our depth, is the limit; before any rate
+// is known it is initialPipeline (16) requests. A piece a read waits on,
+// and the next two of its window, are split among the peers that have
+// them by their rates (setShares, picker.SetShare). A block of a piece
 // a read waits on is duplicated at another peer once it is late for the
 // peer holding it: twice that peer's round trip plus four blocks at its
-// rate (picker.SetDuplicateAfter). Pieces whose priority
+// rate (picker.SetDuplicateAfter). We stay interested in a peer for
+// interestLinger (20 s) after we last wanted something from it: a peer
+// told we are not interested chokes us, and the next reader would wait
+// for its unchoke. Pieces whose priority
 // falls to None (a reader seeked or closed) have their requests cancelled
 // at once. Requests for pieces not in
 // the cache (never had or evicted) are rejected (BEP 6) or ignored.
@@ -165,7 +171,11 @@
 // behind the reader too) and 4 pieces do not fit is refused with
 // ErrCacheTooSmall. Evicted pieces are spent (picker.SetSpent): only a
 // reader's Now and Readahead ranges want them again, never prefetch or
-// head and tail priorities. Prefetch stops while cache WouldEvict says
+// head and tail priorities. (Pieces a data directory's store drops because
+// a file changed behind its back are not spent: no cap applies there. The
+// store re-verifies them in another round of background verification, a
+// new VerifyDone that the loop syncs with, and a Reader that finds its
+// piece gone after waiting for it waits again.) Prefetch stops while cache WouldEvict says
 // that one more piece, beyond the blocks requested, would evict a piece no
 // reader has read yet (or one in a reader's window, or another torrent's,
 // or could not stay), and resumes when only read pieces would go.

@@ -61,10 +61,24 @@ type hpView struct{ ls *loopState }
 func (v hpView) Peer(addr netip.AddrPort) (holepunch.Peer, bool) {
 	for p := range v.ls.conns.peers {
 		if p.addr == addr || p.listen == addr {
-			return holepunch.Peer{Addr: p.addr, Holepunch: supportsHolepunch(p)}, true
+			return hpPeer(p), true
 		}
 	}
 	return holepunch.Peer{}, false
+}
+
+// hpPeer describes p to the relay policy. Punches are uTP dials from the
+// peer's UDP socket, which listens on its listen port: over a uTP
+// connection the remote address is where its NAT maps that socket, so the
+// other side aims there; over TCP the remote port is the NAT's mapping of
+// a TCP socket, which no uTP packet would pass, and the remote IP with the
+// listen port is the better aim (a port-preserving NAT keeps it).
+func hpPeer(p *peer) holepunch.Peer {
+	aim := p.addr
+	if p.hs.transport == TransportTCP && p.listen.IsValid() && p.listen.Addr() == p.addr.Addr() {
+		aim = p.listen
+	}
+	return holepunch.Peer{Addr: aim, Holepunch: supportsHolepunch(p)}
 }
 
 // IsSelf reports whether addr is one of our addresses.
@@ -112,7 +126,7 @@ func (ls *loopState) onHolepunch(p *peer, payload []byte) {
 	h := ls.hp()
 	switch m.Type {
 	case holepunch.Rendezvous:
-		ls.hpSend(h.relay.Rendezvous(now, holepunch.Peer{Addr: p.addr, Holepunch: supportsHolepunch(p)}, m, hpView{ls})...)
+		ls.hpSend(h.relay.Rendezvous(now, hpPeer(p), m, hpView{ls})...)
 	case holepunch.Connect:
 		h.initiator.OnConnect(now, p.addr, m)
 		if d, ok := h.target.Connect(now, p.addr, m, hpView{ls}); ok {
@@ -127,45 +141,76 @@ func (ls *loopState) onHolepunch(p *peer, payload []byte) {
 }
 
 // punchDial runs the dial of a connect message outside the dial queue:
-// Attempts tries, Every apart, until one connects; the connection is
-// handed to the loop as an outgoing, punched one.
+// Attempts tries, Every apart, until one connects or a connection with
+// the peer exists (its own dial may cross ours and come in first); the
+// connection is handed to the loop as an outgoing, punched one. When the
+// dial ends the target policy hears of it (Done), so that the answer to a
+// later rendezvous is acted on again.
 func (ls *loopState) punchDial(d holepunch.Dial) {
 	t := ls.t
 	if !t.c.acquireConn() {
+		ls.punch.target.Done(time.Now(), d.Addr)
 		return
 	}
 	t.log.Debug("punching", "peer", d.Addr)
 	t.goWorker(func() {
+		took := false
+		defer func() {
+			if !took {
+				t.c.releaseConn()
+			}
+			_ = t.do(func() { ls.punch.target.Done(time.Now(), d.Addr) })
+		}()
 		for i := 0; i < d.Attempts; i++ {
 			if i > 0 {
 				select {
 				case <-time.After(d.Every):
 				case <-ls.ctx.Done():
-					t.c.releaseConn()
 					return
 				}
+			}
+			connected := false
+			if t.do(func() { connected = hpView{ls}.Connected(d.Addr) }) != nil || connected {
+				return
 			}
 			ctx, cancel := context.WithTimeout(ls.ctx, punchAttemptTimeout)
 			conn, hs, err := dialPeer(ctx, t.c.dial, d.Addr, TransportUnknown, t.infoHash, t.c.peerID, t.c.dht != nil, t.c.cfg.Encryption)
 			cancel()
 			if err != nil {
+				t.log.Debug("punch attempt failed", "peer", d.Addr, "attempt", i+1, "err", err)
 				continue
 			}
 			hs.punched = true
-			took := false
-			if t.do(func() {
+			// took is set only if the loop ran the function (and then
+			// owns conn), whatever do returns.
+			_ = t.do(func() {
 				ls.book.Add([]netip.AddrPort{d.Addr}, SourceHolepunch)
 				ls.book.Dialing(d.Addr, time.Now())
 				ls.book.DialDone(d.Addr, hs.transport)
 				took = ls.acceptConn(conn, hs, true)
-			}) != nil || !took {
+			})
+			if !took {
 				conn.Close()
-				t.c.releaseConn()
 			}
 			return
 		}
-		t.c.releaseConn()
 	})
+}
+
+// hpPunched reports whether a connection with addr passes through holes
+// a punch opened: we dial addr for a connect message or did so lately
+// (the peer's own dial may cross ours and come in first, or the peer may
+// reconnect through the holes), or we asked a relay for a rendezvous with
+// it and wait for the answer. Such a connection counts as punched.
+func (ls *loopState) hpPunched(addr netip.AddrPort) bool {
+	if ls.punch == nil {
+		return false
+	}
+	if ls.punch.target.Punched(time.Now(), addr) {
+		return true
+	}
+	o, _ := ls.punch.initiator.Outcome(addr)
+	return o == holepunch.Pending
 }
 
 // hpLearned feeds the initiator with PEX entries flagged as reachable

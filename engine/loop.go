@@ -38,7 +38,7 @@ type loopState struct {
 	gate  prefetchGate
 
 	prefetch, paused bool
-	verifySynced     bool // the cache's background re-verification was taken into account
+	verifySynced     <-chan struct{} // the cache's VerifyDone whose closing was taken into account
 	completed        bool
 	importing        bool
 	dirty            bool // publish a snapshot after this step
@@ -101,8 +101,10 @@ func (t *Torrent) run() {
 		var evicted, verified <-chan struct{}
 		if st := ls.store(); st != nil {
 			evicted = st.Evictions()
-			if !ls.verifySynced {
-				verified = st.VerifyDone()
+			// A Files store starts another round (another channel)
+			// when a file changed behind its back.
+			if d := st.VerifyDone(); d != ls.verifySynced {
+				verified = d
 			}
 		}
 		select {
@@ -128,7 +130,7 @@ func (t *Torrent) run() {
 		case <-evicted:
 			ls.onEvicted()
 		case <-verified:
-			ls.verifySynced = true
+			ls.verifySynced = verified
 			ls.dirty = true // the state leaves "verifying"
 			ls.syncWithStore()
 		case addrs := <-ls.ann.trkPeers:
@@ -284,6 +286,7 @@ func (ls *loopState) tick(now time.Time) {
 	ls.pexTick(now)
 	ls.metaTick(now)
 	ls.webSeedTick()
+	ls.updateInterestAll() // interest kept after the last want ends (interestLinger)
 	ls.conns.refillAll = true
 }
 
@@ -299,14 +302,17 @@ func (ls *loopState) wantsPeers() bool {
 }
 
 // onEvicted forgets pieces the cache evicted: they are never served, and
-// fetched again only for a reader that reads them (or reads ahead).
+// fetched again only for a reader that reads them (or reads ahead). Pieces
+// a data directory's store dropped (a file changed behind its back) are
+// not spent: no cap applies there, so prefetch may fetch them again.
 func (ls *loopState) onEvicted() {
+	_, inPlace := ls.store().Layout().(cache.Files)
 	for _, i := range ls.store().TakeEvicted() {
 		if ls.pk != nil && i >= 0 && i < ls.info().NumPieces() {
 			ls.pk.SetHave(i, false)
 			// Only a reader's window wants it again: prefetch and
 			// head/tail priorities would evict another piece for it.
-			ls.pk.SetSpent(i, true)
+			ls.pk.SetSpent(i, !inPlace)
 			ls.tally.evictedBytes += ls.info().PieceSize(i)
 		}
 	}

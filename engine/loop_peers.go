@@ -124,6 +124,9 @@ func (ls *loopState) acceptConn(conn net.Conn, hs handshakeResult, outgoing bool
 	if !ls.roomFor(ap.Addr().Unmap(), time.Now()) {
 		return false
 	}
+	if !hs.punched && ls.hpPunched(ap) {
+		hs.punched = true // through the holes of a punch (see hpPunched)
+	}
 	p := newPeer(t, conn, hs, outgoing, ls.conns.newID())
 	ls.conns.add(p)
 	ls.dirty = true

@@ -39,6 +39,7 @@ func (ls *loopState) fillRequests() {
 	}
 	ls.gatePrefetch()
 	ls.pk.SetClock(time.Now())
+	ls.setShares()
 	if ls.conns.refillAll {
 		for p := range ls.conns.peers {
 			ls.fillPeer(p)
@@ -49,6 +50,46 @@ func (ls *loopState) fillRequests() {
 		}
 	}
 	ls.conns.clearRefill()
+}
+
+// setShares gives the picker each peer's weight when a piece a read waits
+// on is split among peers (picker.SetShare): the rate it delivers at,
+// the mean of the known rates for a peer whose rate is not known yet (1
+// when none is), and 0 for a peer we cannot ask now.
+func (ls *loopState) setShares() {
+	var sum float64
+	n := 0
+	for p := range ls.conns.peers {
+		if r := p.shareRate(); r > 0 {
+			sum += r
+			n++
+		}
+	}
+	unknown := 1.0
+	if n > 0 {
+		unknown = sum / float64(n)
+	}
+	for p := range ls.conns.peers {
+		w := p.shareRate()
+		switch {
+		case p.removed || !p.amInterested || (p.peerChoking && (!p.hs.fast || len(p.allowedIn) == 0)):
+			w = 0
+		case w == 0:
+			w = unknown
+		}
+		ls.pk.SetShare(p.id, w)
+	}
+}
+
+// shareRate is the rate p delivers at: the loop's smoothed rate, or
+// before it has one the rate its recent blocks show (a burst-prone
+// sample: a rate-limited libtorrent seeder sends its quota in bursts);
+// 0 when neither is known.
+func (p *peer) shareRate() float64 {
+	if p.downRate.value > 0 {
+		return p.downRate.value
+	}
+	return p.pipe.rate
 }
 
 func (ls *loopState) fillPeer(p *peer) {
@@ -87,6 +128,11 @@ func (ls *loopState) fillPeer(p *peer) {
 		ms = append(ms, wire.Message{ID: wire.Request, Index: uint32(r.Piece), Begin: uint32(r.Begin), Length: uint32(r.Length)})
 	}
 	p.send(ms...)
+	if ls.pk.Priority(reqs[0].Piece) == picker.Now {
+		// The timeline of a waiting read, for -v.
+		p.log.Debug("requests for a waiting read", "n", len(reqs), "piece", reqs[0].Piece,
+			"begin", reqs[0].Begin, "outstanding", out, "depth", depth, "choked", choked)
+	}
 }
 
 // cancelUnwanted sends Cancel for requests of pieces no longer wanted.
@@ -214,6 +260,9 @@ func (ls *loopState) applyDisk(o diskOutcome) {
 			ls.pk.SetSpent(i, true) // evicted: see onEvicted
 			ls.conns.refillAll = true
 			break
+		}
+		if ls.pk.Priority(i) == picker.Now {
+			ls.t.log.Debug("piece verified for a waiting read", "piece", i, "from", o.from)
 		}
 		ls.pk.PieceComplete(i)
 		ls.webSeedHave(i)

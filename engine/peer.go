@@ -63,6 +63,7 @@ type peer struct {
 	allowedIn                   []int          // pieces we may request while it chokes us (BEP 6), capped
 	downRate, upRate            rate
 	usefulAt                    time.Time // connected, or last moved payload (at a tick)
+	wantedAt                    time.Time // last time we wanted a piece it has (updateInterest)
 	lastPiece                   time.Time // last block received
 	reqSent                     map[picker.Request]time.Time
 	pipe                        pipeEst // round trip and rate, for pipeline depth and duplicates

@@ -54,12 +54,22 @@ func (e *pipeEst) block(now, sent time.Time, n int) {
 	}
 }
 
+// initialPipeline is the depth at a peer before any rate is known: a
+// quarter of a 1 MiB piece, so that the first piece a read waits on
+// right after connecting is asked of four peers at once in one round
+// trip, and a peer 80 ms away at 3 MB/s (a bandwidth-delay product of 15
+// blocks) is kept busy from its first round trip.
+const initialPipeline = 16
+
 // depth returns how many requests to keep outstanding at the peer: the
 // larger of about one second of data at its smoothed rate (longRate, the
 // rate the loop measures per tick) and twice the bandwidth-delay product
 // its recent blocks show, plus minPipeline, within [minPipeline,
-// maxPipeline].
+// maxPipeline]; initialPipeline while neither rate is known.
 func (e *pipeEst) depth(longRate float64) int {
+	if e.rate == 0 && longRate == 0 {
+		return initialPipeline
+	}
 	d := int(longRate / wire.BlockSize)
 	if e.rate > 0 && e.rtt > 0 {
 		d = max(d, int(2*e.rate*e.rtt.Seconds()/wire.BlockSize))

@@ -48,11 +48,13 @@ func simLink(rtt time.Duration, bw float64, run time.Duration) (float64, int) {
 // TestPipelineStartsFromBDP: a peer 80 ms away delivering 3 MB/s is used
 // at its bandwidth within a second of its first blocks, with no smoothed
 // rate yet; a fixed starting depth of minPipeline would carry
-// minPipeline blocks per round trip (800 kB/s).
+// minPipeline blocks per round trip (800 kB/s). Before any rate is known
+// the depth is initialPipeline, not minPipeline: the first piece a read
+// waits on is asked of several peers in the first round trip.
 func TestPipelineStartsFromBDP(t *testing.T) {
 	var e pipeEst
-	if d := e.depth(0); d != minPipeline {
-		t.Fatalf("depth before any block %d, want %d", d, minPipeline)
+	if d := e.depth(0); d != initialPipeline {
+		t.Fatalf("depth before any block %d, want %d", d, initialPipeline)
 	}
 	for _, c := range []struct {
 		rtt time.Duration

@@ -82,6 +82,7 @@ func (t *Torrent) NewReader(file int) (*Reader, error) {
 		}
 		r.startProbe()
 	}
+	t.log.Debug("reader opened", "file", f.DisplayPath(), "owner", r.owner)
 	return r, nil
 }
 
@@ -96,6 +97,23 @@ func (r *Reader) Size() int64 { return r.file.Length }
 // wraps ctx.Err() and says why the data is missing. At the end of the file
 // it returns fewer bytes and io.EOF.
 func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
+	for try := 1; ; try++ {
+		k, err := r.readAt(ctx, p, off)
+		// A piece dropped between the wait and the read (a file of a
+		// data directory changed behind the cache's back) is awaited
+		// again: it comes back re-verified or downloaded.
+		if try < readRetries && errors.Is(err, cache.ErrNotPresent) && ctx.Err() == nil {
+			continue
+		}
+		return k, err
+	}
+}
+
+// readRetries bounds the reads of ReadAt and ReadSpan that find a piece
+// gone after waiting for it.
+const readRetries = 3
+
+func (r *Reader) readAt(ctx context.Context, p []byte, off int64) (int, error) {
 	toff, n, done, err := r.await(ctx, off, len(p))
 	if err != nil || n == 0 {
 		return 0, err
@@ -116,6 +134,16 @@ func (r *Reader) ReadAt(ctx context.Context, p []byte, off int64) (int, error) {
 // returns them held in the cache's data file instead of copying them. The
 // caller splices from the span and must Release it.
 func (r *Reader) ReadSpan(ctx context.Context, off int64, n int) (*cache.Span, error) {
+	for try := 1; ; try++ {
+		sp, err := r.readSpan(ctx, off, n)
+		if try < readRetries && errors.Is(err, cache.ErrNotPresent) && ctx.Err() == nil {
+			continue // as in ReadAt
+		}
+		return sp, err
+	}
+}
+
+func (r *Reader) readSpan(ctx context.Context, off int64, n int) (*cache.Span, error) {
 	toff, n, done, err := r.await(ctx, off, n)
 	if err != nil {
 		return nil, err
@@ -189,11 +217,16 @@ func (r *Reader) await(ctx context.Context, off int64, want int) (toff int64, n 
 			return 0, 0, nil, ErrReaderClosed
 		}
 	}
+	waitFrom := time.Now()
 	for i := first; i < end; i++ {
 		if err := r.waitPiece(ctx, i); err != nil {
 			done()
 			return 0, 0, nil, r.explain(ctx, i, err)
 		}
+	}
+	if w := time.Since(waitFrom); w > time.Millisecond {
+		r.t.log.Debug("read waited", "file", r.file.DisplayPath(), "off", off, "n", n,
+			"pieces", fmt.Sprintf("%d-%d", first, end-1), "wait", w.Round(time.Millisecond))
 	}
 	return toff, n, done, nil
 }

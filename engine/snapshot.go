@@ -184,7 +184,7 @@ func (ls *loopState) stats() Stats {
 		return s
 	case ls.paused:
 		s.State = StatePaused
-	case ls.importing || (!ls.verifySynced && ls.store().Verifying()):
+	case ls.importing || (ls.verifySynced != ls.store().VerifyDone() && ls.store().Verifying()):
 		s.State = StateVerifying
 	case ls.completed:
 		s.State = StateSeeding

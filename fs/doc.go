@@ -51,9 +51,36 @@
 // number in the table (low 26 bits), so they are the same on every mount.
 // Torrents' directories and the nodes inside them are made as the kernel
 // looks them up; none is kept for its own sake.
-// Statfs reports the total size of the torrents as used, nothing free, and
-// the mount is "ro". Getattr, Lookup, Readdir and Statfs never call the
-// torrent, so `ls -lR` and `find` never wait on the network.
+// Statfs reports the total size of the torrents as used and nothing free.
+// Getattr, Lookup, Readdir and Statfs never call the torrent, so `ls -lR`
+// and `find` never wait on the network.
+//
+// # Read-only
+//
+// The filesystem is read-only, but the kernel mount is not "ro": on a
+// read-only mount the kernel refuses every setxattr (user.swarmfs.prefetch
+// included) with EROFS before asking the filesystem. So the filesystem
+// refuses every change itself, with EROFS as a read-only filesystem does
+// (readonly.go): open for writing or with O_TRUNC, create, O_TMPFILE,
+// mknod, mkdir, unlink, rmdir, rename, link, symlink, setattr (chmod,
+// chown, truncate, utimes), setxattr of any other attribute, removexattr,
+// write, fallocate, copy_file_range into the mount and chattr; access(2)
+// with W_OK gives EROFS too. The kernel answers some calls before asking
+// (EEXIST for mkdir of an existing name, EXDEV for a rename from another
+// filesystem, EBADF for a write through a descriptor open for reading),
+// as it does on a "ro" mount; TestReadOnlyLikeRoMount checks each answer
+// against a read-only bind mount. One differs: unlink or rmdir of a name
+// that does not exist gives ENOENT, where a "ro" mount says EROFS. fsync
+// and lsattr succeed.
+// The mount is also made without "default_permissions": with it the
+// kernel would check the write permission of setxattr against the 0444
+// mode and refuse the attribute to everyone but root. Access answers
+// access(2) and chdir instead (reading for all, executing a file only if
+// the torrent marks it executable), and every mode is readable by all, so
+// reads are allowed as before. Two things show the difference from a "ro"
+// mount: mount(8), findmnt and /proc/self/mountinfo list the mount as
+// "rw", and statfs(2) has no ST_RDONLY (the kernel takes those flags from
+// the mount, not from the filesystem's statfs reply).
 //
 // # Reads
 //
@@ -128,11 +155,11 @@
 //
 // Files also take user.swarmfs.prefetch, set and never read (Setxattr):
 // `setfattr -n user.swarmfs.prefetch -v OFFSET[+LEN]|all FILE` asks a
-// Torrent that is a Prefetcher for that range in the background (EINVAL
-// for a bad value); other attributes cannot be set. The kernel refuses
-// setxattr on a read-only ("ro") mount before asking the filesystem, and
-// mounts are "ro", so today only a mount made without it (tests) reaches
-// this handler.
+// Torrent that is a Prefetcher for that range in the background and
+// returns at once (EINVAL for a bad value, ENOENT once the torrent left a
+// dynamic mount, ENOTSUP when the Torrent is no Prefetcher). Any user who
+// can read the file may set it. On a directory it gives EISDIR; other
+// attributes cannot be set or removed (EROFS).
 //
 // # Concurrency
 //

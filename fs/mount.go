@@ -142,10 +142,12 @@ func (m *Server) serve(root *dirNode) (*fuse.Server, error) {
 	} else {
 		fuseLog = log.New(io.Discard, "", 0)
 	}
-	mountOpts := []string{"ro", "default_permissions"}
-	if m.opts.vfsWritable {
-		mountOpts = mountOpts[1:]
-	}
+	// Neither "ro" nor "default_permissions": the filesystem refuses
+	// every change itself (readonly.go). On a "ro" mount the kernel
+	// would refuse setxattr of user.swarmfs.prefetch before asking us,
+	// and with default_permissions it would refuse it (EACCES) to every
+	// user but root, since files are 0444; Access answers access(2).
+	var mountOpts []string
 	opts := &fusefs.Options{
 		MountOptions: fuse.MountOptions{
 			AllowOther:   m.opts.AllowOther,

@@ -33,11 +33,12 @@ func (p *prefetchFake) Prefetch(file int, value []byte) error {
 
 // TestSetxattrPrefetch sets user.swarmfs.prefetch through the mount: a good
 // value reaches the torrent with the file's index, a bad one gives EINVAL,
-// and any other attribute stays read-only. (The mount is made without
-// "ro": the kernel refuses setxattr on a read-only mount itself.)
+// and any other attribute stays read-only. The mount is made as `swarmfs
+// mount` makes it: before the kernel mount lost "ro" this failed with
+// EROFS, refused by the kernel before asking the filesystem.
 func TestSetxattrPrefetch(t *testing.T) {
 	ft := &prefetchFake{fakeTorrent: multiFake("pf", fakeOptions{})}
-	_, dir := mountT(t, []Torrent{ft}, Options{vfsWritable: true})
+	_, dir := mountT(t, []Torrent{ft}, Options{})
 	path := filepath.Join(dir, "pf", "sub", "b.bin")
 	set := func(name, v string) error {
 		var err error

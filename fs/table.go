@@ -30,7 +30,7 @@ type tableDir struct {
 	name string // its path component; "" for directory 0
 	// kids lists the children in torrent order (the order of their first
 	// file), as readdir shows them; byName the same sorted by name, for
-	// lookups.
+	// lookups (the same slice when kids is sorted already).
 	kids, byName []int32
 }
 
@@ -63,51 +63,71 @@ func buildTable(info *metainfo.Info) (*fileTable, []skipped) {
 	var (
 		prevPath []string // the path of the last file placed
 		prevDirs []int32  // the directories of its components but the last
+		// unsorted marks the directories whose children did not come in
+		// strictly increasing name order: only those are sorted (and
+		// checked for duplicate names) below.
+		unsorted = []bool{false}
 	)
+	// add appends child r, called name, to directory d.
+	add := func(d int32, r int32, name string) {
+		dir := &t.dirs[d]
+		if n := len(dir.kids); n > 0 && !unsorted[d] && t.name(dir.kids[n-1]) >= name {
+			unsorted[d] = true
+		}
+		dir.kids = append(dir.kids, r)
+	}
 	// Files are nodes 0 to len-1 and directories follow them.
 	dirRoom := maxTableNodes - len(info.Files)
 	for i, f := range info.Files {
-		if len(f.Path) == 0 || !validComponents(f.Path) {
+		// Files of one directory mostly follow each other: the previous
+		// file's directories are reused while the path agrees with it,
+		// and components already checked are not checked again.
+		same := 0
+		for same < len(prevDirs) && same < len(f.Path)-1 && f.Path[same] == prevPath[same] {
+			same++
+		}
+		if len(f.Path) == 0 || !validComponents(f.Path[same:]) {
 			skips = append(skips, skipped{i, f.DisplayPath(), "invalid path"})
 			continue
 		}
-		if len(t.dirs)+len(f.Path)-1 > dirRoom {
+		if len(t.dirs)+len(f.Path)-1-same > dirRoom {
 			skips = append(skips, skipped{i, f.DisplayPath(), "too many files and directories"})
 			continue
 		}
+		prevDirs = prevDirs[:same]
 		parent := int32(0)
-		for j, comp := range f.Path[:len(f.Path)-1] {
-			// Files of one directory mostly follow each other: reuse the
-			// previous file's directories while the path agrees with it.
-			if j < len(prevDirs) && prevPath[j] == comp {
-				parent = prevDirs[j]
-				continue
-			}
-			prevDirs = prevDirs[:j]
+		if same > 0 {
+			parent = prevDirs[same-1]
+		}
+		for _, comp := range f.Path[same : len(f.Path)-1] {
 			k := dirKey{parent, comp}
 			d, ok := dirIndex[k]
 			if !ok {
 				d = int32(len(t.dirs))
 				t.dirs = append(t.dirs, tableDir{name: comp})
-				t.dirs[parent].kids = append(t.dirs[parent].kids, ^d)
+				unsorted = append(unsorted, false)
+				add(parent, ^d, comp)
 				dirIndex[k] = d
 			}
 			parent = d
 			prevDirs = append(prevDirs, d)
 		}
-		prevPath, prevDirs = f.Path, prevDirs[:len(f.Path)-1]
-		t.dirs[parent].kids = append(t.dirs[parent].kids, int32(i))
+		prevPath = f.Path
+		add(parent, int32(i), f.Path[len(f.Path)-1])
 	}
 	// Sort each directory by name; of several children with one name the
-	// first in torrent order stays, the others are left out.
+	// first in torrent order stays, the others are left out. Torrents are
+	// usually sorted: then byName is kids itself.
 	dropped := false
 	for d := range t.dirs {
 		dir := &t.dirs[d]
-		dir.byName = slices.Clone(dir.kids)
-		byName := func(a, b int32) int { return cmp.Compare(t.name(a), t.name(b)) }
-		if !slices.IsSortedFunc(dir.byName, byName) { // torrents are often sorted already
-			slices.SortStableFunc(dir.byName, byName)
+		if !unsorted[d] {
+			dir.kids = slices.Clip(dir.kids)
+			dir.byName = dir.kids
+			continue
 		}
+		dir.byName = slices.Clone(dir.kids)
+		slices.SortStableFunc(dir.byName, func(a, b int32) int { return cmp.Compare(t.name(a), t.name(b)) })
 		kept := dir.byName[:0]
 		for i, r := range dir.byName {
 			if i > 0 && t.name(r) == t.name(kept[len(kept)-1]) {

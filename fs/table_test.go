@@ -3,6 +3,7 @@ package fs
 import (
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -200,5 +201,35 @@ func getdents(dir string) ([]string, error) {
 			return names, nil
 		}
 		_, _, names = unix.ParseDirent(buf[:n], -1, names)
+	}
+}
+
+// TestTableMemoryPerFile checks that the table of a torrent of many files
+// takes a few bytes per file (one 4-byte reference in its directory's
+// list, which serves lookups too when the torrent is sorted, and the
+// list's room to grow) and allocations per directory, not per file.
+func TestTableMemoryPerFile(t *testing.T) {
+	s := manyShape{top: 20, sub: 10, files: 100}
+	info, err := metainfo.ParseInfo(manyFilesInfo(t, "many", s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	tab, skips := buildTable(info)
+	runtime.ReadMemStats(&after)
+	if len(skips) != 0 || tab.files != s.count() {
+		t.Fatalf("table of %d files, skipped %v", tab.files, skips)
+	}
+	dirs := 1 + s.top + s.top*s.sub
+	allocs := after.Mallocs - before.Mallocs
+	perFile := float64(after.TotalAlloc-before.TotalAlloc) / float64(s.count())
+	t.Logf("%d allocations for %d directories, %.1f bytes per file", allocs, dirs, perFile)
+	if allocs > uint64(16*dirs) {
+		t.Errorf("%d allocations for %d files in %d directories, want at most %d", allocs, s.count(), dirs, 16*dirs)
+	}
+	if perFile > 16 {
+		t.Errorf("%.1f bytes per file, want at most 16", perFile)
 	}
 }

@@ -188,9 +188,4 @@ type Options struct {
 	Dynamic bool
 	// FSName is the "Filesystem" column of df and mount; "" means "swarmfs".
 	FSName string
-
-	// vfsWritable mounts without "ro" (tests only): the kernel refuses
-	// setxattr on a read-only mount before asking the filesystem, so
-	// user.swarmfs.prefetch reaches Setxattr only on such a mount.
-	vfsWritable bool
 }

@@ -220,11 +220,15 @@ func pieceMap(pieces []bool, first, end int) string {
 
 // Setxattr serves user.swarmfs.prefetch: it asks the torrent for the range
 // the value names and returns at once. A malformed value or range gives
-// EINVAL; every other attribute is refused (EROFS: nothing else of the
-// mount can be changed). Removal of the attribute is not supported.
+// EINVAL, a torrent removed from a dynamic mount ENOENT (as Open does);
+// every other attribute is refused with EROFS, like any change to the
+// mount (readonly.go).
 func (f *fileNode) Setxattr(ctx context.Context, attr string, data []byte, flags uint32) syscall.Errno {
 	if attr != XattrPrefetch {
 		return syscall.EROFS
+	}
+	if f.e.removed() {
+		return syscall.ENOENT
 	}
 	p, ok := f.e.t.(Prefetcher)
 	if !ok {

@@ -122,3 +122,47 @@ func BenchmarkCreate(b *testing.B) {
 		})
 	}
 }
+
+// manyFilesTorrent builds a torrent of n files of 4 KiB in directories of
+// 100 below directories of 10 ("d007/s3/f000042.bin"), the shape of the
+// 200,000-file torrent of fs.BenchmarkManyFiles.
+func manyFilesTorrent(tb testing.TB, n int) []byte {
+	tb.Helper()
+	const fileLen, pieceLen = 4 << 10, 4 << 20
+	files := make([]any, n)
+	for i := range files {
+		files[i] = map[string]any{"length": fileLen, "path": []any{
+			"d" + strconv.Itoa(1000 + i/1000)[1:], "s" + strconv.Itoa(i/100%10), "f" + strconv.Itoa(1000000 + i)[1:] + ".bin"}}
+	}
+	total := int64(n) * fileLen
+	data, err := Marshal(map[string]any{
+		"announce": "http://127.0.0.1:6969/announce",
+		"info": map[string]any{"name": "many", "piece length": pieceLen,
+			"pieces": make([]byte, (total+pieceLen-1)/pieceLen*HashSize), "files": files},
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return data
+}
+
+// BenchmarkLoadManyFiles loads a torrent of 200,000 files (9.6 MB), beside
+// SHA-1 of the same bytes (which loading does once) for scale.
+func BenchmarkLoadManyFiles(b *testing.B) {
+	data := manyFilesTorrent(b, 200_000)
+	b.Run("ref-sha1", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			sha1.Sum(data)
+		}
+	})
+	b.Run("load", func(b *testing.B) {
+		b.SetBytes(int64(len(data)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := Load(bytes.NewReader(data)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

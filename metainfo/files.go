@@ -9,10 +9,9 @@ import (
 )
 
 // A torrent may list a million files, so the file list is parsed without an
-// allocation per file or per path component: every kept path is appended,
-// joined with "/", to one byte arena that becomes one string, and each
-// File.Path is a slice of one shared []string whose elements are substrings
-// of it. Each entry is decoded by hand (no reflection) in the same pass that
+// allocation per file or per path component: every kept path's components
+// are appended to one byte arena, and each File.Path is a slice of one
+// shared []string whose elements are substrings of it. Each entry is decoded by hand (no reflection) in the same pass that
 // finds where it ends; only an entry the fast decoder declines goes
 // through Unmarshal. That keeps loading fast and the garbage it leaves
 // small; the result is the same as decoding each entry on its own.
@@ -32,13 +31,18 @@ func (f *fileFields) reset() {
 	*f = fileFields{path: f.path[:0], pathUTF8: f.pathUTF8[:0]}
 }
 
-// decodeFileFast decodes the file entry at the start of r, whose keys are
+// decodeFileFast decodes the file entry at the start of r, depth levels
+// deep, whose keys are
 // sorted and whose values have the expected types, into f, and returns the
 // entry's length in bytes. It returns false for anything else (unsorted or
 // duplicate keys, other types, malformed bencode); the caller then decodes
 // the entry with Unmarshal, which accepts or rejects it exactly as it
 // always has.
-func decodeFileFast(r []byte, f *fileFields) (int, bool) {
+func decodeFileFast(r []byte, f *fileFields, depth int) (int, bool) {
+	f.reset()
+	if n, ok := decodeFileCanonical(r, f); ok {
+		return n, true
+	}
 	f.reset()
 	if len(r) == 0 || r[0] != 'd' {
 		return 0, false
@@ -90,11 +94,32 @@ func decodeFileFast(r []byte, f *fileFields) (int, bool) {
 			}
 			f.hasUTF8 = true
 		default:
-			if d.skipNested(1) != nil {
+			if d.skipNested(depth+1) != nil {
 				return 0, false
 			}
 		}
 	}
+}
+
+// decodeFileCanonical decodes the entry at the start of r when it has the
+// commonest shape, exactly "d6:lengthi<n>e4:pathl<strings>ee", as
+// decodeFileFast would, and reports whether it had.
+func decodeFileCanonical(r []byte, f *fileFields) (int, bool) {
+	const head, mid = "d6:lengthi", "4:pathl"
+	if len(r) < len(head) || string(r[:len(head)]) != head {
+		return 0, false
+	}
+	d := decoder{data: r, pos: len(head) - 1}
+	n, err := d.integer()
+	if err != nil || len(r)-d.pos < len(mid) || string(r[d.pos:d.pos+len(mid)]) != mid {
+		return 0, false
+	}
+	d.pos += len(mid) - 1 // at the 'l'
+	if f.path, err = d.strList(f.path); err != nil || d.pos >= len(r) || r[d.pos] != 'e' {
+		return 0, false
+	}
+	f.length, f.hasLength = n, true
+	return d.pos + 1, true
 }
 
 // strList decodes a list of byte strings, appending them to dst.
@@ -149,74 +174,102 @@ func decodeFileSlow(r []byte, f *fileFields) error {
 	return nil
 }
 
-// span is where a file's path, joined with "/", lies in the arena.
-type span struct{ start, end uint32 }
+// fileList is a parsed file list: the files listed (pad files and BEP 47
+// symlinks omitted) and the total length, pad files included. The length
+// of the paths below the torrent's directory is checked by checkLength
+// once the torrent's name is known: in a sorted info dictionary "name"
+// comes after "files".
+type fileList struct {
+	total int64
+	files []File
+	// longest is the index in the bencoded list of the file with the
+	// longest path (the first of them), longestLen that path's length
+	// with its components joined by "/".
+	longest, longestLen int
+}
 
-// parseFiles decodes a multi-file list (at most MaxFiles entries),
-// validates every path and returns the total length (pad files included)
-// and the listed files (pad files and BEP 47 symlinks omitted). list is the
-// bencoded list; nameLen is the length of the torrent's name, the directory
-// every path lies in. Each entry is read once: the fast decoder finds where
-// it ends as it decodes it.
-func parseFiles(list RawMessage, nameLen int) (int64, []File, error) {
-	if len(list) == 0 || list[0] != 'l' {
-		return 0, nil, invalidf("info files: not a list")
+// checkLength refuses a path longer than PATH_MAX allows below the
+// torrent's directory, whose name is nameLen bytes long.
+func (l *fileList) checkLength(nameLen int) error {
+	if n := nameLen + 1 + l.longestLen; n > MaxPathLength {
+		return invalidf("file %d: path of %d bytes with the torrent's name, more than %d (PATH_MAX)", l.longest, n, MaxPathLength)
 	}
+	return nil
+}
+
+// parseFileList parses the file list whose 'l' is at d.pos, depth levels
+// deep (at most MaxFiles entries), validates every path but its length
+// (see checkLength), and leaves d.pos after the list. Each entry is read
+// once: the fast decoder finds where it ends as it decodes it.
+func parseFileList(d *decoder, depth int) (*fileList, error) {
+	data := d.data
+	d.pos++ // 'l'
 	var (
-		total int64
-		files []File
-		spans []span
-		arena strings.Builder // becomes the paths' string without a copy
-		comps int
+		l = &fileList{longest: -1}
+		// arena holds the kept paths' components back to back, parts
+		// their strings; both are sized from the first entry so that
+		// they rarely grow. Substrings of what the arena holds stay
+		// valid when it grows (they keep the old buffer), and so do
+		// sub-slices of parts: a low guess costs memory, not
+		// correctness. Room reserved and never written costs address
+		// space, not memory.
+		arena strings.Builder
+		parts []string
 		f     fileFields
-		d     = decoder{data: list, pos: 1}
 	)
-	arena.Grow(len(list) / 2) // paths are about half of a typical file list
+	if depth+1 > MaxDepth {
+		return nil, fmt.Errorf("%w: info files: %w", ErrInvalid, d.errf("nesting deeper than %d", MaxDepth))
+	}
 	for i := 0; ; i++ {
-		if d.pos >= len(list) {
-			return 0, nil, invalidf("info files: unterminated list")
+		if d.pos >= len(data) {
+			return nil, invalidf("info files: unterminated list")
 		}
-		if list[d.pos] == 'e' {
-			if d.pos != len(list)-1 {
-				return 0, nil, invalidf("info files: malformed list")
-			}
+		if data[d.pos] == 'e' {
+			d.pos++
 			break
 		}
 		if i == MaxFiles {
-			return 0, nil, invalidf("more than %d files", MaxFiles)
+			return nil, invalidf("more than %d files", MaxFiles)
 		}
 		start := d.pos
-		n, ok := decodeFileFast(list[start:], &f)
+		n, ok := decodeFileFast(data[start:], &f, depth+1)
 		if ok {
 			d.pos += n
 		} else {
-			if err := d.skipNested(0); err != nil {
-				return 0, nil, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
+			if err := d.skip(depth + 1); err != nil {
+				return nil, fmt.Errorf("%w: info files: %w", ErrInvalid, err)
 			}
-			if err := decodeFileSlow(list[start:d.pos:d.pos], &f); err != nil {
-				return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
+			if err := decodeFileSlow(data[start:d.pos:d.pos], &f); err != nil {
+				return nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
 			}
 		}
-		if files == nil {
+		if d.hash != nil {
+			d.hash.progress(d.pos)
+		}
+		if l.files == nil {
 			// Entries of one torrent are alike: guess the count from the
-			// first one's size, so that the slices rarely grow.
-			guess := min((len(list)-1)/(d.pos-start)+16, MaxFiles)
-			files, spans = make([]File, 0, guess), make([]span, 0, guess)
+			// first one's size and what is left (what follows the list,
+			// mostly the pieces, makes it a guess high; the files are
+			// trimmed below).
+			guess := min((len(data)-start)/(d.pos-start)+16, MaxFiles)
+			l.files = make([]File, 0, guess)
+			parts = make([]string, 0, guess*max(len(f.path), len(f.pathUTF8), 1))
+			arena.Grow((len(data) - start) / 2) // paths are about half of a typical file list
 		}
 		if !f.hasLength || f.length < 0 {
-			return 0, nil, invalidf("file %d: missing or negative length", i)
+			return nil, invalidf("file %d: missing or negative length", i)
 		}
-		if total > math.MaxInt64-f.length {
-			return 0, nil, invalidf("file %d: total length overflows", i)
+		if l.total > math.MaxInt64-f.length {
+			return nil, invalidf("file %d: total length overflows", i)
 		}
-		offset := total
-		total += f.length
+		offset := l.total
+		l.total += f.length
 		if bytes.IndexByte(f.attr, 'p') >= 0 || isLegacyPad(f.path) {
 			continue // pad file: bytes count, never shown
 		}
 		if bytes.IndexByte(f.attr, 'l') >= 0 {
 			if f.length != 0 {
-				return 0, nil, invalidf("file %d: symlink with length %d", i, f.length)
+				return nil, invalidf("file %d: symlink with length %d", i, f.length)
 			}
 			continue // BEP 47 symlink: not materialized
 		}
@@ -224,94 +277,125 @@ func parseFiles(list RawMessage, nameLen int) (int64, []File, error) {
 		if f.hasUTF8 {
 			path = f.pathUTF8 // the utf-8 variant wins when present
 		}
-		if err := checkPath(path, nameLen); err != nil {
-			return 0, nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
+		if err := checkComponents(path); err != nil {
+			return nil, fmt.Errorf("%w: file %d: %w", ErrInvalid, i, err)
 		}
-		files = append(files, File{Length: f.length, Offset: offset,
-			Executable: bytes.IndexByte(f.attr, 'x') >= 0, Hidden: bytes.IndexByte(f.attr, 'h') >= 0})
-		first := arena.Len()
-		for j, c := range path {
-			if j > 0 {
-				arena.WriteByte('/')
-			}
+		from, first, joined := arena.Len(), len(parts), len(path)-1
+		for _, c := range path {
 			arena.Write(c)
+			joined += len(c)
 		}
-		// The arena is at most the info's size, below MaxTorrentSize.
-		spans = append(spans, span{uint32(first), uint32(arena.Len())})
-		comps += len(path)
-	}
-	if len(files) == 0 {
-		return 0, nil, invalidf("file list has no files besides padding")
-	}
-	all := arena.String()
-	parts := make([]string, 0, comps)
-	for i, sp := range spans {
-		first := len(parts)
-		p := all[sp.start:sp.end]
-		for {
-			j := strings.IndexByte(p, '/')
-			if j < 0 {
-				break
-			}
-			parts = append(parts, p[:j])
-			p = p[j+1:]
+		all := arena.String()
+		for _, c := range path {
+			parts = append(parts, all[from:from+len(c)])
+			from += len(c)
 		}
-		parts = append(parts, p)
-		files[i].Path = parts[first:len(parts):len(parts)]
+		l.files = append(l.files, File{Path: parts[first:len(parts):len(parts)], Length: f.length, Offset: offset,
+			Executable: bytes.IndexByte(f.attr, 'x') >= 0, Hidden: bytes.IndexByte(f.attr, 'h') >= 0})
+		if joined > l.longestLen {
+			l.longest, l.longestLen = i, joined
+		}
 	}
-	if err := checkCollisions(len(files), func(i int32) string { return all[spans[i].start:spans[i].end] }); err != nil {
-		return 0, nil, err
+	if len(l.files) == 0 {
+		return nil, invalidf("file list has no files besides padding")
 	}
-	return total, files, nil
+	l.trim(&arena, parts)
+	if err := checkCollisions(l.files); err != nil {
+		return nil, err
+	}
+	return l, nil
 }
 
-// checkCollisions rejects two files with the same path and a file whose path
-// is also a directory of another file (a/b and a/b/c), among n files whose
-// paths, joined with "/", path returns. In the order of paths compared component by
-// component, a file's descendants come right after it, so comparing
-// neighbours finds both; lists are usually in that order already, and are
+// trim gives back the room that guessing the list's size from its first
+// entry left unused in the files, their path parts (parts) and the arena
+// that holds the paths' bytes. A list followed by a long pieces string
+// makes the guesses far too high.
+func (l *fileList) trim(arena *strings.Builder, parts []string) {
+	if cap(l.files) > len(l.files)+len(l.files)/8+16 {
+		l.files = slices.Clone(l.files)
+	}
+	if cap(parts) <= len(parts)+len(parts)/8+16 && arena.Cap() <= 2*arena.Len()+4096 {
+		return
+	}
+	all := arena.String()
+	if arena.Cap() > 2*len(all)+4096 {
+		all = strings.Clone(all)
+	}
+	// The parts lie back to back in the arena, in order.
+	exact := make([]string, len(parts))
+	off := 0
+	for k, c := range parts {
+		exact[k] = all[off : off+len(c)]
+		off += len(c)
+	}
+	k := 0
+	for i := range l.files {
+		n := len(l.files[i].Path)
+		l.files[i].Path = exact[k : k+n : k+n]
+		k += n
+	}
+}
+
+// checkCollisions rejects two files with the same path and a file whose
+// path is also a directory of another file (a/b and a/b/c). In the order
+// of paths compared component by component, a file's descendants come
+// right after it, so comparing neighbours finds both; lists are usually in
+// that order already (then one pass over neighbours does it all), and are
 // sorted (by index, without touching files) only when not.
-func checkCollisions(n int, path func(int32) string) error {
-	order := make([]int32, n)
-	for i := range order {
-		order[i] = int32(i)
-	}
-	less := func(a, b int32) int { return comparePaths(path(a), path(b)) }
-	if !slices.IsSortedFunc(order, less) {
-		slices.SortFunc(order, less)
-	}
-	for i := 1; i < len(order); i++ {
-		p, q := path(order[i-1]), path(order[i])
-		switch {
-		case p == q:
-			return fmt.Errorf("%w: duplicate file path %q", ErrInvalid, p)
-		case len(q) > len(p) && q[len(p)] == '/' && q[:len(p)] == p:
-			return fmt.Errorf("%w: %q is both a file and a directory", ErrInvalid, p)
+func checkCollisions(files []File) error {
+	for i := 1; i < len(files); i++ {
+		c, err := neighbours(files[i-1].Path, files[i].Path)
+		if err != nil {
+			return err
+		}
+		if c > 0 {
+			return checkCollisionsSorted(files)
 		}
 	}
 	return nil
 }
 
-// comparePaths compares two "/"-joined paths component by component: as
-// strings in which "/" sorts below every other byte (components hold no
-// NUL, so "/" can stand for it).
-func comparePaths(a, b string) int {
-	n := min(len(a), len(b))
+// checkCollisionsSorted is checkCollisions for files not in order.
+func checkCollisionsSorted(files []File) error {
+	order := make([]int32, len(files))
+	for i := range order {
+		order[i] = int32(i)
+	}
+	slices.SortFunc(order, func(a, b int32) int { return comparePaths(files[a].Path, files[b].Path) })
+	for i := 1; i < len(order); i++ {
+		if _, err := neighbours(files[order[i-1]].Path, files[order[i]].Path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// neighbours compares paths p and q as comparePaths does and, when p does
+// not sort after q, reports a collision between them: the same path, or p
+// a directory of q.
+func neighbours(p, q []string) (int, error) {
+	n := min(len(p), len(q))
 	for i := range n {
-		x, y := a[i], b[i]
-		if x == y {
-			continue
+		if c := strings.Compare(p[i], q[i]); c != 0 {
+			return c, nil
 		}
-		if x == '/' {
-			return -1
+	}
+	switch {
+	case len(p) == len(q):
+		return 0, fmt.Errorf("%w: duplicate file path %q", ErrInvalid, strings.Join(p, "/"))
+	case len(p) < len(q):
+		return -1, fmt.Errorf("%w: %q is both a file and a directory", ErrInvalid, strings.Join(p, "/"))
+	}
+	return 1, nil
+}
+
+// comparePaths compares two paths component by component; a path sorts
+// before the paths below it.
+func comparePaths(a, b []string) int {
+	for i := range min(len(a), len(b)) {
+		if c := strings.Compare(a[i], b[i]); c != 0 {
+			return c
 		}
-		if y == '/' {
-			return 1
-		}
-		if x < y {
-			return -1
-		}
-		return 1
 	}
 	return len(a) - len(b)
 }

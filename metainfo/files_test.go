@@ -2,6 +2,7 @@ package metainfo
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -47,7 +48,7 @@ func TestFileEntryFastAgreesWithUnmarshal(t *testing.T) {
 func checkFileEntry(t *testing.T, r []byte) bool {
 	t.Helper()
 	var f, g fileFields
-	if n, ok := decodeFileFast(r, &f); !ok || n != len(r) {
+	if n, ok := decodeFileFast(r, &f, 0); !ok || n != len(r) {
 		return false
 	}
 	if err := decodeFileSlow(r, &g); err != nil {
@@ -127,7 +128,7 @@ func TestParseFilesMixedEntries(t *testing.T) {
 		"d4:pathl1:be6:lengthi2ee" + // unsorted: decoded by Unmarshal
 		"d6:lengthi3e1:xd1:yl1:zee4:pathl1:c1:dee" +
 		"d6:lengthi4e4:pathl1:eee" + "e"
-	total, files, err := parseFiles(RawMessage(list), 1)
+	total, files, err := parseFilesOf(list)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -137,8 +138,24 @@ func TestParseFilesMixedEntries(t *testing.T) {
 		t.Fatalf("total %d, files %+v, want 10, %+v", total, files, want)
 	}
 	for _, bad := range []string{list + "x", list[:len(list)-1], "l" + "d6:lengthi1e4:pathl1:aee" + "d4:path" + "e"} {
-		if _, _, err := parseFiles(RawMessage(bad), 1); !errors.Is(err, ErrInvalid) {
+		if _, _, err := parseFilesOf(bad); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%q: err %v, want ErrInvalid", bad, err)
 		}
 	}
+}
+
+// parseFilesOf parses a bencoded file list that must be all of list.
+func parseFilesOf(list string) (int64, []File, error) {
+	d := decoder{data: []byte(list)}
+	if list == "" || list[0] != 'l' {
+		return 0, nil, ErrInvalid
+	}
+	l, err := parseFileList(&d, 0)
+	if err == nil && d.pos != len(list) {
+		err = fmt.Errorf("%w: trailing data", ErrInvalid)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return l.total, l.files, nil
 }

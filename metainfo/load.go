@@ -34,21 +34,26 @@ const (
 	maxURLs = 1000
 )
 
-// rawTorrent is the outer dictionary of a .torrent file. Optional keys are
-// kept raw and parsed leniently: a malformed comment must not make an
-// otherwise good torrent unusable (libtorrent behaves the same way).
-type rawTorrent struct {
-	Info         RawMessage `bencode:"info"`
-	Announce     RawMessage `bencode:"announce"`
-	AnnounceList RawMessage `bencode:"announce-list"`
-	URLList      RawMessage `bencode:"url-list"`
-	HTTPSeeds    RawMessage `bencode:"httpseeds"`
-	Nodes        RawMessage `bencode:"nodes"`
-	Comment      RawMessage `bencode:"comment"`
-	CommentUTF8  RawMessage `bencode:"comment.utf-8"`
-	CreatedBy    RawMessage `bencode:"created by"`
-	CreationDate RawMessage `bencode:"creation date"`
-}
+// torrentKeys are the keys of a .torrent's outer dictionary that swarmfs
+// reads, in the order of the tk constants. Optional values are kept raw
+// and parsed leniently: a malformed comment must not make an otherwise good
+// torrent unusable (libtorrent behaves the same way).
+var torrentKeys = []string{"info", "announce", "announce-list", "url-list", "httpseeds", "nodes",
+	"comment", "comment.utf-8", "created by", "creation date"}
+
+const (
+	tkInfo = iota
+	tkAnnounce
+	tkAnnounceList
+	tkURLList
+	tkHTTPSeeds
+	tkNodes
+	tkComment
+	tkCommentUTF8
+	tkCreatedBy
+	tkCreationDate
+	tkCount
+)
 
 // Load reads a .torrent file (at most MaxTorrentSize bytes) and returns it
 // parsed and validated. Errors wrap ErrInvalid for malformed input and
@@ -106,41 +111,74 @@ func LoadFile(path string) (*MetaInfo, error) {
 	return mi, nil
 }
 
+// parseTorrent parses a .torrent's bytes in one pass: the info dictionary
+// is parsed where it is met in the outer one (see walkDict).
 func parseTorrent(data []byte) (*MetaInfo, error) {
 	if len(data) == 0 || data[0] != 'd' {
 		return nil, fmt.Errorf("%w: torrent is not a bencoded dictionary", ErrInvalid)
 	}
-	var raw rawTorrent
-	if err := Unmarshal(data, &raw); err != nil {
-		return nil, fmt.Errorf("%w: torrent: %w", ErrInvalid, err)
+	var (
+		raw      [tkCount]RawMessage
+		info     *Info
+		hybrid   bool
+		infoHash Hash
+		d        = decoder{data: data}
+	)
+	err := d.walkDict(0, torrentKeys, func(k int) error {
+		start := d.pos
+		var err error
+		switch {
+		case k == tkInfo && data[start] == 'd' && len(data)-start >= hashAheadMin:
+			// A long info dictionary is hashed beside its parse.
+			d.hash = startHasher(data, start)
+			info, hybrid, err = parseInfoAt(&d, 1)
+			if err != nil {
+				d.hash.abort()
+			} else {
+				infoHash = d.hash.finish(d.pos)
+			}
+			d.hash = nil
+		case k == tkInfo && data[start] == 'd':
+			info, hybrid, err = parseInfoAt(&d, 1)
+			infoHash = sha1.Sum(data[start:d.pos])
+		default:
+			err = d.skip(1)
+		}
+		raw[k] = data[start:d.pos:d.pos]
+		return err
+	})
+	if err == nil && d.pos != len(data) {
+		err = &SyntaxError{d.pos, "trailing data after value"}
 	}
-	if len(raw.Info) == 0 {
+	if err != nil {
+		return nil, wrapSyntax("torrent", err)
+	}
+	if len(raw[tkInfo]) == 0 {
 		return nil, fmt.Errorf("%w: torrent has no info dictionary", ErrInvalid)
 	}
-	info, hybrid, err := parseInfo(raw.Info)
-	if err != nil {
-		return nil, err
+	if info == nil {
+		return nil, invalidf("info is not a dictionary")
 	}
 	mi := &MetaInfo{
 		Info:      info,
-		InfoBytes: raw.Info, // a sub-slice of data, which only we hold
-		InfoHash:  sha1.Sum(raw.Info),
+		InfoBytes: raw[tkInfo], // a sub-slice of data, which only we hold
+		InfoHash:  infoHash,
 		Hybrid:    hybrid,
 	}
-	mi.Announce = rawString(raw.Announce)
-	mi.AnnounceList = rawTiers(raw.AnnounceList)
+	mi.Announce = rawString(raw[tkAnnounce])
+	mi.AnnounceList = rawTiers(raw[tkAnnounceList])
 	if len(mi.AnnounceList) == 0 && mi.Announce != "" {
 		mi.AnnounceList = [][]string{{mi.Announce}}
 	}
-	mi.WebSeeds = rawStrings(raw.URLList)
-	mi.HTTPSeeds = rawStrings(raw.HTTPSeeds)
-	mi.Nodes = rawNodes(raw.Nodes)
-	mi.Comment = rawString(raw.CommentUTF8)
+	mi.WebSeeds = rawStrings(raw[tkURLList])
+	mi.HTTPSeeds = rawStrings(raw[tkHTTPSeeds])
+	mi.Nodes = rawNodes(raw[tkNodes])
+	mi.Comment = rawString(raw[tkCommentUTF8])
 	if mi.Comment == "" {
-		mi.Comment = rawString(raw.Comment)
+		mi.Comment = rawString(raw[tkComment])
 	}
-	mi.CreatedBy = rawString(raw.CreatedBy)
-	if n, ok := rawInt(raw.CreationDate); ok && n > 0 && n < 1<<40 {
+	mi.CreatedBy = rawString(raw[tkCreatedBy])
+	if n, ok := rawInt(raw[tkCreationDate]); ok && n > 0 && n < 1<<40 {
 		mi.CreationDate = time.Unix(n, 0).UTC()
 	}
 	return mi, nil

@@ -1,25 +1,41 @@
 package metainfo
 
 import (
+	"errors"
 	"fmt"
 	"strings"
 )
 
-// rawInfo is an info dictionary as found on the wire. The file list is kept
-// raw so that its length is checked against MaxFiles before each entry is
-// decoded.
-type rawInfo struct {
-	Name        *string    `bencode:"name"`
-	NameUTF8    RawMessage `bencode:"name.utf-8"`
-	PieceLength *int64     `bencode:"piece length"`
-	Pieces      RawMessage `bencode:"pieces"`
-	Length      *int64     `bencode:"length"`
-	Files       RawMessage `bencode:"files"`
-	Attr        RawMessage `bencode:"attr"`
-	Private     RawMessage `bencode:"private"`
-	Source      RawMessage `bencode:"source"`
-	MetaVersion *int64     `bencode:"meta version"`
-	FileTree    RawMessage `bencode:"file tree"`
+// infoKeys are the keys of an info dictionary that swarmfs reads, in the
+// order of the ik constants.
+var infoKeys = []string{"name", "name.utf-8", "piece length", "pieces", "length", "files",
+	"attr", "private", "source", "meta version", "file tree"}
+
+const (
+	ikName = iota
+	ikNameUTF8
+	ikPieceLength
+	ikPieces
+	ikLength
+	ikFiles
+	ikAttr
+	ikPrivate
+	ikSource
+	ikMetaVersion
+	ikFileTree
+)
+
+// infoFields are the values of an info dictionary's keys, as walked. Raw
+// values are sub-slices of the info's bytes.
+type infoFields struct {
+	name                                    *string
+	pieceLength, length, metaVersion        *int64
+	nameUTF8, pieces, attr, private, source RawMessage
+	fileTree                                RawMessage
+	// files is the parsed file list; filesRaw is a "files" value that is
+	// not a list.
+	files    *fileList
+	filesRaw RawMessage
 }
 
 type rawFile struct {
@@ -32,79 +48,140 @@ type rawFile struct {
 // ParseInfo parses and validates a bencoded info dictionary, such as one
 // fetched from peers with BEP 9. Errors wrap ErrInvalid or ErrUnsupported.
 func ParseInfo(infoBytes []byte) (*Info, error) {
-	info, _, err := parseInfo(infoBytes)
-	return info, err
+	if len(infoBytes) == 0 || infoBytes[0] != 'd' {
+		return nil, invalidf("info is not a dictionary")
+	}
+	d := decoder{data: infoBytes}
+	info, _, err := parseInfoAt(&d, 0)
+	if err == nil && d.pos != len(infoBytes) {
+		err = &SyntaxError{d.pos, "trailing data after value"}
+	}
+	if err != nil {
+		return nil, wrapSyntax("info", err)
+	}
+	return info, nil
 }
 
 func invalidf(format string, args ...any) error {
 	return fmt.Errorf("%w: %s", ErrInvalid, fmt.Sprintf(format, args...))
 }
 
-// parseInfo parses an info dictionary and reports whether it is a hybrid
-// v1+v2 one.
-func parseInfo(data []byte) (*Info, bool, error) {
-	if len(data) == 0 || data[0] != 'd' {
-		return nil, false, invalidf("info is not a dictionary")
+// wrapSyntax returns err as it is when it already wraps ErrInvalid or
+// ErrUnsupported, and a syntax error found in what (wrapping ErrInvalid)
+// otherwise.
+func wrapSyntax(what string, err error) error {
+	if errors.Is(err, ErrInvalid) || errors.Is(err, ErrUnsupported) {
+		return err
 	}
-	var raw rawInfo
-	if err := Unmarshal(data, &raw); err != nil {
-		return nil, false, fmt.Errorf("%w: info: %w", ErrInvalid, err)
+	return fmt.Errorf("%w: %s: %w", ErrInvalid, what, err)
+}
+
+// parseInfoAt parses the info dictionary whose 'd' is at d.pos, depth
+// levels deep, leaves d.pos after it, and reports whether it is a hybrid
+// v1+v2 one. The file list is parsed where it is met. Syntax errors are
+// returned as *SyntaxError, for the caller to place.
+func parseInfoAt(d *decoder, depth int) (*Info, bool, error) {
+	var raw infoFields
+	err := d.walkDict(depth, infoKeys, func(k int) error {
+		var err error
+		switch k {
+		case ikName:
+			var s string
+			s, err = d.stringValue("name")
+			raw.name = &s
+		case ikPieceLength:
+			raw.pieceLength, err = d.intField("piece length")
+		case ikLength:
+			raw.length, err = d.intField("length")
+		case ikMetaVersion:
+			raw.metaVersion, err = d.intField("meta version")
+		case ikFiles:
+			if d.data[d.pos] == 'l' {
+				raw.files, err = parseFileList(d, depth+1)
+			} else {
+				raw.filesRaw, err = d.rawValue(depth + 1)
+			}
+		case ikNameUTF8:
+			raw.nameUTF8, err = d.rawValue(depth + 1)
+		case ikPieces:
+			raw.pieces, err = d.rawValue(depth + 1)
+		case ikAttr:
+			raw.attr, err = d.rawValue(depth + 1)
+		case ikPrivate:
+			raw.private, err = d.rawValue(depth + 1)
+		case ikSource:
+			raw.source, err = d.rawValue(depth + 1)
+		case ikFileTree:
+			raw.fileTree, err = d.rawValue(depth + 1)
+		}
+		return err
+	})
+	if err != nil {
+		return nil, false, err
 	}
+	return raw.info()
+}
+
+// info validates the walked fields and builds the Info.
+func (raw *infoFields) info() (*Info, bool, error) {
 	hybrid := false
-	if raw.MetaVersion != nil {
-		switch v := *raw.MetaVersion; {
-		case v == 2 && len(raw.Pieces) == 0:
+	if raw.metaVersion != nil {
+		switch v := *raw.metaVersion; {
+		case v == 2 && len(raw.pieces) == 0:
 			return nil, false, fmt.Errorf("%w: BitTorrent v2-only torrent (meta version 2 without v1 pieces)", ErrUnsupported)
 		case v == 2:
 			hybrid = true
 		case v != 1:
 			return nil, false, fmt.Errorf("%w: torrent meta version %d", ErrUnsupported, v)
 		}
-	} else if len(raw.FileTree) > 0 && len(raw.Pieces) == 0 {
+	} else if len(raw.fileTree) > 0 && len(raw.pieces) == 0 {
 		return nil, false, fmt.Errorf("%w: BitTorrent v2-only torrent (file tree without v1 pieces)", ErrUnsupported)
 	}
 
 	in := &Info{}
 	// Name: prefer name.utf-8 when it is a valid string.
-	if s := rawString(raw.NameUTF8); s != "" {
+	if s := rawString(raw.nameUTF8); s != "" {
 		in.Name = s
-	} else if raw.Name != nil {
-		in.Name = *raw.Name
+	} else if raw.name != nil {
+		in.Name = *raw.name
 	}
 	if err := checkComponent(in.Name); err != nil {
 		return nil, false, fmt.Errorf("%w: name: %w", ErrInvalid, err)
 	}
 
-	if raw.PieceLength == nil {
+	if raw.pieceLength == nil {
 		return nil, false, invalidf("missing piece length")
 	}
-	in.PieceLength = *raw.PieceLength
+	in.PieceLength = *raw.pieceLength
 	if in.PieceLength <= 0 || in.PieceLength > MaxPieceLength {
 		return nil, false, invalidf("piece length %d outside 1..%d", in.PieceLength, MaxPieceLength)
 	}
-	in.Private = boolFlag(raw.Private)
-	in.Source = rawString(raw.Source)
+	in.Private = boolFlag(raw.private)
+	in.Source = rawString(raw.source)
 
+	hasFiles := raw.files != nil || len(raw.filesRaw) > 0
 	switch {
-	case raw.Length != nil && len(raw.Files) > 0:
+	case raw.length != nil && hasFiles:
 		return nil, false, invalidf("info has both length and files")
-	case raw.Length != nil:
-		if *raw.Length < 0 {
-			return nil, false, invalidf("negative length %d", *raw.Length)
+	case raw.length != nil:
+		if *raw.length < 0 {
+			return nil, false, invalidf("negative length %d", *raw.length)
 		}
 		in.SingleFile = true
-		in.TotalLength = *raw.Length
-		if attr := rawString(raw.Attr); strings.Contains(attr, "p") || strings.Contains(attr, "l") {
+		in.TotalLength = *raw.length
+		if attr := rawString(raw.attr); strings.Contains(attr, "p") || strings.Contains(attr, "l") {
 			return nil, false, invalidf("single-file torrent is a pad file or symlink")
 		}
-		f := File{Path: []string{in.Name}, Length: *raw.Length}
-		setAttr(&f, rawString(raw.Attr))
+		f := File{Path: []string{in.Name}, Length: *raw.length}
+		setAttr(&f, rawString(raw.attr))
 		in.Files = []File{f}
-	case len(raw.Files) > 0:
-		var err error
-		if in.TotalLength, in.Files, err = parseFiles(raw.Files, len(in.Name)); err != nil {
+	case raw.files != nil:
+		if err := raw.files.checkLength(len(in.Name)); err != nil {
 			return nil, false, err
 		}
+		in.TotalLength, in.Files = raw.files.total, raw.files.files
+	case hasFiles:
+		return nil, false, invalidf("info files: not a list")
 	default:
 		return nil, false, invalidf("info has neither length nor files")
 	}
@@ -113,7 +190,7 @@ func parseInfo(data []byte) (*Info, bool, error) {
 	}
 
 	// Pieces: one SHA-1 per piece, exactly as many as the length needs.
-	pieces, ok := rawBytes(raw.Pieces)
+	pieces, ok := rawBytes(raw.pieces)
 	if !ok {
 		return nil, false, invalidf("missing or malformed pieces")
 	}

@@ -37,21 +37,32 @@ func indexByte[S ~string | ~[]byte](s S, b byte) int {
 // torrent and its length below the torrent's directory, whose name is
 // nameLen bytes long.
 func checkPath[S ~string | ~[]byte](p []S, nameLen int) error {
+	if err := checkComponents(p); err != nil {
+		return err
+	}
+	n := nameLen
+	for _, c := range p {
+		n += 1 + len(c)
+	}
+	if n > MaxPathLength {
+		return fmt.Errorf("path of %d bytes with the torrent's name, more than %d (PATH_MAX)", n, MaxPathLength)
+	}
+	return nil
+}
+
+// checkComponents validates the components of one file path of a
+// multi-file torrent and their number, but not the path's length.
+func checkComponents[S ~string | ~[]byte](p []S) error {
 	if len(p) == 0 {
 		return errors.New("empty path")
 	}
 	if len(p) > MaxPathDepth {
 		return fmt.Errorf("path of %d components, more than %d", len(p), MaxPathDepth)
 	}
-	n := nameLen
 	for _, c := range p {
 		if err := checkComponent(c); err != nil {
 			return err
 		}
-		n += 1 + len(c)
-	}
-	if n > MaxPathLength {
-		return fmt.Errorf("path of %d bytes with the torrent's name, more than %d (PATH_MAX)", n, MaxPathLength)
 	}
 	return nil
 }

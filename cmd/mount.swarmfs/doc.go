@@ -1,7 +1,7 @@
 // Command mount.swarmfs is the mount(8) helper that lets /etc/fstab and
 // systemd mount units mount torrents with swarmfs:
 //
-//	/srv/torrents/film.torrent  /mnt/film  fuse.swarmfs  ro,allow_other,cache_dir=/var/cache/swarmfs,_netdev  0 0
+//	/srv/torrents/film.torrent  /mnt/film  fuse.swarmfs  allow_other,cache_dir=/var/cache/swarmfs,_netdev  0 0
 //
 // mount(8) looks for /sbin/mount.fuse.swarmfs for the type fuse.swarmfs
 // (before falling back to /sbin/mount.fuse), so this program is installed
@@ -15,6 +15,13 @@
 // in a session of its own, and exits 0 once /proc/self/mountinfo shows the
 // new fuse.swarmfs mount at MOUNTPOINT, so that mount(8) returns with the
 // filesystem up. The swarmfs process keeps serving it; umount stops it.
+//
+// The options ro and rw are accepted and change nothing. swarmfs is
+// read-only whatever they say: it refuses every change with EROFS. Its
+// kernel mount is never "ro", even with ro in fstab, because the kernel
+// refuses every setxattr on a "ro" mount, `setfattr -n
+// user.swarmfs.prefetch` included, before asking swarmfs; so findmnt and
+// /proc/self/mountinfo show the mount rw.
 //
 // The swarmfs binary is looked for next to this program (after resolving
 // symlinks), then in $PATH, then in /usr/local/bin and /usr/bin;

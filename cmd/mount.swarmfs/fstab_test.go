@@ -66,8 +66,10 @@ func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'
 // symlink to the helper built next to swarmfs, as an install would. The
 // torrent is seeded by `swarmfs seed` on loopback. It checks that an
 // unknown option fails with status 1 and a message naming it, that mount
-// returns with the filesystem up and every file reads right, and that
-// umount ends the swarmfs process.
+// returns with the filesystem up and every file reads right, that ro in
+// the options leaves setfattr user.swarmfs.prefetch working while changes
+// fail with "Read-only file system", and that umount ends the swarmfs
+// process.
 func TestFstabMount(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("mount.swarmfs: the fstab test needs root (mount namespaces, mount -T)")
@@ -124,6 +126,13 @@ func TestFstabMount(t *testing.T) {
 	for rel, src := range c.Files {
 		fmt.Fprintf(&script, "cmp %s %s || fail 'differs: %s'\n", shq(filepath.Join(mp, "album", rel)), shq(src), rel)
 	}
+	// ro in fstab does not make the kernel mount "ro" (which would refuse
+	// the prefetch attribute); swarmfs refuses changes itself.
+	notes := shq(filepath.Join(mp, "album", "notes.txt"))
+	fmt.Fprintf(&script, "setfattr -n user.swarmfs.prefetch -v all %s || fail 'setfattr prefetch'\n", notes)
+	fmt.Fprintf(&script, "touch %s 2>%s/touch.err && fail 'touch succeeded'\n", notes, dir)
+	fmt.Fprintf(&script, "grep -q 'Read-only file system' %s/touch.err || fail \"touch: $(cat %s/touch.err)\"\n", dir, dir)
+	fmt.Fprintf(&script, "findmnt -n -o OPTIONS %s\n", shq(mp))
 	fmt.Fprintf(&script, "umount %s || fail umount\necho ALL-OK\n", shq(mp))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)

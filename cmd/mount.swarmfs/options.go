@@ -50,8 +50,8 @@ var options = map[string]option{
 	"prefetch":              {kind: optBool, flag: "--prefetch"},
 	"debug":                 {kind: optBool, flag: "-v"},
 
-	"ro":         {kind: optIgnored, why: "swarmfs mounts are always read-only"},
-	"rw":         {kind: optIgnored, why: "mount(8)'s default; swarmfs mounts are read-only all the same"},
+	"ro":         {kind: optIgnored, why: "swarmfs refuses every change itself (EROFS); the kernel mount stays rw so that setfattr user.swarmfs.prefetch reaches it"},
+	"rw":         {kind: optIgnored, why: "mount(8)'s default; swarmfs refuses every change all the same"},
 	"nosuid":     {kind: optIgnored, why: "always in effect"},
 	"nodev":      {kind: optIgnored, why: "always in effect"},
 	"exec":       {kind: optIgnored, why: "the default"},

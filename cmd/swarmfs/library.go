@@ -112,10 +112,7 @@ func snapshot(e *libEntry, readers int) library.Torrent {
 	if info := t.Info(); info != nil {
 		out.Ready = true
 		out.Size = info.TotalLength
-		out.Files = make([]library.File, len(info.Files))
-		for i, f := range info.Files {
-			out.Files[i] = library.File{Path: f.DisplayPath(), Size: f.Length, Offset: f.Offset}
-		}
+		out.Files = library.InfoFiles(info)
 	}
 	return out
 }

@@ -30,7 +30,7 @@ func TestEngineLibraryRemoveWaitsForReaders(t *testing.T) {
 	}
 	ctx := context.Background()
 	tor, err := lib.Add(ctx, src)
-	if err != nil || !tor.Ready || len(tor.Files) != 2 {
+	if err != nil || !tor.Ready || tor.Files.Len() != 2 {
 		t.Fatalf("add: %+v, %v", tor, err)
 	}
 	h := tor.InfoHash

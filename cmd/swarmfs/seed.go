@@ -83,8 +83,11 @@ func runSeed(ctx context.Context, e *env, args []string) error {
 			have++
 		}
 	}
+	// After verification, so that peers send only what is missing; with
+	// every piece too, so that pieces of a file changed while seeding that
+	// no longer verify are downloaded again.
+	t.SetPrefetch(true)
 	if have < len(bf) {
-		t.SetPrefetch(true) // after verification, so that peers send only what is missing
 		fmt.Fprintf(e.stdout, "%s: %d of %d pieces verified in %s; seeding those and downloading the rest into %s\n",
 			name, have, len(bf), printable(where), printable(where))
 	} else {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -184,5 +185,72 @@ func TestSeedFileReplaced(t *testing.T) {
 	}
 	if want := fmt.Sprintf("%d of %d pieces verified", n-8, n); !strings.Contains(line, want) {
 		t.Fatalf("after b.bin was replaced: %q, want %q\n%s", line, want, p.Output())
+	}
+}
+
+// TestSeedFileChangedWhileSeeding rewrites a seeded file in place while
+// seed runs (same size, one byte changed in its second piece): the first
+// read of it for a leecher finds the change, and seed drops and re-verifies
+// that file's pieces, then downloads the changed piece again from the one
+// other seeder (libtorrent), which restores the file. Stopped cleanly and
+// run again, seed trusts everything.
+func TestSeedFileChangedWhileSeeding(t *testing.T) {
+	enginetest.RequireLibtorrent(t)
+	c := enginetest.MakeContent(t, "changing", 64<<10, []enginetest.FileSpec{
+		{Path: "a.bin", Size: 1 << 20}, {Path: "b.bin", Size: 512 << 10},
+	})
+	dir := t.TempDir()
+	if out, err := exec.Command("cp", "-a", filepath.Join(c.Dir, "changing"), dir).CombinedOutput(); err != nil {
+		t.Fatalf("cp: %v\n%s", err, out)
+	}
+	other := enginetest.StartLibtorrent(t, enginetest.LTOptions{IP: "127.0.7.121", Torrent: c.Torrent, SavePath: c.Dir, Peers: []string{}})
+	other.WaitSeeding(t, time.Minute)
+	cacheDir := t.TempDir()
+	n := c.Meta.Info.NumPieces()
+	port := enginetest.FreePort(t, "127.0.0.1")
+	p := startSwarmfs(t, "seed", "--no-dht", "--cache-dir", cacheDir, "--port", strconv.Itoa(port), "--peer", other.Addr, c.Torrent, dir)
+	p.WaitLine(t, "seeding changing", time.Minute)
+	if want := fmt.Sprintf("all %d pieces verified", n); !strings.Contains(p.Output(), want) {
+		t.Fatalf("want %q:\n%s", want, p.Output())
+	}
+
+	name := filepath.Join(dir, "changing", "b.bin")
+	good := fileSHA1(t, name)
+	f, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := make([]byte, 1)
+	if _, err := f.ReadAt(one, 64<<10+5); err != nil {
+		t.Fatal(err)
+	}
+	one[0] ^= 0xff
+	if _, err := f.WriteAt(one, 64<<10+5); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	lt := enginetest.StartLibtorrent(t, enginetest.LTOptions{
+		IP: "127.0.7.120", Torrent: c.Torrent, SavePath: t.TempDir(), Peers: []string{"127.0.0.1:" + strconv.Itoa(port)},
+		Timeout: 2 * time.Minute,
+	})
+	p.WaitOutput(t, regexp.MustCompile(`changed behind the store's back`), time.Minute)
+	lt.Kill()
+	for deadline := time.Now().Add(time.Minute); fileSHA1(t, name) != good; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("seed did not download the changed piece of b.bin again:\n%s", p.Output())
+		}
+	}
+
+	if err := syscall.Kill(p.PID(), syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, p, 20*time.Second)
+	p = startSwarmfs(t, "seed", "--no-dht", "--cache-dir", cacheDir, c.Torrent, dir)
+	line := p.WaitLine(t, "changing: ", time.Minute)
+	for !strings.Contains(line, "pieces verified") {
+		line = p.WaitLine(t, "changing: ", time.Minute)
+	}
+	if want := fmt.Sprintf("all %d pieces verified", n); !strings.Contains(line, want) {
+		t.Fatalf("after b.bin was restored while seeding: %q, want %q\n%s", line, want, p.Output())
 	}
 }

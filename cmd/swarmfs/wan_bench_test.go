@@ -49,6 +49,12 @@ const wanSeederRate = 3_000_000
 // network time plus the floor, the same ffprobe and ffmpeg runs on the
 // local file: floor_play_s, floor_seek_p50_s), btfs_* for btfs (skipped
 // with a message when it is not installed) and the floor itself.
+//
+// While working on the engine: SWARMFS_WAN_ONLY=swarmfs measures swarmfs
+// alone (no libtorrent or btfs rows), and SWARMFS_WAN_LOG=DIR saves each
+// mount's -v log there (NN_prefer.log, NN_off.log in mount order: play and
+// seeks, whole read, connect; the benchmark's steps marked "bench: ...")
+// for the read timeline.
 func BenchmarkWAN(b *testing.B) {
 	if _, err := os.Stat("/dev/fuse"); err != nil {
 		b.Skip("no /dev/fuse")
@@ -167,10 +173,12 @@ func wanOnce(b *testing.B, w *wanSetup, proxies []string, rtt time.Duration) {
 	start := time.Now()
 	mp, p := wanMount(b, w, proxies, "prefer")
 	file := filepath.Join(mp, w.name)
+	wanMark("play")
 	probeAndPlay(b, file)
 	sw.play = time.Since(start)
 	var seeks []time.Duration
 	for _, t := range w.seeks {
+		wanMark(fmt.Sprintf("seek to %gs", t))
 		seeks = append(seeks, seekOnce(b, file, t))
 	}
 	sw.seekP50, sw.seekMax = median(seeks), slices.Max(seeks)
@@ -183,6 +191,16 @@ func wanOnce(b *testing.B, w *wanSetup, proxies []string, rtt time.Duration) {
 	mp, p = wanMount(b, w, proxies, "off")
 	sw.connOff = connectTime(b, p, len(proxies))
 	wanStop(b, p, mp)
+	if os.Getenv("SWARMFS_WAN_ONLY") == "swarmfs" {
+		b.ReportMetric(sw.play.Seconds(), "play_s")
+		b.ReportMetric(sw.seekP50.Seconds(), "seek_p50_s")
+		b.ReportMetric(sw.seekMax.Seconds(), "seek_max_s")
+		b.ReportMetric(sw.share, "seq_share")
+		b.Logf("swarmfs alone: play %.2f s, seeks %v, seq %.0f%%, conn %.2f / %.2f s; floor %.2f / %.2f s",
+			sw.play.Seconds(), seeks, 100*sw.share, sw.connPrefer.Seconds(), sw.connOff.Seconds(),
+			w.floorPlay.Seconds(), median(w.floorSeeks).Seconds())
+		return
+	}
 
 	// libtorrent streaming with piece deadlines.
 	phases := []map[string]any{{"name": "play", "ranges": w.plan.Play}}
@@ -263,10 +281,39 @@ func wanMount(b *testing.B, w *wanSetup, peers []string, encryption string) (str
 	if err := os.Mkdir(mp, 0o755); err != nil {
 		b.Fatal(err)
 	}
-	p := enginetest.Start(b, os.Args[0], "mount", "-v", "--no-dht", "--cache-dir", b.TempDir(),
-		"--encryption", encryption, "--peer", strings.Join(peers, ","), w.torrent, mp)
+	args := []string{os.Args[0], "mount", "-v", "--no-dht", "--cache-dir", b.TempDir(),
+		"--encryption", encryption, "--peer", strings.Join(peers, ","), w.torrent, mp}
+	if dir := os.Getenv("SWARMFS_WAN_LOG"); dir != "" {
+		// bash execs the mount, whose stderr also goes to the log file
+		// (the Proc keeps only the first lines).
+		wanLogSeq++
+		wanLogFile = filepath.Join(dir, fmt.Sprintf("%02d_%s.log", wanLogSeq, encryption))
+		args = append([]string{"/bin/bash", "-c", `exec "$@" 2> >(tee -a "$WANLOG" >&2)`, "bash"}, args...)
+		b.Setenv("WANLOG", wanLogFile)
+	}
+	p := enginetest.Start(b, args[0], args[1:]...)
 	waitListed(b, p, filepath.Join(mp, w.name))
 	return mp, p
+}
+
+// The mount log being written with SWARMFS_WAN_LOG, and how many were.
+var (
+	wanLogFile string
+	wanLogSeq  int
+)
+
+// wanMark notes in the current mount log (SWARMFS_WAN_LOG) when the
+// benchmark starts a step.
+func wanMark(what string) {
+	if wanLogFile == "" {
+		return
+	}
+	f, err := os.OpenFile(wanLogFile, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	fmt.Fprintf(f, "time=%s level=INFO msg=%q\n", time.Now().Format(slogLayout), "bench: "+what)
 }
 
 // wanStop stops a mount with SIGINT, as a user's Ctrl-C, and waits for it

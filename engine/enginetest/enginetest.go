@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
@@ -272,6 +273,12 @@ type LTOptions struct {
 	DHTBootstrap string
 	// SeedMode skips libtorrent's check of existing data (faster, trusts it).
 	SeedMode bool
+	// UploadMode adds the torrent in libtorrent's upload mode: it requests
+	// no piece (a peer that only relays, e.g. for hole punching).
+	UploadMode bool
+	// NoPEX starts the session without libtorrent's default plugins
+	// (ut_pex, ut_metadata, smart_ban): it learns no peers from others.
+	NoPEX bool
 	// Progress makes the driver print progress lines every 50 ms.
 	Progress bool
 	// ExitWhenDone makes the driver exit once the download finished.
@@ -280,6 +287,15 @@ type LTOptions struct {
 	// Settings are libtorrent settings applied over the driver's own
 	// (e.g. LTUTPOnly).
 	Settings map[string]any
+	// PeerLog makes the driver print a line "peer HOST PORT utp|tcp
+	// punched|direct in|out" once per peer endpoint whose handshake
+	// completed (see ParseLTPeerLine).
+	PeerLog bool
+	// CapLocalPeers puts every address in libtorrent's global peer class,
+	// so that upload_rate_limit in Settings applies to private and
+	// loopback addresses too (by default they are in the unlimited local
+	// class).
+	CapLocalPeers bool
 }
 
 // LTUTPOnly are the settings of a libtorrent peer that speaks uTP only,
@@ -332,9 +348,10 @@ func StartLibtorrent(t testing.TB, o LTOptions) *LT {
 	cfg := map[string]any{
 		"ip": o.IP, "port": o.Port, "torrent": o.Torrent, "magnet": o.Magnet,
 		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
-		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
+		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode, "upload_mode": o.UploadMode, "no_pex": o.NoPEX,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
 		"timeout": o.Timeout.Seconds(), "settings": o.Settings, "upload_file": uploadFile,
+		"peer_log": o.PeerLog, "cap_local_peers": o.CapLocalPeers,
 	}
 	js, _ := json.Marshal(cfg)
 	p := Start(t, Python, script, string(js))
@@ -382,25 +399,41 @@ func (l *LT) WaitDone(ctx context.Context) (seconds, rate float64, err error) {
 	return seconds, rate, err
 }
 
-// FreePort returns a TCP and UDP port that is free on ip right now.
+// FreePort returns a TCP and UDP port that is free on ip, and on every
+// address, right now. It is drawn from below the kernel's ephemeral range
+// (32768-60999 by default): a port the kernel handed out could be taken
+// again by some test's outgoing connection before the caller binds it, which
+// once failed a loaded run with "address already in use".
 func FreePort(t testing.TB, ip string) int {
 	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", net.JoinHostPort(ip, "0"))
-		if err != nil {
-			t.Fatal(err)
+	for range 200 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		p := strconv.Itoa(port)
+		if bindable(net.JoinHostPort(ip, p)) && bindable(":"+p) {
+			return port
 		}
-		port := l.Addr().(*net.TCPAddr).Port
-		l.Close()
-		u, err := net.ListenPacket("udp", net.JoinHostPort(ip, strconv.Itoa(port)))
-		if err != nil {
-			continue
-		}
-		u.Close()
-		return port
 	}
 	t.Fatal("no free port")
 	return 0
+}
+
+// The range FreePort draws from: under the default ephemeral range and
+// above the ports daemons usually take.
+const freePortLow, freePortHigh = 20000, 32768
+
+// bindable says whether a TCP listener and a UDP socket can both bind addr.
+func bindable(addr string) bool {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return false
+	}
+	defer l.Close()
+	u, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return false
+	}
+	u.Close()
+	return true
 }
 
 // WaitPort waits until a TCP connect to addr succeeds.

@@ -1,11 +1,16 @@
 # Lab driver for libtorrent, started by engine/enginetest from Go tests.
 # One JSON argument describes the session; progress goes to stdout as lines:
 #   listening PORT | state NAME | progress FRACTION RATE | done SECONDS RATE | error TEXT
+# ("no_pex": a session without ut_pex; "upload_mode": a torrent that
+# requests nothing) and, when the settings give an alert_mask, every alert as
+#   alert WHAT MESSAGE
+# With "peer_log", also once per peer endpoint that completed the handshake:
+#   peer HOST PORT utp|tcp punched|direct in|out
 # "done" comes once every wanted piece is verified AND written to the files:
 # libtorrent 2.0 hashes a piece from its store buffer, so it may call a
 # torrent finished or seeding while its disk thread still has writes queued
 # (seen on a loaded machine). flush_cache is a fence behind all of them.
-import json, os, sys, time
+import json, os, re, sys, time
 import libtorrent as lt
 
 cfg = json.loads(sys.argv[1])
@@ -39,7 +44,19 @@ if cfg.get("dht"):
         "dht_enforce_node_id": False,
     })
 settings.update(cfg.get("settings") or {})
-ses = lt.session(settings)
+log_alerts = "alert_mask" in (cfg.get("settings") or {})
+if cfg.get("no_pex"):
+    ses = lt.session(settings, 0)  # without add_default_plugins: no ut_pex
+else:
+    ses = lt.session(settings)
+if cfg.get("cap_local_peers"):
+    # libtorrent puts private and loopback addresses in its local peer
+    # class, which the rate limits do not apply to: put every address in
+    # the global class instead.
+    f = lt.ip_filter()
+    f.add_rule("0.0.0.0", "255.255.255.255", 1 << lt.session.global_peer_class_id)
+    f.add_rule("::", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 1 << lt.session.global_peer_class_id)
+    ses.set_peer_class_filter(f)
 params = {"save_path": cfg["save_path"]}
 if cfg.get("torrent"):
     params["ti"] = lt.torrent_info(cfg["torrent"])
@@ -49,22 +66,62 @@ else:
     params = atp
 if cfg.get("seed_mode"):
     params["flags"] = lt.torrent_flags.seed_mode
+if cfg.get("upload_mode"):
+    params["flags"] = params.get("flags", 0) | lt.torrent_flags.upload_mode
 h = ses.add_torrent(params)
 for p in cfg.get("peers") or []:
     host, port = p.rsplit(":", 1)
     h.connect_peer((host.strip("[]"), int(port)))
 
 
+# Alerts about every block and the data messages of peer_log would crowd
+# out what a test wants to see (connections, extensions, holepunch).
+quiet_alerts = {"block_downloading", "block_finished", "block_uploaded", "piece_finished",
+                "incoming_request", "stats", "file_completed", "cache_flushed", "state_update"}
+quiet_peer_log = re.compile(r"REQUEST|PIECE|HAVE|CORKED|SEND_DATA|RECEIVE_DATA|ASYNC|ALLOWED_FAST"
+                            r"|SUGGEST|CHOKE|INTERESTED|BITFIELD|KEEPALIVE|UNCORK|BUFFER|READ|WRITE|RATE")
+
+
+def print_alerts(alerts):
+    """Prints alerts when the settings asked for them (log_alerts), but
+    not the per-block ones."""
+    if log_alerts:
+        for a in alerts:
+            what, msg = a.what(), a.message()
+            if what in quiet_alerts or (what == "peer_log" and quiet_peer_log.search(msg)):
+                continue
+            print("alert", what, msg, flush=True)
+
+
 def flush_writes(handle, until):
     """Waits until libtorrent has written every block it verified so far."""
-    ses.pop_alerts()
+    print_alerts(ses.pop_alerts())
     handle.flush_cache()
     while time.time() < until:
         ses.wait_for_alert(500)
-        for a in ses.pop_alerts():
+        alerts = ses.pop_alerts()
+        print_alerts(alerts)
+        for a in alerts:
             if isinstance(a, lt.cache_flushed_alert):
                 return True
     return False
+
+
+UTP_SOCKET = 1 << 17  # peer_info::utp_socket, not exported to Python
+logged_peers = set()
+
+
+def log_peers(handle):
+    """Prints each peer endpoint once, when its handshake is complete."""
+    for p in handle.get_peer_info():
+        if p.flags & (lt.peer_info.handshake | lt.peer_info.connecting):
+            continue
+        if p.ip in logged_peers:
+            continue
+        logged_peers.add(p.ip)
+        print("peer %s %d %s %s %s" % (p.ip[0], p.ip[1], "utp" if p.flags & UTP_SOCKET else "tcp",
+              "punched" if p.flags & lt.peer_info.holepunched else "direct",
+              "out" if p.flags & lt.peer_info.outgoing_connection else "in"), flush=True)
 
 
 port = ses.listen_port()
@@ -75,6 +132,8 @@ done_reported = False
 last_upload = -1
 deadline = start + float(cfg.get("timeout", 600))
 while time.time() < deadline:
+    if log_alerts:
+        print_alerts(ses.pop_alerts())
     s = h.status()
     st = str(s.state)
     if st != last_state:
@@ -82,6 +141,8 @@ while time.time() < deadline:
         last_state = st
     if s.errc.value() != 0:
         print("error", s.errc.message(), flush=True)
+    if cfg.get("peer_log"):
+        log_peers(h)
     if cfg.get("progress"):
         print("progress %.4f %d" % (s.progress, s.download_rate), flush=True)
     if not done_reported and st in ("seeding", "finished") and s.total_wanted_done == s.total_wanted:

@@ -80,7 +80,7 @@ func StartLibtorrentEncrypted(t testing.TB, o LTOptions, enc LTEncryption) *LT {
 	cfg := map[string]any{
 		"ip": o.IP, "port": o.Port, "torrent": o.Torrent, "magnet": o.Magnet,
 		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
-		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
+		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode, "upload_mode": o.UploadMode, "no_pex": o.NoPEX,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
 		"timeout": o.Timeout.Seconds(), "settings": o.Settings,
 	}

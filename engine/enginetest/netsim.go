@@ -82,6 +82,15 @@ type NetHost struct {
 // external address, and dropping what comes from outside unless it belongs
 // to a connection started inside or is destination-translated by a rule
 // (see DNAT).
+//
+// Like a real home router's firewall, it also turns away unsolicited
+// packets for its own external address (TCP with a reset, the rest
+// silently) before the kernel's connection tracking records them. Without
+// that, the first uTP SYN of a hole punch that arrives before the host
+// behind the router sent its own would be delivered to the router itself
+// and leave a tracked UDP flow between the two external endpoints; the
+// host's own SYN, leaving a moment later, would then clash with it and be
+// masqueraded to another port, and the punch would fail on both sides.
 type NetRouter struct {
 	NetHost // the router's own namespace; Addr is its LAN address
 	kind    NATKind
@@ -166,6 +175,10 @@ func (s *NetSim) Router(name string, kind NATKind) *NetRouter {
 	}
 	var rules string
 	for _, family := range []string{"ip", "ip6"} {
+		icmp := "icmp"
+		if family == "ip6" {
+			icmp = "ipv6-icmp" // neighbour discovery must pass
+		}
 		rules += `
 table ` + family + ` netsim {
 	chain prerouting { type nat hook prerouting priority -100; }
@@ -175,6 +188,13 @@ table ` + family + ` netsim {
 		ct state established,related accept
 		ct status dnat accept
 		iifname "lan0" accept
+	}
+	chain input {
+		type filter hook input priority 0; policy accept;
+		iifname "wan0" ct state established,related accept
+		iifname "wan0" meta l4proto ` + icmp + ` accept
+		iifname "wan0" meta l4proto tcp reject with tcp reset
+		iifname "wan0" counter drop
 	}
 }
 `

@@ -35,9 +35,10 @@ func (h *NetHost) StartLibtorrent(t testing.TB, o LTOptions) *LT {
 	js, err := json.Marshal(map[string]any{
 		"ip": o.IP, "port": o.Port, "torrent": o.Torrent, "magnet": o.Magnet,
 		"save_path": o.SavePath, "peers": o.Peers, "dht": o.DHT,
-		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode,
+		"dht_bootstrap": o.DHTBootstrap, "seed_mode": o.SeedMode, "upload_mode": o.UploadMode, "no_pex": o.NoPEX,
 		"progress": o.Progress, "exit_when_done": o.ExitWhenDone,
 		"timeout": o.Timeout.Seconds(), "settings": o.Settings,
+		"peer_log": o.PeerLog, "cap_local_peers": o.CapLocalPeers,
 	})
 	if err != nil {
 		t.Fatal(err)

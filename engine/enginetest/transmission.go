@@ -26,6 +26,13 @@ type TransmissionOptions struct {
 	// Dir is the download directory (-w). Data already there is verified
 	// at start and seeded.
 	Dir string
+	// UTP turns transmission's uTP on (its own default; off here unless
+	// set, so that the TCP interop tests speak TCP).
+	UTP bool
+	// Encryption is transmission's "encryption" setting: 0 prefers
+	// plaintext (allows encryption), 1 prefers encryption, 2 requires it.
+	// Nil means 1, transmission's default.
+	Encryption *int
 }
 
 // Transmission is a running transmission-cli.
@@ -36,8 +43,9 @@ type Transmission struct {
 }
 
 // StartTransmission runs transmission-cli on a .torrent with a fresh
-// configuration directory: no DHT, LPD, PEX, uTP or port mapping, no speed
-// limits, encryption preferred (transmission's default). Its HTTP trackers
+// configuration directory: no DHT, LPD, PEX or port mapping, uTP only
+// when o.UTP is set, no speed limits, encryption as o.Encryption says
+// (preferred by default, as transmission's own default). Its HTTP trackers
 // are reached through announce relays that make it announce every
 // relayInterval: its first announce may go out during its verification,
 // claiming data it has not verified yet as missing. Transmission
@@ -78,6 +86,10 @@ func StartTransmission(t testing.TB, o TransmissionOptions) *Transmission {
 		"peer-limit-per-torrent":     100,
 		"upload-slots-per-torrent":   50,
 		"download-dir":               o.Dir,
+	}
+	settings["utp-enabled"] = o.UTP
+	if o.Encryption != nil {
+		settings["encryption"] = *o.Encryption
 	}
 	js, err := json.MarshalIndent(settings, "", "  ")
 	if err != nil {

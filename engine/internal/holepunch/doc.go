@@ -23,8 +23,11 @@
 //     per peer (Outcome: pending, punched, failed, gave up).
 //   - Target turns a connect message into a Dial: the address, uTP first
 //     and TCP beside it, a few attempts; it ignores local addresses from
-//     public relays, peers we are connected to or banned, repeats, and
-//     floods.
+//     public relays, peers we are connected to or banned, repeats while
+//     the last dial runs, and floods. Once told the dial ended (Done) it
+//     remembers the hole for a while: Punched says whether a connection
+//     with an address, coming in or going out, passes through a punch's
+//     holes (the other side's dial often arrives before ours).
 //
 // # Wiring (done by the torrent loop)
 //
@@ -33,7 +36,10 @@
 // it (a malformed one drops the peer) and dispatch on its type:
 // rendezvous to Relay.Rendezvous (send each returned Send on the
 // connection to Send.To), connect to Target.Connect (then Initiator.
-// OnConnect) and run the Dial, error to Initiator.OnError. Feed the
+// OnConnect) and run the Dial, telling Target.Done when it ends, error to
+// Initiator.OnError. Give the Relay each peer's Addr as the place to aim
+// a uTP punch: a uTP connection's remote address, a TCP connection's
+// remote IP with the peer's listen port. Feed the
 // Initiator from PEX (Learned, for relays that announced ut_holepunch and
 // entries flagged wire.PexHolepunch), from disconnects (RelayGone), from
 // failed dials (DialFailed, sending what it returns) and from new
@@ -42,9 +48,11 @@
 // # Concurrency and errors
 //
 // Tested: the codec by table and fuzzing; each policy by unit tests with
-// a fake view of the torrent; and against libtorrent as the relay
+// a fake view of the torrent; against libtorrent as the relay
 // (TestInteropLibtorrentRelay: its connect messages reach both sides and
-// parse, its errors match our Relay's).
+// parse, its errors match our Relay's); and end to end in the engine's
+// NetSim tests (TestHolepunch*): swarmfs and libtorrent behind two cone
+// NATs connect through a libtorrent or swarmfs relay, either side asking.
 //
 // Every type is a plain value owned by one goroutine (the torrent loop);
 // the current time is passed in. Memory is bounded by configuration:

@@ -7,8 +7,10 @@ import (
 
 // Peer is what the relay knows of one connected peer.
 type Peer struct {
-	// Addr is the connection's remote address: where the peer's NAT lets
-	// the peer's packets out, so where the other side must aim.
+	// Addr is where the other side must aim its punch: where the peer's
+	// NAT lets the packets of its uTP socket out. That is the remote
+	// address of a uTP connection; for a TCP connection the torrent loop
+	// gives the remote IP with the peer's listen port.
 	Addr netip.AddrPort
 	// Holepunch reports whether it announced ut_holepunch in its BEP 10
 	// handshake.

@@ -36,11 +36,16 @@ type TargetConfig struct {
 	// minute; 0 means 10. Total caps them in all; 0 means 30.
 	PerRelay, Total int
 	// Dedup is how long a second connect to the same address is ignored
-	// (the initiator and the target may both hear of one rendezvous);
-	// 0 means 10 s.
+	// while the dial of the first has not been reported Done (a relay
+	// may be asked twice at once, by each side); 0 means 10 s.
 	Dedup time.Duration
-	// MaxTracked caps the relay IPs and recent addresses tracked; 0 means
-	// 1024.
+	// HoleTTL is how long after a punch dial ended a connection with its
+	// address still counts as punched (it passes the holes the punch
+	// opened in both NATs, which stay open while packets flow, and for
+	// a while after); 0 means 2 minutes.
+	HoleTTL time.Duration
+	// MaxTracked caps the relay IPs, recent addresses and holes tracked;
+	// 0 means 1024.
 	MaxTracked int
 }
 
@@ -73,7 +78,8 @@ type Target struct {
 	cfg    TargetConfig
 	relays windows
 	total  window
-	recent map[netip.AddrPort]time.Time
+	recent map[netip.AddrPort]time.Time // connects acted on, not Done
+	holes  map[netip.AddrPort]time.Time // when each punch dial was Done
 }
 
 // NewTarget returns a Target with cfg's defaults filled in.
@@ -96,10 +102,14 @@ func NewTarget(cfg TargetConfig) *Target {
 	if cfg.Dedup <= 0 {
 		cfg.Dedup = 10 * time.Second
 	}
+	if cfg.HoleTTL <= 0 {
+		cfg.HoleTTL = 2 * time.Minute
+	}
 	if cfg.MaxTracked <= 0 {
 		cfg.MaxTracked = 1024
 	}
-	return &Target{cfg: cfg, relays: windows{max: cfg.MaxTracked}, recent: map[netip.AddrPort]time.Time{}}
+	return &Target{cfg: cfg, relays: windows{max: cfg.MaxTracked},
+		recent: map[netip.AddrPort]time.Time{}, holes: map[netip.AddrPort]time.Time{}}
 }
 
 // Connect decides on a connect message m received at now from the peer
@@ -133,4 +143,37 @@ func (t *Target) Connect(now time.Time, relay netip.AddrPort, m Msg, v ConnView)
 	}
 	return Dial{Addr: addr, Transports: append([]Transport(nil), t.cfg.Transports...),
 		Attempts: t.cfg.Attempts, Every: t.cfg.Every}, true
+}
+
+// Done records at now that the dial of a connect for addr ended
+// (connected or not): a later connect for addr, the answer to a new
+// rendezvous, is acted on again, and for HoleTTL a connection with addr
+// counts as punched (see Punched).
+func (t *Target) Done(now time.Time, addr netip.AddrPort) {
+	addr = canon(addr)
+	delete(t.recent, addr)
+	if len(t.holes) >= t.cfg.MaxTracked {
+		for a, at := range t.holes {
+			if now.Sub(at) >= t.cfg.HoleTTL {
+				delete(t.holes, a)
+			}
+		}
+	}
+	if len(t.holes) < t.cfg.MaxTracked {
+		t.holes[addr] = now
+	}
+}
+
+// Punched reports whether a connection with addr made at now passes
+// through holes a punch opened: a dial for a connect message for addr is
+// under way (acted on within Dedup and not Done; a connection from addr
+// that comes in meanwhile is the other side's half of the same punch), or
+// ended less than HoleTTL ago.
+func (t *Target) Punched(now time.Time, addr netip.AddrPort) bool {
+	addr = canon(addr)
+	if at, ok := t.recent[addr]; ok && now.Sub(at) < t.cfg.Dedup {
+		return true
+	}
+	at, ok := t.holes[addr]
+	return ok && now.Sub(at) < t.cfg.HoleTTL
 }

@@ -77,3 +77,47 @@ func TestTargetRateLimits(t *testing.T) {
 		t.Fatalf("%d recent addresses, cap 8", len(tg.recent))
 	}
 }
+
+// TestTargetDone: a connect repeated while the first one's dial runs is
+// ignored, and acted on once that dial is Done (the answer to a second
+// rendezvous after a failed punch); Punched reports the dial meanwhile and
+// the hole for HoleTTL after it.
+func TestTargetDone(t *testing.T) {
+	relay := ap("203.0.113.9:6881")
+	peer := ap("203.0.113.1:40000")
+	m := Msg{Type: Connect, Addr: peer}
+	tg := NewTarget(TargetConfig{HoleTTL: time.Minute, MaxTracked: 2})
+	v := newView()
+	if tg.Punched(t0, peer) {
+		t.Fatal("punched before any connect")
+	}
+	if _, ok := tg.Connect(t0, relay, m, v); !ok {
+		t.Fatal("first connect ignored")
+	}
+	if !tg.Punched(t0.Add(time.Second), ap("[::ffff:203.0.113.1]:40000")) {
+		t.Error("not punched while dialing")
+	}
+	if _, ok := tg.Connect(t0.Add(time.Second), relay, m, v); ok {
+		t.Error("a repeat while dialing was acted on")
+	}
+	tg.Done(t0.Add(2*time.Second), peer)
+	if !tg.Punched(t0.Add(61*time.Second), peer) {
+		t.Error("the hole is forgotten before HoleTTL")
+	}
+	if tg.Punched(t0.Add(62*time.Second), peer) {
+		t.Error("the hole is remembered past HoleTTL")
+	}
+	if _, ok := tg.Connect(t0.Add(2*time.Second), relay, m, v); !ok {
+		t.Error("a connect after Done was ignored")
+	}
+	// The holes map stays within MaxTracked; expired holes make room.
+	for i := range 5 {
+		tg.Done(t0.Add(time.Duration(i)*time.Hour), netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, 113, byte(10 + i)}), 1))
+	}
+	if len(tg.holes) > 2 {
+		t.Fatalf("%d holes tracked, cap 2", len(tg.holes))
+	}
+	if !tg.Punched(t0.Add(4*time.Hour), ap("203.0.113.14:1")) {
+		t.Error("the newest hole was not recorded")
+	}
+}

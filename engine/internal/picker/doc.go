@@ -23,6 +23,17 @@
 //     outstanding) is left to it and comes last: from one peer a piece
 //     arrives in order, which lets the cache hash and buffer it as it
 //     comes. Now pieces are shared at once.
+//   - Split by shares: once SetShare gave peers weights (their rates), a
+//     Now piece, and the first nearShared missing Readahead pieces (what
+//     a reader reads next), are split among the peers that have them in
+//     proportion to their weights: a peer takes only its share of the
+//     piece's missing blocks, rounded up, whatever its pipeline, so that
+//     the piece comes from all of them at once and one peer's queue does
+//     not hold the reader up. A peer that delivered its share of a Now
+//     piece, with a short queue (lateQueue), takes over the blocks still
+//     outstanding at other peers once they are late there (dupDue), also
+//     outside endgame: a rate-limited seeder that spent its quota sends
+//     nothing until its next tick. Without weights nothing is split.
 //   - HeadTail and Normal pieces go rarest first with a random tie-break,
 //     pieces already started first (to keep few pieces half done), and in
 //     random order while we have fewer than 4 pieces.
@@ -34,7 +45,9 @@
 //
 // # Requests and endgame
 //
-// Outside endgame a block is outstanding at one peer at most. Endgame starts
+// Outside endgame a block is outstanding at one peer at most, but for the
+// late blocks of a Now piece taken over by a peer done with its share
+// (see above). Endgame starts
 // when every missing block of every wanted piece that some peer has is
 // requested (pieces nobody has do not hold it back); Pick may then
 // request a block already outstanding at other peers, up to MaxDuplicates

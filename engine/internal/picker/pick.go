@@ -25,15 +25,26 @@ func (p *Picker) Pick(peer PeerID, max int) []Request {
 	// cache hashes and buffers it as it comes. A second pass shares them
 	// when nothing else is left.
 	shared := false
+	near := nearShared
 	for _, i := range p.stream {
 		if len(out) >= max {
 			return out
 		}
-		if p.fetchedElsewhere(ps, i) {
+		// The first missing Readahead pieces are the next a reader
+		// waits on: split like Now pieces (see nearShared).
+		split := p.prio[i] == Now
+		if !split && near > 0 && p.shares && !p.have[i] {
+			near--
+			split = true
+		}
+		if !split && p.fetchedElsewhere(ps, i) {
 			shared = true
 			continue
 		}
-		out = p.take(ps, i, out, max)
+		out = p.takeSplit(ps, i, out, max, split)
+		if p.prio[i] == Now {
+			out = p.takeLate(ps, i, out, max)
+		}
 	}
 	for k := 0; shared && k < len(p.stream) && len(out) < max; k++ {
 		out = p.take(ps, p.stream[k], out, max)
@@ -52,6 +63,13 @@ func (p *Picker) Pick(peer PeerID, max int) []Request {
 	return out
 }
 
+// nearShared is how many missing Readahead pieces, first in streaming
+// order, are split among peers by their shares like Now pieces: the
+// pieces a reader reads next, right after a seek or at the start, when
+// one peer fetching a whole piece alone (a third of a second at 3 MB/s)
+// would make the reader wait for it.
+const nearShared = 2
+
 // fetchedElsewhere reports whether piece i, below Now, has blocks
 // outstanding at a peer other than ps that requested it last.
 func (p *Picker) fetchedElsewhere(ps *peerState, i int) bool {
@@ -62,8 +80,24 @@ func (p *Picker) fetchedElsewhere(ps *peerState, i int) bool {
 // take appends requests for the free blocks of piece i, in block order, if
 // the peer has the piece and it is wanted and missing.
 func (p *Picker) take(ps *peerState, i int, out []Request, max int) []Request {
+	return p.takeSplit(ps, i, out, max, p.prio[i] == Now)
+}
+
+// takeSplit is take, with ps taking only its share of the piece when
+// split is set (nowRoom).
+func (p *Picker) takeSplit(ps *peerState, i int, out []Request, max int, split bool) []Request {
 	if !p.wantedP(i) || p.free(i) == 0 || !(ps.seed || hasBit(ps.has, i)) || !p.mayTake(ps, i) {
 		return out
+	}
+	if split {
+		// A read waits on it: ps takes its share, the other peers
+		// theirs, so that the piece comes from all of them at once.
+		if room := p.nowRoom(ps, i); room >= 0 {
+			max = min(max, len(out)+room)
+			if len(out) >= max {
+				return out
+			}
+		}
 	}
 	fresh := p.dl[i] == nil
 	d := p.startDownload(i)

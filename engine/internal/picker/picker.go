@@ -53,6 +53,8 @@ type Picker struct {
 	pendingCancel []PeerRequest // requests for pieces we now have
 
 	now int64 // the caller's clock (SetClock), in nanoseconds
+
+	shares bool // SetShare gave some peer a weight: near pieces are split too
 }
 
 // peerState is what we know of one peer.
@@ -69,6 +71,8 @@ type peerState struct {
 	// a Now piece's block is duplicated elsewhere (SetDuplicateAfter);
 	// zero means NowDuplicateAfter.
 	dupAfter int64
+	// share is the peer's weight when Now pieces are split (SetShare).
+	share float64
 }
 
 // download is the block state of a piece being downloaded.

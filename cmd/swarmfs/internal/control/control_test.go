@@ -59,7 +59,7 @@ func TestAddRemoveStatus(t *testing.T) {
 
 	tb := librarytest.MakeTorrent(t, "album", map[string]int{"a.flac": 1000, "b.txt": 3})
 	got, err := c.Add(ctx(t), "album.torrent", tb)
-	if err != nil || got.Name != "album" || len(got.Files) != 2 || !got.Ready {
+	if err != nil || got.Name != "album" || got.Files.Len() != 2 || !got.Ready {
 		t.Fatalf("add: %+v, %v", got, err)
 	}
 	mag := "magnet:?xt=urn:btih:" + metainfo.Hash{5}.String() + "&dn=mag"
@@ -74,7 +74,7 @@ func TestAddRemoveStatus(t *testing.T) {
 	}
 
 	ts, err := c.Status(ctx(t))
-	if err != nil || len(ts) != 2 || ts[0].Name != "album" || ts[0].Files[0].Size != 1000 || ts[0].Stats.PiecesTotal != 4 {
+	if err != nil || len(ts) != 2 || ts[0].Name != "album" || ts[0].Files.At(0).Size != 1000 || ts[0].Stats.PiecesTotal != 4 {
 		t.Fatalf("status: %+v, %v", ts, err)
 	}
 

@@ -31,7 +31,7 @@ func (s *Server) serveFile(w http.ResponseWriter, r *http.Request, escaped strin
 		s.fail(w, r, fmt.Errorf("%w: %s has no file %q", library.ErrNotFound, t.Name, p))
 		return
 	}
-	f := t.Files[idx]
+	f := t.Files.At(idx)
 	hdr := w.Header()
 	hdr.Set("Content-Type", contentType(f.Path))
 	hdr.Set("ETag", fmt.Sprintf(`"%s-%d"`, h, idx))

@@ -27,8 +27,8 @@ var indexTmpl = template.Must(template.New("index").Funcs(template.FuncMap{
 {{range .}}<h2 id="t-{{.InfoHash}}">{{.Name}}</h2>
 <p>{{if .Ready}}{{bytes .Size}}, {{percent .Stats}} verified{{else}}waiting for metadata{{end}},
 {{.Stats.State}}, {{.Stats.Peers}} peers{{if hasMedia .}} · <a href="/playlist/{{.InfoHash}}.m3u">playlist</a>{{end}}</p>
-{{if .Files}}<table>
-{{$t := .}}{{range .Files}}<tr><td><a href="{{fileURL $t .}}">{{.Path}}</a></td><td class="n">{{bytes .Size}}</td></tr>
+{{if .Files.Len}}<table>
+{{$t := .}}{{range $i, $f := .Files.All}}<tr><td><a href="{{fileURL $t $f}}">{{$f.Path}}</a></td><td class="n">{{bytes $f.Size}}</td></tr>
 {{end}}</table>{{end}}
 {{end}}</body></html>
 `))
@@ -64,7 +64,12 @@ func fileURL(t library.Torrent, f library.File) string {
 }
 
 func hasMedia(t library.Torrent) bool {
-	return slices.ContainsFunc(t.Files, func(f library.File) bool { return isMedia(f.Path) })
+	for _, f := range t.Files.All() {
+		if isMedia(f.Path) {
+			return true
+		}
+	}
+	return false
 }
 
 // servePlaylist writes /playlist/INFOHASH.m3u.
@@ -91,7 +96,7 @@ func (s *Server) servePlaylist(w http.ResponseWriter, r *http.Request, rest stri
 	base := scheme + "://" + r.Host
 	var b strings.Builder
 	b.WriteString("#EXTM3U\n")
-	for _, f := range t.Files {
+	for _, f := range t.Files.All() {
 		if !isMedia(f.Path) {
 			continue
 		}

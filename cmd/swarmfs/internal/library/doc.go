@@ -14,7 +14,9 @@
 //
 // Implementations must be safe for concurrent use. Every method except
 // Reader.ReadAt must return promptly: front ends call Torrents for every
-// index page, status line and metrics scrape.
+// index page, status line and metrics scrape. A snapshot's Files are read
+// from the torrent's parsed info only when walked (InfoFiles), so that
+// snapshots of a torrent of many files cost nothing per file.
 //
 // # Errors
 //

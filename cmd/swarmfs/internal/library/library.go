@@ -54,8 +54,9 @@ type Torrent struct {
 	// Ready reports whether the metadata is known; Files is empty until then.
 	Ready bool
 	// Size is the total length of the files (0 until Ready).
-	Size  int64
-	Files []File
+	Size int64
+	// Files lists the files, built only when read.
+	Files Files
 	// Modified is the torrent's creation date, or the time it was added
 	// when the torrent does not say.
 	Modified time.Time
@@ -115,14 +116,7 @@ func (s Stats) Progress() float64 {
 }
 
 // FileIndex returns the index of the file at path p, or -1.
-func (t Torrent) FileIndex(p string) int {
-	for i, f := range t.Files {
-		if f.Path == p {
-			return i
-		}
-	}
-	return -1
-}
+func (t Torrent) FileIndex(p string) int { return t.Files.Index(p) }
 
 // jsonTorrent is Torrent's JSON form: the info hash as hex.
 type jsonTorrent struct {
@@ -132,20 +126,16 @@ type jsonTorrent struct {
 	Size     int64     `json:"size"`
 	Progress float64   `json:"progress"`
 	Modified time.Time `json:"modified"`
-	Files    []File    `json:"files"`
+	Files    Files     `json:"files"`
 	Stats    Stats     `json:"stats"`
 	Dir      string    `json:"dir,omitempty"`
 }
 
 // MarshalJSON writes the torrent with its info hash in hex.
 func (t Torrent) MarshalJSON() ([]byte, error) {
-	files := t.Files
-	if files == nil {
-		files = []File{}
-	}
 	return json.Marshal(jsonTorrent{
 		InfoHash: t.InfoHash.String(), Name: t.Name, Ready: t.Ready, Size: t.Size,
-		Progress: t.Stats.Progress(), Modified: t.Modified, Files: files, Stats: t.Stats, Dir: t.Dir,
+		Progress: t.Stats.Progress(), Modified: t.Modified, Files: t.Files, Stats: t.Stats, Dir: t.Dir,
 	})
 }
 

@@ -20,6 +20,13 @@ while time.time() < end:
     ses.wait_for_alert(200)
     for a in ses.pop_alerts():
         if a.what() == "lsd_peer":
-            print("lsdpeer", a.endpoint[0], a.endpoint[1], flush=True)
+            # Some builds of the bindings hand this alert over as a plain
+            # alert without its endpoint: print its message then (a crash
+            # here once killed libtorrent before it dialled us).
+            ep = getattr(a, "endpoint", None) or getattr(a, "ip", None)
+            if ep:
+                print("lsdpeer", ep[0], ep[1], flush=True)
+            else:
+                print("lsdpeer", a.message(), flush=True)
         else:
             print("alert", a.what(), a.message(), flush=True)

@@ -47,12 +47,13 @@ func NewFake() *Fake { return &Fake{torrents: map[metainfo.Hash]*fakeTorrent{}} 
 func (f *Fake) Put(h metainfo.Hash, name string, paths []string, data [][]byte, gate chan struct{}) {
 	t := library.Torrent{InfoHash: h, Name: name, Ready: true, Modified: time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)}
 	var off int64
+	var files []library.File
 	for i, p := range paths {
 		n := int64(len(data[i]))
-		t.Files = append(t.Files, library.File{Path: p, Size: n, Offset: off})
+		files = append(files, library.File{Path: p, Size: n, Offset: off})
 		off += n
 	}
-	t.Size = off
+	t.Size, t.Files = off, library.FileList(files)
 	t.Stats = library.Stats{State: "downloading", PiecesHave: 1, PiecesTotal: 4, Downloaded: 1000, Uploaded: 10, Peers: 2, WebSeedBytes: 500, HashFailures: 3, Banned: 1, EvictedBytes: 4096}
 	f.mu.Lock()
 	defer f.mu.Unlock()
