@@ -50,6 +50,12 @@ const (
 	// and would take a longer datagram cut short.
 	extMaxDatagram    = 0x53
 	maxDatagramExtLen = 4
+	// extBits is libutp's extension-bits extension (8 bytes). A handshake
+	// carries it, all zero, ahead of extMaxDatagram: libutp (Transmission)
+	// drops a packet whose first extension type is 3 or more as not uTP at
+	// all, so extMaxDatagram must never come first.
+	extBits    = 2
+	extBitsLen = 8
 )
 
 // ErrPacket is wrapped by every error of the packet parser.
@@ -156,15 +162,17 @@ func appendPacket(dst []byte, h header, sack, payload []byte) []byte {
 
 // appendHandshake encodes h (a SYN, or the STATE that answers one) with
 // the extMaxDatagram extension saying we read datagrams of up to
-// maxDatagram bytes.
+// maxDatagram bytes, chained behind an empty extBits (see extBits).
 func appendHandshake(dst []byte, h header, maxDatagram uint32) []byte {
-	dst = append(dst, byte(h.typ)<<4|version, extMaxDatagram)
+	dst = append(dst, byte(h.typ)<<4|version, extBits)
 	dst = binary.BigEndian.AppendUint16(dst, h.connID)
 	dst = binary.BigEndian.AppendUint32(dst, h.ts)
 	dst = binary.BigEndian.AppendUint32(dst, h.tsDiff)
 	dst = binary.BigEndian.AppendUint32(dst, h.wnd)
 	dst = binary.BigEndian.AppendUint16(dst, h.seq)
 	dst = binary.BigEndian.AppendUint16(dst, h.ack)
+	dst = append(dst, extMaxDatagram, extBitsLen)
+	dst = append(dst, make([]byte, extBitsLen)...)
 	dst = append(dst, 0, maxDatagramExtLen)
 	return binary.BigEndian.AppendUint32(dst, maxDatagram)
 }

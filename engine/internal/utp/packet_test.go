@@ -80,9 +80,16 @@ func TestPacketExtensions(t *testing.T) {
 // checks that a malformed one is skipped like any unknown extension.
 func TestHandshakeExtension(t *testing.T) {
 	h := header{typ: stSyn, connID: 7, ts: 1, seq: 9}
-	p, err := parsePacket(appendHandshake(nil, h, 65535))
+	hs := appendHandshake(nil, h, 65535)
+	p, err := parsePacket(hs)
 	if err != nil || p.header != h || p.maxDatagram != 65535 || p.sack != nil || p.payload != nil {
 		t.Fatalf("parse(appendHandshake) = %+v, %v", p, err)
+	}
+	// libutp (Transmission) takes a datagram for uTP only when its first
+	// extension type is below 3: a handshake that led with ours was
+	// dropped, and no connection with Transmission came up.
+	if hs[1] >= 3 {
+		t.Fatalf("a handshake's first extension is %#x: libutp drops it", hs[1])
 	}
 	// Three bytes instead of four: not ours, skipped.
 	b := appendPacket(nil, header{typ: stState}, nil, nil)
