@@ -143,12 +143,18 @@
 // latest blocks show (pipeEst: the least request-to-block time and the rate
 // over the last round trip), so a new peer's pipeline doubles every round
 // trip until its bandwidth, not our depth, is the limit; before any rate
-// is known it is initialPipeline (16) requests. A piece a read waits on,
+// is known, and until its blocks show a rate over a round trip, it is at
+// least initialPipeline (16) requests. A piece a read waits on,
 // and the next two of its window, are split among the peers that have
 // them by their rates (setShares, picker.SetShare). A block of a piece
 // a read waits on is duplicated at another peer once it is late for the
-// peer holding it: twice that peer's round trip plus four blocks at its
-// rate (picker.SetDuplicateAfter). We stay interested in a peer for
+// peer holding it: that peer's least request-to-block time plus one block
+// at its rate, plus one block at its rate for each request queued before
+// it there (setLateTimes, picker.SetDuplicateAfter and SetQueueTime); a
+// peer that has sent nothing yet gets twice the least round trip of the
+// others. A timer (lateTimer) wakes the loop when the next such block
+// becomes late, so the takeover does not wait for the next block or tick.
+// We stay interested in a peer for
 // interestLinger (20 s) after we last wanted something from it: a peer
 // told we are not interested chokes us, and the next reader would wait
 // for its unchoke. Pieces whose priority

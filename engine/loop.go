@@ -36,6 +36,7 @@ type loopState struct {
 	punch *holepunchState // BEP 55; nil until needed
 	fault diskFault
 	gate  prefetchGate
+	late  lateTimer // the next late block of a waiting read (pipeline.go)
 
 	prefetch, paused bool
 	verifySynced     <-chan struct{} // the cache's VerifyDone whose closing was taken into account
@@ -95,6 +96,7 @@ func (t *Torrent) run() {
 	ls.addPeers(t.opt.Peers, SourceOptions)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	defer ls.late.stop()
 	ls.rates.lastTick = time.Now()
 	ls.maybeDial()
 	for {
@@ -139,6 +141,9 @@ func (t *Torrent) run() {
 			ls.addPeers(addrs, SourceDHT)
 		case now := <-tick.C:
 			ls.tick(now)
+		case <-ls.late.C():
+			ls.late.fired()
+			ls.conns.refillAll = true
 		case <-t.closing:
 			ls.shutdown()
 			return

@@ -13,15 +13,37 @@ import (
 const maxAllowedIn = 32
 
 // pipeline returns how many requests to keep outstanding at p (see
-// pipeEst.depth), and gives the picker the time after which p's blocks are
-// late (pipeEst.dupAfter).
+// pipeEst.depth).
 func (ls *loopState) pipeline(p *peer) int {
 	d := p.pipe.depth(p.downRate.value)
 	if p.ext != nil && p.ext.Reqq > 0 {
 		d = min(d, p.ext.Reqq)
 	}
-	ls.pk.SetDuplicateAfter(p.id, p.pipe.dupAfter(p.downRate.value))
 	return d
+}
+
+// setLateTimes gives the picker the time after which each peer's blocks
+// are late (pipeEst.dupAfter, pipeEst.queueTime). A peer no block came
+// from yet gets twice the least round trip the others show rather than
+// picker.NowDuplicateAfter: right after connecting, a rate-limited
+// seeder may send nothing until its next bandwidth tick (libtorrent: up
+// to 0.5 s), and the first piece a read waits on is then taken over by
+// the peers that did answer.
+func (ls *loopState) setLateTimes() {
+	var least time.Duration
+	for p := range ls.conns.peers {
+		if r := p.pipe.rtt; r > 0 && (least == 0 || r < least) {
+			least = r
+		}
+	}
+	for p := range ls.conns.peers {
+		d := p.pipe.dupAfter(p.downRate.value)
+		if d == 0 && least > 0 {
+			d = min(max(2*least, minDupAfter), maxDupAfter)
+		}
+		ls.pk.SetDuplicateAfter(p.id, d)
+		ls.pk.SetQueueTime(p.id, p.pipe.queueTime(p.downRate.value))
+	}
 }
 
 // fillRequests tops up the request pipelines of the peers marked for it.
@@ -40,6 +62,7 @@ func (ls *loopState) fillRequests() {
 	ls.gatePrefetch()
 	ls.pk.SetClock(time.Now())
 	ls.setShares()
+	ls.setLateTimes()
 	if ls.conns.refillAll {
 		for p := range ls.conns.peers {
 			ls.fillPeer(p)
@@ -50,6 +73,27 @@ func (ls *loopState) fillRequests() {
 		}
 	}
 	ls.conns.clearRefill()
+	ls.armLate()
+}
+
+// lateGap is the least time between two wake-ups of the late timer: the
+// blocks queued at one peer become late a block's transfer apart (5 ms
+// at 3 MB/s), and each wake-up refills every peer.
+const lateGap = 10 * time.Millisecond
+
+// armLate sets the loop's late timer for the next block of a waiting read
+// to become late (picker.NextLate), lateGap from now at the soonest.
+func (ls *loopState) armLate() {
+	now := time.Now()
+	ls.pk.SetClock(now)
+	at, ok := ls.pk.NextLate()
+	switch {
+	case !ok:
+		at = time.Time{}
+	case at.Before(now.Add(lateGap)):
+		at = now.Add(lateGap)
+	}
+	ls.late.set(at, now)
 }
 
 // setShares gives the picker each peer's weight when a piece a read waits

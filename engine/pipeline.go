@@ -65,32 +65,96 @@ const initialPipeline = 16
 // larger of about one second of data at its smoothed rate (longRate, the
 // rate the loop measures per tick) and twice the bandwidth-delay product
 // its recent blocks show, plus minPipeline, within [minPipeline,
-// maxPipeline]; initialPipeline while neither rate is known.
+// maxPipeline]; at least initialPipeline while its blocks have not shown
+// a rate over a round trip yet. A rate-limited seeder that sends nothing
+// until its next bandwidth tick (a fresh libtorrent seeder: 0.5 s) makes
+// the loop's first smoothed rate tiny, and a depth cut to minPipeline on
+// it would drain its queue, so that it stops building up quota.
 func (e *pipeEst) depth(longRate float64) int {
-	if e.rate == 0 && longRate == 0 {
-		return initialPipeline
-	}
 	d := int(longRate / wire.BlockSize)
 	if e.rate > 0 && e.rtt > 0 {
 		d = max(d, int(2*e.rate*e.rtt.Seconds()/wire.BlockSize))
 	}
-	return min(d+minPipeline, maxPipeline)
+	d = min(d+minPipeline, maxPipeline)
+	if e.rate == 0 {
+		d = max(d, initialPipeline)
+	}
+	return d
 }
 
 // dupAfter returns how long a block of a piece a read waits on may be
-// outstanding at the peer before it is late there: twice the time the peer
-// takes to answer a request and send minPipeline blocks, at its round trip
-// and rate; within [minDupAfter, maxDupAfter]. Zero means not known yet
-// (no block came). The blocks queued before it at the peer are left out on
-// purpose: a read is waiting, and a duplicate at a peer with a shorter
-// queue is worth the bytes it may waste.
+// outstanding at the peer, when it was requested with none queued before
+// it, before it is late there: the least request-to-block time seen (a
+// round trip and one block's transfer) plus one more block's transfer at
+// the peer's rate (none while the rate is not known), within
+// [minDupAfter, maxDupAfter]; the blocks queued before it add queueTime
+// each. Zero means not known yet (no block came). A rate-limited seeder
+// that has spent its quota sends nothing until its next bandwidth tick
+// (libtorrent: every 0.5 s), and a peer done with its share then takes
+// over the blocks it sits on as soon as they are late.
 func (e *pipeEst) dupAfter(longRate float64) time.Duration {
 	if e.rtt == 0 {
 		return 0
 	}
-	exp := e.rtt
-	if r := max(e.rate, longRate); r > 0 {
-		exp += time.Duration(float64(minPipeline*wire.BlockSize) / r * float64(time.Second))
+	return min(max(e.rtt+e.queueTime(longRate), minDupAfter), maxDupAfter)
+}
+
+// queueTime returns how long the peer takes to send one block: at its
+// smoothed rate (longRate), or before the loop has one at the rate its
+// recent blocks show; 0 while neither is known.
+func (e *pipeEst) queueTime(longRate float64) time.Duration {
+	r := longRate
+	if r <= 0 {
+		r = e.rate
 	}
-	return min(max(2*exp, minDupAfter), maxDupAfter)
+	if r <= 0 {
+		return 0
+	}
+	return time.Duration(float64(wire.BlockSize) / r * float64(time.Second))
+}
+
+// lateTimer wakes the loop when the next block of a piece a read waits on
+// becomes late at the peers holding it (picker.NextLate), so that a peer
+// done with its share takes it over at once, not at its next block or the
+// loop's next tick. Used by the loop goroutine only.
+type lateTimer struct {
+	t  *time.Timer
+	at time.Time // when t fires; zero while it is stopped
+}
+
+// C returns the channel the timer fires on; nil (never ready) while it is
+// stopped.
+func (lt *lateTimer) C() <-chan time.Time {
+	if lt.at.IsZero() {
+		return nil
+	}
+	return lt.t.C
+}
+
+// set arms the timer for at, or stops it for the zero time.
+func (lt *lateTimer) set(at, now time.Time) {
+	if at.Equal(lt.at) {
+		return
+	}
+	lt.stop()
+	if at.IsZero() {
+		return
+	}
+	if lt.t == nil {
+		lt.t = time.NewTimer(at.Sub(now))
+	} else {
+		lt.t.Reset(at.Sub(now))
+	}
+	lt.at = at
+}
+
+// fired records that the timer's channel delivered.
+func (lt *lateTimer) fired() { lt.at = time.Time{} }
+
+// stop stops the timer.
+func (lt *lateTimer) stop() {
+	if lt.t != nil {
+		lt.t.Stop()
+	}
+	lt.at = time.Time{}
 }

@@ -70,28 +70,82 @@ func TestPipelineStartsFromBDP(t *testing.T) {
 	}
 }
 
-// TestDupAfterFromRTTAndRate: the duplicate timeout is twice a round trip
-// plus minPipeline blocks at the peer's rate, clamped; unknown before the
-// first block.
+// TestDupAfterFromRTTAndRate: the duplicate timeout is the least
+// request-to-block time plus one block at the peer's rate (none without a
+// rate), clamped, and each block queued before adds one block at
+// that rate; unknown before the first block.
 func TestDupAfterFromRTTAndRate(t *testing.T) {
 	var e pipeEst
 	if d := e.dupAfter(1e6); d != 0 {
 		t.Fatalf("dupAfter before any block %v, want 0", d)
 	}
+	if q := e.queueTime(0); q != 0 {
+		t.Fatalf("queueTime without a rate %v, want 0", q)
+	}
 	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	e.block(t0.Add(80*time.Millisecond), t0, wire.BlockSize)
-	// 4 blocks at 3 MB/s: 21.8 ms behind an 80 ms round trip.
-	queued := float64(minPipeline * wire.BlockSize)
-	want := 2 * (80*time.Millisecond + time.Duration(queued/3e6*float64(time.Second)))
-	if d := e.dupAfter(3e6); d != want {
-		t.Fatalf("dupAfter %v, want %v", d, want)
+	if d := e.dupAfter(0); d != 80*time.Millisecond {
+		t.Fatalf("dupAfter without a rate %v, want the round trip", d)
 	}
-	if d := e.dupAfter(10e3); d != maxDupAfter {
+	// One block at 3 MB/s: 5.46 ms behind an 80 ms round trip.
+	rate := 3e6
+	block := time.Duration(float64(wire.BlockSize) / rate * float64(time.Second))
+	if d := e.dupAfter(3e6); d != 80*time.Millisecond+block {
+		t.Fatalf("dupAfter %v, want %v", d, 80*time.Millisecond+block)
+	}
+	if q := e.queueTime(3e6); q != block {
+		t.Fatalf("queueTime %v, want %v", q, block)
+	}
+	if d := e.dupAfter(5e3); d != maxDupAfter {
 		t.Fatalf("slow peer: dupAfter %v, want the cap %v", d, maxDupAfter)
 	}
 	var near pipeEst
 	near.block(t0.Add(time.Millisecond), t0, wire.BlockSize)
 	if d := near.dupAfter(100e6); d != minDupAfter {
 		t.Fatalf("near fast peer: dupAfter %v, want the floor %v", d, minDupAfter)
+	}
+}
+
+// TestLateTimer: the late timer fires at the time it is set for, only
+// once, is re-armed for a new time and stops for the zero time.
+func TestLateTimer(t *testing.T) {
+	var lt lateTimer
+	if lt.C() != nil {
+		t.Fatal("an unset timer has a channel")
+	}
+	now := time.Now()
+	lt.set(now.Add(time.Hour), now)
+	lt.set(now.Add(time.Millisecond), now)
+	select {
+	case <-lt.C():
+		lt.fired()
+	case <-time.After(10 * time.Second):
+		t.Fatal("the timer re-armed for 1 ms did not fire")
+	}
+	if lt.C() != nil {
+		t.Fatal("a fired timer still has a channel")
+	}
+	lt.set(time.Now().Add(time.Millisecond), time.Now())
+	lt.set(time.Time{}, time.Now())
+	if lt.C() != nil {
+		t.Fatal("a stopped timer has a channel")
+	}
+	lt.stop()
+}
+
+// TestDepthNotCutBeforeRate: until a peer's blocks show a rate over a
+// round trip, a tiny smoothed rate (a rate-limited seeder that waited for
+// its bandwidth tick) does not cut its depth below initialPipeline; once
+// they show one, a slow peer's depth follows its rate.
+func TestDepthNotCutBeforeRate(t *testing.T) {
+	var e pipeEst
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	e.block(t0.Add(80*time.Millisecond), t0, wire.BlockSize) // opens the window, no rate yet
+	if d := e.depth(10e3); d != initialPipeline {
+		t.Fatalf("depth at 10 kB/s before a measured rate %d, want %d", d, initialPipeline)
+	}
+	e.block(t0.Add(time.Second), t0.Add(100*time.Millisecond), wire.BlockSize) // 16 KiB in 0.92 s
+	if d := e.depth(10e3); d >= initialPipeline {
+		t.Fatalf("depth of a slow peer with a measured rate %d, want under %d", d, initialPipeline)
 	}
 }

@@ -3,6 +3,7 @@ package engine
 import (
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/swarmfs/swarmfs/engine/internal/picker"
 )
@@ -45,5 +46,38 @@ func TestSetShares(t *testing.T) {
 	}
 	if n := count(known); n != 27 {
 		t.Fatalf("the peer at 3 MB/s took %d blocks, want the other 27", n)
+	}
+}
+
+// TestSetLateTimes: the blocks of a piece a read waits on at a peer that
+// has sent nothing yet are late after twice the least round trip another
+// peer shows, not after picker.NowDuplicateAfter, and then go to the peer
+// that answers.
+func TestSetLateTimes(t *testing.T) {
+	const bpp = 8
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ls := &loopState{conns: newConns(), pk: picker.New(4, bpp*16<<10, 4*bpp*16<<10, 0)}
+	add := func(port uint16) *peer {
+		p := &peer{addr: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.1"), port), id: ls.conns.newID(),
+			amInterested: true}
+		ls.conns.add(p)
+		ls.pk.PeerHaveAll(p.id)
+		return p
+	}
+	answered, silent := add(1), add(2)
+	answered.pipe.block(t0.Add(80*time.Millisecond), t0, 16<<10) // an 80 ms round trip
+	ls.pk.SetRanges(1, []picker.Range{{First: 0, End: 1, Prio: picker.Now}})
+	ls.pk.SetClock(t0)
+	ls.setLateTimes()
+	if n := len(ls.pk.Pick(silent.id, 100)); n != bpp {
+		t.Fatalf("the silent peer took %d blocks, want the piece's %d", n, bpp)
+	}
+	ls.pk.SetClock(t0.Add(150 * time.Millisecond))
+	if got := ls.pk.Pick(answered.id, 100); len(got) != 0 {
+		t.Fatalf("blocks duplicated before twice the round trip: %v", got)
+	}
+	ls.pk.SetClock(t0.Add(170 * time.Millisecond))
+	if got := ls.pk.Pick(answered.id, 100); len(got) != bpp {
+		t.Fatalf("after twice the round trip the answering peer took %v, want the %d late blocks", got, bpp)
 	}
 }

@@ -41,8 +41,8 @@ func (p *Picker) addReq(ps *peerState, i, b int) {
 	if len(blk.reqs) == 0 {
 		p.adjustFree(i, -1)
 	}
+	blk.at, blk.ahead = p.now, int32(len(ps.reqs))
 	blk.reqs = append(blk.reqs, ps.id)
-	blk.at = p.now
 	d.owner = ps.id
 	ps.reqs[p.blockID(i, b)] = struct{}{}
 }
@@ -135,26 +135,76 @@ func (p *Picker) SetParole(peer PeerID, on bool) {
 // SetDuplicateAfter sets how long a block of a Now piece may be
 // outstanding at peer before Pick duplicates it at another peer while only
 // readers' windows are wanted: the time that peer is expected to take to
-// answer (its round trip and the requests queued before it at its rate).
-// Zero or less restores NowDuplicateAfter.
+// answer a request at the head of its queue (see SetQueueTime for the
+// requests queued before it). It applies to the blocks outstanding
+// already, too. Zero or less restores NowDuplicateAfter.
 func (p *Picker) SetDuplicateAfter(peer PeerID, d time.Duration) {
 	p.peerFor(peer).dupAfter = max(int64(d), 0)
 }
 
+// SetQueueTime sets how long peer takes to send one block (the block size
+// at its rate): a block requested while k requests are outstanding at
+// peer is late there k times d after the duplicate time of
+// SetDuplicateAfter, as the peer sends the blocks before it first (k is
+// counted when the block is requested of it, the time per block when the
+// picker checks). Zero or less (the default) counts no queue.
+func (p *Picker) SetQueueTime(peer PeerID, d time.Duration) {
+	p.peerFor(peer).perReq = max(int64(d), 0)
+}
+
 // dupDue reports whether block blk, outstanding at the peers in its reqs,
-// has waited past the duplicate timeout of every one of them.
+// is late at every one of them.
 func (p *Picker) dupDue(blk *block) bool {
-	wait := p.now - blk.at
+	return p.now >= p.lateAt(blk)
+}
+
+// lateAt returns the clock at which blk is late at every peer holding it:
+// its latest request plus, for each holder, the holder's duplicate time
+// (SetDuplicateAfter) and the time it takes to send the requests that
+// were ahead of it then (SetQueueTime). The holders' current times apply,
+// so a round trip learned after the request counts.
+func (p *Picker) lateAt(blk *block) int64 {
+	var late int64
 	for _, id := range blk.reqs {
 		after := int64(NowDuplicateAfter)
-		if ps, ok := p.peers[id]; ok && ps.dupAfter > 0 {
-			after = ps.dupAfter
+		if ps, ok := p.peers[id]; ok {
+			if ps.dupAfter > 0 {
+				after = ps.dupAfter
+			}
+			after += int64(blk.ahead) * ps.perReq
 		}
-		if wait < after {
-			return false
+		late = max(late, after)
+	}
+	return blk.at + late
+}
+
+// NextLate returns the earliest time after the clock (SetClock) at which a
+// block of a Now piece, now outstanding and not yet duplicated
+// MaxDuplicates times, becomes late (see SetDuplicateAfter), so that the
+// caller can pick again then for the peers that may take it over; ok is
+// false when there is none. Blocks late already are left out: they wait
+// for a peer to finish its share, which a block's arrival shows.
+func (p *Picker) NextLate() (at time.Time, ok bool) {
+	var first int64
+	for _, i := range p.active {
+		d := p.dl[i]
+		if p.prio[i] != Now || !p.wantedP(i) {
+			continue
+		}
+		for b := range d.blocks {
+			blk := &d.blocks[b]
+			if blk.recv || len(blk.reqs) == 0 || len(blk.reqs) >= MaxDuplicates {
+				continue
+			}
+			if at := p.lateAt(blk); at > p.now && (!ok || at < first) {
+				first, ok = at, true
+			}
 		}
 	}
-	return true
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.Unix(0, first), true
 }
 
 // TimedOut returns the request r of peer to the pool so that other peers may

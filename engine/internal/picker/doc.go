@@ -54,12 +54,16 @@
 // peers per block. When a block arrives, Received returns the duplicate
 // requests held by other peers so the engine can cancel them. While some
 // missing pieces are at None (readers' windows are all that is wanted),
-// only Now pieces get duplicates, and only for blocks outstanding longer
-// than the time each peer holding them is expected to answer in
-// (SetDuplicateAfter; NowDuplicateAfter when not set), by the clock the
-// caller gives SetClock: a window all
-// requested means the download is ahead of its reader, and duplicating
-// what is on its way in time would only fetch the same bytes twice.
+// only Now pieces get duplicates, only for blocks outstanding longer
+// than the time each peer holding them is expected to answer in (its
+// SetDuplicateAfter, NowDuplicateAfter when not set, plus SetQueueTime for
+// each request that was ahead of the block there), by the clock the
+// caller gives SetClock, and only at a peer with fewer than lateQueue
+// requests outstanding: a window all requested means the download is
+// ahead of its reader, duplicating what is on its way in time would only
+// fetch the same bytes twice, and a duplicate behind a deep queue comes no
+// sooner. NextLate tells when the next such block becomes late, so that
+// the caller picks again then rather than at its next event.
 //
 // PickAllowed is Pick restricted to a peer's BEP 6 allowed-fast pieces,
 // for use while that peer chokes us.

@@ -197,10 +197,16 @@ func (p *Picker) scanRandom(ps *peerState, cl *class, lo int, out []Request, max
 // may be duplicated. While only some are (readers' windows, the rest at
 // None), a window that is all requested means the download runs ahead of
 // its reader: duplicating it would fetch the same bytes twice for nothing,
-// so only the pieces a read waits on (Now) get duplicates, and only for
-// blocks outstanding for NowDuplicateAfter (SetClock gives the time).
+// so only the pieces a read waits on (Now) get duplicates, only for
+// blocks late at the peers holding them (dupDue), and only at a peer with
+// fewer than lateQueue requests outstanding.
 func (p *Picker) pickEndgame(ps *peerState, max int) []Request {
 	whole := p.wanted == p.numPieces-p.haveCount
+	if !whole && len(ps.reqs) >= lateQueue {
+		// A duplicate queued behind lateQueue requests would come no
+		// sooner than the late block (see takeLate).
+		return nil
+	}
 	var cand []int
 	for _, i := range p.active {
 		if p.wantedP(i) && (whole || p.prio[i] == Now) && p.mayTake(ps, i) &&

@@ -71,6 +71,10 @@ type peerState struct {
 	// a Now piece's block is duplicated elsewhere (SetDuplicateAfter);
 	// zero means NowDuplicateAfter.
 	dupAfter int64
+	// perReq is how long the peer takes to send one block at its rate
+	// (SetQueueTime): a block requested behind k others is due k perReq
+	// later than one at the head of its queue.
+	perReq int64
 	// share is the peer's weight when Now pieces are split (SetShare).
 	share float64
 }
@@ -89,10 +93,11 @@ type download struct {
 
 // block is one block of a piece being downloaded.
 type block struct {
-	reqs []PeerID // peers the block is outstanding at
-	at   int64    // clock of its latest request (SetClock)
-	recv bool     // delivered (not yet verified)
-	from PeerID   // who delivered it, when recv
+	reqs  []PeerID // peers the block is outstanding at
+	at    int64    // clock of its latest request (SetClock)
+	ahead int32    // requests outstanding before it at the peer of its latest request
+	recv  bool     // delivered (not yet verified)
+	from  PeerID   // who delivered it, when recv
 }
 
 // New returns a Picker for a torrent of numPieces pieces of pieceLength

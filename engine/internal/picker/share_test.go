@@ -168,3 +168,80 @@ func TestNowLateBlocksTakenOver(t *testing.T) {
 	}
 	mustCheck(t, q)
 }
+
+// A block requested behind others at a peer is late there only once the
+// peer had time to send the blocks before it (SetQueueTime), while the
+// head of its queue is late after the duplicate time alone; NextLate
+// tells when the next block becomes late.
+func TestLateAfterQueue(t *testing.T) {
+	const bpp = 8
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := New(4, bpp*16*kib, 4*bpp*16*kib, 0)
+	for id := range PeerID(2) {
+		p.PeerHaveAll(id)
+		p.SetShare(id, 1e6)
+		p.SetDuplicateAfter(id, 100*time.Millisecond)
+		p.SetQueueTime(id, 10*time.Millisecond)
+	}
+	p.SetClock(t0)
+	if _, ok := p.NextLate(); ok {
+		t.Fatal("NextLate with nothing outstanding")
+	}
+	p.SetRanges(1, []Range{{0, 1, Now}})
+	theirs := p.Pick(1, bpp) // its half, 4 blocks: late at 100, 110, 120, 130 ms
+	mine := p.Pick(0, bpp)
+	if len(theirs) != bpp/2 || len(mine) != bpp/2 {
+		t.Fatalf("split %v / %v, want %d blocks each", theirs, mine, bpp/2)
+	}
+	if at, ok := p.NextLate(); !ok || !at.Equal(t0.Add(100*time.Millisecond)) {
+		t.Fatalf("NextLate %v %v, want t0+100ms", at, ok)
+	}
+	for _, r := range mine {
+		p.Received(0, r)
+	}
+	p.SetClock(t0.Add(105 * time.Millisecond))
+	got := p.Pick(0, bpp)
+	if len(got) != 1 || got[0] != theirs[0] {
+		t.Fatalf("at 105 ms peer 0 took over %v, want only the head of peer 1's queue %v", got, theirs[0])
+	}
+	if at, ok := p.NextLate(); !ok || !at.Equal(t0.Add(110*time.Millisecond)) {
+		t.Fatalf("NextLate %v %v, want t0+110ms", at, ok)
+	}
+	p.Received(0, got[0])
+	p.SetClock(t0.Add(125 * time.Millisecond))
+	if got := p.Pick(0, bpp); len(got) != 2 || got[0] != theirs[1] || got[1] != theirs[2] {
+		t.Fatalf("at 125 ms peer 0 took over %v, want %v", got, theirs[1:3])
+	}
+	mustCheck(t, p)
+}
+
+// While only readers' windows are wanted, a late block of a Now piece is
+// duplicated at a peer with a short queue, not behind lateQueue requests
+// at a peer whose queue is deep: there it would come no sooner.
+func TestEndgameDuplicateNotBehindDeepQueue(t *testing.T) {
+	const bpp = 8
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := New(20, bpp*16*kib, 20*bpp*16*kib, 0)
+	for id := range PeerID(3) {
+		p.PeerHaveAll(id)
+	}
+	p.SetClock(t0)
+	p.SetRanges(1, []Range{{0, 1, Now}, {1, 6, Readahead}})
+	if n := len(p.Pick(1, bpp)); n != bpp {
+		t.Fatalf("peer 1 took %d blocks, want piece 0's %d", n, bpp)
+	}
+	if n := len(p.Pick(0, 5*bpp)); n != 5*bpp || n < lateQueue {
+		t.Fatalf("peer 0 took %d blocks, want the readahead's %d", n, 5*bpp)
+	}
+	if !p.Endgame() {
+		t.Fatal("the window is all requested: want endgame")
+	}
+	p.SetClock(t0.Add(time.Hour))
+	if got := p.Pick(0, bpp); len(got) != 0 {
+		t.Fatalf("peer 0 with %d requests outstanding got duplicates %v", p.Outstanding(0), got)
+	}
+	if got := p.Pick(2, bpp); len(got) != bpp {
+		t.Fatalf("idle peer 2 got duplicates %v, want piece 0's %d late blocks", got, bpp)
+	}
+	mustCheck(t, p)
+}
