@@ -130,6 +130,7 @@ func benchStream(b *testing.B, w, r net.Conn) {
 	buf := make([]byte, 64<<10)
 	errc := make(chan error, 1)
 	b.ResetTimer()
+	cpu0 := cpuTime(b)
 	go func() {
 		for range b.N * (chunk / len(buf)) {
 			if _, err := w.Write(buf); err != nil {
@@ -153,4 +154,5 @@ func benchStream(b *testing.B, w, r net.Conn) {
 	if err := <-errc; err != nil {
 		b.Fatal(err)
 	}
+	b.ReportMetric((cpuTime(b)-cpu0).Seconds()/(float64(b.N)*chunk/1e9), "cpu-s/GB")
 }
