@@ -24,7 +24,8 @@ import (
 // over each transport, and a swarmfs downloader restricted to uTP fed by
 // the libtorrent seeder. It reports the rates, uTP's share of our TCP
 // rate and the CPU time per GB of our two downloads. Run it with
-// -benchtime=1x.
+// -benchtime=1x. SWARMFS_BENCH_ONLY=utp (or tcp) runs only that
+// transport's downloads, for a CPU profile of one transport.
 func BenchmarkTransportLoopback(b *testing.B) {
 	enginetest.RequireLibtorrent(b)
 	size := int64(256) << 20
@@ -92,6 +93,10 @@ func BenchmarkTransportLoopback(b *testing.B) {
 	// Rounds alternate which transport goes first, and the rates are
 	// totals over them, so that a burst of load from elsewhere on the
 	// machine weighs on both.
+	only := os.Getenv("SWARMFS_BENCH_ONLY")
+	if only != "" && only != "utp" && only != "tcp" {
+		b.Fatalf("SWARMFS_BENCH_ONLY=%q: want utp or tcp", only)
+	}
 	var utpTime, tcpTime, utpCPU, tcpCPU float64
 	rounds := 3
 	b.SetBytes(size * int64(2*rounds))
@@ -99,10 +104,11 @@ func BenchmarkTransportLoopback(b *testing.B) {
 	for range b.N {
 		for i := range rounds {
 			for k := range 2 {
-				if (i+k)%2 == 0 {
+				switch {
+				case (i+k)%2 == 0 && only != "tcp":
 					utpTime += float64(size) / download(TransportUTP, seed.Addr())
 					utpCPU += cpuPerGB / float64(rounds)
-				} else {
+				case (i+k)%2 == 1 && only != "utp":
 					tcpTime += float64(size) / download(TransportTCP, seed.Addr())
 					tcpCPU += cpuPerGB / float64(rounds)
 				}
@@ -114,6 +120,11 @@ func BenchmarkTransportLoopback(b *testing.B) {
 	utpCPU /= float64(b.N)
 	tcpCPU /= float64(b.N)
 	b.StopTimer()
+	if only != "" {
+		b.ReportMetric(min(utp, tcp)/1e6, only+"-MB/s")
+		b.ReportMetric(utpCPU+tcpCPU, only+"-cpu-s/GB")
+		return
+	}
 	seeder, torrent := startLTUTPSeeder(b, mi, dir)
 	fromLT := download(TransportUTP, addrPort(b, seeder.Addr))
 	lt := libtorrentUTPRate(b, seeder, torrent)

@@ -1,9 +1,13 @@
 package utp
 
 import (
+	"bufio"
+	"encoding/binary"
 	"io"
 	"net"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // BenchmarkLoopback moves data over one connection on loopback: our uTP
@@ -24,33 +28,98 @@ func BenchmarkLoopback(b *testing.B) {
 		d, acc := connPair(b, sa, sb)
 		benchStream(b, d, acc)
 	})
+	b.Run("utp-blocks", func(b *testing.B) {
+		sa, sb := socketPair(b, Config{}, nil)
+		d, acc := connPair(b, sa, sb)
+		benchBlocks(b, d, acc)
+	})
+	b.Run("tcp-blocks", func(b *testing.B) {
+		d, acc := tcpPair(b)
+		benchBlocks(b, d, acc)
+	})
 	b.Run("tcp", func(b *testing.B) {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer ln.Close()
-		accepted := make(chan net.Conn, 1)
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				close(accepted)
-				return
-			}
-			accepted <- c
-		}()
-		d, err := net.Dial("tcp", ln.Addr().String())
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer d.Close()
-		acc, ok := <-accepted
-		if !ok {
-			b.Fatal("accept failed")
-		}
-		defer acc.Close()
+		d, acc := tcpPair(b)
 		benchStream(b, d, acc)
 	})
+}
+
+// tcpPair returns the two ends of a loopback TCP connection, closed in
+// b.Cleanup.
+func tcpPair(b *testing.B) (dialed, accepted net.Conn) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	ch := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			close(ch)
+			return
+		}
+		ch <- c
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	acc, ok := <-ch
+	if !ok {
+		b.Fatal("accept failed")
+	}
+	b.Cleanup(func() { d.Close(); acc.Close() })
+	return d, acc
+}
+
+// cpuTime is the CPU time this process used so far.
+func cpuTime(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// benchBlocks moves b.N MiB as the engine does: a write per 16 KiB block
+// message (4-byte length, 9 bytes of header, the block), each with a
+// write deadline, read through a 64 KiB bufio.Reader, header then block,
+// each with a read deadline. It reports the CPU time per GB of both ends.
+func benchBlocks(b *testing.B, w, r net.Conn) {
+	const block = 16 << 10
+	b.SetBytes(1 << 20)
+	msg := make([]byte, 13+block)
+	binary.BigEndian.PutUint32(msg, 9+block)
+	n := b.N * (1 << 20) / block
+	errc := make(chan error, 1)
+	b.ResetTimer()
+	cpu0 := cpuTime(b)
+	go func() {
+		for range n {
+			w.SetWriteDeadline(time.Now().Add(time.Minute))
+			if _, err := w.Write(msg); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	br := bufio.NewReaderSize(r, 64<<10)
+	hdr := make([]byte, 13)
+	data := make([]byte, block)
+	for range n {
+		r.SetReadDeadline(time.Now().Add(time.Minute))
+		if _, err := io.ReadFull(br, hdr); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := io.ReadFull(br, data); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := <-errc; err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric((cpuTime(b)-cpu0).Seconds()/(float64(b.N)*(1<<20)/1e9), "cpu-s/GB")
 }
 
 // benchStream writes b.N chunks of 1 MiB on w (in 64 KiB writes, as the
@@ -61,6 +130,7 @@ func benchStream(b *testing.B, w, r net.Conn) {
 	buf := make([]byte, 64<<10)
 	errc := make(chan error, 1)
 	b.ResetTimer()
+	cpu0 := cpuTime(b)
 	go func() {
 		for range b.N * (chunk / len(buf)) {
 			if _, err := w.Write(buf); err != nil {
@@ -84,4 +154,5 @@ func benchStream(b *testing.B, w, r net.Conn) {
 	if err := <-errc; err != nil {
 		b.Fatal(err)
 	}
+	b.ReportMetric((cpuTime(b)-cpu0).Seconds()/(float64(b.N)*chunk/1e9), "cpu-s/GB")
 }

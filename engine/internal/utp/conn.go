@@ -304,6 +304,8 @@ func (c *Conn) finishLocked(err error) {
 	c.st = stateDone
 	c.err = err
 	close(c.done)
+	c.rdl.stop()
+	c.wdl.stop()
 	for _, op := range c.send.out {
 		c.s.pool.put(op.buf)
 	}
