@@ -133,7 +133,9 @@ func TestCrashAfterVerify(t *testing.T) {
 func TestCrashDuringVerify(t *testing.T) {
 	tt, claimed, s := verifyCrash(t, "mid")
 	n := tt.info.NumPieces()
-	if claimed == 0 || claimed >= n/2 {
+	// The child stops inside piece n/2, so pieces 0..n/2-1 may all be
+	// verified and saved by then (a loaded run saw all of them claimed).
+	if claimed == 0 || claimed > n/2 {
 		t.Fatalf("the state after a kill half-way claims %d of %d pieces", claimed, n)
 	}
 	waitVerified(t, s)
